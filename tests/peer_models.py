@@ -1,0 +1,111 @@
+"""The shipped networks built in SpikingJelly 2.0 (multi-step), for reference tests and benchmarks.
+
+The module names mirror the YAML layer names, so ``state_dict`` keys equal snnsim weight keys.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+
+def _sj():
+    import torch.nn as nn
+    from spikingjelly.activation_based import layer, neuron
+
+    return nn, layer, neuron
+
+
+def lif(v_reset=0.0, tau=2.0, decay_input=True):
+    _, _, neuron = _sj()
+    return neuron.LIFNode(tau=tau, v_reset=v_reset, decay_input=decay_input, step_mode="m")
+
+
+def digits_mlp(v_reset=0.0):
+    nn, layer, _ = _sj()
+    return nn.Sequential(OrderedDict(
+        flatten=layer.Flatten(step_mode="m"), fc1=layer.Linear(64, 128, step_mode="m"),
+        bn1=layer.BatchNorm1d(128, step_mode="m"), sn1=lif(v_reset),
+        fc2=layer.Linear(128, 10, step_mode="m"), sn2=lif(v_reset)))
+
+
+def mnist_conv(v_reset=0.0):
+    nn, layer, _ = _sj()
+    return nn.Sequential(OrderedDict(
+        conv1=layer.Conv2d(1, 16, 3, padding=1, bias=False, step_mode="m"),
+        bn1=layer.BatchNorm2d(16, step_mode="m"), sn1=lif(v_reset), pool1=layer.MaxPool2d(2, step_mode="m"),
+        conv2=layer.Conv2d(16, 32, 3, padding=1, bias=False, step_mode="m"),
+        bn2=layer.BatchNorm2d(32, step_mode="m"), sn2=lif(v_reset), pool2=layer.MaxPool2d(2, step_mode="m"),
+        flatten=layer.Flatten(step_mode="m"), fc1=layer.Linear(1568, 128, step_mode="m"), sn3=lif(v_reset),
+        fc2=layer.Linear(128, 10, step_mode="m"), sn4=lif(v_reset)))
+
+
+def sew_block(c_in, c_out, stride, v_reset=0.0):
+    nn, layer, _ = _sj()
+
+    class SEWBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = layer.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, step_mode="m")
+            self.bn1 = layer.BatchNorm2d(c_out, step_mode="m")
+            self.sn1 = lif(v_reset)
+            self.conv2 = layer.Conv2d(c_out, c_out, 3, padding=1, bias=False, step_mode="m")
+            self.bn2 = layer.BatchNorm2d(c_out, step_mode="m")
+            self.sn2 = lif(v_reset)
+            self.downsample = None
+            if stride != 1 or c_in != c_out:
+                self.downsample = nn.Sequential(
+                    layer.Conv2d(c_in, c_out, 1, stride=stride, bias=False, step_mode="m"),
+                    layer.BatchNorm2d(c_out, step_mode="m"), lif(v_reset))
+
+        def forward(self, x):
+            out = self.sn2(self.bn2(self.conv2(self.sn1(self.bn1(self.conv1(x))))))
+            return out + (self.downsample(x) if self.downsample is not None else x)
+
+    return SEWBlock()
+
+
+def cifar_sew_resnet(v_reset=0.0):
+    nn, layer, _ = _sj()
+    return nn.Sequential(OrderedDict(
+        conv1=layer.Conv2d(3, 16, 3, padding=1, bias=False, step_mode="m"),
+        bn1=layer.BatchNorm2d(16, step_mode="m"), sn1=lif(v_reset),
+        block1=sew_block(16, 16, 1, v_reset), block2=sew_block(16, 32, 2, v_reset),
+        block3=sew_block(32, 64, 2, v_reset), pool=layer.AvgPool2d(8, step_mode="m"),
+        flatten=layer.Flatten(step_mode="m"), fc=layer.Linear(64, 10, step_mode="m"), sn_out=lif(v_reset)))
+
+
+BUILDERS = {"digits_mlp": digits_mlp, "mnist_conv": mnist_conv, "cifar_sew_resnet": cifar_sew_resnet}
+
+
+def load_into(model, weights: dict[str, np.ndarray]):
+    """Copy snnsim weights (keyed like the state_dict) into a torch model, strictly."""
+    import torch
+
+    sd = model.state_dict()
+    new = {k: torch.from_numpy(np.asarray(weights[k])).reshape(sd[k].shape) if k in weights else sd[k]
+           for k in sd}
+    model.load_state_dict(new, strict=True)
+    return model.eval()
+
+
+def run_sj(model, x: np.ndarray, T: int, record=()):
+    """Direct encoding: x [N, ...] repeated T times. Returns output [T, N, ...] and recorded spikes."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    spikes = {}
+    hooks = []
+    for name, mod in model.named_modules():
+        if name in record:
+            hooks.append(mod.register_forward_hook(
+                lambda m, i, o, name=name: spikes.__setitem__(name, o.detach().numpy().copy())))
+    functional.reset_net(model)
+    with torch.no_grad():
+        xs = torch.from_numpy(x).unsqueeze(0).repeat((T,) + (1,) * x.ndim)
+        out = model(xs).numpy()
+    for h in hooks:
+        h.remove()
+    functional.reset_net(model)
+    return out, spikes

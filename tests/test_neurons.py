@@ -1,0 +1,102 @@
+"""Neuron steps against the equations written out by hand (float32 scalars, the same expression order)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snnsim import neurons
+from snnsim.spec import Neuron
+
+f32 = np.float32
+
+
+def hand_step(kind, x, v, tau, decay_input, thr, v_reset, rule, clip=None, q=None):
+    """One neuron, one step, straight from the SpikingJelly 2.0 equations (peers.md §3.1)."""
+    vr = f32(0.0) if v_reset is None else f32(v_reset)
+    x, v, tau, thr = f32(x), f32(v), f32(tau), f32(thr)
+    if kind == "if":
+        h = v + x
+    elif kind == "threshold":
+        h = x if clip is None else f32(min(max(x, f32(clip[0])), f32(clip[1])))
+    elif kind == "plif":
+        h = v + (x - (v - vr)) * q if decay_input else v - (v - vr) * q + x
+    else:
+        h = v + (x - (v - vr)) / tau if decay_input else v - (v - vr) / tau + x
+    if kind == "li":
+        return h, h
+    s = (h > thr) if rule == "gt" else (h >= thr)
+    if not s:
+        return f32(0), h
+    return f32(1), (vr if v_reset is not None else h - thr)
+
+
+def _layer(kind, **kw):
+    return Neuron("n", (5,), (5,), neuron=kind, **kw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["if", "lif", "li", "plif"]), tau=st.floats(1.1, 8.0),
+       decay_input=st.booleans(), thr=st.floats(0.2, 2.0), hard=st.booleans(),
+       v_reset=st.floats(-0.5, 0.5), rule=st.sampled_from(["ge", "gt"]), w=st.floats(-3, 3),
+       seed=st.integers(0, 2**16))
+def test_neuron_step_matches_hand_equations(kind, tau, decay_input, thr, hard, v_reset, rule, w, seed):
+    layer = _layer(kind, tau=tau, decay_input=decay_input, v_threshold=thr,
+                   v_reset=v_reset if hard else None, spike_rule=rule)
+    wt = f32(w)
+    p = neurons.neuron_params(layer, wt)
+    q = f32(1) / (f32(1) + np.exp(-wt, dtype=f32))
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(0.6, 0.8, (6, 5)).astype(f32)
+    v = np.full(5, p.v_init, f32)
+    ref_v = [p.v_init] * 5
+    for x in xs:
+        out, h = np.empty(5, f32), np.empty(5, f32)
+        neurons.step(p, x, v, out, h)
+        for i in range(5):
+            s, ref_v[i] = hand_step(kind, x[i], ref_v[i], tau, decay_input, thr, layer.v_reset, rule, q=q)
+            assert out[i] == s
+            assert v[i] == ref_v[i]          # bit-identical: same float32 expression order
+
+
+def test_initial_state_and_stateless_layers():
+    hard = neurons.neuron_params(_layer("lif", v_reset=-0.25))
+    assert hard.v_init == f32(-0.25)
+    soft = neurons.neuron_params(_layer("lif", v_reset=None))
+    assert soft.v_init == f32(0.0)
+    p = neurons.neuron_params(_layer("if", stateless=True))
+    v = np.zeros(5, f32)
+    out, h = np.empty(5, f32), np.empty(5, f32)
+    x = np.full(5, 0.6, f32)
+    for _ in range(3):                      # 0.6 never reaches 1 when the state is cleared each step
+        assert neurons.step(p, x, v, out, h) == 0
+    q = neurons.neuron_params(_layer("if"))
+    v[:] = 0
+    counts = [neurons.step(q, x, v, out, h) for _ in range(3)]
+    assert counts == [0, 5, 0]              # 0.6, 1.2 -> spike and reset to 0, 0.6
+
+
+def test_threshold_neuron_is_quant():
+    """T-RevSNN's Quant at eval: clamp to [0, 1] then round half to even, i.e. spike iff u > 0.5."""
+    p = neurons.neuron_params(_layer("threshold", v_threshold=0.5, spike_rule="gt", clip=(0.0, 1.0)))
+    u = np.array([-1.0, 0.49, 0.5, 0.51, 7.0], f32)
+    out, h, v = np.empty(5, f32), np.empty(5, f32), np.zeros(5, f32)
+    neurons.step(p, u, v, out, h)
+    np.testing.assert_array_equal(out, np.round(np.clip(u, 0, 1)))
+    np.testing.assert_array_equal(h, np.clip(u, 0, 1))
+
+
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_plif_at_w0_equals_lif_tau2(decay_input):
+    """sigmoid(0) = 0.5 and /2 == *0.5 exactly in float32, so PLIF(w=0) and LIF(tau=2) agree bit for bit."""
+    a = neurons.neuron_params(_layer("plif", decay_input=decay_input), f32(0))
+    b = neurons.neuron_params(_layer("lif", tau=2.0, decay_input=decay_input))
+    rng = np.random.default_rng(0)
+    va, vb = np.zeros(5, f32), np.zeros(5, f32)
+    for _ in range(8):
+        x = rng.normal(0.5, 1, 5).astype(f32)
+        oa, ob, h = np.empty(5, f32), np.empty(5, f32), np.empty(5, f32)
+        neurons.step(a, x, va, oa, h)
+        neurons.step(b, x, vb, ob, h)
+        np.testing.assert_array_equal(oa, ob)
+        np.testing.assert_array_equal(va, vb)
