@@ -87,7 +87,8 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit):
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
               help="Part of --dataset to run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples.")
-@click.option("--timesteps", "-T", type=click.IntRange(min=1), help="Override the network's T.")
+@click.option("--timesteps", "-T", help="Override the network's T; a list such as 5,4,3,2,1 runs the same weights "
+              "at each T and prints accuracy and cost per T (T=1: one-shot, no state kept).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--form", type=click.Choice(["auto", "dense", "event"]), default="auto", show_default=True,
               help="Kernel form for layers with weights; auto picks per layer and timestep by density.")
@@ -104,12 +105,19 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, t
     spec, net = _load(network, weights_path)
     x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit)
     n = x.shape[1] if spec.encoding.kind == "events" else len(x)
-    T = timesteps or spec.timesteps
+    Ts = _parse_timesteps(timesteps) or [spec.timesteps]
+    if len(Ts) > 1:
+        if output or trace_path:
+            raise InputError("--output and --trace save a single run; give one value of -T with them")
+        _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold)
+        return
+    T = Ts[0]
     with click.progressbar(length=n, label=f"{spec.name} T={T}", file=sys.stderr,
                            hidden=n < PROGRESS_MIN_SAMPLES) as bar:
         result = run_net(net, x, timesteps=T, batch_size=batch_size, form=form,
                          event_threshold=event_threshold, progress=bar.update)
-    click.echo(f"network {spec.name}: {n} samples, T={T}, encoding {spec.encoding.kind}")
+    click.echo(f"network {spec.name}: {n} samples, T={T}, encoding {spec.encoding.kind}, "
+               f"regime {result.trace.regime}")
     if y is not None:
         click.echo(f"accuracy: {accuracy(result, y):.4f}")
     table = stats_table(result.trace)
@@ -125,6 +133,49 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, t
     if trace_path:
         result.trace.save(trace_path)
         click.echo(f"saved trace to {trace_path}")
+
+
+def _parse_timesteps(text):
+    if text is None:
+        return []
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise InputError(f"-T/--timesteps: expected a positive integer or a comma-separated list of them "
+                         f"(e.g. 5,4,3,2,1), got {text!r}")
+    return values
+
+
+def _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold):
+    """The same weights at several T (IIR-SNN's setting): accuracy and cost per T."""
+    import time
+
+    import pandas as pd
+
+    from .engine import accuracy, run as run_net
+
+    rows = []
+    for T in Ts:
+        t0 = time.perf_counter()
+        res = run_net(net, x, timesteps=T, batch_size=batch_size, form=form, event_threshold=event_threshold)
+        dt = time.perf_counter() - t0
+        tr = res.trace
+        spikes = sum(int(r.events_out.sum()) for r in tr.layers
+                     if r.kind == "neuron" and r.geometry.get("neuron") != "li")
+        row = dict(T=T, regime=tr.regime)
+        if y is not None:
+            row["accuracy"] = accuracy(res, y)
+        row.update(spikes_per_sample=spikes / max(1, n),
+                   synops_per_sample=sum(float(r.synops.sum()) for r in tr.layers) / max(1, n),
+                   state_words=sum(r.state_size for r in tr.layers if r.stateful),
+                   ms_per_sample=1e3 * dt / max(1, n))
+        rows.append(row)
+        if y is not None:
+            click.echo(f"T={T}: accuracy {row['accuracy']:.4f}")
+    click.echo(f"network {spec.name}: {n} samples, encoding {spec.encoding.kind}")
+    click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def _save(path, arrays):
@@ -145,8 +196,10 @@ def info(network):
     spec = load_spec(network)
     rows = []
     for layer in spec.all_layers():
-        params = sum(int(np.prod(s)) for s in layer.param_shapes().values())
-        state = int(np.prod(layer.out_shape)) if layer.stateful and not isinstance(layer, Residual) else 0
+        params = (layer.own_params() if hasattr(layer, "own_params")     # shared modules count once
+                  else sum(int(np.prod(s)) for s in layer.param_shapes().values()))
+        state = (layer.state_words if hasattr(layer, "state_words")        # T-RevSNN: the c_l of every level
+                 else int(np.prod(layer.out_shape)) if layer.stateful and not isinstance(layer, Residual) else 0)
         kind = getattr(layer, "neuron", layer.kind)
         rows.append(dict(layer=layer.name, type=kind, output="x".join(map(str, layer.out_shape)),
                          params=params, state=state))
@@ -166,13 +219,22 @@ def info(network):
 @click.option("--seed", type=int, default=0, show_default=True)
 def init_weights(network, out, seed):
     """Write seeded random weights for NETWORK (PyTorch-style initialisation)."""
+    from .layers_extra import random_weights     # snnsim.weights.random_weights + gains, alphas, shared modules
     from .spec import load_spec
-    from .weights import random_weights, save_npz
+    from .weights import save_npz
 
     spec = load_spec(network)
     save_npz(out, random_weights(spec, seed))
     click.echo(f"wrote {len(spec.param_shapes())} arrays to {out}")
 
+
+from hwmodel.cli import hw  # noqa: E402  (the accelerator model's command; hwmodel never imports the CLI)
+
+from .nir_cli import export_nir, import_nir  # noqa: E402
+
+main.add_command(hw)
+main.add_command(import_nir)
+main.add_command(export_nir)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -104,6 +104,13 @@ class _BatchRun:
 
     def _init(self, ops):
         for op in ops:
+            if hasattr(op, "trace_records"):     # reversible / T-RevSNN ops: children first, then their records
+                for sub in op.children():
+                    self._init(sub)
+                for rec in op.trace_records(self.T):
+                    self.records[rec.name] = rec
+                    self.order.append(rec)
+                continue
             if isinstance(op, ResidualOp):
                 self._init(op.body)
                 self._init(op.shortcut)
@@ -122,6 +129,8 @@ class _BatchRun:
         return x
 
     def run_op(self, op: Op, x: np.ndarray, t: int) -> np.ndarray:
+        if hasattr(op, "run_step"):          # reversible blocks run their children through this batch run
+            return op.run_step(self, x, t)
         if isinstance(op, ResidualOp):
             a = self.run_ops(op.body, x, t)
             b = self.run_ops(op.shortcut, x, t) if op.shortcut else x
@@ -210,7 +219,7 @@ def _rate_spikes(x: np.ndarray, T: int, seed: int, gain: float, first_index: int
 # ----------------------------------------------------------------------------- public entry point
 def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
         event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
-        progress: Callable[[int], None] | None = None) -> RunResult:
+        progress: Callable[[int], None] | None = None, regime: str | None = None) -> RunResult:
     """Run ``x`` through the network for T timesteps and return outputs, readout and trace.
 
     x: ``[N, *input_shape]`` for direct and rate encoding, ``[T, N, *input_shape]`` for events.
@@ -218,7 +227,21 @@ def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size
     (default ``snnsim.kernels.DEFAULT_EVENT_THRESHOLD``); ``form`` forces 'dense' or 'event'.
     probes: layer names whose full tensors are kept (neurons: spikes, membrane after the step, charge H).
     progress: called with the number of samples finished after each batch.
+    regime: None picks the network's own ('multistep', 'oneshot' at T=1, 'trev' for a T-RevSNN network);
+    'oneshot' runs T=1; 'multistep' and 'trev' are checked against the network (docs/regimes.md).
     """
+    for op in net.ops:
+        if hasattr(op, "run_network"):       # T-RevSNN: each column runs once, in its own schedule (snnsim.trev)
+            return op.run_network(net, x, timesteps=timesteps, batch_size=batch_size, event_threshold=event_threshold,
+                                  form=form, probes=probes, progress=progress, regime=regime)
+    if regime not in (None, "multistep", "oneshot"):
+        raise InputError(f"regime: {regime!r} needs a T-RevSNN network (a 'trevsnn' layer); network "
+                         f"'{net.name}' runs 'multistep' or 'oneshot'" if regime == "trev"
+                         else f"regime: expected multistep, oneshot or trev, got {regime!r}")
+    if regime == "oneshot":
+        if timesteps not in (None, 1):
+            raise InputError(f"regime oneshot runs T=1, but T={timesteps} was asked for")
+        timesteps = 1
     spec = net.spec
     T = int(timesteps or spec.timesteps)
     if T < 1:

@@ -147,6 +147,9 @@ def walk_ops(ops):
         if isinstance(op, ResidualOp):
             yield from walk_ops(op.body)
             yield from walk_ops(op.shortcut)
+        elif hasattr(op, "children"):       # reversible / T-RevSNN ops (snnsim.reversible, snnsim.trev)
+            for sub in op.children():
+                yield from walk_ops(sub)
 
 
 def _bn_scale_shift(bn: BatchNorm, w: dict):
@@ -185,7 +188,9 @@ def _build(layers, w: dict, fold: bool) -> list:
     while i < len(layers):
         layer = layers[i]
         nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, (Linear, Conv2d)):
+        if hasattr(layer, "build_op"):      # layer kinds of snnsim.layers_extra build their own op
+            ops.append(layer.build_op(w, fold, _build))
+        elif isinstance(layer, (Linear, Conv2d)):
             weight = w[f"{layer.name}.weight"]
             bias = w.get(f"{layer.name}.bias", EMPTY)
             if fold and isinstance(nxt, BatchNorm):

@@ -212,6 +212,9 @@ class NetworkSpec:
         """Every expected weight key (after prefix and renames are undone) and its shape."""
         shapes = {}
         for layer in walk(self.layers):
+            if hasattr(layer, "param_keys"):    # layers that name their own weight keys (snnsim.layers_extra)
+                shapes.update(layer.param_keys())
+                continue
             for p, s in layer.param_shapes().items():
                 shapes[f"{layer.name}.{p}"] = s
         return shapes
@@ -223,6 +226,8 @@ def walk(layers):
         if isinstance(layer, Residual):
             yield from walk(layer.body)
             yield from walk(layer.shortcut)
+        elif hasattr(layer, "sublayers"):       # reversible / trevsnn blocks (snnsim.layers_extra, snnsim.trev)
+            yield from walk(layer.sublayers())
 
 
 # ----------------------------------------------------------------------------- field readers
@@ -440,8 +445,14 @@ def _parse_one(f, kind, name, shape, defaults, names) -> Layer:
             raise f.err("shortcut", f"gives shape {list(s_out)} but the body gives {list(out)}; "
                                     "they are added, so they must match")
         return Residual(name, shape, out, body, short)
+    from .layers_extra import KINDS as EXTRA_KINDS, parse_extra   # issue 4's kinds (reversible, trevsnn, ...)
+
+    extra = parse_extra(f, kind, name, shape, defaults, names)
+    if extra is not None:
+        return extra
     raise f.err("type", f"unknown layer type '{kind}'; known: linear, conv2d, batchnorm1d, batchnorm2d, "
-                        f"avgpool2d, maxpool2d, sumpool2d, flatten, scale, dropout, residual, {', '.join(NEURON_KINDS)}")
+                        f"avgpool2d, maxpool2d, sumpool2d, flatten, scale, dropout, residual, {', '.join(NEURON_KINDS)}, "
+                        f"{', '.join(EXTRA_KINDS)}")
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -8,6 +8,20 @@ Schema (all counts are summed over the batch; T = timesteps, B = batch size of t
 Trace
   network      str      network name
   regime       str      'multistep' | 'oneshot' (T=1, nothing stored) | 'trev' (temporal-reversible)
+               multistep: every layer runs at every timestep; neuron layers with stateful=True carry their
+                 membrane (state_size words per sample) from t to t+1. RevSNN reversible blocks run this way.
+               oneshot: T=1 (any network, incl. a T-RevSNN run of one column): no record is stateful.
+               trev: a T-RevSNN network (snnsim.trev). Column t is timestep t and runs ONCE: every layer
+                 instance is its own record (names 'subnet<t>.level<l>....', the official weight-key prefixes)
+                 with computed[t] True only at its column; the stem runs once (computed[0] only) and feeds every
+                 column; heads 'cls_blocks.<k>....' run at their column. All neurons are turned-off
+                 'threshold' neurons (stateless: no membrane traffic). The only state crossing timesteps is
+                 the records of kind 'state' (one per level and column, 'subnet<t>.c<l>'), stateful=True for
+                 t < T-1 with state_size = C*H*W: c_l[t] is read by column t+1. So the sum of state_size
+                 over the 'state' records is the state carried per inference (words written at t, read at
+                 t+1), while the state held at once is one column's worth (sum over levels of C*H*W): column t
+                 frees c_l[t-1] once its level l has run. (For multistep, the sum of state_size over stateful
+                 records is the state held at once; it is carried T-1 times.)
   timesteps    int      T
   samples      int      number of input samples the counts are summed over
   encoding     str      'direct' | 'rate' | 'events'
@@ -18,6 +32,7 @@ Trace
 LayerTrace
   name         str      full dotted layer name (the weight-key prefix)
   kind         str      linear | conv2d | batchnorm | pool2d | flatten | dropout | neuron | add
+                        | scale | upsample | layer_scale | state   (snnsim.layers_extra, snnsim.trev; below)
   in_shape, out_shape   per-sample shapes
   geometry     dict     plain numbers: linear {in_features, out_features, bias};
                         conv2d {in_channels, out_channels, kernel_size, stride, padding, groups, bias};
@@ -37,6 +52,20 @@ LayerTrace
   event_map    float32 [T, *in_shape] or None: nonzero inputs per input position (synaptic layers)
   fanout_map   float32 [*in_shape] or None: outputs each input position reaches (exact at borders
                and with stride; synaptic ops at t = sum(event_map[t] * fanout_map))
+
+Kinds and geometry added for the execution regimes (docs/regimes.md):
+  conv2d       also ScaledStdConv2d and T-RevSNN's depth-wise convs: geometry adds standardize (weights were
+               standardised once at load; the run is a plain conv), eps, gamma, and shared_from (the layer whose
+               weights it shares across columns, '' if none; the weights are stored once).
+  upsample     nearest-neighbour x scale_factor (geometry {scale_factor}); a copy, no arithmetic.
+  layer_scale  y = x * gamma per channel: one multiply per element; geometry {key}.
+  add          also '<block>.add_f' / '<block>.add_g' of a RevSNN reversible block (y1 = x1 + F(x2),
+               y2 = x2 + G(y1), each over one channel half) and '<level>.fusion.add' of a T-RevSNN level
+               (z = up(c_{l+1}[t-1]) + down(c_{l-1}[t])).
+  state        a T-RevSNN turned-on state: c = o + alpha * c_prev, one multiply-add per element (alpha per
+               channel: n_weights = C), neurons = neuron_updates/B = C*H*W, events_in = nonzeros of o and
+               c_prev, events_out = nonzeros of c (real-valued, never binary). stateful and state_size as above;
+               geometry {column, level, alpha_key, update}.
 """
 
 from __future__ import annotations

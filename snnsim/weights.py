@@ -120,6 +120,12 @@ def random_weights(spec: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
             out[key] = rng.uniform(0.0, 0.5, shape).astype(np.float32)
         else:                        # PLIF w = 0, i.e. tau = 2
             out[key] = np.zeros(shape, np.float32)
+    # a module shared across columns (T-RevSNN) is one parameter: every copy of its keys holds the same array
+    for layer in spec.all_layers():
+        source = getattr(layer, "shared_from", None)
+        if source:
+            for p in layer.param_shapes():
+                out[f"{layer.name}.{p}"] = out[f"{source}.{p}"]
     return out
 
 

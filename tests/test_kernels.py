@@ -210,7 +210,9 @@ def test_prepare_conv_event_layout():
     assert wev.shape == (groups * Cg, 3, 2, Og) and wev.flags.c_contiguous
     for c in range(groups * Cg):
         g = c // Cg
-        np.testing.assert_array_equal(wev[c], np.transpose(w[g * Og:(g + 1) * Og, c - g * Cg], (1, 2, 0)))
+        # [KH, KW, Og] with the kernel columns reversed
+        expect = np.transpose(w[g * Og:(g + 1) * Og, c - g * Cg], (1, 2, 0))[:, ::-1, :]
+        np.testing.assert_array_equal(wev[c], expect)
 
 
 @pytest.mark.parametrize(
@@ -237,8 +239,9 @@ def test_conv_edge_cases(B, C, O, groups, H, W, k, s, p, bias):
     [
         (1, 8, 64, 1, 24, 3, 1, 1),    # B=1: event kernel splits output channels across threads
         (3, 8, 16, 1, 75, 3, 1, 1),    # im2col chunks of 2 images + a partial chunk of 1
-        (2, 64, 64, 1, 32, 3, 1, 1),   # im2col buffer holds one image: sgemm into the output
+        (2, 32, 8, 1, 48, 3, 1, 1),    # im2col buffer holds one image: sgemm into the output
         (2, 16, 16, 16, 20, 5, 1, 2),  # depthwise, parallel direct loops
+        (1, 32, 32, 32, 24, 3, 1, 1),  # depthwise B=1: event kernel splits the groups across threads
         (4, 8, 16, 2, 12, 3, 2, 1),    # grouped, parallel over images in the event kernel
     ],
 )

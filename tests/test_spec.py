@@ -20,7 +20,7 @@ def _net(layers, **top):
 @pytest.mark.parametrize("path", sorted(NETWORKS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_networks_parse(path):
     spec = load_spec(path)
-    assert spec.output_shape == (10,)
+    assert spec.output_shape in ((10,), (1000,))
     assert all(len(s) >= 0 for s in spec.param_shapes().values())
 
 

@@ -8,9 +8,16 @@ buffer so each sgemm is big enough for BLAS to run at full speed; depthwise-styl
 layers (one input channel per output) skip BLAS and use direct loops.
 
 Event path: scatter. Each nonzero input x[b, c, i, j] adds x * w into every output
-it touches, so the cost is (#nonzero inputs) x (fan-out = Og x KH x KW / (sh x sw)).
-The accumulator is channels-last so one event's contribution to all Og output
-channels of its group is a single contiguous axpy.
+it touches, so the cost is (#nonzero inputs) x (fan-out = Og x KH x KW / (sh x sw))
+plus one pass over the input (finding the nonzeros) and one over the output.
+The accumulator is channels-last, so one event's contribution to all Og output
+channels of its group is a contiguous axpy (for groups == 1 and stride-1 width a
+whole kernel row is one axpy). Layers with few channels per group (depthwise)
+scatter straight into the NCHW output instead.
+
+The event path and the direct loops are deterministic: the order of the float32
+additions for each output does not depend on the thread count or on how work is
+split. The sgemm path's order is whatever BLAS does.
 """
 import numpy as np
 from numba import njit, prange
@@ -30,45 +37,46 @@ def conv_out_size(n, k, s, p):
 
 
 # --------------------------------------------------------------------------- dense
+#
+# Hot loops index flat arrays with np.uint64 offsets: Numba adds a negative-index
+# wraparound select to every signed computed index, which stops LLVM from
+# vectorising the loop (measured 3-6x slower).
 
 
 @njit(cache=True, fastmath=False)
-def _valid_cols(W, WO, kw, sw, pw):
-    # Output columns oj whose input column oj*sw - pw + kw lies inside [0, W).
-    j0 = min(WO, max(0, (pw - kw + sw - 1) // sw))
-    j1 = max(j0, min(WO, (W - 1 + pw - kw) // sw + 1))
-    return j0, j1
-
-
-@njit(cache=True, fastmath=False)
-def _im2col(xb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cols, n0):
-    """cols[(c*KH + kh)*KW + kw, n0 + oi*WO + oj] = xpad[c0 + c, oi*sh + kh, oj*sw + kw]."""
+def _pad_planes(xb, c0, Cg, ph, pw, Hp, Wp, plane, xpad):
+    """Copy channels [c0, c0+Cg) of one image into zero-padded planes, flattened:
+    xpad[c*plane + (i+ph)*Wp + (j+pw)] = xb[c0+c, i, j], with plane >= Hp*Wp."""
     H = xb.shape[1]
     W = xb.shape[2]
+    xpad[:Cg * plane] = 0.0
     for c in range(Cg):
-        xc = xb[c0 + c]
+        for i in range(H):
+            d = np.uint64(c * plane + (i + ph) * Wp + pw)
+            src = xb[c0 + c, i]
+            for j in range(np.uint64(W)):
+                xpad[d + j] = src[j]
+
+
+@njit(cache=True, fastmath=False)
+def _im2col(xpad, Cg, KH, KW, sh, sw, Wp, plane, HO, WO, cols, n0):
+    """cols[(c*KH+kh)*KW+kw, n0 + oi*WO + oj] = xpad[c, oi*sh+kh, oj*sw+kw]
+    (padding is already in xpad, so there are no border branches)."""
+    ncols = cols.shape[1]
+    colf = cols.reshape(cols.size)
+    for c in range(Cg):
         for kh in range(KH):
             for kw in range(KW):
-                row = cols[(c * KH + kh) * KW + kw]
-                j0, j1 = _valid_cols(W, WO, kw, sw, pw)
-                off = kw - pw
+                r = (c * KH + kh) * KW + kw
                 for oi in range(HO):
-                    i = oi * sh - ph + kh
-                    base = n0 + oi * WO
-                    if i < 0 or i >= H:
-                        row[base:base + WO] = 0.0
-                        continue
-                    xr = xc[i]
-                    for oj in range(j0):
-                        row[base + oj] = 0.0
-                    if sw == 1:  # contiguous copy, vectorises
-                        for oj in range(j0, j1):
-                            row[base + oj] = xr[oj + off]
+                    d = np.uint64(r * ncols + n0 + oi * WO)
+                    s0 = np.uint64(c * plane + (oi * sh + kh) * Wp + kw)
+                    if sw == 1:
+                        for oj in range(np.uint64(WO)):
+                            colf[d + oj] = xpad[s0 + oj]
                     else:
-                        for oj in range(j0, j1):
-                            row[base + oj] = xr[oj * sw + off]
-                    for oj in range(j1, WO):
-                        row[base + oj] = 0.0
+                        for oj in range(np.uint64(WO)):
+                            colf[d + oj] = xpad[s0 + oj * np.uint64(sw)]
 
 
 @njit(cache=True, fastmath=False)
@@ -77,86 +85,144 @@ def _conv_dense_gemm(x, w, b, sh, sw, ph, pw, groups):
     O, Cg, KH, KW = w.shape
     HO = conv_out_size(H, KH, sh, ph)
     WO = conv_out_size(W, KW, sw, pw)
-    HW = HO * WO
+    Hp = H + 2 * ph
+    Wp = W + 2 * pw
+    plane = Hp * Wp
+    L = HO * WO  # im2col columns per image
     Og = O // groups
     K = Cg * KH * KW
     out = np.empty((B, O, HO, WO), np.float32)
     w2 = w.reshape(O, K)
-    nb = max(1, min(B, _IM2COL_MAX_ELEMS // max(1, K * HW)))
-    buf = np.empty(K * nb * HW, np.float32)  # reused for every chunk and group
+    nb = max(1, min(B, _IM2COL_MAX_ELEMS // max(1, K * L)))
+    buf = np.empty(K * nb * L, np.float32)  # reused for every chunk and group
+    xpad = np.empty(Cg * plane, np.float32)
     for b0 in range(0, B, nb):
         n = min(nb, B - b0)
-        cols = buf[:K * n * HW].reshape(K, n * HW)
+        cols = buf[:K * n * L].reshape(K, n * L)
         for g in range(groups):
             wg = w2[g * Og:(g + 1) * Og]
             for q in range(n):
-                _im2col(x[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cols, q * HW)
+                _pad_planes(x[b0 + q], g * Cg, Cg, ph, pw, Hp, Wp, plane, xpad)
+                _im2col(xpad, Cg, KH, KW, sh, sw, Wp, plane, HO, WO, cols, q * L)
             if n == 1:
-                # sgemm straight into the output slice (contiguous), no copy
-                og = out[b0, g * Og:(g + 1) * Og].reshape(Og, HW)
+                # one image: sgemm straight into its (contiguous) output slice
+                og = out[b0, g * Og:(g + 1) * Og].reshape(Og, L)
                 np.dot(wg, cols, og)
                 if b.shape[0] > 0:
-                    for o in range(Og):
-                        og[o] += b[g * Og + o]
-            else:
-                r = np.dot(wg, cols)
-                for q in range(n):
-                    og = out[b0 + q, g * Og:(g + 1) * Og].reshape(Og, HW)
-                    for o in range(Og):
-                        bv = b[g * Og + o] if b.shape[0] > 0 else np.float32(0.0)
-                        src = r[o, q * HW:(q + 1) * HW]
-                        dst = og[o]
-                        for p in range(HW):
-                            dst[p] = src[p] + bv
+                    for k in range(Og):
+                        og[k] += b[g * Og + k]
+                continue
+            # several images side by side: one wide sgemm, then scatter per image
+            r = np.dot(wg, cols)
+            rf = r.reshape(r.size)
+            for q in range(n):
+                outq = out[b0 + q].reshape(O * L)
+                for k in range(Og):
+                    o = g * Og + k
+                    bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
+                    s0 = np.uint64(k * n * L + q * L)
+                    d = np.uint64(o * L)
+                    for t in range(np.uint64(L)):
+                        outq[d + t] = rf[s0 + t] + bv
     return out
 
 
 @njit(cache=True, fastmath=False)
-def _direct_plane(x, w, b, out, bi, o, Og, sh, sw, ph, pw):
+def _direct_plane(x, w, b, out, bi, o, Og, sh, sw, ph, pw, xpad, acc):
     """One output plane out[bi, o] of a layer with one input channel per group
-    (Cg == 1: depthwise and channel multipliers). Row-wise axpys, no im2col."""
+    (Cg == 1: depthwise and channel multipliers): a weighted sum of KH*KW shifted
+    copies of the padded input plane, no im2col. With sw == 1 the rows are 'wide'
+    (Wp) so each tap is one long contiguous axpy over the whole plane."""
     H = x.shape[2]
     W = x.shape[3]
     KH = w.shape[2]
     KW = w.shape[3]
     HO = out.shape[2]
     WO = out.shape[3]
-    xc = x[bi, o // Og]
-    op = out[bi, o]
+    Wp = W + 2 * pw
+    Wd = Wp if sw == 1 else WO
+    xpad[:] = 0.0
+    c = o // Og
+    for i in range(H):
+        d = np.uint64((i + ph) * Wp + pw)
+        src = x[bi, c, i]
+        for j in range(np.uint64(W)):
+            xpad[d + j] = src[j]
     bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
-    for oi in range(HO):
-        row = op[oi]
-        row[:] = bv
+    n_acc = np.uint64(HO * Wd)
+    for t in range(n_acc):
+        acc[t] = bv
+    if sw == 1 and sh == 1:
+        # Taps four at a time: one pass over acc per 4 taps instead of per tap
+        # (the loop is load/store bound). The additions keep the one-tap-at-a-time
+        # order, so the result is bitwise the same as the simple loop.
+        T = KH * KW
+        u = 0
+        while u + 4 <= T:
+            s0 = np.uint64((u // KW) * Wp + u % KW)
+            s1 = np.uint64(((u + 1) // KW) * Wp + (u + 1) % KW)
+            s2 = np.uint64(((u + 2) // KW) * Wp + (u + 2) % KW)
+            s3 = np.uint64(((u + 3) // KW) * Wp + (u + 3) % KW)
+            w0 = w[o, 0, u // KW, u % KW]
+            w1 = w[o, 0, (u + 1) // KW, (u + 1) % KW]
+            w2 = w[o, 0, (u + 2) // KW, (u + 2) % KW]
+            w3 = w[o, 0, (u + 3) // KW, (u + 3) % KW]
+            for t in range(n_acc):
+                acc[t] = (((acc[t] + w0 * xpad[s0 + t]) + w1 * xpad[s1 + t]) + w2 * xpad[s2 + t]) + w3 * xpad[s3 + t]
+            u += 4
+        while u < T:
+            s0 = np.uint64((u // KW) * Wp + u % KW)
+            w0 = w[o, 0, u // KW, u % KW]
+            for t in range(n_acc):
+                acc[t] += w0 * xpad[s0 + t]
+            u += 1
+    else:
         for kh in range(KH):
-            i = oi * sh - ph + kh
-            if i < 0 or i >= H:
-                continue
-            xr = xc[i]
             for kw in range(KW):
                 wv = w[o, 0, kh, kw]
-                j0, j1 = _valid_cols(W, WO, kw, sw, pw)
-                off = kw - pw
-                if sw == 1:
-                    for oj in range(j0, j1):
-                        row[oj] += wv * xr[oj + off]
-                else:
-                    for oj in range(j0, j1):
-                        row[oj] += wv * xr[oj * sw + off]
+                for oi in range(HO):
+                    d = np.uint64(oi * Wd)
+                    s0 = np.uint64((oi * sh + kh) * Wp + kw)
+                    if sw == 1:
+                        for oj in range(np.uint64(Wd)):
+                            acc[d + oj] += wv * xpad[s0 + oj]
+                    else:
+                        for oj in range(np.uint64(Wd)):
+                            acc[d + oj] += wv * xpad[s0 + oj * np.uint64(sw)]
+    for oi in range(HO):
+        s0 = np.uint64(oi * Wd)
+        dst = out[bi, o, oi]
+        for oj in range(np.uint64(WO)):
+            dst[oj] = acc[s0 + oj]
+
+
+@njit(cache=True, fastmath=False)
+def _direct_scratch(x, w, HO, sw, ph, pw):
+    # padded plane (+ KW slack for the wide rows) and one output plane accumulator
+    Wp = x.shape[3] + 2 * pw
+    Wd = Wp if sw == 1 else conv_out_size(x.shape[3], w.shape[3], sw, pw)
+    Hp = x.shape[2] + 2 * ph
+    return np.empty(Hp * Wp + w.shape[3], np.float32), np.empty(HO * Wd, np.float32)
 
 
 @njit(cache=True, fastmath=False)
 def _conv_direct_serial(x, w, b, out, Og, sh, sw, ph, pw):
+    xpad, acc = _direct_scratch(x, w, out.shape[2], sw, ph, pw)
     for bi in range(x.shape[0]):
         for o in range(w.shape[0]):
-            _direct_plane(x, w, b, out, bi, o, Og, sh, sw, ph, pw)
+            _direct_plane(x, w, b, out, bi, o, Og, sh, sw, ph, pw, xpad, acc)
 
 
 @njit(cache=True, fastmath=False, parallel=True)
 def _conv_direct_parallel(x, w, b, out, Og, sh, sw, ph, pw):
     O = w.shape[0]
-    for t in prange(x.shape[0] * O):
-        bi = t // O
-        _direct_plane(x, w, b, out, bi, t - bi * O, Og, sh, sw, ph, pw)
+    B = x.shape[0]
+    nt = 8  # tasks (each with its own scratch); >= threads for load balance
+    for t in prange(nt):
+        xpad, acc = _direct_scratch(x, w, out.shape[2], sw, ph, pw)
+        for p in range(t * B * O // nt, (t + 1) * B * O // nt):
+            bi = p // O
+            _direct_plane(x, w, b, out, bi, p - bi * O, Og, sh, sw, ph, pw, xpad, acc)
 
 
 @njit(cache=True, fastmath=False)
@@ -181,8 +247,12 @@ def conv2d_dense(x, w, b, sh, sw, ph, pw, groups):
 
 @njit(cache=True, fastmath=False)
 def prepare_conv_event(w, groups):
-    """Event layout wev[C, KH, KW, Og] with wev[c, kh, kw, k] = w[g*Og + k, c - g*Cg, kh, kw],
-    g = c // Cg: everything one input channel scatters, output channel fastest."""
+    """Event layout wev[C, KH, KW, Og]: wev[c, kh, KW-1-kw, k] = w[g*Og + k, c - g*Cg, kh, kw],
+    g = c // Cg. Everything one input channel scatters, output channel fastest;
+    kernel columns are stored reversed because an input pixel at column j feeds
+    output column j + pw - kw: reversed, the taps of one kernel row line up with
+    consecutive output pixels, so (groups == 1, stride-1 width) they are a single
+    contiguous axpy of length n_taps * O."""
     O, Cg, KH, KW = w.shape
     Og = O // groups
     wev = np.empty((Cg * groups, KH, KW, Og), np.float32)
@@ -191,15 +261,15 @@ def prepare_conv_event(w, groups):
             for kh in range(KH):
                 for kw in range(KW):
                     for k in range(Og):
-                        wev[g * Cg + ci, kh, kw, k] = w[g * Og + k, ci, kh, kw]
+                        wev[g * Cg + ci, kh, KW - 1 - kw, k] = w[g * Og + k, ci, kh, kw]
     return wev
 
 
 @njit(cache=True, fastmath=False)
 def _tap_table(n, nout, k, s, p):
     """For each input index i: the (kernel tap, output index) pairs it feeds,
-    i.e. all t with o*s - p + t == i and 0 <= o < nout. Removes the modulo tests
-    from the per-event loop."""
+    i.e. all t with o*s - p + t == i and 0 <= o < nout, t ascending. Removes the
+    modulo tests from the per-event loop."""
     maxc = (k + s - 1) // s
     cnt = np.zeros(n, np.int64)
     tap = np.empty((n, maxc), np.int64)
@@ -215,87 +285,178 @@ def _tap_table(n, nout, k, s, p):
 
 
 @njit(cache=True, fastmath=False)
-def _conv_event_task(x, wev, b, out, bi, k0, k1, groups, rc, rt, rd, cc, ct, cd, acc):
-    """Scatter all events of image bi into output channels [k0, k1) of every group,
-    then write out[bi] (NCHW) + bias. acc is a zeroed [HO, WO, O] scratch."""
+def _scatter_nhwc(x, wev, bi, r0, r1, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO):
+    """Scatter every event of image bi that reaches output rows [r0, r1) into the
+    zeroed channels-last scratch acc[(oi - r0), oj, o]. Each output gets at most
+    one term per event, added in event order (c, i, j): the result does not depend
+    on how rows are split or taps grouped."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    Og = wev.shape[3]
+    KH, KW, Og = wev.shape[1], wev.shape[2], wev.shape[3]
     Cg = C // groups
-    HO = out.shape[2]
-    WO = out.shape[3]
-    xb = x[bi]
+    wf = wev.reshape(wev.size)
+    run = groups == 1 and sw == 1
+    uOg = np.uint64(Og)
     for c in range(C):
         o0 = (c // Cg) * Og
-        wc = wev[c]
-        xc = xb[c]
         for i in range(H):
             nr = rc[i]
             if nr == 0:
                 continue
-            xr = xc[i]
             for j in range(W):
-                v = xr[j]
+                v = x[bi, c, i, j]
                 if v == 0.0:
                     continue
+                ncol = cc[j]
                 for a in range(nr):
-                    kh = rt[i, a]
-                    arow = acc[rd[i, a]]
-                    for e in range(cc[j]):
-                        wk = wc[kh, ct[j, e]]
-                        dst = arow[cd[j, e]]
-                        for k in range(k0, k1):
-                            dst[o0 + k] += v * wk[k]
-    # channels-last scratch -> NCHW output (+ bias)
-    for g in range(groups):
-        for k in range(k0, k1):
-            o = g * Og + k
-            bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
-            op = out[bi, o]
-            for oi in range(HO):
-                for oj in range(WO):
-                    op[oi, oj] = acc[oi, oj, o] + bv
+                    oi = rd[i, a]
+                    if oi < r0 or oi >= r1:
+                        continue
+                    wrow = (c * KH + rt[i, a]) * KW + KW - 1
+                    prow = (oi - r0) * WO
+                    if run:
+                        # the whole kernel row: consecutive pixels x all O channels
+                        last = ncol - 1
+                        ab = np.uint64((prow + cd[j, last]) * O)
+                        wb = np.uint64((wrow - ct[j, last]) * Og)
+                        for k in range(np.uint64(ncol * O)):
+                            acc[ab + k] += v * wf[wb + k]
+                    else:
+                        for e in range(ncol):
+                            ab = np.uint64((prow + cd[j, e]) * O + o0)
+                            wb = np.uint64((wrow - ct[j, e]) * Og)
+                            for k in range(uOg):
+                                acc[ab + k] += v * wf[wb + k]
 
 
 @njit(cache=True, fastmath=False)
-def _conv_event_serial(x, wev, b, out, groups, rc, rt, rd, cc, ct, cd):
-    HO, WO, O = out.shape[2], out.shape[3], out.shape[1]
-    acc = np.empty((HO, WO, O), np.float32)
+def _nhwc_to_out(acc, b, out, bi, r0, r1):
+    """out[bi, o, r0:r1] = acc[:, :, o] + b[o]. Blocked over 32 pixels so the
+    strided reads of acc stay in L1."""
+    O, WO = out.shape[1], out.shape[3]
+    HW = out.shape[2] * WO
+    outf = out[bi].reshape(O * HW)
+    uO = np.uint64(O)
+    n = (r1 - r0) * WO
+    for p0 in range(0, n, 32):
+        p1 = min(n, p0 + 32)
+        for o in range(O):
+            bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
+            d = np.uint64(o * HW + r0 * WO)
+            for p in range(np.uint64(p0), np.uint64(p1)):
+                outf[d + p] = acc[p * uO + np.uint64(o)] + bv
+
+
+@njit(cache=True, fastmath=False)
+def _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, cd):
+    """Event scatter of groups [g0, g1) of image bi straight into the NCHW output,
+    for few channels per group (depthwise: Og == 1), where a channels-last scratch
+    and its transpose would cost more than the events. Same per-output summation
+    order as _scatter_nhwc."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    KH, KW, Og = wev.shape[1], wev.shape[2], wev.shape[3]
+    Cg = C // groups
+    O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
+    HW = HO * WO
+    outf = out[bi].reshape(O * HW)
+    outf[g0 * Og * HW:g1 * Og * HW] = 0.0
+    wf = wev.reshape(wev.size)
+    uHW = np.uint64(HW)
+    run = Og == 1 and sw == 1
+    for c in range(g0 * Cg, g1 * Cg):
+        o0 = (c // Cg) * Og
+        for i in range(H):
+            nr = rc[i]
+            if nr == 0:
+                continue
+            for j in range(W):
+                v = x[bi, c, i, j]
+                if v == 0.0:
+                    continue
+                ncol = cc[j]
+                for a in range(nr):
+                    wrow = (c * KH + rt[i, a]) * KW + KW - 1
+                    prow = (o0 * HO + rd[i, a]) * WO
+                    if run:
+                        # depthwise, stride-1 width: the kernel row is one short contiguous run
+                        last = ncol - 1
+                        ab = np.uint64(prow + cd[j, last])
+                        wb = np.uint64(wrow - ct[j, last])
+                        for k in range(np.uint64(ncol)):
+                            outf[ab + k] += v * wf[wb + k]
+                        continue
+                    for e in range(ncol):
+                        ab = np.uint64(prow + cd[j, e])
+                        wb = np.uint64((wrow - ct[j, e]) * Og)
+                        for k in range(np.uint64(Og)):
+                            outf[ab + k * uHW] += v * wf[wb + k]
+    if b.shape[0] > 0:
+        for o in range(g0 * Og, g1 * Og):
+            bv = b[o]
+            d = np.uint64(o * HW)
+            for p in range(uHW):
+                outf[d + p] += bv
+
+
+# Below this many output channels per group the event kernel scatters straight into NCHW.
+_PLANAR_MAX_OG = 8
+
+
+@njit(cache=True, fastmath=False)
+def _conv_event_serial(x, wev, b, out, groups, sw, rc, rt, rd, cc, ct, cd):
+    O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
+    if wev.shape[3] < _PLANAR_MAX_OG:
+        for bi in range(x.shape[0]):
+            _scatter_planar(x, wev, b, out, bi, 0, groups, groups, sw, rc, rt, rd, cc, ct, cd)
+        return
+    acc = np.empty(HO * WO * O, np.float32)
     for bi in range(x.shape[0]):
         acc[:] = 0.0
-        _conv_event_task(x, wev, b, out, bi, 0, wev.shape[3], groups, rc, rt, rd, cc, ct, cd, acc)
+        _scatter_nhwc(x, wev, bi, 0, HO, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO)
+        _nhwc_to_out(acc, b, out, bi, 0, HO)
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _conv_event_parallel(x, wev, b, out, groups, nparts, rc, rt, rd, cc, ct, cd):
-    # Tasks = (image, slice of the Og output channels). Images never share output;
-    # channel slices of one image write disjoint accumulator columns, so no races.
-    # Each output's summation order is the same as in the serial kernel.
-    HO, WO, O = out.shape[2], out.shape[3], out.shape[1]
-    Og = wev.shape[3]
+def _conv_event_parallel(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd):
+    # Tasks = (image, band of output rows), or (image, range of groups) for the
+    # planar scatter. Tasks write disjoint outputs (no races) and each output's
+    # sum has the serial kernel's order (bitwise-equal results).
+    O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
+    planar = wev.shape[3] < _PLANAR_MAX_OG
     for t in prange(x.shape[0] * nparts):
         bi = t // nparts
         part = t - bi * nparts
-        acc = np.zeros((HO, WO, O), np.float32)
-        _conv_event_task(x, wev, b, out, bi, part * Og // nparts, (part + 1) * Og // nparts,
-                         groups, rc, rt, rd, cc, ct, cd, acc)
+        if planar:
+            g0 = part * groups // nparts
+            g1 = (part + 1) * groups // nparts
+            _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, cd)
+        else:
+            r0 = part * HO // nparts
+            r1 = (part + 1) * HO // nparts
+            acc = np.zeros((r1 - r0) * WO * O, np.float32)
+            _scatter_nhwc(x, wev, bi, r0, r1, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO)
+            _nhwc_to_out(acc, b, out, bi, r0, r1)
 
 
 @njit(cache=True, fastmath=False)
 def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups):
-    """Event-driven conv2d with weights from prepare_conv_event; same result as conv2d_dense."""
+    """Event-driven conv2d with weights from prepare_conv_event; same result as conv2d_dense.
+    Cost ~ (#nonzero inputs) x Og x KH x KW / (sh x sw), plus one pass over the input
+    (the nonzero scan) and one over the output (zero + write)."""
     B, C, H, W = x.shape
     HO = conv_out_size(H, KH, sh, ph)
     WO = conv_out_size(W, KW, sw, pw)
     out = np.empty((B, O, HO, WO), np.float32)
     rc, rt, rd = _tap_table(H, HO, KH, sh, ph)
     cc, ct, cd = _tap_table(W, WO, KW, sw, pw)
-    Og = wev.shape[3]
-    # A single image is split into 2 output-channel slices (one per core of the
-    # 2-core target) when each slice keeps >= 16 channels, so the axpy stays
-    # vectorised. (numba.get_num_threads() would make this function uncacheable.)
-    nparts = 2 if (B == 1 and Og >= 32) else 1
-    if B * nparts > 1 and B * O * HO * WO >= _PAR_MIN_WORK // 4:
-        _conv_event_parallel(x, wev, b, out, groups, nparts, rc, rt, rd, cc, ct, cd)
+    # A single image is split in 2 (bands of output rows, or ranges of groups for
+    # the planar scatter), one part per core of the 2-core target.
+    # (numba.get_num_threads() here would make this function uncacheable.)
+    if wev.shape[3] >= _PLANAR_MAX_OG:
+        nparts = 2 if (B == 1 and HO >= 2) else 1
     else:
-        _conv_event_serial(x, wev, b, out, groups, rc, rt, rd, cc, ct, cd)
+        nparts = 2 if (B == 1 and groups >= 2) else 1
+    if B * nparts > 1 and B * O * HO * WO >= _PAR_MIN_WORK // 4:
+        _conv_event_parallel(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
+    else:
+        _conv_event_serial(x, wev, b, out, groups, sw, rc, rt, rd, cc, ct, cd)
     return out

@@ -1,0 +1,182 @@
+"""Training benchmark: step time against SpikingJelly BPTT, and the memory each training method holds for its
+backward pass against T and against depth.
+
+    python benchmarks/training.py [--quick]
+
+1. Step time (forward + backward + AdamW update, batch 64, T=4, 2 threads for both: NUMBA_NUM_THREADS=2 and
+   torch.set_num_threads(2)) of snnsim's BPTT and of the same SpikingJelly 2.0 network trained by PyTorch
+   autograd (multi-step LIF, its CPU kernels), with the same weights and batch; median of interleaved repeats.
+2. Peak bytes held for the backward pass (``snnsim.train.memory.Ledger``: stored activations, membranes,
+   traces or accumulations, plus the tensor in flight) for bptt, ottt and saf, for T in 1, 2, 4, 8, 16, on the
+   digits MLP with subtract reset (the network all three methods accept), batch 64.
+3. The same against depth: MLPs with 1, 2, 4, 8 and 16 hidden LIF layers of 128 units, T=8.
+
+Reversible training (RevSNN, T-RevSNN) is not in the table yet (see docs/training.md).
+Writes benchmarks/results/training_step_time.csv, training_memory.csv and training_memory.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from peer_models import BUILDERS  # noqa: E402
+
+from snnsim.data import fit_to_shape, load_dataset  # noqa: E402
+from snnsim.spec import load_spec, parse_spec  # noqa: E402
+from snnsim.train.bptt import BPTT  # noqa: E402
+from snnsim.train.forward import NeuronTrainCfg  # noqa: E402
+from snnsim.train.loop import init_params  # noqa: E402
+from snnsim.train.losses import make_loss  # noqa: E402
+from snnsim.train.online import make_online  # noqa: E402
+from snnsim.train.optim import make_optimizer  # noqa: E402
+from snnsim.weights import check_weights  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+torch.set_num_threads(2)
+
+
+def batch(name, B):
+    ds = "digits" if name.startswith("digits") else "mnist"
+    x, y = load_dataset(ds).split("train")
+    x, y = x[:B], y[:B]
+    if name == "cifar_sew_resnet":
+        x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
+    return np.ascontiguousarray(x, np.float32), y
+
+
+# ----------------------------------------------------------------------------- 1. step time
+def step_time(name, B=64, T=4, reps=7):
+    from spikingjelly.activation_based import functional
+
+    torch.manual_seed(0)
+    model = BUILDERS[name](0.0).train()
+    spec = load_spec(ROOT / "networks" / f"{name}.yaml")
+    params = dict(check_weights(spec, {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}))
+    x, y = batch(name, B)
+    xs = torch.from_numpy(x).unsqueeze(0).repeat((T,) + (1,) * x.ndim)
+    yt = torch.from_numpy(y)
+    opt_sj = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    bp = BPTT(spec)
+    opt = make_optimizer("adamw", bp.trainable)
+    loss_fn = make_loss("ce")
+
+    def ours():
+        bp.step(params, fit_to_shape(x, spec.input_shape), y, T, loss_fn, opt, 1e-3)
+
+    def theirs():
+        functional.reset_net(model)
+        opt_sj.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xs).mean(0), yt)
+        loss.backward()
+        opt_sj.step()
+
+    for f in (ours, theirs):     # warm-up (Numba cache load / compile, torch allocator)
+        f()
+        f()
+    times = {"snnsim": [], "spikingjelly": []}
+    for _ in range(reps):
+        for key, f in (("snnsim", ours), ("spikingjelly", theirs)):
+            t0 = time.perf_counter()
+            f()
+            times[key].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"network": name, "batch": B, "T": T, "snnsim_ms": med["snnsim"] * 1e3,
+            "spikingjelly_ms": med["spikingjelly"] * 1e3, "ratio_sj_over_snnsim": med["spikingjelly"] / med["snnsim"]}
+
+
+# ----------------------------------------------------------------------------- 2./3. memory
+def mlp_spec(depth: int, width: int = 128) -> object:
+    layers = [{"name": "flatten", "type": "flatten"}]
+    for i in range(depth):
+        layers += [{"name": f"fc{i + 1}", "type": "linear", "out_features": width}, {"name": f"sn{i + 1}", "type": "lif"}]
+    layers += [{"name": "out", "type": "linear", "out_features": 10}, {"name": "sn_out", "type": "lif"}]
+    return parse_spec({"name": f"mlp{depth}", "input_shape": [1, 8, 8],
+                       "neuron_defaults": {"lif": {"tau": 2.0, "v_reset": None}}, "layers": layers})
+
+
+class _NoUpdate:
+    def step(self, params, grads, lr):
+        pass
+
+
+def peak_bytes(spec, method, T, x, y):
+    params = init_params(spec, 0)
+    for k in params:
+        if k.endswith("weight"):
+            params[k] *= 4
+    if method == "bptt":
+        return BPTT(spec).loss_and_grads(params, x, y, T, make_loss("ce")).memory["peak_bytes"]
+    variant = "A" if method == "ottt" else "E"
+    return make_online(spec, NeuronTrainCfg(), method, variant).step(params, x, y, T, None, _NoUpdate(),
+                                                                     0.0).memory["peak_bytes"]
+
+
+def memory_table(quick):
+    x, y = batch("digits_mlp", 64)
+    rows = []
+    soft = load_spec(ROOT / "networks" / "digits_mlp_soft.yaml")
+    for T in (1, 2, 4, 8, 16):
+        for m in ("bptt", "ottt", "saf"):
+            rows.append({"sweep": "T", "network": soft.name, "depth": 1, "T": T, "method": m,
+                         "peak_bytes": peak_bytes(soft, m, T, x, y)})
+    for depth in (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16):
+        spec = mlp_spec(depth)
+        for m in ("bptt", "ottt", "saf"):
+            rows.append({"sweep": "depth", "network": spec.name, "depth": depth, "T": 8, "method": m,
+                         "peak_bytes": peak_bytes(spec, m, 8, x, y)})
+    return pd.DataFrame(rows)
+
+
+def plot(mem: pd.DataFrame, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, sweep, xcol in ((axes[0], "T", "T"), (axes[1], "depth", "depth")):
+        d = mem[mem.sweep == sweep]
+        for m, g in d.groupby("method"):
+            ax.plot(g[xcol], g.peak_bytes / 2 ** 10, marker="o", label=m)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("timesteps T" if sweep == "T" else "hidden LIF layers (T=8)")
+        ax.set_ylabel("peak bytes held for backward (KiB)")
+        ax.set_title(f"memory vs {sweep} (batch 64)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    nets = ["digits_mlp", "mnist_conv"] if args.quick else ["digits_mlp", "mnist_conv", "cifar_sew_resnet"]
+    st = pd.DataFrame([step_time(n, reps=3 if args.quick else 9) for n in nets])
+    st.to_csv(RESULTS / "training_step_time.csv", index=False)
+    print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    mem = memory_table(args.quick)
+    mem.to_csv(RESULTS / "training_memory.csv", index=False)
+    piv = mem.pivot_table(index=["sweep", "T", "depth"], columns="method", values="peak_bytes")
+    piv["bptt/saf"] = piv["bptt"] / piv["saf"]
+    piv["bptt/ottt"] = piv["bptt"] / piv["ottt"]
+    print(piv.to_string(float_format=lambda v: f"{v:.4g}"))
+    plot(mem, RESULTS / "training_memory.png")
+    print(f"wrote {RESULTS / 'training_step_time.csv'}, training_memory.csv, training_memory.png")
+
+
+if __name__ == "__main__":
+    main()

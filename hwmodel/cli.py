@@ -1,0 +1,158 @@
+"""``snnsim hw``: run a network in each execution regime, price the runs on an architecture, report.
+
+The glue between snnsim's public API (spec, weights, engine, data) and the hardware model. Registered in
+``snnsim.cli`` with ``main.add_command(hw)``; user errors are ``SnnsimError``s (one line, exit status 2).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from snnsim.errors import InputError, SnnsimError
+
+from .arch import DATAFLOW, load_arch, presets, with_dataflow
+
+REGIMES = ("multistep", "trev", "oneshot")
+
+
+class _Command(click.Command):
+    """One-line error and exit status 2 for user errors, also when run outside the snnsim group."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SnnsimError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+def _parse_regimes(text: str) -> list[str]:
+    names = [r.strip() for r in text.split(",") if r.strip()]
+    bad = [r for r in names if r not in REGIMES]
+    if bad or not names:
+        raise InputError(f"--regimes: unknown regime {bad[0]!r}; choose from {', '.join(REGIMES)}" if bad
+                         else "--regimes: give at least one regime")
+    return list(dict.fromkeys(names))
+
+
+def run_regimes(net, x, T: int, regimes, batch_size: int = 64) -> dict:
+    """One engine run per regime on the same network, weights and input; returns {regime: trace}."""
+    from snnsim.engine import run
+
+    traces = {}
+    events = net.spec.encoding.kind == "events"
+    for reg in regimes:
+        if reg == "multistep":
+            traces[reg] = run(net, x, timesteps=T, batch_size=batch_size).trace
+        elif reg == "oneshot":
+            if events:
+                raise InputError("--regimes oneshot: an event-stream network has one input frame per timestep; "
+                                 "a T=1 run of it is not the same task")
+            traces[reg] = run(net, x, timesteps=1, batch_size=batch_size).trace
+        else:  # trev: only when the engine offers the temporal-reversible execution
+            if "regime" not in inspect.signature(run).parameters:
+                raise InputError("--regimes trev: this snnsim engine has no temporal-reversible execution yet; "
+                                 "compare multistep,oneshot")
+            traces[reg] = run(net, x, timesteps=T, batch_size=batch_size, regime="trev").trace
+    return traces
+
+
+def list_presets() -> str:
+    lines = []
+    for name in presets():
+        a = load_arch(name)
+        lines.append(f"{name}: {a.description}\n    source: {a.source}")
+    return "\n".join(lines)
+
+
+def _fmt(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@click.command("hw", cls=_Command)
+@click.argument("network", required=False, type=click.Path(dir_okay=False))
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False), help="Weights .npz.")
+@click.option("--arch", "arch_name", default="evt45", show_default=True,
+              help="A preset (see --list-presets) or an architecture YAML file.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), help="Samples .npy [N, ...].")
+@click.option("--dataset", type=click.Choice(["digits", "mnist"]), help="A shipped real dataset.")
+@click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N samples.")
+@click.option("--timesteps", "-T", type=click.IntRange(min=1), help="T of the multi-step regime.")
+@click.option("--regimes", default="multistep,oneshot", show_default=True,
+              help=f"Comma-separated, from {', '.join(REGIMES)}.")
+@click.option("--encoder", type=click.Choice(DATAFLOW["encoder"]),
+              help="Override the architecture's encoder convention (every_step = the papers' proxy).")
+@click.option("--training", is_flag=True, help="Also price training per sample (BPTT, reversible, online).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write CSV tables and the plot here.")
+@click.option("--list-presets", "show_presets", is_flag=True,
+              help="List the architecture presets with their sources.")
+def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, encoder,
+       training, batch_size, out_dir, show_presets):
+    """Price real runs of NETWORK on an event-driven accelerator (--arch); compare execution regimes."""
+    if show_presets:
+        click.echo(list_presets())
+        return
+    if not network or not weights_path:
+        raise InputError("give NETWORK.yaml and --weights W.npz (or --list-presets)")
+    from snnsim.cli import load_inputs
+    from snnsim.network import build_network
+    from snnsim.spec import load_spec
+    from snnsim.weights import load_weights
+
+    from .counts import count
+    from .regimes import compare, components_table, plot
+    from .training import training_cost
+
+    arch = load_arch(arch_name)
+    if encoder:
+        arch = with_dataflow(arch, encoder=encoder)
+    names = _parse_regimes(regimes)
+    spec = load_spec(network)
+    net = build_network(spec, load_weights(spec, weights_path))
+    x, _ = load_inputs(spec, input_path, None, dataset, split, limit)
+    T = timesteps or spec.timesteps
+    traces = run_regimes(net, x, T, names, batch_size)
+    table, reports = compare(traces, arch)
+    n = next(iter(traces.values())).samples
+
+    click.echo(f"network {spec.name}: {n} samples, T={T}; arch {arch.name} ({arch.mapping}, "
+               f"membrane {arch.dataflow['membrane']}, weights {arch.dataflow['weights']}, "
+               f"encoder {arch.dataflow['encoder']}); per inference")
+    click.echo(f"source: {arch.source}")
+    click.echo(table.to_string(index=False, float_format=_fmt))
+    comp = components_table(reports)
+    click.echo("\nenergy by component (pJ per inference):")
+    click.echo(comp.to_string(float_format=_fmt))
+    summary = None
+    if training:
+        phases, summary = training_cost(count(traces[names[0]], arch.dataflow["encoder"]), arch)
+        click.echo(f"\ntraining cost per sample ({names[0]} run, SATA-style):")
+        click.echo(summary.to_string(index=False, float_format=_fmt))
+    if out_dir:
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out / "hw_regimes.csv", index=False)
+            comp.to_csv(out / "hw_components.csv", index_label="component")
+            pd.concat([r.breakdown.assign(regime=k) for k, r in reports.items()]).to_csv(
+                out / "hw_breakdown.csv", index=False)
+            arch.constants().to_csv(out / "hw_constants.csv", index=False)
+            if summary is not None:
+                phases.to_csv(out / "hw_training.csv", index=False)
+            paths = plot(reports, out / "hw_energy", f"{spec.name} on {arch.name}: energy by component")
+        except OSError as e:
+            raise InputError(f"--out {out_dir}: cannot write ({e.strerror})") from None
+        click.echo(f"\nwrote {out / 'hw_regimes.csv'}, hw_components.csv, hw_breakdown.csv, hw_constants.csv"
+                   f"{', hw_training.csv' if summary is not None else ''}, {paths[0].name}, {paths[1].name}")
+
+
+
+if __name__ == "__main__":  # pragma: no cover
+    hw(sys.argv[1:])

@@ -1,0 +1,216 @@
+"""Counts from a trace: what a run did, per layer and timestep, per inference, before any pricing.
+
+Reads only ``snnsim.trace`` records (geometry as plain numbers). Everything that does not depend on the
+architecture is counted here; what does (membrane dataflow, buffer spills, DRAM traffic) is derived from
+these columns in ``hwmodel.energy``. The equations are in docs/hwmodel.md; the short version:
+
+  synops      sum over input positions of events x exact fan-out   (binary inputs only)
+  macs_dense  the layer's dense MACs (FLOPs convention of SpikingJelly/BICLab) when the input is not binary
+  macs_nz     nonzero inputs x exact fan-out (zero-skipping MAC engine), non-binary inputs
+  dense_*     reads of a weight-stationary dense evaluation: every weight once, every input once
+  bias        one read per bias word and one add per output neuron, per step the layer ran
+  neuron ops  leak (stateful LIF-like), compare (spiking), reset (per output spike)
+  u_rw        membrane reads (= writes) of state carried across timesteps: 0 for stateless neurons
+  packets     input entries delivered to a layer with weights (one address event each)
+  addr        Lemaire 2022 Eq. 16/17 address generation
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from snnsim.trace import LayerTrace, Trace
+
+SYNAPTIC = ("linear", "conv2d")
+LEAKY = ("lif", "plif", "li")
+ENCODER_MODES = ("as_run", "every_step")
+
+# per-row count columns (per inference)
+COLUMNS = ("computed", "events_in", "binary", "synops", "macs_dense", "macs_nz", "dense_w_reads",
+           "dense_in_reads", "neuron_updates", "spikes_out", "leak_ops", "compares", "resets", "u_rw",
+           "stateless_nu", "bias_reads", "bias_adds", "other_ops", "addr_mul", "addr_add", "packets",
+           "entries_binary", "entries_analog", "state_carried_words")
+
+
+@dataclass
+class Counts:
+    network: str
+    regime: str
+    timesteps: int
+    samples: int
+    encoder: str
+    layers: pd.DataFrame      # one row per layer: geometry sizes, unit (core group), flags
+    rows: pd.DataFrame        # one row per layer and timestep (layer-major): the COLUMNS above
+
+    @property
+    def n_units(self) -> int:
+        return int(self.layers.unit.max()) + 1
+
+    def totals(self) -> pd.Series:
+        return self.rows[list(COLUMNS)].sum()
+
+
+# ----------------------------------------------------------------------------- geometry
+def axis_reach(n: int, k: int, s: int, p: int, out: int) -> np.ndarray:
+    """How many outputs each input position i feeds along one axis: #j with 0 <= i + p - j*s < k."""
+    i = np.arange(n)[:, None]
+    j = np.arange(out)[None, :]
+    kk = i + p - j * s
+    return ((kk >= 0) & (kk < k)).sum(axis=1)
+
+
+def fanout(rec: LayerTrace) -> np.ndarray | None:
+    """Outputs reached from each input position, from the geometry alone (exact at borders, stride, groups)."""
+    g = rec.geometry
+    if rec.kind == "linear":
+        return np.full(rec.in_shape, float(g["out_features"]))
+    if rec.kind == "conv2d":
+        c, h, w = rec.in_shape
+        _, ho, wo = rec.out_shape
+        (kh, kw), (sh, sw), (ph, pw) = _pair(g["kernel_size"]), _pair(g["stride"]), _pair(g["padding"])
+        per_pos = np.outer(axis_reach(h, kh, sh, ph, ho), axis_reach(w, kw, sw, pw, wo))
+        per_pos = per_pos * (g["out_channels"] // g.get("groups", 1))
+        return np.broadcast_to(per_pos, (c, h, w)).astype(np.float64)
+    return rec.fanout_map.astype(np.float64) if rec.fanout_map is not None else None
+
+
+def dense_macs(rec: LayerTrace) -> float:
+    """MACs of one dense evaluation of the layer for one sample (padding taps included, as FLOPs are)."""
+    g = rec.geometry
+    if rec.kind == "linear":
+        return float(g["in_features"] * g["out_features"])
+    if rec.kind == "conv2d":
+        kh, kw = _pair(g["kernel_size"])
+        return float(np.prod(rec.out_shape) * (g["in_channels"] // g.get("groups", 1)) * kh * kw)
+    if rec.kind == "batchnorm":           # not folded: one multiply-add per element (SpikingJelly's count)
+        return float(np.prod(rec.in_shape))
+    return 0.0
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _dense_addr(rec: LayerTrace) -> float:
+    """Address adds of a dense evaluation (Lemaire 2022, FNN rows): conv Cin*Hin*Win + Cout*Hout*Wout +
+    Cout*Kh*Kw, linear Nin*Nout."""
+    g = rec.geometry
+    if rec.kind == "conv2d":
+        kh, kw = _pair(g["kernel_size"])
+        return float(np.prod(rec.in_shape) + np.prod(rec.out_shape) + g["out_channels"] * kh * kw)
+    return float(g["in_features"] * g["out_features"])
+
+
+# ----------------------------------------------------------------------------- the encoder switch
+def _steps_as_counted(rec: LayerTrace, encoder: str):
+    """Per-step arrays of a layer; with encoder='every_step' a layer that ran at some steps only (a
+    direct-encoded input layer runs once and its output is replayed) is charged at every step with the
+    counts of its last run, as the papers' proxy does."""
+    T = len(rec.computed)
+    computed = rec.computed.astype(bool).copy()
+    idx = np.arange(T)
+    if encoder == "every_step" and computed.any() and not computed.all():
+        ran = np.where(computed)[0]
+        idx = ran[np.clip(np.searchsorted(ran, idx, side="right") - 1, 0, None)]
+        computed[:] = True
+    em = rec.event_map[idx] if rec.event_map is not None else None
+    return (computed, rec.events_in[idx].astype(np.float64), rec.binary_in[idx].astype(bool),
+            rec.events_out[idx].astype(np.float64), rec.neuron_updates[idx].astype(np.float64), em)
+
+
+# ----------------------------------------------------------------------------- counting
+def count(trace: Trace, encoder: str = "as_run") -> Counts:
+    """Per-layer, per-timestep counts per inference (the trace's sums divided by ``trace.samples``)."""
+    if encoder not in ENCODER_MODES:
+        raise ValueError(f"encoder: expected one of {ENCODER_MODES}, got {encoder!r}")
+    T, n = trace.timesteps, max(1, trace.samples)
+    layer_rows, rows = [], []
+    unit = -1
+    for li, rec in enumerate(trace.layers):
+        synaptic = rec.kind in SYNAPTIC
+        if synaptic or unit < 0:
+            unit += 1
+        g = rec.geometry
+        is_neuron = rec.kind == "neuron"
+        spiking = is_neuron and g.get("neuron") != "li"
+        leaky = is_neuron and rec.stateful and g.get("neuron") in LEAKY
+        kh, kw = _pair(g["kernel_size"]) if rec.kind == "conv2d" else (1, 1)
+        fo = fanout(rec) if synaptic else None
+        dmac = dense_macs(rec)
+        out_numel = float(np.prod(rec.out_shape))
+        layer_rows.append(dict(
+            layer=rec.name, kind=rec.kind, unit=unit, synaptic=synaptic, neuron=is_neuron, spiking=spiking,
+            stateful=bool(rec.stateful), n_weights=rec.n_weights, n_bias=rec.n_bias, neurons=rec.neurons,
+            state_size=rec.state_size, dense_macs=dmac if synaptic else 0.0,
+            in_numel=float(np.prod(rec.in_shape)), out_numel=out_numel))
+        computed, ev_in, binary, ev_out, nu, em = _steps_as_counted(rec, encoder)
+        for t in range(T):
+            c = float(computed[t])
+            r = dict.fromkeys(COLUMNS, 0.0)
+            r.update(layer=rec.name, kind=rec.kind, t=t, unit=unit, layer_index=li, computed=c,
+                     events_in=ev_in[t] / n, binary=float(binary[t]))
+            if synaptic and c:
+                w = float((em[t].astype(np.float64) * fo).sum()) / n if em is not None else 0.0
+                if binary[t]:
+                    r["synops"] = w
+                    r["entries_binary"] = ev_in[t] / n
+                    if rec.kind == "conv2d":      # Lemaire Eq. 16: 2 mult + Kh*Kw adds per input event
+                        r["addr_mul"] = 2 * ev_in[t] / n
+                        r["addr_add"] = kh * kw * ev_in[t] / n
+                    else:                         # Lemaire Eq. 17: one add per synapse reached
+                        r["addr_add"] = w
+                else:
+                    r["macs_dense"] = dmac
+                    r["macs_nz"] = w
+                    r["dense_w_reads"] = float(rec.n_weights)
+                    r["dense_in_reads"] = float(np.prod(rec.in_shape))
+                    r["entries_analog"] = ev_in[t] / n
+                    r["addr_add"] = _dense_addr(rec)
+                r["packets"] = ev_in[t] / n
+                r["bias_reads"] = float(rec.n_bias)
+                r["bias_adds"] = out_numel if rec.n_bias else 0.0
+            elif rec.kind == "batchnorm" and c:
+                r["macs_dense"] = dmac
+                r["macs_nz"] = ev_in[t] / n
+            elif rec.kind in ("pool2d", "add") and c:
+                r["other_ops"] = ev_in[t] / n
+            elif is_neuron:
+                r["neuron_updates"] = nu[t] / n
+                if spiking:
+                    r["spikes_out"] = ev_out[t] / n
+                    r["compares"] = nu[t] / n
+                    r["resets"] = ev_out[t] / n
+                if leaky:
+                    r["leak_ops"] = nu[t] / n
+                if rec.stateful:
+                    r["u_rw"] = nu[t] / n
+                    if t < T - 1:
+                        r["state_carried_words"] = float(rec.state_size)
+                else:
+                    r["stateless_nu"] = nu[t] / n
+            rows.append(r)
+    layers = pd.DataFrame(layer_rows)
+    frame = pd.DataFrame(rows, columns=["layer", "kind", "t", "unit", "layer_index", *COLUMNS])
+    return Counts(trace.network, trace.regime, T, trace.samples, encoder, layers, frame)
+
+
+def check_fanout(trace: Trace) -> list[str]:
+    """Layers whose recorded fan-out map differs from the one derived here from the geometry."""
+    bad = []
+    for rec in trace.layers:
+        if rec.kind in SYNAPTIC and rec.fanout_map is not None:
+            if not np.array_equal(fanout(rec), rec.fanout_map.astype(np.float64)):
+                bad.append(rec.name)
+    return bad
+
+
+def spikes_per_synapse(c: Counts) -> float:
+    """Synaptic ops per inference / dense synapses of the layers that received spikes (hw.md §9.2; the
+    inferred definition: #synapses = dense connection count, so the ratio is SOPs / dense MACs)."""
+    r = c.rows
+    spiking_layers = r[(r.binary > 0) & (r.computed > 0)].layer.unique()
+    syn = c.layers.set_index("layer").loc[list(spiking_layers), "dense_macs"].sum() if len(spiking_layers) else 0
+    return float(r.synops.sum() / syn) if syn else 0.0

@@ -1,0 +1,281 @@
+"""Energy and latency: counts x architecture -> per-layer, per-timestep, per-component pJ, and ns.
+
+One code path serves a single architecture and a sweep: ``evaluate(counts, params)`` takes the flat
+parameter dict of ``Arch.params()`` in which any entry may be an array of V variants; every result then
+has a leading variant axis. ``price(trace, arch)`` is the single-architecture front end and returns a
+``Report`` with pandas tables. Equations: docs/hwmodel.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from snnsim.trace import Trace
+
+from .arch import Arch, ArchError
+from .counts import Counts, count, spikes_per_synapse
+
+COMPONENTS = ("synops", "macs", "neuron", "bias", "weight_mem", "membrane_mem", "accum_mem", "event_mem",
+              "noc", "addr", "other", "dram", "static")
+PROXY_MAC_PJ, PROXY_AC_PJ = 4.6, 0.9      # Horowitz 2014 FP32, the papers' proxy (hw.md §1.1)
+
+
+def _p(params, key):
+    """A parameter as an array that broadcasts against a trailing row axis: scalar -> 0-d, [V] -> [V, 1]."""
+    v = np.asarray(params[key], np.float64)
+    return v[..., None] if v.ndim else v
+
+
+def _words_per_value(bits, word, narrow_scale):
+    """SRAM words touched by one value: b/w with packing (narrow_words: scale), else ceil(b/w)."""
+    return narrow_scale * bits / word + (1 - narrow_scale) * np.ceil(bits / word)
+
+
+def _group_spill(sizes, cap_of_layer, group_start):
+    """Bits of each layer that do not fit when the layers of a group fill a buffer in execution order.
+
+    sizes [.., L]; cap_of_layer [.., L] the capacity of the layer's group; group_start [L] the index of the
+    first layer of the layer's group. spill_l = clip(cum_l - cap, 0, size_l), cum within the group."""
+    cum = np.cumsum(sizes, axis=-1)
+    before = np.take(cum - sizes, group_start, axis=-1)   # cumulative size before the group's first layer
+    return np.clip(cum - before - cap_of_layer, 0, sizes)
+
+
+def evaluate(c: Counts, params: dict) -> dict:
+    """Energy components [.., R] (pJ), totals [..], latency [..] (ns) and spills for V variants (or one)."""
+    rows, lay = c.rows, c.layers
+    col = {k: rows[k].to_numpy(np.float64) for k in rows.columns if k not in ("layer", "kind")}
+    T, U = c.timesteps, c.n_units
+    unit_of_layer = lay.unit.to_numpy()
+    row_layer = rows.layer_index.to_numpy()
+    row_unit = rows.unit.to_numpy()
+    g = lambda k: _p(params, k)   # noqa: E731
+
+    wb, ub, bb, ab, eb = (g(f"bits_{k}") for k in ("weight", "membrane", "bias", "activation", "event"))
+    narrow = g("narrow_scale")
+    sram = params["sram"]
+
+    def per_value_pj(mem, bits):
+        size = np.asarray(params[f"{mem}_bytes"], np.float64)
+        word = g(f"{mem}_word")
+        e_word = sram.access_pj(size)
+        e_word = e_word[..., None] if e_word.ndim else e_word
+        return e_word * word / sram.ref_bits * _words_per_value(bits, word, narrow)
+
+    # --- arithmetic and accesses per row
+    synaptic_row = lay.synaptic.to_numpy()[row_layer]
+    nz = g("macs_nonzero")
+    macs = nz * col["macs_nz"] + (1 - nz) * col["macs_dense"]
+    macs_syn = macs * synaptic_row
+    # dense (non-spike) layers: Lemaire's per-MAC reads, or one read per weight and per input (reuse)
+    per_mac = g("mac_per_read")
+    in_reads_reuse = nz * col["entries_analog"] + (1 - nz) * col["dense_in_reads"]
+    dense_w = per_mac * macs_syn + (1 - per_mac) * col["dense_w_reads"]
+    dense_in = per_mac * macs_syn + (1 - per_mac) * in_reads_reuse
+    weight_reads = col["synops"] + dense_w
+    acc_rw = g("per_synop") * (col["synops"] + col["stateless_nu"])      # reads; writes are as many
+    hops = col["packets"] * g("hops")
+
+    E = {}
+    E["synops"] = g("e_ac") * col["synops"]
+    E["macs"] = g("e_mac") * macs
+    E["neuron"] = (g("e_leak") * col["leak_ops"] + g("e_compare") * col["compares"]
+                   + g("e_reset") * col["resets"] + g("e_neuron_update") * col["neuron_updates"])
+    E["bias"] = g("e_add") * col["bias_adds"] + per_value_pj("weights", bb) * col["bias_reads"]
+    E["weight_mem"] = per_value_pj("weights", wb) * weight_reads
+    E["membrane_mem"] = per_value_pj("membrane", ub) * 2 * col["u_rw"]
+    E["accum_mem"] = per_value_pj("membrane", ub) * 2 * acc_rw
+    E["event_mem"] = (per_value_pj("events", eb) * 2 * col["entries_binary"]
+                      + per_value_pj("events", ab) * (col["entries_analog"] + dense_in))
+    E["noc"] = g("e_spike") * col["packets"] + g("e_hop") * hops
+    E["addr"] = g("e_mul") * col["addr_mul"] + g("e_add") * col["addr_add"]
+    E["other"] = g("e_add") * col["other_ops"]
+
+    # --- placement: cores per unit, then what spills to DRAM
+    cores = np.asarray(params["cores"], np.float64)[..., None]           # [V,1] or [1]
+    pipelined = np.asarray(params["pipelined"], np.float64)[..., None]
+    w_bits = lay.n_weights.to_numpy() * wb + lay.n_bias.to_numpy() * bb                 # [.., L]
+    s_bits = lay.state_size.to_numpy() * ub
+    n_bits = lay.neurons.to_numpy() * ub
+    w_cap = np.asarray(params["weights_bytes"], np.float64)[..., None] * 8
+    u_cap = np.asarray(params["membrane_bytes"], np.float64)[..., None] * 8
+    e_cap = np.asarray(params["events_bytes"], np.float64)[..., None] * 8
+    onehot_u = (unit_of_layer[:, None] == np.arange(U)[None, :]).astype(np.float64)     # [L, U]
+    # pipelined: a unit gets the cores its weights and neurons need (Loihi-style); if the chip has too few,
+    # cores are scaled down in proportion and the excess spills to DRAM
+    need = np.maximum(1, np.maximum(np.ceil((w_bits @ onehot_u) / w_cap), np.ceil((n_bits @ onehot_u) / u_cap)))
+    total_need = need.sum(axis=-1, keepdims=True)
+    scaled = np.maximum(1, np.floor(need * cores / total_need))
+    pipe_cores = np.where(total_need <= cores, need, scaled)
+    cores_u = pipelined * pipe_cores + (1 - pipelined) * cores * np.ones(U)             # [.., U]
+    too_few_cores = (pipelined[..., 0] > 0) & (U > cores[..., 0])
+
+    first_of_unit = np.searchsorted(unit_of_layer, unit_of_layer)       # units are contiguous
+    start = np.where(pipelined > 0, first_of_unit, 0).astype(int)
+    cores_l = np.take(cores_u, unit_of_layer, axis=-1)
+    w_spill = _group_spill_v(w_bits, cores_l * w_cap, start)
+    s_spill = _group_spill_v(s_bits, cores_l * u_cap, start)
+
+    computed = col["computed"]
+    stateful_row = lay.stateful.to_numpy()[row_layer]
+    w_bits_row = np.take(w_bits, row_layer, axis=-1)
+    dram_w = synaptic_row * computed * (g("refetch") * w_bits_row
+                                        + (1 - g("refetch")) * np.take(w_spill, row_layer, axis=-1))
+    dram_u = stateful_row * computed * 2 * np.take(s_spill, row_layer, axis=-1)
+    queue_bits = col["entries_binary"] * eb + col["entries_analog"] * ab
+    e_spill = np.maximum(0, queue_bits - np.take(cores_u, row_unit, axis=-1) * e_cap)
+    dram_bits = dram_w + dram_u + 2 * e_spill
+    E["dram"] = g("dram_pj_bit") * dram_bits
+
+    no_dram = np.asarray(params["has_dram"], np.float64) == 0
+    spills = dict(weights=w_spill, membrane=s_spill, events=e_spill)
+    infeasible = too_few_cores | (no_dram & ((w_spill.sum(-1) + s_spill.sum(-1) + e_spill.sum(-1)) > 0))
+
+    # --- latency: per (unit, t) core time = max(compute, memory, NoC) over the unit's cores
+    M = (row_unit[:, None] * T + rows.t.to_numpy()[:, None] == np.arange(U * T)[None, :]).astype(np.float64)
+    per_ut = lambda x: (np.broadcast_to(x, np.broadcast_shapes(np.shape(x), (len(rows),))) @ M  # noqa: E731
+                        ).reshape(np.shape(x)[:-1] + (U, T) if np.ndim(x) > 1 else (U, T))
+    compute = per_ut((col["synops"] * g("t_synop") + macs * g("t_mac") + col["neuron_updates"] * g("t_neuron")
+                      + col["packets"] * g("t_packet") + col["other_ops"] * g("t_op")) / g("pes"))
+    w_words = per_ut(weight_reads * _words_per_value(wb, g("weights_word"), narrow)
+                     + col["bias_reads"] * _words_per_value(bb, g("weights_word"), narrow))
+    u_words = per_ut(2 * (col["u_rw"] + acc_rw) * _words_per_value(ub, g("membrane_word"), narrow))
+    e_words = per_ut((2 * col["entries_binary"]) * _words_per_value(eb, g("events_word"), narrow)
+                     + (col["entries_analog"] + dense_in) * _words_per_value(ab, g("events_word"), narrow))
+    t_sram = np.asarray(params["t_sram"], np.float64)[..., None, None]
+    memory = np.maximum(np.maximum(w_words, u_words), e_words) * t_sram
+    noc = per_ut(hops * g("t_hop"))
+    cu = cores_u[..., :, None]
+    core = np.maximum(np.maximum(compute, memory), noc) / cu                       # [.., U, T]
+    dram_ns = per_ut(dram_bits) / (np.asarray(params["dram_gb_s"], np.float64)[..., None, None] * 8)
+    barrier = np.asarray(params["t_barrier"], np.float64)
+
+    seq_steps = np.maximum(core, dram_ns).sum(axis=-2) + barrier[..., None]        # [.., T]
+    H = T + U - 1                                       # pipelined: unit u works on step t at hw step t+u
+    pc = np.zeros(core.shape[:-1] + (H,))
+    pd_ = np.zeros_like(pc)
+    for u in range(U):
+        pc[..., u, u:u + T] = core[..., u, :]
+        pd_[..., u, u:u + T] = dram_ns[..., u, :]
+    pipe_steps = np.maximum(pc.max(axis=-2), pd_.sum(axis=-2)) + barrier[..., None]  # [.., H]
+    pip = pipelined[..., 0]
+    latency = pip * pipe_steps.sum(-1) + (1 - pip) * seq_steps.sum(-1)
+    hw_steps = pip * H + (1 - pip) * T
+    E_static = np.asarray(params["static_mw"], np.float64) * np.asarray(params["cores"], np.float64) * latency
+
+    total = sum(np.sum(e, axis=-1) for e in E.values()) + E_static
+    proxy = PROXY_MAC_PJ * macs.sum(-1) + PROXY_AC_PJ * col["synops"].sum()
+    return dict(E=E, E_static=E_static, total=total, latency=latency, step=latency / hw_steps,
+                hw_steps=hw_steps, proxy=proxy, dram_bits=dram_bits, spills=spills, cores_u=cores_u,
+                infeasible=infeasible, too_few_cores=too_few_cores, macs=macs, weight_reads=weight_reads,
+                acc_rw=acc_rw, hops=hops, seq_steps=seq_steps, pipe_steps=pipe_steps)
+
+
+def _group_spill_v(sizes, cap, start):
+    """_group_spill with ``start`` per variant ([.., L] via the pipelined switch) or shared ([L])."""
+    sizes = np.broadcast_to(sizes, np.broadcast_shapes(np.shape(sizes), np.shape(cap)))
+    if start.ndim == 1:
+        return _group_spill(sizes, cap, start)
+    start = np.broadcast_to(start, sizes.shape)
+    cum = np.cumsum(sizes, axis=-1)
+    before = np.take_along_axis(cum - sizes, start, axis=-1)
+    return np.clip(cum - before - cap, 0, sizes)
+
+
+# ----------------------------------------------------------------------------- single-architecture report
+@dataclass
+class Report:
+    arch: Arch
+    counts: Counts
+    breakdown: pd.DataFrame   # per layer and timestep: counts and e_<component> (pJ); static in a '(chip)' row
+    totals: dict              # per inference
+    constants: pd.DataFrame   # every constant of the architecture with its source
+    steps_ns: np.ndarray      # time of each (hardware) timestep: T of them, or T + units - 1 if pipelined
+
+    def components(self) -> pd.Series:
+        return pd.Series({k: self.totals[f"e_{k}"] for k in COMPONENTS})
+
+    def per_layer(self) -> pd.DataFrame:
+        cols = [f"e_{k}" for k in COMPONENTS] + ["e_total"]
+        return self.breakdown.groupby("layer", sort=False)[cols].sum()
+
+
+def check_fit(c: Counts, arch: Arch, res: dict) -> None:
+    """Turn a placement that cannot work (no DRAM to spill to, or too few cores) into an ArchError."""
+    if res["too_few_cores"].any():
+        raise ArchError("cores", f"the pipelined mapping puts each layer with weights on its own cores; "
+                        f"'{c.network}' has {c.n_units} such layers but the architecture has {arch.cores} cores",
+                        arch.path)
+    if arch.dram is not None:
+        return
+    lay = c.layers
+    for kind, field, what in (("weights", "weights", "weight"), ("membrane", "membrane", "membrane state")):
+        spill = np.asarray(res["spills"][kind]).reshape(-1)
+        if spill.sum() > 0:
+            i = int(np.argmax(spill > 0))
+            raise ArchError(f"memories.{field}.size_kib",
+                            f"layer '{lay.layer[i]}' needs {_size(_need(lay, i, kind, arch))} of {what} storage, "
+                            f"{_size(spill[i] / 8)} of which do not fit in the {arch.mapping} mapping's buffers "
+                            f"({arch.memories[field].size_bytes / 1024:g} KiB per core x {arch.cores} cores), "
+                            "and the architecture has no dram to spill to: enlarge the buffer, add cores or a "
+                            "dram section", arch.path)
+    e_spill = np.asarray(res["spills"]["events"]).reshape(-1)
+    if e_spill.sum() > 0:
+        r = c.rows.iloc[int(np.argmax(e_spill > 0))]
+        raise ArchError("memories.events.size_kib", f"the input events of layer '{r.layer}' at t={r.t} overflow "
+                        "the event buffers and the architecture has no dram to spill to", arch.path)
+
+
+def _need(lay, i, kind, arch):
+    if kind == "weights":
+        return (lay.n_weights[i] * arch.bits["weight"] + lay.n_bias[i] * arch.bits["bias"]) / 8
+    return lay.state_size[i] * arch.bits["membrane"] / 8
+
+
+def _size(nbytes):
+    return f"{nbytes:g} B" if nbytes < 1024 else f"{nbytes / 1024:.1f} KiB"
+
+
+def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
+    """Price one run on one architecture. The encoder convention is the architecture's dataflow.encoder."""
+    c = trace_or_counts
+    if isinstance(c, Trace):
+        c = count(c, arch.dataflow["encoder"])
+    res = evaluate(c, arch.params())
+    check_fit(c, arch, res)
+    df = c.rows.copy()
+    for k, v in res["E"].items():
+        df[f"e_{k}"] = np.broadcast_to(v, (len(df),))
+    df["e_static"] = 0.0
+    df["macs"] = res["macs"]
+    df["weight_reads"] = res["weight_reads"]
+    df["u_reads"] = df["u_writes"] = df["u_rw"]
+    df["acc_reads"] = df["acc_writes"] = np.broadcast_to(res["acc_rw"], (len(df),))
+    df["hops"] = np.broadcast_to(res["hops"], (len(df),))
+    df["dram_bytes"] = np.broadcast_to(res["dram_bits"], (len(df),)) / 8
+    # static energy is a chip term: one '(chip)' row per timestep, an equal share each
+    T = c.timesteps
+    chip = pd.DataFrame(dict(layer="(chip)", kind="static", t=np.arange(T), unit=-1, layer_index=-1,
+                             e_static=float(res["E_static"]) / T))
+    df = pd.concat([df, chip], ignore_index=True).fillna(0.0)
+    ecols = [f"e_{k}" for k in COMPONENTS]
+    df["e_total"] = df[ecols].sum(axis=1)
+    tot = {f"e_{k}": float(df[f"e_{k}"].sum()) for k in COMPONENTS}
+    lay = c.layers
+    state_bytes = float((lay.state_size * arch.bits["membrane"]).sum() / 8)
+    totals = dict(
+        network=c.network, regime=c.regime, arch=arch.name, timesteps=T, encoder=c.encoder,
+        energy_pj=float(res["total"]), latency_ns=float(res["latency"]), step_ns=float(res["step"]),
+        hw_steps=float(res["hw_steps"]), proxy_pj=float(res["proxy"]), **tot,
+        synops=float(c.rows.synops.sum()), macs=float(np.sum(res["macs"])),
+        spikes_per_synapse=spikes_per_synapse(c), state_bytes=state_bytes,
+        state_carried_bits=float(c.rows.state_carried_words.sum() * arch.bits["membrane"]),
+        dram_bytes=float(np.sum(res["dram_bits"]) / 8),
+        weight_spill_bytes=float(np.sum(res["spills"]["weights"]) / 8),
+        membrane_spill_bytes=float(np.sum(res["spills"]["membrane"]) / 8),
+        cores_used=float(np.sum(res["cores_u"])) if arch.mapping == "pipelined" else float(arch.cores))
+    steps = res["pipe_steps"] if arch.mapping == "pipelined" else res["seq_steps"]
+    return Report(arch, c, df, totals, arch.constants(), np.asarray(steps, np.float64))

@@ -1,0 +1,74 @@
+"""Regime comparison: one network and its weights run multi-timestep (T), temporal-reversible and one-shot
+(T=1), each priced on the same architecture; a table with ratios to multi-step and a stacked-bar plot.
+
+The runs themselves come from the engine (``hwmodel.cli`` does that); this module only prices traces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .arch import Arch
+from .energy import COMPONENTS, Report, price
+
+ORDER = ("multistep", "trev", "oneshot")
+LABELS = {"multistep": "multi-step (T)", "trev": "temporal-reversible", "oneshot": "one-shot (T=1)"}
+TABLE_COLUMNS = ("regime", "timesteps", "energy_pj", "latency_ns", "step_ns", "state_bytes", "proxy_pj",
+                 "spikes_per_synapse", "synops", "macs", "dram_bytes")
+
+
+def compare(traces: dict, arch: Arch) -> tuple[pd.DataFrame, dict[str, Report]]:
+    """Price every regime's trace; return the table (one row per regime) and the reports."""
+    reports = {name: price(tr, arch) for name, tr in _ordered(traces)}
+    rows = [{k: r.totals[k] for k in TABLE_COLUMNS if k != "regime"} | {"regime": name}
+            for name, r in reports.items()]
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    base = reports.get("multistep")
+    if base is not None:
+        for k, out in (("energy_pj", "energy_ratio"), ("latency_ns", "latency_ratio"),
+                       ("state_bytes", "state_ratio"), ("proxy_pj", "proxy_ratio")):
+            denom = base.totals[k]
+            table[out] = table[k] / denom if denom else float("nan")
+    table.insert(1, "arch", arch.name)
+    return table, reports
+
+
+def components_table(reports: dict[str, Report]) -> pd.DataFrame:
+    """Energy per component (pJ per inference), one column per regime."""
+    return pd.DataFrame({name: r.components() for name, r in reports.items()})
+
+
+def plot(reports: dict[str, Report], stem: str | Path, title: str = "") -> list[Path]:
+    """Stacked bars of energy components per regime; writes ``stem.png`` and ``stem.svg``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    comp = components_table(reports) / 1e6          # pJ -> uJ
+    comp = comp.loc[[k for k in COMPONENTS if comp.loc[k].sum() > 0]]
+    fig, ax = plt.subplots(figsize=(3.0 + 1.5 * len(reports), 4.2))
+    bottom = None
+    cmap = plt.get_cmap("tab20")
+    for i, (name, vals) in enumerate(comp.iterrows()):
+        ax.bar([LABELS.get(r, r) for r in comp.columns], vals.values, bottom=bottom, label=name,
+               color=cmap(i % 20))
+        bottom = vals.values if bottom is None else bottom + vals.values
+    ax.set_ylabel("energy per inference (uJ)")
+    arch = next(iter(reports.values())).arch.name if reports else ""
+    ax.set_title(title or f"energy by component, arch {arch}", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    stem = Path(stem)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _ordered(traces: dict):
+    known = [(k, traces[k]) for k in ORDER if k in traces]
+    return known + [(k, v) for k, v in traces.items() if k not in ORDER]

@@ -1,0 +1,274 @@
+"""snnsim -> NIR: write a network (spec + weights) as a NIR graph.
+
+The graph is built from the *runnable* network (``snnsim.network.build_network``), so batch norm is
+exported folded into the preceding linear/conv layer exactly as snnsim runs it, and the numbers in the
+file are the ones snnsim computes with. Time constants are converted with the step ``dt`` (default 1e-4 s,
+what snnTorch and SpikingJelly assume); ``dt``, the spike rule and the other conventions go into the graph
+metadata (``docs/nir.md``). What NIR cannot express is an error naming the layer; with ``allow_lossy`` the
+neuron-level cases (subtract reset) become a warning naming the layer instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .nir_io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
+                     NODE_SPIKE_RULE, NirError, require_nir, write_graph)
+
+DISCRETISATION = ("forward Euler with step dt, one snnsim timestep per dt: "
+                  "LIF H = v + (I - (v - v_reset))/(tau/dt) if r == 1, H = v - (v - v_reset)/(tau/dt) + I if "
+                  "r == tau/dt; IF H = v + dt*r*I; spike H >= v_threshold (spike_rule ge) or H > v_threshold (gt); "
+                  "v = v_reset where spiking")
+
+
+@dataclass
+class ExportResult:
+    graph: object                                   # nir.NIRGraph
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def export_nir(spec, weights: dict, *, dt: float = 1e-4, allow_lossy: bool = False) -> ExportResult:
+    """Build the NIR graph of ``spec`` with checked ``weights`` (as ``snnsim.weights.check_weights`` gives)."""
+    require_nir()
+    if not (dt > 0 and math.isfinite(dt)):
+        raise NirError(f"--dt: expected a positive time step in seconds, got {dt}")
+    from .network import build_network
+
+    net = build_network(spec, weights)
+    return _Exporter(spec, float(dt), allow_lossy).run(net)
+
+
+def export_file(network_path, weights_path, out_path, *, dt: float = 1e-4, allow_lossy: bool = False) -> ExportResult:
+    from .spec import load_spec
+    from .weights import load_weights
+
+    spec = load_spec(network_path)
+    weights = load_weights(spec, weights_path)
+    result = export_nir(spec, weights, dt=dt, allow_lossy=allow_lossy)
+    write_graph(result.graph, out_path)
+    return result
+
+
+class _Exporter:
+    def __init__(self, spec, dt, allow_lossy):
+        self.spec, self.dt, self.allow_lossy = spec, dt, allow_lossy
+        self.nodes: dict = {}
+        self.edges: list = []
+        self.warnings: list[str] = []
+        self.notes: list[str] = []
+        self.rules: Counter = Counter()
+
+    def lossy(self, name: str, kind: str, msg: str, fix: str) -> None:
+        text = f"layer '{name}' ({kind}): {msg}"
+        if not self.allow_lossy:
+            raise NirError(f"{text}; {fix}, or pass --allow-lossy to export it anyway with a warning")
+        self.warnings.append(text)
+
+    def refuse(self, name: str, kind: str, msg: str) -> NirError:
+        return NirError(f"layer '{name}' ({kind}): {msg}")
+
+    def add(self, name: str, node, srcs: list[str]) -> list[str]:
+        if name in self.nodes:  # pragma: no cover - snnsim layer names are unique
+            raise NirError(f"layer name '{name}' used twice")
+        self.nodes[name] = node
+        for s in srcs:
+            self.edges.append((s, name))
+        return [name]
+
+    def run(self, net):
+        import nir
+
+        spec = self.spec
+        self.net = net
+        names = {op.name for op in _walk(net.ops)}
+        self.in_name = "input" if "input" not in names else "nir_input"
+        out_name = "output" if "output" not in names else "nir_output"
+        self.nodes[self.in_name] = nir.Input(input_type={"input": np.array(spec.input_shape)})
+        last = self.emit(net.ops, [self.in_name])
+        out_shape = np.array(spec.output_shape)
+        self.add(out_name, nir.Output(output_type={"output": out_shape}), last)
+
+        if spec.readout.source == "membrane":
+            self.warnings.append("readout 'membrane' (the last layer's membrane) is recorded in the metadata only; "
+                                 "the NIR graph's output is the last layer's spikes")
+        if spec.encoding.kind == "rate":
+            self.warnings.append("rate encoding (Bernoulli spikes drawn by snnsim) is recorded in the metadata only; "
+                                 "the NIR graph takes the input as given at each step")
+        rule = self.rules.most_common(1)[0][0] if self.rules else "gt"
+        if self.rules.get("ge"):
+            self.notes.append(f"{self.rules['ge']} neuron layer(s) spike at v >= v_threshold (SpikingJelly's rule; "
+                              "NIR's docstrings say v > v_threshold); recorded as spike_rule in the node metadata")
+        meta = {META_SOURCE: "snnsim", "snnsim_version": __version__, META_DT: self.dt, META_SPIKE_RULE: rule,
+                "reset": "hard", "discretisation": DISCRETISATION, "network": spec.name,
+                "timesteps": int(spec.timesteps), "encoding": spec.encoding.kind,
+                "encoding_seed": int(spec.encoding.seed), "encoding_gain": float(spec.encoding.gain),
+                "readout_reduce": spec.readout.reduce, "readout_source": spec.readout.source}
+        if self.warnings:
+            meta[META_LOSSY] = "; ".join(self.warnings)
+        try:
+            graph = nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=meta, type_check=True)
+        except Exception as e:  # pragma: no cover - an exporter bug, reported with NIR's own words
+            raise NirError(f"the exported graph fails NIR's type check: {e}") from None
+        return ExportResult(graph, self.warnings, self.notes)
+
+    def emit(self, ops, srcs: list[str]) -> list[str]:
+        from .network import (AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, PoolOp, ReshapeOp, ResidualOp,
+                              ScaleOp)
+
+        for op in ops:
+            if isinstance(op, LinearOp):
+                srcs = self.add(op.name, self.linear(op), srcs)
+            elif isinstance(op, ConvOp):
+                srcs = self.add(op.name, self.conv(op), srcs)
+            elif isinstance(op, AffineOp):
+                srcs = self.add(op.name, self.batchnorm(op), srcs)
+            elif isinstance(op, PoolOp):
+                srcs = self.add(op.name, self.pool(op), srcs)
+            elif isinstance(op, ReshapeOp):
+                srcs = self.add(op.name, self.flatten(op), srcs)
+            elif isinstance(op, ScaleOp):
+                srcs = self.add(op.name, self.scale(op), srcs)
+            elif isinstance(op, IdentityOp):
+                continue                                 # dropout: the identity at inference
+            elif isinstance(op, NeuronOp):
+                srcs = self.add(op.name, self.neuron(op), srcs)
+            elif isinstance(op, ResidualOp):
+                srcs = self.residual(op, srcs)
+            else:
+                raise self.refuse(op.name, op.layer.kind, "NIR has no equivalent node")
+        return srcs
+
+    # --- synaptic and shape layers
+    def linear(self, op):
+        import nir
+
+        w = np.ascontiguousarray(op.weight, dtype=np.float32)
+        if op.bias.size:
+            return nir.Affine(weight=w, bias=np.ascontiguousarray(op.bias, dtype=np.float32))
+        return nir.Linear(weight=w)
+
+    def conv(self, op):
+        import nir
+
+        c = op.layer
+        bias = op.bias if op.bias.size else np.zeros(c.out_channels, np.float32)
+        return self.conv_node(op.name, c.in_shape, op.weight, c.stride, c.padding, c.groups, bias)
+
+    def conv_node(self, name, in_shape, weight, stride, padding, groups, bias):
+        import nir
+
+        node = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=np.ascontiguousarray(weight, np.float32),
+                          stride=tuple(stride), padding=tuple(padding), dilation=(1, 1), groups=int(groups),
+                          bias=np.ascontiguousarray(bias, np.float32))
+        if groups != 1:
+            # NIR 1.0.8 derives a Conv2d's input channels from weight.shape[1] (= C_in/groups); correct it
+            node.input_type = {"input": np.array(in_shape)}
+            self.notes.append(f"layer '{name}': grouped convolution; NIR 1.0.8's type check miscounts its input "
+                              "channels, so other readers may need nir.read(..., type_check=False)")
+        return node
+
+    def batchnorm(self, op):
+        """A batch norm snnsim runs unfolded (y = x * scale + shift): a diagonal Affine (1-D input) or a
+        depthwise 1x1 Conv2d ([C, H, W] input), which compute the same single product and sum."""
+        import nir
+
+        shape = tuple(op.layer.in_shape)
+        scale, shift = op.scale.astype(np.float32), op.shift.astype(np.float32)
+        self.notes.append(f"layer '{op.name}': unfolded batch norm exported as a "
+                          f"{'diagonal Affine' if len(shape) == 1 else 'depthwise 1x1 Conv2d'} (NIR has no batch norm)")
+        if len(shape) == 1:
+            return nir.Affine(weight=np.diag(scale), bias=shift)
+        c = shape[0]
+        return self.conv_node(op.name, shape, scale.reshape(c, 1, 1, 1), (1, 1), (0, 0), c, shift)
+
+    def pool(self, op):
+        import nir
+
+        p = op.layer
+        if p.op == "max":
+            raise self.refuse(op.name, "maxpool2d", "NIR has no max pooling (only SumPool2d and AvgPool2d)")
+        cls = nir.AvgPool2d if p.op == "avg" else nir.SumPool2d
+        return cls(kernel_size=np.array(p.kernel_size), stride=np.array(p.stride), padding=np.array(p.padding))
+
+    def flatten(self, op):
+        import nir
+
+        return nir.Flatten(input_type={"input": np.array(op.layer.in_shape)}, start_dim=0, end_dim=-1)
+
+    def scale(self, op):
+        import nir
+
+        return nir.Scale(scale=np.ascontiguousarray(op.scale, np.float32))
+
+    def residual(self, op, srcs):
+        import nir
+
+        body = self.emit(op.body, srcs)
+        short = self.emit(op.shortcut, srcs) if op.shortcut else srcs
+        both = body + short
+        if len(set(both)) != len(both):
+            raise self.refuse(op.name, "residual", "adds a value to itself (both paths are the identity); "
+                                                   "NIR edges cannot express x + x")
+        # The explicit join node: NIR sums all inputs of a node; a Scale of ones makes that sum a node of its
+        # own, so a later block can split from it (snnsim's import turns '<block>.add' back into the block).
+        return self.add(f"{op.name}.add", nir.Scale(scale=np.ones(op.layer.out_shape, np.float32)), both)
+
+    # --- neurons
+    def neuron(self, op):
+        import nir
+
+        layer, p = op.layer, op.params
+        kind = layer.neuron
+        shape = tuple(layer.out_shape)
+        full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
+        meta = {NODE_SPIKE_RULE: layer.spike_rule}
+        if layer.stateless and kind != "threshold":
+            raise self.refuse(op.name, kind, "a stateless neuron (membrane cleared every step) has no NIR equivalent")
+        if kind == "threshold":
+            thr = float(layer.v_threshold)
+            if layer.clip is not None and not (layer.clip[0] < thr <= layer.clip[1]):
+                raise self.refuse(op.name, kind, f"clip {list(layer.clip)} with threshold {thr} changes the spikes; "
+                                                 "NIR's Threshold has no clip")
+            self.rules[layer.spike_rule] += 1
+            return nir.Threshold(threshold=full(thr), metadata=meta)
+        v_reset = layer.v_reset
+        if kind in ("lif", "plif", "if") and v_reset is None:
+            self.lossy(op.name, kind, "subtract reset (v_reset: null) cannot be expressed in NIR, whose neurons "
+                                      "reset to v_reset; it is exported as a reset to 0",
+                       "set v_reset to export a hard reset")
+            meta[NODE_RESET] = "subtract"
+            v_reset = 0.0
+        if kind in ("lif", "plif", "if"):
+            self.rules[layer.spike_rule] += 1
+        if kind == "if":
+            return nir.IF(r=full(1.0 / self.dt), v_threshold=full(layer.v_threshold), v_reset=full(v_reset),
+                          metadata=meta)
+        if kind == "plif":
+            q = float(np.asarray(p.factor).reshape(-1)[0])    # sigmoid(w) in float32, what snnsim multiplies by
+            tau_s = 1.0 / q
+            w = float(np.asarray(self.net.weights[f"{op.name}.w"]).reshape(()))
+            meta.update({NODE_NEURON: "plif", NODE_PLIF_W: w})
+            self.notes.append(f"layer '{op.name}': PLIF exported as LIF with tau = dt/sigmoid(w) (other NIR readers "
+                              "divide by tau instead of multiplying by sigmoid(w): equal up to float32 rounding)")
+        else:
+            tau_s = float(layer.tau)
+        tau = full(tau_s * self.dt)
+        r = full(1.0 if layer.decay_input else tau_s)
+        v_leak = full(0.0 if layer.v_reset is None else layer.v_reset)
+        if kind == "li":
+            meta.pop(NODE_SPIKE_RULE)
+            return nir.LI(tau=tau, r=r, v_leak=v_leak, metadata=meta)
+        return nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=full(layer.v_threshold), v_reset=full(v_reset),
+                       metadata=meta)
+
+
+def _walk(ops):
+    from .network import walk_ops
+
+    return walk_ops(ops)

@@ -1,0 +1,783 @@
+"""NIR -> snnsim: turn a NIR graph into a network YAML document plus a weights dictionary.
+
+The graph must be feed-forward with one input and one output. Where two paths split and meet again (a
+residual block) the node where they meet receives the sum of both, which becomes an snnsim ``residual``
+layer. Neuron ODEs are discretised with forward Euler at the step ``dt`` (one snnsim timestep = ``dt``);
+the exact update of each node type is in ``docs/nir.md`` and in the header of the YAML written here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from . import __version__
+from .nir_io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
+                     NODE_SPIKE_RULE, REL_TOL, SPIKE_RULES, NirError, clean_meta, read_graph, require_nir)
+
+ENCODINGS = ("events", "direct", "rate")
+INTEGRATOR_TAU = 1e30   # li with this tau and decay_input false is the exact integrator v + I (see _n_I)
+
+
+@dataclass
+class ImportResult:
+    spec: dict                          # the YAML document (parse_spec accepts it)
+    weights: dict[str, np.ndarray]      # float32 arrays keyed by snnsim weight names
+    header: str                         # comment block written above the YAML
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dt: float | None = None
+
+    def yaml_text(self) -> str:
+        body = yaml.dump(self.spec, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120)
+        return self.header + body
+
+
+class _Dumper(yaml.SafeDumper):
+    """One line per layer (``{name: fc1, type: linear, ...}``); residual blocks keep their nested lists."""
+
+
+def _represent_dict(dumper, d):
+    flow = "type" in d and "body" not in d
+    return dumper.represent_mapping("tag:yaml.org,2002:map", d.items(), flow_style=True if flow else None)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+
+
+@dataclass
+class _L:
+    """One snnsim layer being built: local name, YAML fields, parameter arrays, residual children."""
+
+    name: str
+    fields: dict
+    params: dict = field(default_factory=dict)
+    body: list | None = None
+    shortcut: list | None = None
+
+
+class _Pass:
+    """A node that passes its input on unchanged (a sub-graph's Input/Output once inlined)."""
+
+
+class _Add:
+    """Where NIR sums the outputs of several nodes (all inputs of a node are added), made explicit."""
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+
+
+def _nice(x: float) -> float:
+    """The shortest decimal with the same float32 value: snnsim computes neuron maths in float32, so this
+    changes nothing the engine sees and keeps the YAML readable (2.0, not 1.9999999999999998)."""
+    return float(repr(np.float32(x)).replace("np.float32(", "").rstrip(")"))
+
+
+def import_nir(path: str | Path, *, dt: float | None = None, spike_rule: str | None = None,
+               timesteps: int | None = None, encoding: str | None = None, name: str | None = None) -> ImportResult:
+    """Read ``path`` and convert it. ``dt`` overrides the graph's metadata; without either, a graph with
+    time constants is an error. ``spike_rule`` ('gt' or 'ge') overrides the metadata; the default is NIR's
+    ``v > threshold``."""
+    require_nir()
+    if dt is not None and not (dt > 0 and math.isfinite(dt)):
+        raise NirError(f"--dt: expected a positive time step in seconds, got {dt}")
+    if spike_rule is not None and spike_rule not in SPIKE_RULES:
+        raise NirError(f"--spike-rule: expected gt or ge, got {spike_rule!r}")
+    if encoding is not None and encoding not in ENCODINGS:
+        raise NirError(f"--encoding: expected one of {', '.join(ENCODINGS)}, got {encoding!r}")
+    graph = read_graph(path)
+    return _Importer(graph, str(path), dt, spike_rule, timesteps, encoding, name).run()
+
+
+def write_import(result: ImportResult, yaml_path: str | Path, weights_path: str | Path) -> None:
+    from .weights import save_npz
+
+    yaml_path, weights_path = Path(yaml_path), Path(weights_path)
+    try:
+        yaml_path.write_text(result.yaml_text())
+        save_npz(weights_path, result.weights)
+    except OSError as e:
+        raise NirError(f"cannot write {e.filename}: {e.strerror}") from None
+
+
+# ----------------------------------------------------------------------------- the converter
+class _Importer:
+    def __init__(self, graph, source, dt, spike_rule, timesteps, encoding, name):
+        self.source = source
+        self.meta = clean_meta(graph.metadata)
+        self.dt_opt, self.rule_opt = dt, spike_rule
+        self.timesteps, self.encoding, self.name = timesteps, encoding, name
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+        self.used_types: set[str] = set()
+        self.rounded: list[str] = []
+        self.nodes, self.edges = self._inline(graph, "")
+        self.dt_used = False
+        meta_rule = self.meta.get(META_SPIKE_RULE)
+        self.default_rule = spike_rule or (meta_rule if meta_rule in SPIKE_RULES else "gt")
+
+    # --- errors and parameters
+    def err(self, node: str, msg: str) -> NirError:
+        return NirError(f"{self.source}: node '{node}' ({type(self.nodes[node]).__name__}): {msg}")
+
+    @property
+    def dt(self) -> float:
+        self.dt_used = True
+        if self.dt_opt is not None:
+            return float(self.dt_opt)
+        v = self.meta.get(META_DT)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v):
+            return float(v)
+        raise NirError(f"{self.source}: the graph does not record its time step (no '{META_DT}' in its metadata); "
+                       "give --dt in seconds (snnTorch and SpikingJelly export with dt=1e-4)")
+
+    def dt_origin(self) -> str:
+        if self.dt_opt is not None:
+            return "from --dt"
+        return "from the graph metadata"
+
+    def arr(self, node: str, fld: str, value) -> np.ndarray:
+        try:
+            a = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise self.err(node, f"'{fld}' is not numeric") from None
+        if a.size == 0:
+            raise self.err(node, f"'{fld}' is empty")
+        if not np.all(np.isfinite(a)):
+            raise self.err(node, f"'{fld}' contains NaN or Inf")
+        return a
+
+    def uniform(self, node: str, fld: str, value, shape) -> float:
+        a = self.arr(node, fld, value)
+        self.check_param_shape(node, fld, a, shape)
+        lo, hi = float(a.min()), float(a.max())
+        if lo != hi:
+            raise self.err(node, f"'{fld}' varies across neurons ({lo:g} to {hi:g}); an snnsim neuron layer "
+                                 "has one value of each parameter")
+        return lo
+
+    def check_param_shape(self, node, fld, a, shape):
+        if a.size != 1 and tuple(a.shape) != tuple(shape) and a.size != math.prod(shape):
+            raise self.err(node, f"'{fld}' has shape {list(a.shape)} but the node's input has shape {list(shape)}")
+
+    def weight(self, node: str, fld: str, value) -> np.ndarray:
+        a = np.asarray(value)
+        if a.dtype.kind not in "fiub":
+            raise self.err(node, f"'{fld}' is not numeric")
+        a32 = np.ascontiguousarray(a, dtype=np.float32)
+        if not np.all(np.isfinite(a32)):
+            raise self.err(node, f"'{fld}' contains NaN or Inf (or values beyond float32)")
+        if a.dtype != np.float32 and a.dtype.kind == "f" and not np.array_equal(a32.astype(a.dtype), a):
+            self.rounded.append(node)
+        return a32
+
+    # --- graph structure
+    def _inline(self, graph, prefix):
+        """Flatten sub-graphs into one node dict; their Input/Output nodes become pass-through nodes."""
+        import nir
+
+        nodes, edges = {}, []
+        ins, outs = {}, {}
+        for name, node in graph.nodes.items():
+            full = prefix + name
+            if isinstance(node, nir.NIRGraph):
+                sub_nodes, sub_edges = self._inline(node, full + ".")
+                sub_in = [n for n, v in node.nodes.items() if isinstance(v, nir.Input)]
+                sub_out = [n for n, v in node.nodes.items() if isinstance(v, nir.Output)]
+                if len(sub_in) != 1 or len(sub_out) != 1:
+                    raise NirError(f"{self.source}: subgraph '{full}' needs exactly one Input and one Output node, "
+                                   f"has {len(sub_in)} and {len(sub_out)}")
+                nodes.update(sub_nodes)
+                edges.extend(sub_edges)
+                ins[name], outs[name] = f"{full}.{sub_in[0]}", f"{full}.{sub_out[0]}"
+                nodes[ins[name]], nodes[outs[name]] = _Pass(), _Pass()
+            else:
+                nodes[full] = node
+        for a, b in graph.edges:
+            src = outs.get(a, prefix + a)
+            dst = ins.get(b, prefix + b)
+            edges.append((src, dst))
+        if prefix:
+            return nodes, edges
+        return self._contract(nodes, edges)
+
+    def _contract(self, nodes, edges):
+        """Remove pass-through nodes, joining their inputs to their outputs."""
+        for p in [n for n, v in nodes.items() if isinstance(v, _Pass)]:
+            preds = [a for a, b in edges if b == p]
+            succs = [b for a, b in edges if a == p]
+            edges = [e for e in edges if p not in e]
+            for a in preds:
+                for b in succs:
+                    if (a, b) in edges:
+                        raise NirError(f"{self.source}: nodes '{a}' and '{b}' are connected twice through "
+                                       f"subgraph port '{p}'")
+                    edges.append((a, b))
+            del nodes[p]
+        return nodes, edges
+
+    def run(self) -> ImportResult:
+        import nir
+
+        nodes, edges = self.nodes, self.edges
+        inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+        outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+        if len(inputs) != 1:
+            listed = f" ({', '.join(inputs)})" if inputs else ""
+            raise NirError(f"{self.source}: the graph has {len(inputs)} Input nodes{listed}; "
+                           "snnsim networks have exactly one input")
+        if len(outputs) != 1:
+            listed = f" ({', '.join(outputs)})" if outputs else ""
+            raise NirError(f"{self.source}: the graph has {len(outputs)} Output nodes{listed}; "
+                           "snnsim networks have exactly one output")
+        self.input, self.output = inputs[0], outputs[0]
+        self.succ = {n: [] for n in nodes}
+        self.pred = {n: [] for n in nodes}
+        for a, b in edges:
+            self.succ[a].append(b)
+            self.pred[b].append(a)
+        if self.pred[self.input]:
+            raise NirError(f"{self.source}: Input node '{self.input}' has incoming edges from "
+                           f"{', '.join(self.pred[self.input])}")
+        if self.succ[self.output]:
+            raise NirError(f"{self.source}: Output node '{self.output}' has outgoing edges")
+        try:
+            order = list(TopologicalSorter({n: self.pred[n] for n in nodes}).static_order())
+        except CycleError as e:
+            cycle = e.args[1]
+            raise NirError(f"{self.source}: the graph has a cycle {' -> '.join(cycle)}; snnsim runs feed-forward "
+                           "networks only (recurrent layers such as snnTorch RLeaky/RSynaptic cannot be imported)"
+                           ) from None
+        fwd = self._reach(self.input, self.succ)
+        back = self._reach(self.output, self.pred)
+        for n in order:
+            if n not in fwd:
+                raise NirError(f"{self.source}: node '{n}' is not reached from the input node '{self.input}'")
+            if n not in back:
+                raise NirError(f"{self.source}: node '{n}' does not lead to the output node '{self.output}'")
+        order = self._explicit_adds(order)
+        self.topo = {n: i for i, n in enumerate(order)}
+        self._postdominators(order)
+
+        shape = self._input_shape()
+        layers, out_shape = self._seq(self.input, self.output, shape)
+        if not layers:
+            raise NirError(f"{self.source}: the graph has no layers between its input and output")
+        self._check_output(out_shape)
+        spec, weights = self._document(shape, layers)
+        return ImportResult(spec, weights, self._header(), self.notes, self.warnings,
+                            self.dt if self.dt_used else None)
+
+    def _explicit_adds(self, order):
+        """Give every sum its own node: consumers that read the same several nodes read one _Add node instead
+        (nirtorch writes a residual block's sum as edges from both summands to every consumer)."""
+        groups: dict[tuple, list] = {}
+        for n in order:
+            if len(self.pred[n]) > 1 and not isinstance(self.nodes[n], _Add):
+                groups.setdefault(tuple(sorted(self.pred[n], key=order.index)), []).append(n)
+        for srcs, consumers in groups.items():
+            j = f"{consumers[0]}.sum"
+            while j in self.nodes:
+                j += "_"
+            self.nodes[j] = _Add()
+            self.succ[j], self.pred[j] = list(consumers), list(srcs)
+            for c in consumers:
+                self.pred[c] = [j]
+            for s in srcs:
+                self.succ[s] = [c for c in self.succ[s] if c not in consumers] + [j]
+            order.insert(min(order.index(c) for c in consumers), j)
+        return order
+
+    @staticmethod
+    def _reach(start, nxt):
+        seen, stack = {start}, [start]
+        while stack:
+            for m in nxt[stack.pop()]:
+                if m not in seen:
+                    seen.add(m)
+                    stack.append(m)
+        return seen
+
+    def _postdominators(self, order):
+        pdom = {}
+        for n in reversed(order):
+            sets = [pdom[s] for s in self.succ[n]]
+            pdom[n] = {n} | (set.intersection(*sets) if sets else set())
+        self.ipdom = {n: min(p - {n}, key=self.topo.get) for n, p in pdom.items() if len(p) > 1}
+
+    def _input_shape(self):
+        v = self.nodes[self.input].input_type.get("input")
+        try:
+            shape = tuple(int(s) for s in np.asarray(v).reshape(-1))
+        except (TypeError, ValueError):
+            shape = ()
+        if not shape or any(s < 1 for s in shape):
+            raise NirError(f"{self.source}: Input node '{self.input}' has no valid shape (got {v!r})")
+        return shape
+
+    def _check_output(self, shape):
+        v = self.nodes[self.output].output_type.get("output")
+        try:
+            want = tuple(int(s) for s in np.asarray(v).reshape(-1))
+        except (TypeError, ValueError):
+            return
+        if want and math.prod(want) != math.prod(shape):
+            raise NirError(f"{self.source}: Output node '{self.output}' has shape {list(want)} but the graph "
+                           f"computes {list(shape)}")
+
+    def _seq(self, n, stop, shape):
+        """Layers from node ``n`` (included) up to node ``stop`` (excluded), and the shape reaching ``stop``."""
+        layers = []
+        while n != stop:
+            if n != self.input:
+                new, shape = self._convert(n, shape)
+                layers.extend(new)
+            succ = self.succ[n]
+            if len(succ) == 1:
+                nxt = succ[0]
+                if nxt != stop and len(self.pred[nxt]) > 1:
+                    raise NirError(f"{self.source}: node '{nxt}' sums inputs from {', '.join(self.pred[nxt])}, which "
+                                   "do not split from one node and meet here (not a residual block snnsim can run)")
+            elif len(succ) == 2:
+                join = self.ipdom[n]
+                inside = self._reach(n, self.succ)
+                outside = [p for p in self.pred[join] if p not in inside]
+                if outside:
+                    raise NirError(f"{self.source}: node '{join}' sums the paths that split at '{n}' and also the "
+                                   f"output of '{outside[0]}' from elsewhere (not a residual block snnsim can run)")
+                for s in succ:
+                    if s != join and len(self.pred[s]) > 1:
+                        raise NirError(f"{self.source}: node '{s}' sums inputs from {', '.join(self.pred[s])} inside "
+                                       f"the paths that split at '{n}' (not a residual block snnsim can run)")
+                a, sa = self._seq(succ[0], join, shape)
+                b, sb = self._seq(succ[1], join, shape)
+                if sa != sb:
+                    raise NirError(f"{self.source}: node '{join}' adds inputs of shapes {list(sa)} and {list(sb)}")
+                if not a:
+                    a, b = b, a
+                layers.append(self._residual(join, a, b))
+                shape = sa
+                nxt = join
+            else:
+                raise NirError(f"{self.source}: node '{n}' feeds {len(succ)} nodes ({', '.join(succ)}); "
+                               "snnsim runs chains and two-way residual blocks")
+            n = nxt
+        return layers, shape
+
+    def _residual(self, join, body, shortcut):
+        import nir
+
+        node = self.nodes[join]
+        if isinstance(node, nir.Scale) and np.all(np.asarray(node.scale) == 1) and join.endswith(".add"):
+            block = join[: -len(".add")]        # snnsim's own export: '<block>.add'
+            strip = block + "."
+        else:                                   # name the block after what its layers share: 'b1_conv1' -> 'b1'
+            names = [layer.name for layer in body + shortcut]
+            strip = os.path.commonprefix(names) if names else ""
+            cut = max(strip.rfind("."), strip.rfind("_"))
+            strip = strip[: cut + 1] if cut > 0 else ""
+            self.n_res = getattr(self, "n_res", 0) + 1
+            block = strip[:-1] if strip else f"residual{self.n_res}"
+        for layer in body + shortcut:
+            if strip and layer.name.startswith(strip) and len(layer.name) > len(strip):
+                layer.name = layer.name[len(strip):]
+        return _L(block, {"type": "residual"}, body=body, shortcut=shortcut)
+
+    # --- node conversion
+    def _convert(self, n, shape):
+        node = self.nodes[n]
+        t = type(node).__name__
+        conv = getattr(self, f"_n_{t}", None)
+        if conv is None:
+            reason = {
+                "Conv1d": "snnsim has no 1-D convolution",
+                "Output": "an Output node inside the graph",
+                "Input": "a second Input node",
+            }.get(t, "this node type is not supported")
+            raise self.err(n, reason)
+        layers, shape = conv(n, node, shape)
+        if layers:
+            self.used_types.add(t)
+        return layers, shape
+
+    def _n__Add(self, n, node, shape):
+        return [], shape
+
+    def _n_Affine(self, n, node, shape, bias=True):
+        w = self.weight(n, "weight", node.weight)
+        if w.ndim != 2:
+            raise self.err(n, f"weight has {w.ndim} dimensions; snnsim supports (out, in) matrices")
+        if len(shape) != 1:
+            hint = (" (the exporter seems to have kept the batch dimension; snnTorch: export with ignore_dims=[0])"
+                    if shape[0] == 1 and len(shape) == 2 else " (add a Flatten node)")
+            raise self.err(n, f"needs a 1-D input, but its input has shape {list(shape)}{hint}")
+        if w.shape[1] != shape[0]:
+            raise self.err(n, f"weight has {w.shape[1]} inputs but its input has {shape[0]} features")
+        params = {"weight": w}
+        if bias:
+            b = self.weight(n, "bias", node.bias).reshape(-1)
+            if b.size != w.shape[0]:
+                raise self.err(n, f"bias has {b.size} entries for {w.shape[0]} outputs")
+            params["bias"] = b
+        return [_L(n, {"type": "linear", "out_features": int(w.shape[0]), "bias": bias}, params)], (int(w.shape[0]),)
+
+    def _n_Linear(self, n, node, shape):
+        return self._n_Affine(n, node, shape, bias=False)
+
+    def _n_Scale(self, n, node, shape):
+        s = self.weight(n, "scale", node.scale)
+        if s.size != 1 and s.size != math.prod(shape):
+            raise self.err(n, f"scale has shape {list(s.shape)} but its input has shape {list(shape)}")
+        if np.all(s == 1):
+            return [], shape        # the identity: NIR's way to mark where two paths are summed
+        return self._scale_layer(n, s, shape), shape
+
+    def _scale_layer(self, name, s, shape):
+        s = np.broadcast_to(np.asarray(s, np.float32).reshape(-1) if np.size(s) > 1 else np.float32(s),
+                            (math.prod(shape),)).reshape(shape)
+        self.used_types.add("Scale")
+        return [_L(name, {"type": "scale"}, {"scale": np.ascontiguousarray(s, dtype=np.float32)})]
+
+    def _pair(self, n, fld, v, minimum=1):
+        a = np.asarray(v).reshape(-1)
+        if a.size == 1:
+            a = np.repeat(a, 2)
+        if a.size != 2 or a.dtype.kind not in "iuf" or np.any(a != np.round(a)) or np.any(a < minimum):
+            raise self.err(n, f"'{fld}' must be an integer >= {minimum} or a pair of them, "
+                              f"got {np.asarray(v).tolist()}")
+        return [int(a[0]), int(a[1])]
+
+    def _n_Conv2d(self, n, node, shape):
+        w = self.weight(n, "weight", node.weight)
+        if w.ndim != 4:
+            raise self.err(n, f"weight must be (C_out, C_in/groups, kH, kW), got shape {list(w.shape)}")
+        if len(shape) != 3:
+            raise self.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
+        groups = int(np.asarray(node.groups).reshape(-1)[0])
+        c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
+        if groups < 1 or c_in_g * groups != shape[0]:
+            raise self.err(n, f"weight expects {c_in_g * groups} input channels (groups={groups}) but its input has "
+                              f"{shape[0]}")
+        if node.input_shape is not None and tuple(int(s) for s in np.asarray(node.input_shape).reshape(-1)) \
+                != tuple(shape[1:]):
+            raise self.err(n, f"input_shape {np.asarray(node.input_shape).tolist()} does not match its input "
+                              f"{list(shape[1:])}")
+        if self._pair(n, "dilation", node.dilation) != [1, 1]:
+            raise self.err(n, "dilation other than 1 is not supported by snnsim")
+        stride = self._pair(n, "stride", node.stride)
+        pad = node.padding
+        if isinstance(pad, (str, bytes)):
+            pad = pad.decode() if isinstance(pad, bytes) else pad
+            if pad == "valid":
+                pad = [0, 0]
+            elif pad == "same":
+                if stride != [1, 1] or kh % 2 == 0 or kw % 2 == 0:
+                    raise self.err(n, "padding 'same' needs stride 1 and an odd kernel to be symmetric")
+                pad = [(kh - 1) // 2, (kw - 1) // 2]
+            else:
+                raise self.err(n, f"padding {pad!r} is not 'same', 'valid' or integers")
+        else:
+            pad = self._pair(n, "padding", pad, minimum=0)
+        if pad[0] * 2 > kh or pad[1] * 2 > kw:
+            raise self.err(n, f"padding {pad} is more than half the kernel {[kh, kw]}")
+        b = self.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
+        if b.size != c_out:
+            raise self.err(n, f"bias has {b.size} entries for {c_out} output channels")
+        params = {"weight": w}
+        has_bias = bool(np.any(b != 0))
+        if has_bias:
+            params["bias"] = b
+        h = (shape[1] + 2 * pad[0] - kh) // stride[0] + 1
+        wd = (shape[2] + 2 * pad[1] - kw) // stride[1] + 1
+        if h < 1 or wd < 1:
+            raise self.err(n, f"kernel {[kh, kw]} does not fit its input {list(shape[1:])}")
+        f = {"type": "conv2d", "out_channels": c_out, "kernel_size": [kh, kw], "stride": stride, "padding": pad}
+        if groups != 1:
+            f["groups"] = groups
+        f["bias"] = has_bias
+        return [_L(n, f, params)], (c_out, h, wd)
+
+    def _pool(self, n, node, shape, kind):
+        if len(shape) != 3:
+            raise self.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
+        k = self._pair(n, "kernel_size", node.kernel_size)
+        s = self._pair(n, "stride", node.stride)
+        p = self._pair(n, "padding", node.padding, minimum=0)
+        if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+            raise self.err(n, f"padding {p} is more than half the kernel {k}")
+        h = (shape[1] + 2 * p[0] - k[0]) // s[0] + 1
+        w = (shape[2] + 2 * p[1] - k[1]) // s[1] + 1
+        if h < 1 or w < 1:
+            raise self.err(n, f"kernel {k} does not fit its input {list(shape[1:])}")
+        return [_L(n, {"type": kind, "kernel_size": k, "stride": s, "padding": p})], (shape[0], h, w)
+
+    def _n_AvgPool2d(self, n, node, shape):
+        return self._pool(n, node, shape, "avgpool2d")
+
+    def _n_SumPool2d(self, n, node, shape):
+        return self._pool(n, node, shape, "sumpool2d")
+
+    def _n_Flatten(self, n, node, shape):
+        nd = len(shape)
+        start, end = int(node.start_dim), int(node.end_dim)
+        start = start + nd if start < 0 else start
+        end = end + nd if end < 0 else end
+        if nd == 1 or start == end:
+            return [], shape
+        if (start, end) != (0, nd - 1):
+            raise self.err(n, f"flattens dimensions {start}..{end} of a {nd}-D input; snnsim flattens all of them")
+        return [_L(n, {"type": "flatten"})], (math.prod(shape),)
+
+    def _n_Delay(self, n, node, shape):
+        d = self.arr(n, "delay", node.delay)
+        if np.all(d == 0):
+            return [], shape
+        raise self.err(n, f"a delay of {d.max():g} s: snnsim has no delay lines; only zero delays can be imported")
+
+    def _n_I(self, n, node, shape):
+        """The integrator dv/dt = R I: v[t] = v + dt*R*I[t], output v. snnsim's li with tau = 1e30 and
+        decay_input false computes H = v - v/1e30 + I, which is exactly v + I in float32 (v/1e30 is far below
+        half an ulp of v), so this is exact."""
+        r = self.arr(n, "r", node.r)
+        self.check_param_shape(n, "r", r, shape)
+        k = r * self.dt
+        layers = []
+        if not (k.min() == k.max() and _close(float(k.flat[0]), 1.0)):
+            layers = self._scale_layer(f"{n}.r", k.astype(np.float32), shape)
+        layers.append(_L(n, {"type": "li", "tau": INTEGRATOR_TAU, "decay_input": False, "v_reset": 0.0}))
+        return layers, shape
+
+    def _rule(self, n, node):
+        if self.rule_opt:
+            return self.rule_opt
+        r = clean_meta(node.metadata).get(NODE_SPIKE_RULE)
+        return r if r in SPIKE_RULES else self.default_rule
+
+    def _n_Threshold(self, n, node, shape):
+        thr = self.uniform(n, "threshold", node.threshold, shape)
+        return [_L(n, {"type": "threshold", "v_threshold": _nice(thr), "spike_rule": self._rule(n, node)})], shape
+
+    def _gain(self, n, fld, r, shape, tau_s):
+        """How the input current reaches the membrane: (decay_input, scale layer array or None)."""
+        a = self.arr(n, fld, r)
+        self.check_param_shape(n, fld, a, shape)
+        if a.min() == a.max():
+            r0 = float(a.flat[0])
+            if _close(r0, 1.0):
+                return True, None
+            if tau_s is not None and _close(r0, tau_s):
+                return False, None
+        return True, a.astype(np.float32)
+
+    def _tau_steps(self, n, fld, value, shape):
+        tau = self.uniform(n, fld, value, shape)
+        tau_s = tau / self.dt
+        if not tau_s > 1:
+            raise self.err(n, f"{fld}/dt = {tau:g}/{self.dt:g} = {tau_s:g} is not > 1; forward Euler needs a time step "
+                              "shorter than the time constant (give a smaller --dt)")
+        return _nice(tau_s)
+
+    def _leaky(self, n, node, shape, kind, tau_fld, r_fld, v_leak, thr=None, v_reset=None, suffix=""):
+        """One leaky layer (li or lif) with an optional scale layer for R; returns the layers."""
+        tau_s = self._tau_steps(n, tau_fld, getattr(node, tau_fld), shape)
+        decay_input, scale = self._gain(n, r_fld, getattr(node, r_fld), shape, tau_s)
+        name = n + suffix
+        layers = self._scale_layer(f"{name}.{r_fld}", scale, shape) if scale is not None else []
+        f = {"type": kind, "tau": tau_s, "decay_input": decay_input}
+        if kind == "li":
+            f["v_reset"] = _nice(v_leak)
+        else:
+            f.update(self._reset_fields(n, node, v_leak, v_reset))
+            f["v_threshold"] = _nice(thr)
+            f["spike_rule"] = self._rule(n, node)
+        layers.append(_L(name, f))
+        return layers
+
+    def _reset_fields(self, n, node, v_leak, v_reset):
+        meta = clean_meta(node.metadata)
+        if meta.get(NODE_RESET) == "subtract":
+            self.notes.append(f"node '{n}': subtract reset restored from snnsim metadata (other NIR readers see a "
+                              "reset to 0)")
+            return {"v_reset": None}
+        if v_leak is not None and not _close(v_leak, v_reset):
+            raise self.err(n, f"v_leak ({v_leak:g}) differs from v_reset ({v_reset:g}); snnsim (like SpikingJelly) "
+                              "leaks toward the reset potential")
+        return {"v_reset": _nice(v_reset)}
+
+    def _n_LI(self, n, node, shape):
+        v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
+        return self._leaky(n, node, shape, "li", "tau", "r", v_leak), shape
+
+    def _n_LIF(self, n, node, shape):
+        v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
+        v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
+        thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
+        meta = clean_meta(node.metadata)
+        if meta.get(NODE_NEURON) == "plif" and isinstance(meta.get(NODE_PLIF_W), (int, float)):
+            f = {"type": "plif", "decay_input": _close(float(np.asarray(node.r).flat[0]), 1.0),
+                 **self._reset_fields(n, node, v_leak, v_reset), "v_threshold": _nice(thr),
+                 "spike_rule": self._rule(n, node)}
+            self.notes.append(f"node '{n}': PLIF restored from snnsim metadata")
+            return [_L(n, f, {"w": np.asarray(meta[NODE_PLIF_W], np.float32)})], shape
+        return self._leaky(n, node, shape, "lif", "tau", "r", v_leak, thr, v_reset), shape
+
+    def _n_IF(self, n, node, shape):
+        thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
+        v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
+        r = self.arr(n, "r", node.r)
+        self.check_param_shape(n, "r", r, shape)
+        k = r * self.dt
+        layers = []
+        if not (k.min() == k.max() and _close(float(k.flat[0]), 1.0)):
+            layers = self._scale_layer(f"{n}.r", k.astype(np.float32), shape)
+        f = {"type": "if", **self._reset_fields(n, node, None, v_reset), "v_threshold": _nice(thr),
+             "spike_rule": self._rule(n, node)}
+        layers.append(_L(n, f))
+        return layers, shape
+
+    def _cuba(self, n, node, shape, spiking):
+        """CubaLI(F) as two layers: the synaptic current (li, named '<n>.syn') feeding the membrane."""
+        tau_syn = self._tau_steps(n, "tau_syn", node.tau_syn, shape)
+        decay_input, scale = self._gain(n, "w_in", node.w_in, shape, tau_syn)
+        layers = self._scale_layer(f"{n}.w_in", scale, shape) if scale is not None else []
+        layers.append(_L(f"{n}.syn", {"type": "li", "tau": tau_syn, "decay_input": decay_input, "v_reset": 0.0}))
+        v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
+        if spiking:
+            v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
+            thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
+            layers += self._leaky(n, node, shape, "lif", "tau_mem", "r", v_leak, thr, v_reset)
+        else:
+            layers += self._leaky(n, node, shape, "li", "tau_mem", "r", v_leak)
+        return layers, shape
+
+    def _n_CubaLIF(self, n, node, shape):
+        return self._cuba(n, node, shape, True)
+
+    def _n_CubaLI(self, n, node, shape):
+        return self._cuba(n, node, shape, False)
+
+    # --- output
+    def _document(self, input_shape, layers):
+        weights = {}
+        used = set()
+
+        def emit(items, prefix):
+            out = []
+            for item in items:
+                local = item.name
+                k = 1
+                while f"{prefix}{local}" in used:
+                    local = f"{item.name}_{k}"
+                    k += 1
+                full = f"{prefix}{local}"
+                used.add(full)
+                d = {"name": local, **item.fields}
+                for p, a in item.params.items():
+                    weights[f"{full}.{p}"] = a
+                if item.body is not None:
+                    d["body"] = emit(item.body, full + ".")
+                    if item.shortcut:
+                        d["shortcut"] = emit(item.shortcut, full + ".")
+                out.append(d)
+            return out
+
+        docs = emit(layers, "")
+        meta = self.meta
+        src = meta.get("network") if meta.get(META_SOURCE) == "snnsim" else None
+        name = self.name or src or Path(self.source).stem
+        T = self.timesteps or (meta.get("timesteps") if isinstance(meta.get("timesteps"), int) else None) or 4
+        enc = self.encoding or (meta.get("encoding") if meta.get("encoding") in ENCODINGS else "events")
+        spec = {"name": str(name),
+                "description": f"Imported from NIR ({Path(self.source).name}) by snnsim import-nir.",
+                "input_shape": list(input_shape), "timesteps": int(T)}
+        if enc == "rate" and meta.get("encoding_gain") is not None:
+            spec["encoding"] = {"type": "rate", "seed": int(meta.get("encoding_seed", 0)),
+                                "gain": float(meta["encoding_gain"])}
+        else:
+            spec["encoding"] = enc
+        reduce = meta.get("readout_reduce") if meta.get("readout_reduce") in ("mean", "last") else "mean"
+        source = meta.get("readout_source") if meta.get("readout_source") in ("output", "membrane") else "output"
+        spec["readout"] = {"reduce": reduce, "source": source}
+        spec["layers"] = docs
+        if self.rounded:
+            rounded = sorted(set(self.rounded))
+            more = " ..." if len(rounded) > 6 else ""
+            self.notes.append("float64 parameters rounded to float32 (snnsim computes in float32): nodes "
+                              f"{', '.join(rounded[:6])}{more}")
+        lossy = meta.get(META_LOSSY)
+        if isinstance(lossy, str) and lossy:
+            self.warnings.append(f"the exporter recorded a lossy export: {lossy}")
+        # validate what we wrote: the same checks `snnsim run` makes
+        from .errors import SpecError, WeightError
+        from .spec import parse_spec
+        from .weights import check_weights
+
+        try:
+            parsed = parse_spec(spec, "imported network")
+            check_weights(parsed, weights, "imported weights")
+        except (SpecError, WeightError) as e:  # pragma: no cover - a converter bug, reported clearly
+            raise NirError(f"{self.source}: the converted network does not validate: {e}") from None
+        return spec, weights
+
+    def _header(self) -> str:
+        m = self.meta
+        lines = [f"Imported from NIR by `snnsim import-nir` (snnsim {__version__}).",
+                 f"Source file: {Path(self.source).name}"]
+        src = m.get(META_SOURCE)
+        lines.append(f"Exporter: {src} (graph metadata)" if src else
+                     "Exporter: not recorded in the graph metadata")
+        if self.dt_used:
+            lines.append(f"Time step: dt = {self.dt:g} s ({self.dt_origin()}); one snnsim timestep = dt.")
+        else:
+            lines.append("Time step: not needed (the graph has no time constants).")
+        rule = self.default_rule
+        origin = ("from --spike-rule" if self.rule_opt else
+                  "from the graph metadata" if m.get(META_SPIKE_RULE) in SPIKE_RULES else "NIR's rule, the default")
+        lines.append(f"Spike rule: {'v > v_threshold' if rule == 'gt' else 'v >= v_threshold'} ({origin}; "
+                     "node metadata may override it per layer, see spike_rule below).")
+        lines.append("Discretisation (forward Euler with step dt; I[t] is the node's input at step t):")
+        eq = discretisation_lines(self.used_types)
+        lines += ["  " + e for e in eq]
+        if src != "snnsim":
+            lines.append("NIR has no subtract reset: a model that used one (snnTorch's default) was changed by its "
+                         "exporter, and spikes will differ.")
+        for w in self.warnings:
+            lines.append(f"WARNING: {w}")
+        for note in self.notes:
+            lines.append(f"Note: {note}")
+        return "".join(f"# {ln}\n" for ln in lines)
+
+
+_EQUATIONS = {
+    "LIF": ["LIF  tau dv/dt = (v_leak - v) + R I  ->  lif with tau_s = tau/dt, v_reset = v_leak:",
+            "       R = 1:      H = v + (I - (v - v_reset)) / tau_s      (decay_input: true)",
+            "       R = tau_s:  H = v - (v - v_reset) / tau_s + I        (decay_input: false)",
+            "       other R:    a scale layer '<node>.r' multiplies I by R, then decay_input: true",
+            "       S = H > v_threshold (spike_rule gt) or H >= v_threshold (ge); v = v_reset where S, else H"],
+    "LI": ["LI   as LIF without spikes -> li (the output is H); v_reset holds v_leak"],
+    "IF": ["IF   dv/dt = R I  ->  if: H = v + dt*R*I (a scale layer '<node>.r' unless dt*R = 1); reset as LIF"],
+    "CubaLIF": ["CubaLIF  tau_syn dI/dt = -I + w_in S; tau_mem dv/dt = (v_leak - v) + R I  ->  two layers:",
+                "       '<node>.syn' li (tau_syn/dt; w_in as R above) gives I[t], then '<node>' lif (tau_mem/dt, R)",
+                "       driven by the updated current I[t] (as snnTorch Synaptic and SpikingJelly CUBALIFNode)"],
+    "CubaLI": ["CubaLI   as CubaLIF with an li membrane (no spikes)"],
+    "I": ["I    dv/dt = R I  ->  li with tau 1e30, decay_input false: H = v - v/1e30 + dt*R*I, exactly v + dt*R*I"],
+    "Threshold": ["Threshold  z = I > threshold  ->  threshold (stateless)"],
+    "Scale": ["Scale  y = I * s  ->  scale (elementwise)"],
+    "SumPool2d": ["SumPool2d  ->  sumpool2d (window sum)"],
+    "AvgPool2d": ["AvgPool2d  ->  avgpool2d (window sum / window size, padding counted)"],
+}
+
+
+def discretisation_lines(types) -> list[str]:
+    out = []
+    for t, lines in _EQUATIONS.items():
+        if t in types:
+            out += lines
+    return out or ["(no neuron nodes)"]

@@ -1,0 +1,137 @@
+"""``snnsim train``: train a network on a shipped dataset and write its weights (registered in ``snnsim.cli``
+with ``main.add_command(train)``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from .memory import fmt_bytes
+
+OPTIMIZERS = ["sgd", "adamw"]
+
+
+def _timesteps(text: str) -> tuple[int, ...]:
+    try:
+        ts = tuple(int(t) for t in str(text).split(","))
+    except ValueError:
+        raise InputError(f"--timesteps: expected an integer or a list like 5,4,3,2,1, got '{text}'") from None
+    if not ts or any(t < 1 for t in ts):
+        raise InputError(f"--timesteps: expected positive integers, got '{text}'")
+    return ts
+
+
+@click.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--dataset", type=click.Choice(["digits", "mnist"]), required=True,
+              help="Trains on its train split, reports accuracy on its held-out test split.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Trained weights (.npz, PyTorch state_dict names); runs with 'snnsim run'.")
+@click.option("--method", type=click.Choice(["bptt", "reversible", "ottt", "saf"]), default="bptt", show_default=True)
+@click.option("--variant", default="", help="ottt: A (one update per batch, default) or O (an update every "
+              "timestep); saf: E (loss every step, default) or F (loss at the last step).")
+@click.option("--timesteps", "-T", "timesteps", default=None,
+              help="T, or a list such as 5,4,3,2,1 for the IIR schedule (each stage starts from the previous "
+                   "stage's weights). Default: the network's T.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Epochs per stage.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adamw", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True, help="SGD momentum.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
+              help="Default 0.01 for AdamW, 0 for SGD; applies to weight matrices and kernels only.")
+@click.option("--schedule", default="cosine", show_default=True, help="constant | cosine | step:0.5,0.75")
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--loss", type=click.Choice(["ce", "mse", "tet", "compound"]), default="ce", show_default=True,
+              help="ce: cross-entropy on the mean output (the network's readout); tet; compound (T-RevSNN).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--tet-lambda", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--surrogate", default="sigmoid:4", show_default=True, help="sigmoid[:alpha] | atan[:alpha] | "
+              "triangle[:alpha] (SpikingJelly's Sigmoid, ATan, PiecewiseQuadratic).")
+@click.option("--detach-reset/--no-detach-reset", default=False, show_default=True)
+@click.option("--augment", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Random shifts of up to N pixels (image inputs).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seeds the initial weights, the data order, augmentation and dropout.")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False),
+              help="Start from these weights instead of PyTorch's default initialisation.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint file (written atomically).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also checkpoint every N steps within an epoch.")
+@click.option("--resume", is_flag=True, help="Continue from --checkpoint if it exists.")
+@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training samples only.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write per-epoch and per-stage results, and per-layer memory, as JSON.")
+def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_size, optimizer, lr, momentum,
+          weight_decay, schedule, warmup_epochs, loss, label_smoothing, tet_lambda, surrogate, detach_reset,
+          augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, report_path):
+    """Train NETWORK (YAML) on DATASET and write the weights to --out."""
+    from ..spec import load_spec
+    from ..weights import load_weights
+    from .loop import TrainConfig, init_params, train as run_training, write_weights
+    from .optim import parse_schedule
+    from .surrogate import parse_surrogate
+
+    spec = load_spec(network)
+    Ts = _timesteps(timesteps) if timesteps else (spec.timesteps,)
+    parse_surrogate(surrogate)
+    parse_schedule(schedule)
+    if resume and not checkpoint:
+        raise InputError("--resume needs --checkpoint PATH")
+    cfg = TrainConfig(dataset=dataset, method=method, variant=variant, timesteps=Ts, epochs=epochs,
+                      batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs, loss=loss,
+                      label_smoothing=label_smoothing, tet_lambda=tet_lambda, surrogate=surrogate,
+                      detach_reset=detach_reset, seed=seed, augment=augment, limit=limit)
+    params = dict(load_weights(spec, init_path)) if init_path else init_params(spec, seed)
+    multi = len(Ts) > 1
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def stage_out(T, p):
+        if multi:
+            write_weights(spec, p, out.with_name(f"{out.stem}.T{T}{out.suffix}"))
+
+    state = {"bar": None, "info": ""}
+
+    def progress(info):
+        if "epoch_done" in info:
+            h = info["epoch_done"]
+            if state["bar"] is not None:
+                state["bar"].render_finish()
+                state["bar"] = None
+            click.echo(f"T={h['T']} epoch {h['epoch']}/{epochs}: loss {h['loss']:.4f}, train acc "
+                       f"{h['train_acc']:.4f}, test acc {h['test_acc']:.4f}, step {h['step_time_s'] * 1e3:.0f} ms, "
+                       f"peak held for backward {fmt_bytes(h['peak_bytes'])}")
+            return
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=info["batches"], file=sys.stderr,
+                                             label=f"T={info['T']} epoch {info['epoch']}/{info['epochs']}",
+                                             item_show_func=lambda _: state["info"])
+            state["bar"].__enter__()
+            state["bar"].update(info["batch"] - 1)
+        state["info"] = (f"loss {info['loss']:.3f} acc {info['acc']:.3f} "
+                         f"mem {fmt_bytes(info['memory'].get('peak_bytes', 0))}")
+        state["bar"].update(1)
+
+    result = run_training(spec, params, cfg, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                          resume=resume, stage_out=stage_out, progress=progress)
+    write_weights(spec, result.params, out_path)
+    click.echo(f"saved weights to {out_path}")
+    if multi:
+        click.echo("IIR stages (each from the previous stage's weights):")
+        for s in result.stages:
+            click.echo(f"  T={s['T']}: test acc {s['test_acc']:.4f} after {s['epochs']} epochs, "
+                       f"step {s['step_time_s'] * 1e3:.0f} ms, peak held {fmt_bytes(s['peak_bytes'])}")
+    mem = result.memory
+    if mem.get("per_layer_peak"):
+        click.echo(f"bytes held for backward (largest step): peak {fmt_bytes(mem['peak_bytes'])}; per layer: " +
+                   ", ".join(f"{k} {fmt_bytes(v)}" for k, v in mem["per_layer_peak"].items()))
+    if report_path:
+        rep = {"network": spec.name, "dataset": dataset, "config": cfg.resume_key(), "history": result.history,
+               "stages": result.stages, "memory": mem}
+        Path(report_path).write_text(json.dumps(rep, indent=1))

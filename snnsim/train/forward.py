@@ -1,0 +1,503 @@
+"""The training graph: the spec's layers as nodes with a forward pass that stores what the backward needs, and
+the backward pass of each node.
+
+The forward maths is the engine's: linear and conv layers call ``snnsim.kernels`` (dense form), pooling calls
+the same pool kernels, neurons run the engine's ``neuron_step`` timestep by timestep. Batch norm runs in
+training mode with its statistics pooled over T x B (x H x W), as SpikingJelly's multi-step layers do, and its
+running averages are updated once per training step (PyTorch's momentum 0.1 and unbiased variance). Batch
+norm is not folded here; the saved weights keep it separate, and the engine folds it for inference.
+
+Layout. Every layer processes all T timesteps at once (the time loop lives inside the neuron layers, which is
+exactly the timestep-by-timestep order because the graph is feed-forward): an activation is ``[T*B, *shape]``
+t-major, or ``[B, *shape]`` when it is *static*, i.e. the same at every timestep (direct encoding before the
+first stateful neuron: such layers are computed once, as the engine does, and their gradient is the sum over T).
+
+Stored for the backward pass, per layer (see ``memory.Ledger``):
+    linear/conv   the input (uint8 when it is binary spikes)     batch norm   x-hat (float32), 1/std
+    neuron        the charged membrane H [T, ...] (+ the input for plif and clipped threshold layers)
+    max pool      the argmax offset per output (uint8)            scale        the input
+    dropout       the mask (uint8)                                 avg/sum pool, flatten, residual: nothing
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import kernels as K
+from .. import neurons
+from ..errors import InputError
+from ..network import sumpool2d
+from ..spec import BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, NetworkSpec, Neuron, Pool2d, Residual, Scale
+from . import grads as G
+from .memory import Ledger
+from .surrogate import Surrogate
+
+EMPTY = np.zeros(0, np.float32)
+BN_MOMENTUM = 0.1
+
+
+@dataclass
+class Act:
+    x: np.ndarray
+    static: bool
+
+
+@dataclass
+class NeuronTrainCfg:
+    surrogate: Surrogate = field(default_factory=Surrogate)
+    detach_reset: bool = False
+
+
+@dataclass
+class Ctx:
+    """One forward/backward pass: sizes, parameters, gradient accumulators and the memory ledger."""
+
+    T: int
+    B: int
+    params: dict
+    grads: dict | None = None
+    ledger: Ledger = field(default_factory=Ledger)
+    rng: np.random.Generator | None = None
+    update_stats: bool = True       # update batch-norm running averages (once per training step)
+    store: bool = True              # keep what the backward pass needs
+    tape: dict = field(default_factory=dict)
+    spikes: dict = field(default_factory=dict)   # neuron layer -> output spike count (progress, tests)
+    probes: set = field(default_factory=set)     # neuron layers whose spikes [T, B, ...] are kept in .probed
+    probed: dict = field(default_factory=dict)
+    # online methods (one timestep per pass): neuron states carried between passes, presynaptic traces of the
+    # synaptic layers' inputs (decay per layer in ``lam``; the weight gradient uses the trace), batch-norm
+    # statistics collected per timestep and applied once per training step
+    state: dict | None = None
+    traces: dict | None = None
+    lam: dict = field(default_factory=dict)
+    bn_stats: dict | None = None
+
+    def save(self, layer: str, **arrays):
+        self.tape.setdefault(layer, {}).update(arrays)
+        self.ledger.hold(layer, "saved", *[a for a in self.tape[layer].values() if isinstance(a, np.ndarray)])
+
+    def take(self, layer: str) -> dict:
+        self.ledger.release(layer, "saved")
+        return self.tape.pop(layer)
+
+    def add_grad(self, key: str, g) -> None:
+        if self.grads is None:
+            return
+        if key in self.grads:
+            self.grads[key] += g
+        else:
+            self.grads[key] = np.array(g, dtype=np.float32).reshape(np.shape(self.params[key]))
+
+
+def expand(a: Act, T: int) -> np.ndarray:
+    """A static activation [B, ...] as a dynamic one [T*B, ...]."""
+    if not a.static:
+        return a.x
+    x = np.broadcast_to(a.x, (T,) + a.x.shape)
+    return np.ascontiguousarray(x).reshape((T * a.x.shape[0],) + a.x.shape[1:])
+
+
+def reduce_t(g: np.ndarray, T: int) -> np.ndarray:
+    """Gradient of a dynamic activation summed over timesteps: the gradient of the static one."""
+    return g.reshape((T, g.shape[0] // T) + g.shape[1:]).sum(axis=0, dtype=np.float32)
+
+
+def update_trace(name: str, x: np.ndarray, ctx: Ctx) -> np.ndarray:
+    """Presynaptic trace of a synaptic layer's input: a = lam * a + x (OTTT); held between timesteps."""
+    prev = ctx.traces.get(name)
+    tr = np.array(x, np.float32) if prev is None else (np.float32(ctx.lam.get(name, 0.0)) * prev + x).astype(
+        np.float32)
+    ctx.traces[name] = tr
+    ctx.ledger.hold(name, "trace", tr)
+    return tr
+
+
+def apply_bn_stats(nodes, ctx: Ctx, T: int) -> None:
+    """Running averages from the per-timestep batch statistics collected in ``ctx.bn_stats``: the pooled
+    mean and variance over all timesteps (what BPTT's T x B statistics are), applied once."""
+    for node in walk_nodes(nodes):
+        if not isinstance(node, BatchNormNode) or node.name not in (ctx.bn_stats or {}):
+            continue
+        st = ctx.bn_stats[node.name]
+        means = np.stack([m.astype(np.float64) for m, _, _ in st])
+        var = np.stack([v.astype(np.float64) for _, v, _ in st])
+        n = sum(k for _, _, k in st)
+        mean = means.mean(axis=0)
+        pooled = (var + means ** 2).mean(axis=0) - mean ** 2
+        unbiased = pooled * n / max(n - 1, 1)
+        m = np.float32(BN_MOMENTUM)
+        rm, rv = node.key("running_mean"), node.key("running_var")
+        ctx.params[rm] = ((np.float32(1) - m) * ctx.params[rm] + m * mean.astype(np.float32)).astype(np.float32)
+        ctx.params[rv] = ((np.float32(1) - m) * ctx.params[rv] + m * unbiased.astype(np.float32)).astype(np.float32)
+
+
+def pack(x: np.ndarray) -> np.ndarray:
+    """Binary spikes are stored as uint8 (4x less memory); anything else as is."""
+    ok, u8 = G.is_binary_u8(np.ascontiguousarray(x))
+    return u8.reshape(x.shape) if ok else x
+
+
+# ----------------------------------------------------------------------------- nodes
+class Node:
+    trainable: tuple[str, ...] = ()
+
+    def __init__(self, layer: Layer):
+        self.layer = layer
+        self.name = layer.name
+
+    def key(self, p: str) -> str:
+        return f"{self.name}.{p}"
+
+    def forward(self, a: Act, ctx: Ctx) -> Act:
+        raise NotImplementedError
+
+    def backward(self, g: np.ndarray, ctx: Ctx, need_gx: bool) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+class LinearNode(Node):
+    def __init__(self, layer: Linear):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
+
+    def forward(self, a, ctx):
+        w = ctx.params[self.key("weight")]
+        b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
+        y = K.linear_dense(np.ascontiguousarray(a.x), w, b)
+        if ctx.traces is not None:
+            ctx.save(self.name, x=update_trace(self.name, a.x, ctx))
+        elif ctx.store:
+            ctx.save(self.name, x=pack(a.x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        x = ctx.take(self.name)["x"]
+        w = ctx.params[self.key("weight")]
+        ctx.add_grad(self.key("weight"), np.dot(g.T, x.astype(np.float32, copy=False)))
+        if self.layer.bias:
+            ctx.add_grad(self.key("bias"), g.sum(axis=0, dtype=np.float32))
+        return np.dot(g, w) if need_gx else None
+
+
+class ConvNode(Node):
+    def __init__(self, layer: Conv2d):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
+
+    def forward(self, a, ctx):
+        c: Conv2d = self.layer
+        w = ctx.params[self.key("weight")]
+        b = ctx.params[self.key("bias")] if c.bias else EMPTY
+        x = np.ascontiguousarray(a.x)
+        y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        if ctx.traces is not None:
+            ctx.save(self.name, x=update_trace(self.name, x, ctx))
+        elif ctx.store:
+            ctx.save(self.name, x=pack(x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        c: Conv2d = self.layer
+        x = ctx.take(self.name)["x"]
+        g = np.ascontiguousarray(g)
+        gw, gx = G.conv2d_backward(x, ctx.params[self.key("weight")], g, c.stride[0], c.stride[1],
+                                   c.padding[0], c.padding[1], c.groups, need_gx)
+        ctx.add_grad(self.key("weight"), gw)
+        if c.bias:
+            ctx.add_grad(self.key("bias"), G.channel_sum(g.reshape(g.shape[0], g.shape[1], -1)))
+        return gx if need_gx else None
+
+
+class BatchNormNode(Node):
+    def __init__(self, layer: BatchNorm):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.affine else ()
+
+    def _affine(self, ctx):
+        n = self.layer.num_features
+        if self.layer.affine:
+            return ctx.params[self.key("weight")], ctx.params[self.key("bias")]
+        return np.ones(n, np.float32), np.zeros(n, np.float32)
+
+    def forward(self, a, ctx):
+        gamma, beta = self._affine(ctx)
+        x3 = np.ascontiguousarray(a.x).reshape(a.x.shape[0], a.x.shape[1], -1)
+        y, xhat, mean, var, invstd = G.batchnorm_forward_train(x3, gamma, beta, np.float32(self.layer.eps))
+        if ctx.bn_stats is not None:
+            ctx.bn_stats.setdefault(self.name, []).append((mean, var, x3.shape[0] * x3.shape[2]))
+        elif ctx.update_stats:
+            # PyTorch: running = (1 - m) * running + m * batch, with the unbiased batch variance over all
+            # T x B x H x W values (a static input stands for T identical copies)
+            n = x3.shape[0] * x3.shape[2] * (ctx.T if a.static else 1)
+            m = np.float32(BN_MOMENTUM)
+            unbiased = (var.astype(np.float64) * n / max(n - 1, 1)).astype(np.float32)
+            rm, rv = self.key("running_mean"), self.key("running_var")
+            ctx.params[rm] = ((np.float32(1) - m) * ctx.params[rm] + m * mean).astype(np.float32)
+            ctx.params[rv] = ((np.float32(1) - m) * ctx.params[rv] + m * unbiased).astype(np.float32)
+        if ctx.store:
+            ctx.save(self.name, xhat=xhat, invstd=invstd)
+        return Act(y.reshape(a.x.shape), a.static)
+
+    def backward(self, g, ctx, need_gx):
+        s = ctx.take(self.name)
+        gamma, _ = self._affine(ctx)
+        shape = g.shape
+        g3 = np.ascontiguousarray(g).reshape(shape[0], shape[1], -1)
+        gx, ggamma, gbeta = G.batchnorm_backward_train(g3, s["xhat"], gamma, s["invstd"], need_gx)
+        if self.layer.affine:
+            ctx.add_grad(self.key("weight"), ggamma)
+            ctx.add_grad(self.key("bias"), gbeta)
+        return gx.reshape(shape) if need_gx else None
+
+
+class PoolNode(Node):
+    def forward(self, a, ctx):
+        p: Pool2d = self.layer
+        x = np.ascontiguousarray(a.x)
+        args = (p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1])
+        if p.op == "max":
+            y = K.maxpool2d(x, *args)
+            if ctx.store:
+                ctx.save(self.name, idx=G.maxpool_argmax(x, *args, y.shape[2], y.shape[3]))
+        else:
+            y = K.avgpool2d(x, *args) if p.op == "avg" else sumpool2d(x, *args)
+            if ctx.store:
+                ctx.save(self.name)
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        p: Pool2d = self.layer
+        s = ctx.take(self.name)
+        if not need_gx:
+            return None
+        g = np.ascontiguousarray(g)
+        H, W = p.in_shape[1], p.in_shape[2]
+        args = (p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1], H, W)
+        if p.op == "max":
+            return G.maxpool_backward(g, s["idx"], *args)
+        scale = np.float32(1.0) / np.float32(p.kernel_size[0] * p.kernel_size[1]) if p.op == "avg" else \
+            np.float32(1.0)
+        return G.windowsum_backward(g, scale, *args)
+
+
+class FlattenNode(Node):
+    def forward(self, a, ctx):
+        return Act(np.ascontiguousarray(a.x).reshape((a.x.shape[0],) + self.layer.out_shape), a.static)
+
+    def backward(self, g, ctx, need_gx):
+        return g.reshape((g.shape[0],) + tuple(self.layer.in_shape)) if need_gx else None
+
+
+class ScaleNode(Node):
+    trainable = ("scale",)
+
+    def forward(self, a, ctx):
+        y = (a.x * ctx.params[self.key("scale")]).astype(np.float32, copy=False)
+        if ctx.store:
+            ctx.save(self.name, x=pack(a.x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        x = ctx.take(self.name)["x"]
+        ctx.add_grad(self.key("scale"), (g * x).sum(axis=0, dtype=np.float32))
+        return (g * ctx.params[self.key("scale")]).astype(np.float32) if need_gx else None
+
+
+class DropoutNode(Node):
+    """Inverted dropout in training (identity at inference, as the engine runs it); one mask per sample,
+    shared by all timesteps (SpikingJelly's multi-step Dropout)."""
+
+    def forward(self, a, ctx):
+        p = self.layer.p
+        if p == 0 or ctx.rng is None:
+            if ctx.store:
+                ctx.save(self.name, keep=None)
+            return a
+        B = a.x.shape[0] if a.static else a.x.shape[0] // ctx.T
+        mask = (ctx.rng.random((B,) + tuple(self.layer.in_shape)) >= p).astype(np.uint8)
+        scale = np.float32(1.0 / (1.0 - p))
+        x = a.x.reshape((-1, B) + a.x.shape[1:])
+        y = (x * (mask * scale)).astype(np.float32).reshape(a.x.shape)
+        if ctx.store:
+            ctx.save(self.name, keep=mask)
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        mask = ctx.take(self.name)["keep"]
+        if not need_gx:
+            return None
+        if mask is None:
+            return g
+        B = mask.shape[0]
+        scale = np.float32(1.0 / (1.0 - self.layer.p))
+        return (g.reshape((-1, B) + g.shape[1:]) * (mask * scale)).astype(np.float32).reshape(g.shape)
+
+
+class NeuronNode(Node):
+    def __init__(self, layer: Neuron, cfg: NeuronTrainCfg):
+        super().__init__(layer)
+        self.cfg = cfg
+        self.trainable = ("w",) if layer.neuron == "plif" else ()
+
+    def nparams(self, ctx) -> neurons.NeuronParams:
+        w = ctx.params.get(self.key("w")) if self.layer.neuron == "plif" else None
+        return neurons.neuron_params(self.layer, w)
+
+    def forward(self, a, ctx):
+        layer: Neuron = self.layer
+        p = self.nparams(ctx)
+        x = np.ascontiguousarray(a.x)
+        static_out = a.static and p.stateless
+        steps = 1 if static_out else ctx.T
+        x2 = x.reshape(1 if a.static else ctx.T, -1)
+        M = x2.shape[1]
+        out = np.empty((steps, M), np.float32)
+        h = np.empty((steps, M), np.float32)
+        v = ctx.state.get(self.name) if ctx.state is not None else None
+        if v is None:
+            v = np.full(M, p.v_init, np.float32)
+        n = G.neuron_forward_seq(x2, a.static, p.mode, p.factor, p.decay_input, p.v_r, p.threshold, p.hard,
+                                 p.gt, p.clip, p.lo, p.hi, p.stateless, v, out, h)
+        ctx.spikes[self.name] = ctx.spikes.get(self.name, 0) + int(n) * (ctx.T if static_out else 1)
+        if ctx.state is not None:
+            ctx.state[self.name] = v
+            ctx.ledger.hold(self.name, "state", v)
+        if ctx.store:
+            keep_x = layer.neuron == "plif" or (layer.neuron == "threshold" and layer.clip is not None)
+            ctx.save(self.name, h=h, x=x2 if keep_x else None, static_in=a.static, static_out=static_out)
+        if self.name in ctx.probes:
+            ctx.probed[self.name] = out.reshape((steps, -1) + tuple(layer.out_shape)).copy()
+        lead = x.shape[0] if static_out or not a.static else x.shape[0] * ctx.T
+        return Act(out.reshape((lead,) + tuple(layer.out_shape)), static_out)
+
+    def backward(self, g, ctx, need_gx):
+        s = ctx.take(self.name)
+        layer: Neuron = self.layer
+        p = self.nparams(ctx)
+        h = s["h"]
+        steps, M = h.shape
+        g2 = np.ascontiguousarray(g).reshape(steps, M)
+        x2 = s["x"] if s["x"] is not None else np.zeros((1, 0), np.float32)
+        gx = np.empty((1 if s["static_in"] else steps, M), np.float32)
+        sur = self.cfg.surrogate
+        gq = G.neuron_backward_seq(g2, h, x2, s["static_in"], p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
+                                   p.hard, p.gt, p.clip, p.lo, p.hi, p.stateless, sur.sid, float(sur.alpha),
+                                   self.cfg.detach_reset, False, gx)
+        if layer.neuron == "plif":
+            q = np.float32(p.factor)
+            ctx.add_grad(self.key("w"), np.float32(gq) * q * (np.float32(1) - q))
+        if not need_gx:
+            return None
+        lead = g.shape[0] if not s["static_in"] or s["static_out"] else g.shape[0] // ctx.T
+        return gx.reshape((lead,) + tuple(layer.in_shape))
+
+
+class ResidualNode(Node):
+    def __init__(self, layer: Residual, body: list, shortcut: list):
+        super().__init__(layer)
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, a, ctx):
+        yb = run_nodes(self.body, a, ctx)
+        ys = run_nodes(self.shortcut, a, ctx) if self.shortcut else a
+        if yb.static and ys.static:
+            y = Act(np.add(yb.x, ys.x, dtype=np.float32), True)
+        else:
+            y = Act(np.add(expand(yb, ctx.T), expand(ys, ctx.T), dtype=np.float32), False)
+        if ctx.store:
+            ctx.tape[self.name] = {"static": (a.static, yb.static, ys.static, y.static)}
+        return y
+
+    def backward(self, g, ctx, need_gx):
+        s_in, s_b, s_s, s_y = ctx.tape.pop(self.name)["static"]
+        gb = reduce_t(g, ctx.T) if s_b and not s_y else g
+        gs = reduce_t(g, ctx.T) if s_s and not s_y else g
+        gxb = back_nodes(self.body, gb, ctx, True)
+        gxs = back_nodes(self.shortcut, gs, ctx, True) if self.shortcut else gs
+        return np.add(gxb, gxs, dtype=np.float32) if need_gx else None
+
+
+# ----------------------------------------------------------------------------- graph
+def run_nodes(nodes: list, a: Act, ctx: Ctx) -> Act:
+    for node in nodes:
+        a = node.forward(a, ctx)
+        ctx.ledger.live(a.x)
+    return a
+
+
+def back_nodes(nodes: list, g: np.ndarray, ctx: Ctx, need_gx: bool, stop: int = 0):
+    for i in range(len(nodes) - 1, stop - 1, -1):
+        g = nodes[i].backward(g, ctx, need_gx or i > stop)
+        if g is not None:
+            ctx.ledger.live(g)
+    return g
+
+
+def build_nodes(layers, cfg_for) -> list:
+    nodes = []
+    for layer in layers:
+        if isinstance(layer, Linear):
+            nodes.append(LinearNode(layer))
+        elif isinstance(layer, Conv2d):
+            nodes.append(ConvNode(layer))
+        elif isinstance(layer, BatchNorm):
+            nodes.append(BatchNormNode(layer))
+        elif isinstance(layer, Pool2d):
+            nodes.append(PoolNode(layer))
+        elif isinstance(layer, Flatten):
+            nodes.append(FlattenNode(layer))
+        elif isinstance(layer, Scale):
+            nodes.append(ScaleNode(layer))
+        elif isinstance(layer, Dropout):
+            nodes.append(DropoutNode(layer))
+        elif isinstance(layer, Neuron):
+            nodes.append(NeuronNode(layer, cfg_for(layer.name)))
+        elif isinstance(layer, Residual):
+            nodes.append(ResidualNode(layer, build_nodes(layer.body, cfg_for), build_nodes(layer.shortcut, cfg_for)))
+        else:  # pragma: no cover - the spec parser admits no other kind
+            raise TypeError(f"no training node for layer kind {layer.kind}")
+    return nodes
+
+
+def walk_nodes(nodes):
+    for n in nodes:
+        yield n
+        if isinstance(n, ResidualNode):
+            yield from walk_nodes(n.body)
+            yield from walk_nodes(n.shortcut)
+
+
+def trainable_keys(nodes) -> list[str]:
+    return [n.key(p) for n in walk_nodes(nodes) for p in n.trainable]
+
+
+def first_trainable(nodes) -> int:
+    """Index of the first top-level node with trainable parameters (nothing before it needs a backward)."""
+    for i, n in enumerate(nodes):
+        if any(m.trainable for m in walk_nodes([n])):
+            return i
+    return len(nodes)
+
+
+def rate_spikes(x: np.ndarray, idx: np.ndarray, T: int, seed: int, gain: float) -> np.ndarray:
+    """The engine's rate coding for samples with dataset indices ``idx`` (per-sample seeded streams)."""
+    p = np.clip(x * np.float32(gain), 0, 1)
+    out = np.empty((T,) + x.shape, np.float32)
+    for i in range(x.shape[0]):
+        rng = np.random.default_rng([seed, int(idx[i])])
+        out[:, i] = rng.random((T,) + x.shape[1:], dtype=np.float32) < p[i]
+    return out.reshape((T * x.shape[0],) + x.shape[1:])
+
+
+def check_trainable(spec: NetworkSpec) -> None:
+    """Training needs a per-timestep output it can differentiate."""
+    if spec.encoding.kind == "events":
+        raise InputError(f"network '{spec.name}': training reads a dataset, which needs 'direct' or 'rate' "
+                         "encoding, not 'events'")
+    last = spec.layers[-1]
+    if spec.readout.source == "membrane" and not (isinstance(last, Neuron) and last.neuron == "li"):
+        raise InputError(f"network '{spec.name}': readout.source 'membrane' is trainable only when the last "
+                         "layer is an 'li' neuron (whose output is its membrane)")

@@ -1,0 +1,600 @@
+"""Numba kernels for training: multi-step neuron forward (the engine's ``neuron_step``), and the backward pass
+of every layer kind the engine runs.
+
+Conventions: float32, C-contiguous, batch-first, PyTorch layouts (as ``snnsim.kernels``). Activations stored
+for the backward pass may be ``uint8`` when they are binary spikes (4x less memory); the kernels read either.
+Every reduction has a fixed order that does not depend on the thread count, so a training run is reproducible
+bit for bit (the resume test relies on it).
+
+Neuron backward (SpikingJelly 2.0 ``_ops/lif/cpu.py::_backward_impl``; plif and if alike), per element, t = T-1..0:
+
+    sg   = surrogate'(H[t] - v_threshold)
+    soft reset:  rg = 1                       (detach_reset)   or 1 - v_threshold * sg
+    hard reset:  rg = 1 - S[t]                (detach_reset)   or 1 - S[t] + (v_reset - H[t]) * sg
+    gH   = gS[t] * sg + carry * rg            (li: gH = gOut[t] + carry; no spike, no reset)
+    lif: gX[t] = gH / tau (decay_input) or gH;   carry = gH - gH / tau
+    plif: the same with * q (q = sigmoid(w)), and gq += gH * (X[t] - (V[t-1] - v_r)) or -(V[t-1] - v_r)
+    if:  gX[t] = gH;  carry = gH
+    stateless layers: carry = 0 (the state is re-initialised before every step)
+    threshold (Quant): gX[t] = gOut[t] * [lo <= X[t] <= hi] (straight-through; 1 without a clip)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..neurons import neuron_step
+from .surrogate import surrogate_grad, surrogate_primitive
+
+# Elements per parallel chunk of the element-wise neuron loops (fixed, so results do not depend on threads).
+_CHUNK = 1 << 14
+# Work (elements x steps) below which loops run serially: a parallel region costs ~10-20 us (and much more on
+# a loaded machine), which small layers never repay.
+_PAR_MIN_WORK = 1 << 17
+
+
+# ----------------------------------------------------------------------------- neurons
+@njit(cache=True, fastmath=False)
+def _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, stateless,
+                      v, out, h, a, b):
+    T = out.shape[0]
+    vc = v[a:b]
+    n = 0
+    for t in range(T):
+        xt = x[0, a:b] if static else x[t, a:b]
+        if stateless:
+            vc[:] = v_r
+        n += neuron_step(xt, vc, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                         out[t, a:b], vc, h[t, a:b])
+    return n
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _neuron_fwd_par(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, stateless,
+                    v, out, h):
+    M = out.shape[1]
+    nchunks = (M + _CHUNK - 1) // _CHUNK
+    counts = np.zeros(nchunks, np.int64)
+    for c in prange(nchunks):
+        counts[c] = _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                                      stateless, v, out, h, c * _CHUNK, min(M, (c + 1) * _CHUNK))
+    return counts.sum()
+
+
+@njit(cache=True, fastmath=False)
+def neuron_forward_seq(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, stateless,
+                       v, out, h):
+    """Run T steps of one neuron layer: x [T, M] (or [1, M] when ``static``: the same input every step),
+    state v [M] updated in place, spikes (or H for 'li') into out [T, M], charged membrane into h [T, M].
+    Each chunk of neurons calls the engine's ``neuron_step``, so spikes equal inference bit for bit.
+    Returns the number of spikes."""
+    if out.size >= _PAR_MIN_WORK and out.shape[1] > _CHUNK:
+        return _neuron_fwd_par(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                               stateless, v, out, h)
+    return _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                             stateless, v, out, h, 0, out.shape[1])
+
+
+@njit(cache=True, fastmath=False)
+def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                      stateless, sid, alpha, detach, smooth, gx, a, b):
+    """Neurons [a, b) of ``neuron_backward_seq``, timestep by timestep (t outer, contiguous rows)."""
+    T = h.shape[0]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    gx_static = gx.shape[0] == 1 and T > 1
+    if gx_static:
+        gx[0, a:b] = 0.0
+    carry = np.zeros(b - a, np.float32)
+    gq = 0.0
+    for t in range(T - 1, -1, -1):
+        hr = h[t]
+        gr = gs[t]
+        gxr = gx[0] if gx_static else gx[t]
+        if mode == 4:                       # threshold / Quant: straight-through, stateless
+            xr = x[0] if x_static else x[t]
+            for i in range(a, b):
+                gxv = gr[i]
+                if clip and (xr[i] < lo or xr[i] > hi):
+                    gxv = zero
+                if gx_static:
+                    gxr[i] += gxv
+                else:
+                    gxr[i] = gxv
+            continue
+        if stateless:
+            carry[:] = 0.0
+        for i in range(a, b):
+            j = i - a
+            hv = hr[i]
+            if mode == 3:                   # li: output = H = new state
+                gh = gr[i] + carry[j]
+            else:
+                u = hv - threshold
+                sg = surrogate_grad(u, sid, alpha)
+                if smooth:
+                    sv = np.float32(surrogate_primitive(np.float64(u), sid, alpha))
+                else:
+                    fire = hv > threshold if gt else hv >= threshold
+                    sv = one if fire else zero
+                if hard:
+                    rg = one - sv
+                    if not detach:
+                        rg = rg + (v_r - hv) * sg
+                else:
+                    rg = one if detach else one - threshold * sg
+                gh = gr[i] * sg + carry[j] * rg
+            if mode == 0:
+                gxv = gh
+                carry[j] = gh
+            elif mode == 2:
+                gxv = gh * factor if decay_input else gh
+                carry[j] = gh - gh * factor
+                # V[t-1]: the initial state, or the reset of H[t-1]
+                if t == 0 or stateless:
+                    vp = v_r
+                else:
+                    hp = h[t - 1, i]
+                    if smooth:
+                        sp = np.float32(surrogate_primitive(np.float64(hp - threshold), sid, alpha))
+                    else:
+                        fp = hp > threshold if gt else hp >= threshold
+                        sp = one if fp else zero
+                    vp = sp * v_r + (one - sp) * hp if hard else hp - sp * threshold
+                if decay_input:
+                    xv = x[0, i] if x_static else x[t, i]
+                    gq += gh * (xv - (vp - v_r))
+                else:
+                    gq += gh * (-(vp - v_r))
+            else:
+                gxv = gh / factor if decay_input else gh
+                carry[j] = gh - gh / factor
+            if gx_static:
+                gxr[i] += gxv
+            else:
+                gxr[i] = gxv
+    return gq
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _neuron_bwd_par(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                    stateless, sid, alpha, detach, smooth, gx):
+    M = h.shape[1]
+    nchunks = (M + _CHUNK - 1) // _CHUNK
+    part = np.zeros(nchunks, np.float64)
+    for c in prange(nchunks):
+        part[c] = _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip,
+                                    lo, hi, stateless, sid, alpha, detach, smooth, gx, c * _CHUNK,
+                                    min(M, (c + 1) * _CHUNK))
+    return part
+
+
+@njit(cache=True, fastmath=False)
+def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+                        stateless, sid, alpha, detach, smooth, gx):
+    """Backward through T steps of one neuron layer.
+
+    gs [T, M]: gradient of the layer output; h [T, M]: stored charged membrane; x: stored input ([T, M] or
+    [1, M] when ``x_static``; only read by plif and clipped threshold layers, else may be empty [1, 0]).
+    gx: gradient of the input, [T, M], or [1, M] accumulated over T when the input was static.
+    ``smooth`` (finite-difference tests only) uses S = surrogate primitive in the reset instead of the step.
+    Returns d loss / d q summed over neurons (plif; q = sigmoid(w)), else 0; the partial sums per chunk of
+    neurons are added in a fixed order.
+    """
+    M = h.shape[1]
+    if h.size >= _PAR_MIN_WORK and M > _CHUNK:
+        part = _neuron_bwd_par(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo,
+                               hi, stateless, sid, alpha, detach, smooth, gx)
+    else:
+        nchunks = (M + _CHUNK - 1) // _CHUNK
+        part = np.zeros(nchunks, np.float64)
+        for c in range(nchunks):
+            part[c] = _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt,
+                                        clip, lo, hi, stateless, sid, alpha, detach, smooth, gx, c * _CHUNK,
+                                        min(M, (c + 1) * _CHUNK))
+    total = 0.0
+    for c in range(part.shape[0]):
+        total += part[c]
+    return total
+
+
+# ----------------------------------------------------------------------------- convolution
+_COLS_MAX_ELEMS = 1 << 22     # im2col buffer bound (16 MiB of float32)
+
+
+@njit(cache=True, fastmath=False)
+def _valid_range(W, WO, kw, sw, pw):
+    """Output columns oj whose input column oj*sw - pw + kw lies inside [0, W)."""
+    j0 = min(WO, max(0, (pw - kw + sw - 1) // sw))
+    j1 = max(j0, min(WO, (W - 1 + pw - kw) // sw + 1))
+    return j0, j1
+
+
+@njit(cache=True, fastmath=False)
+def _im2col_any(xb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cols, n0):
+    """cols[(c*KH + kh)*KW + kw, n0 + oi*WO + oj] = xpad[c0 + c, oi*sh + kh, oj*sw + kw] (any input dtype)."""
+    H = xb.shape[1]
+    W = xb.shape[2]
+    for c in range(Cg):
+        xc = xb[c0 + c]
+        for kh in range(KH):
+            for kw in range(KW):
+                row = cols[(c * KH + kh) * KW + kw]
+                j0, j1 = _valid_range(W, WO, kw, sw, pw)
+                off = kw - pw
+                for oi in range(HO):
+                    i = oi * sh - ph + kh
+                    base = n0 + oi * WO
+                    if i < 0 or i >= H:
+                        for oj in range(WO):
+                            row[base + oj] = 0.0
+                        continue
+                    xr = xc[i]
+                    for oj in range(j0):
+                        row[base + oj] = 0.0
+                    if sw == 1:
+                        for oj in range(j0, j1):
+                            row[base + oj] = xr[oj + off]
+                    else:
+                        for oj in range(j0, j1):
+                            row[base + oj] = xr[oj * sw + off]
+                    for oj in range(j1, WO):
+                        row[base + oj] = 0.0
+
+
+@njit(cache=True, fastmath=False)
+def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
+    H = gxb.shape[1]
+    W = gxb.shape[2]
+    for c in range(Cg):
+        gc = gxb[c0 + c]
+        for kh in range(KH):
+            for kw in range(KW):
+                row = cols[(c * KH + kh) * KW + kw]
+                j0, j1 = _valid_range(W, WO, kw, sw, pw)
+                off = kw - pw
+                for oi in range(HO):
+                    i = oi * sh - ph + kh
+                    if i < 0 or i >= H:
+                        continue
+                    base = n0 + oi * WO
+                    gr = gc[i]
+                    if sw == 1:
+                        for oj in range(j0, j1):
+                            gr[oj + off] += row[base + oj]
+                    else:
+                        for oj in range(j0, j1):
+                            gr[oj * sw + off] += row[base + oj]
+
+
+@njit(cache=True, fastmath=False)
+def _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q):
+    HW = HO * WO
+    _im2col_any(x[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cv, q * HW)
+    src = gy[b0 + q]
+    for o in range(Og):
+        so = src[g * Og + o].reshape(HW)
+        dst = gv[o]
+        for p in range(HW):
+            dst[q * HW + p] = so[p]
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _gather_par(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv):
+    for q in prange(n):
+        _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _scatter_par(dcols, gx, b0, n, g, Cg, KH, KW, sh, sw, ph, pw, HO, WO):
+    HW = HO * WO
+    for q in prange(n):
+        _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
+
+
+@njit(cache=True, fastmath=False)
+def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
+    """Gradients of out = conv2d(x, w) (no bias; its gradient is gy summed over batch and space).
+
+    x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
+    Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
+    im2col of a chunk of images (in parallel, one image per task), then one sgemm for the weight gradient and
+    one for the column gradient, scattered back per image (in parallel): every sum has a fixed order.
+    """
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    HO = gy.shape[2]
+    WO = gy.shape[3]
+    HW = HO * WO
+    Og = O // groups
+    K = Cg * KH * KW
+    gw = np.zeros((O, K), np.float32)
+    gx = np.zeros((N, C, H, W), np.float32) if need_gx else np.zeros((0, C, H, W), np.float32)
+    w2 = np.ascontiguousarray(w.reshape(O, K))
+    nb = max(1, min(N, _COLS_MAX_ELEMS // max(1, K * HW)))
+    cbuf = np.empty(K * nb * HW, np.float32)
+    gbuf = np.empty(Og * nb * HW, np.float32)
+    wts = np.empty((groups, K, Og), np.float32)
+    for g in range(groups):
+        wts[g] = w2[g * Og:(g + 1) * Og].T
+    par = nb * K * HW >= _PAR_MIN_WORK
+    for b0 in range(0, N, nb):
+        n = min(nb, N - b0)
+        cv = cbuf[:K * n * HW].reshape(K, n * HW)
+        gv = gbuf[:Og * n * HW].reshape(Og, n * HW)
+        for g in range(groups):
+            if par and n > 1:
+                _gather_par(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv)
+            else:
+                for q in range(n):
+                    _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
+            gw[g * Og:(g + 1) * Og] += np.dot(gv, cv.T)
+            if need_gx:
+                dcols = np.dot(wts[g], gv)
+                if par and n > 1:
+                    _scatter_par(dcols, gx, b0, n, g, Cg, KH, KW, sh, sw, ph, pw, HO, WO)
+                else:
+                    for q in range(n):
+                        _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
+    return gw.reshape(O, Cg, KH, KW), gx
+
+
+# ----------------------------------------------------------------------------- batch norm (training mode)
+@njit(cache=True, fastmath=False)
+def _bn_fwd_channel(x, gamma, beta, eps, y, xhat, mean, var, invstd, c):
+    N, C, L = x.shape
+    cnt = N * L
+    s = 0.0
+    for n in range(N):
+        for j in range(L):
+            s += x[n, c, j]
+    m = s / cnt
+    s2 = 0.0
+    for n in range(N):
+        for j in range(L):
+            d = x[n, c, j] - m
+            s2 += d * d
+    vv = s2 / cnt
+    mean[c] = m
+    var[c] = vv
+    inv = np.float32(1.0 / np.sqrt(vv + eps))
+    invstd[c] = inv
+    m32 = np.float32(m)
+    gm = gamma[c]
+    bt = beta[c]
+    for n in range(N):
+        for j in range(L):
+            xh = (x[n, c, j] - m32) * inv
+            xhat[n, c, j] = xh
+            y[n, c, j] = xh * gm + bt
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _bn_fwd_par(x, gamma, beta, eps, y, xhat, mean, var, invstd):
+    for c in prange(x.shape[1]):
+        _bn_fwd_channel(x, gamma, beta, eps, y, xhat, mean, var, invstd, c)
+
+
+@njit(cache=True, fastmath=False)
+def batchnorm_forward_train(x, gamma, beta, eps):
+    """Batch statistics over N and L of x [N, C, L] (float64 sums). Returns y, xhat, mean [C],
+    biased var [C], invstd [C]."""
+    C = x.shape[1]
+    y = np.empty_like(x)
+    xhat = np.empty_like(x)
+    mean = np.empty(C, np.float32)
+    var = np.empty(C, np.float32)
+    invstd = np.empty(C, np.float32)
+    if x.size >= _PAR_MIN_WORK and C > 1:
+        _bn_fwd_par(x, gamma, beta, eps, y, xhat, mean, var, invstd)
+    else:
+        for c in range(C):
+            _bn_fwd_channel(x, gamma, beta, eps, y, xhat, mean, var, invstd, c)
+    return y, xhat, mean, var, invstd
+
+
+@njit(cache=True, fastmath=False)
+def _bn_bwd_channel(g, xhat, gamma, invstd, need_gx, gx, ggamma, gbeta, c):
+    N, C, L = g.shape
+    cnt = N * L
+    sg = 0.0
+    sgx = 0.0
+    for n in range(N):
+        for j in range(L):
+            gv = g[n, c, j]
+            sg += gv
+            sgx += gv * xhat[n, c, j]
+    gbeta[c] = sg
+    ggamma[c] = sgx
+    if need_gx:
+        mg = np.float32(sg / cnt)
+        mgx = np.float32(sgx / cnt)
+        k = gamma[c] * invstd[c]
+        for n in range(N):
+            for j in range(L):
+                gx[n, c, j] = (g[n, c, j] - mg - xhat[n, c, j] * mgx) * k
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _bn_bwd_par(g, xhat, gamma, invstd, need_gx, gx, ggamma, gbeta):
+    for c in prange(g.shape[1]):
+        _bn_bwd_channel(g, xhat, gamma, invstd, need_gx, gx, ggamma, gbeta, c)
+
+
+@njit(cache=True, fastmath=False)
+def batchnorm_backward_train(g, xhat, gamma, invstd, need_gx):
+    """Gradients of y = xhat * gamma + beta with batch statistics: (gx, ggamma, gbeta)."""
+    N, C, L = g.shape
+    gx = np.empty_like(g) if need_gx else np.empty((0, C, L), np.float32)
+    ggamma = np.empty(C, np.float32)
+    gbeta = np.empty(C, np.float32)
+    if g.size >= _PAR_MIN_WORK and C > 1:
+        _bn_bwd_par(g, xhat, gamma, invstd, need_gx, gx, ggamma, gbeta)
+    else:
+        for c in range(C):
+            _bn_bwd_channel(g, xhat, gamma, invstd, need_gx, gx, ggamma, gbeta, c)
+    return gx, ggamma, gbeta
+
+
+@njit(cache=True, fastmath=False)
+def channel_sum(g):
+    """g [N, C, L] -> per-channel sums [C] (float64 accumulation, fixed order)."""
+    N, C, L = g.shape
+    out = np.zeros(C, np.float32)
+    for c in range(C):
+        s = 0.0
+        for n in range(N):
+            for j in range(L):
+                s += g[n, c, j]
+        out[c] = s
+    return out
+
+
+# ----------------------------------------------------------------------------- pooling
+@njit(cache=True, fastmath=False)
+def _argmax_plane(xp, ip, kh, kw, sh, sw, ph, pw):
+    H, W = xp.shape
+    HO, WO = ip.shape
+    for oi in range(HO):
+        i0 = oi * sh - ph
+        for oj in range(WO):
+            j0 = oj * sw - pw
+            m = -np.inf
+            best = 0
+            for a in range(max(0, i0), min(H, i0 + kh)):
+                for e in range(max(0, j0), min(W, j0 + kw)):
+                    v = xp[a, e]
+                    if v > m:
+                        m = v
+                        best = (a - i0) * kw + (e - j0)
+            ip[oi, oj] = best
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _argmax_par(x, idx, kh, kw, sh, sw, ph, pw):
+    C = x.shape[1]
+    for bc in prange(x.shape[0] * C):
+        b = bc // C
+        _argmax_plane(x[b, bc - b * C], idx[b, bc - b * C], kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def maxpool_argmax(x, kh, kw, sh, sw, ph, pw, HO, WO):
+    """Offset (a * kw + c) inside each window of its first maximum in row-major order: PyTorch's choice,
+    and the value ``snnsim.kernels.maxpool2d`` returns. uint8 (windows up to 255 elements)."""
+    N, C = x.shape[0], x.shape[1]
+    idx = np.empty((N, C, HO, WO), np.uint8)
+    if idx.size * kh * kw >= _PAR_MIN_WORK:
+        _argmax_par(x, idx, kh, kw, sh, sw, ph, pw)
+    else:
+        for b in range(N):
+            for c in range(C):
+                _argmax_plane(x[b, c], idx[b, c], kh, kw, sh, sw, ph, pw)
+    return idx
+
+
+@njit(cache=True, fastmath=False)
+def _maxback_plane(gp, ip, gxp, kw, sh, sw, ph, pw):
+    HO, WO = gp.shape
+    for oi in range(HO):
+        for oj in range(WO):
+            k = ip[oi, oj]
+            gxp[oi * sh - ph + k // kw, oj * sw - pw + k % kw] += gp[oi, oj]
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _maxback_par(gy, idx, gx, kw, sh, sw, ph, pw):
+    C = gy.shape[1]
+    for bc in prange(gy.shape[0] * C):
+        b = bc // C
+        c = bc - b * C
+        _maxback_plane(gy[b, c], idx[b, c], gx[b, c], kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def maxpool_backward(gy, idx, kh, kw, sh, sw, ph, pw, H, W):
+    N, C = gy.shape[0], gy.shape[1]
+    gx = np.zeros((N, C, H, W), np.float32)
+    if gx.size >= _PAR_MIN_WORK:
+        _maxback_par(gy, idx, gx, kw, sh, sw, ph, pw)
+    else:
+        for b in range(N):
+            for c in range(C):
+                _maxback_plane(gy[b, c], idx[b, c], gx[b, c], kw, sh, sw, ph, pw)
+    return gx
+
+
+@njit(cache=True, fastmath=False)
+def _winback_plane(gp, gxp, scale, kh, kw, sh, sw, ph, pw):
+    HO, WO = gp.shape
+    H, W = gxp.shape
+    for oi in range(HO):
+        i0 = oi * sh - ph
+        for oj in range(WO):
+            j0 = oj * sw - pw
+            gv = gp[oi, oj] * scale
+            for a in range(max(0, i0), min(H, i0 + kh)):
+                for e in range(max(0, j0), min(W, j0 + kw)):
+                    gxp[a, e] += gv
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _winback_par(gy, gx, scale, kh, kw, sh, sw, ph, pw):
+    C = gy.shape[1]
+    for bc in prange(gy.shape[0] * C):
+        b = bc // C
+        c = bc - b * C
+        _winback_plane(gy[b, c], gx[b, c], scale, kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False)
+def windowsum_backward(gy, scale, kh, kw, sh, sw, ph, pw, H, W):
+    """Backward of window sums (sum pool, scale 1) and average pool with count_include_pad (scale 1/(kh*kw))."""
+    N, C = gy.shape[0], gy.shape[1]
+    gx = np.zeros((N, C, H, W), np.float32)
+    if gx.size * kh * kw >= _PAR_MIN_WORK:
+        _winback_par(gy, gx, scale, kh, kw, sh, sw, ph, pw)
+    else:
+        for b in range(N):
+            for c in range(C):
+                _winback_plane(gy[b, c], gx[b, c], scale, kh, kw, sh, sw, ph, pw)
+    return gx
+
+
+# ----------------------------------------------------------------------------- misc
+@njit(cache=True, fastmath=False)
+def _binary_chunk(flat, out, a, b):
+    for i in range(a, b):
+        v = flat[i]
+        if v == 0.0:
+            out[i] = 0
+        elif v == 1.0:
+            out[i] = 1
+        else:
+            return False
+    return True
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _binary_par(flat, out, ok):
+    n = flat.size
+    for c in prange(ok.size):
+        ok[c] = _binary_chunk(flat, out, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
+@njit(cache=True, fastmath=False)
+def is_binary_u8(x):
+    """(True, uint8 copy) when every element of float32 x is 0 or 1, else (False, empty)."""
+    flat = x.reshape(-1)
+    n = flat.size
+    out = np.empty(n, np.uint8)
+    if n >= _PAR_MIN_WORK:
+        ok = np.ones((n + _CHUNK - 1) // _CHUNK, np.bool_)
+        _binary_par(flat, out, ok)
+        good = ok.all()
+    else:
+        good = _binary_chunk(flat, out, 0, n)
+    if good:
+        return True, out
+    return False, np.empty(0, np.uint8)

@@ -1,0 +1,696 @@
+"""T-RevSNN (Hu et al., ICML 2024): temporal-reversible networks, as the official PyTorch code computes them
+(github.com/BICLab/T-RevSNN @ 3b75b37; shared/research/rev.md Part A).
+
+Structure (one ``type: trevsnn`` layer is the whole network; docs/regimes.md has the YAML and the key list):
+
+  x      = stem(img)                 ScaledStdConv2d layers, computed ONCE and shared by all columns
+  column t = 0..T-1 (timestep t), each run once; levels l = 0..L-1 in order:
+    z_l  = down_l(c_{l-1}[t]) + up_l(c_{l+1}[t-1])      (down_0 = identity on x; no up at t = 0, at l = L-1,
+                                                          or with ``fusion: false``)
+    c_l[t] = B2_l(B1_l(z_l)) + alpha_l^(t) * c_l[t-1]     (c_l[-1] = 0)
+    B1(z) = z + gamma * DW2(PW2(Q(PW1(DW1(Q(z))))))       B2(z) = z + DW2s(PW2s(Q(PW1'(DW1'(Q(z))))))
+    down/up = Q -> conv (no bias) -> BN (-> nearest x2 for up)
+    heads: after every (T/H)-th column, head k = GAP(c_{L-1}) -> ScaledStdConv 1x1 (k < H-1) or
+           Q -> GAP -> ScaledStdConv -> ScaledStdConv (the last, spiking head); eval uses the last head.
+  Q = Quant at eval: round(clip(u, 0, 1)), i.e. a spike where u > 0.5; a turned-off neuron with no state.
+  alpha^(t) per channel and column, clamped as the official ``SubNet._clamp_abs``: sign(a) * max(|a|, 1e-3)
+  (torch.sign(0) = 0, so an alpha of exactly 0 stays 0 and that column is not invertible).
+  PW2s/DW2s (``blocks.1.pwconv2_reuse``/``dwconv2_reuse``) are one module per level shared by all columns.
+
+The only state that crosses timesteps is the c_l (one tensor per level); everything else is stateless.
+Inverse of a column (rev.md §A5; ``invert_column``), l = L-1 .. 0, each step re-running L forward:
+    c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import kernels as K
+from .errors import InputError, SnnsimError, SpecError
+from .layers_extra import ExtConv2d, LayerScale, Upsample, quant_neuron
+from .network import Op
+from .reversible import FLOOR, SAFETY, U, Risk, Sim, SpikeFlipError, _add_bound, note_add
+from .spec import BatchNorm, Conv2d, Flatten, Layer, Pool2d, Residual, Shape, _conv_out
+from .trace import LayerTrace, Trace
+
+ALPHA_MIN = 1e-3
+QUANT_THRESHOLD = 0.5
+
+
+# ----------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class TRevState(Layer):
+    """The turned-on state c_l of one level in one column: c = L + alpha * c_prev. Weight key ``key``
+    (``subnet<t>.alpha<l>``, shape [1, C, 1, 1])."""
+
+    column: int = 0
+    level: int = 0
+    key: str = ""
+    kind = "state"
+
+    def param_shapes(self):
+        return {"alpha": (1, self.in_shape[0], 1, 1)}
+
+    def param_keys(self):
+        return {self.key: (1, self.in_shape[0], 1, 1)}
+
+
+@dataclass(frozen=True)
+class TLevel:
+    down: tuple = ()
+    up: tuple = ()
+    blocks: tuple = ()
+    state: TRevState = None
+
+
+@dataclass(frozen=True)
+class TRevSNN(Layer):
+    columns: int = 4
+    channels: tuple = ()
+    strides: tuple = ()
+    kernel_size: int = 3
+    hidden_ratio: int = 4
+    stem_spec: tuple = ()          # ((kernel, stride, padding), ...)
+    fusion: bool = True
+    heads: int = 4                 # 0: one SpikeClassifier 'cls_blocks' after the last column
+    classes: int = 10
+    level_shapes: tuple = ()
+    stem: tuple = ()
+    levels: tuple = ()             # levels[t][l]: TLevel
+    head_layers: tuple = ()        # ((column, (layers...)), ...)
+    kind = "trevsnn"
+
+    def sublayers(self):
+        out = list(self.stem)
+        heads = dict(self.head_layers)
+        for t, col in enumerate(self.levels):
+            for lv in col:
+                out += list(lv.down) + list(lv.up) + list(lv.blocks) + [lv.state]
+            out += list(heads.get(t, ()))
+        return tuple(out)
+
+    @property
+    def state_words(self) -> int:
+        """State words per sample kept across timesteps: one c_l per level (0 with a single column)."""
+        return sum(int(np.prod(s)) for s in self.level_shapes) if self.columns > 1 else 0
+
+    def head_columns(self) -> list[int]:
+        return [t for t, _ in self.head_layers]
+
+    def build_op(self, w, fold, build):
+        stem = build(self.stem, w, fold)
+        cols = []
+        for t, col in enumerate(self.levels):
+            lv = []
+            for l, L in enumerate(col):
+                alpha = clamp_alpha(w[L.state.key]).reshape(-1, 1, 1)
+                lv.append(LevelOps(t, l, build(L.down, w, fold), build(L.up, w, fold), build(L.blocks, w, fold),
+                                   FusionAddOp(_fusion_layer(L.state), (), t, l) if L.up else None,
+                                   StateOp(L.state, (), alpha)))
+            cols.append(lv)
+        heads = {t: build(layers, w, fold) for t, layers in self.head_layers}
+        return TRevOp(self, (), stem, cols, heads)
+
+
+def _fusion_layer(state: TRevState) -> Layer:
+    shape = state.in_shape
+    return Layer(f"subnet{state.column}.level{state.level}.fusion.add", shape, shape)
+
+
+def clamp_alpha(a: np.ndarray) -> np.ndarray:
+    """The official ``SubNet._clamp_abs``: sign(a) * max(|a|, 1e-3) in float32 (sign(0) = 0 keeps 0)."""
+    a = np.asarray(a, np.float32)
+    return (np.sign(a) * np.maximum(np.abs(a), np.float32(ALPHA_MIN))).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- parsing
+def _ints(f, key, default, n=None, minimum=1):
+    v = f.get(key, default)
+    if (not isinstance(v, list) or not v or (n is not None and len(v) != n)
+            or not all(isinstance(e, int) and not isinstance(e, bool) and e >= minimum for e in v)):
+        what = f"a list of {n} " if n else "a list of "
+        raise f.err(key, f"expected {what}integers >= {minimum}, got {v!r}")
+    return tuple(v)
+
+
+def parse_trevsnn(f, name: str, shape: Shape, names: set) -> TRevSNN:
+    if names != {name}:
+        raise SpecError(f.path, "a 'trevsnn' layer is a whole network: it must be the only entry of 'layers'",
+                        f.source)
+    if len(shape) != 3:
+        raise SpecError(f.path, f"trevsnn needs a [C, H, W] image input, got shape {list(shape)}", f.source)
+    T = f.int("columns", required=True)
+    channels = _ints(f, "channels", None)
+    L = len(channels)
+    strides = _ints(f, "strides", [1, 2, 2, 1][:L] if L <= 4 else None, L)
+    if strides[0] != 1:
+        raise f.err("strides", "level 0 takes the stem output as is (identity down path); its stride must be 1")
+    if any(s not in (1, 2) for s in strides):
+        raise f.err("strides", f"each level stride must be 1 (1x1 conv) or 2 (3x3 conv, stride 2), got {list(strides)}")
+    k = f.int("kernel_size", 3)
+    if k % 2 == 0:
+        raise f.err("kernel_size", f"the depth-wise kernel must be odd (padding k // 2 keeps the size), got {k}")
+    ratio = f.int("hidden_ratio", 4)
+    fusion = f.bool("fusion", True)
+    heads = f.int("heads", 4, minimum=0)
+    classes = f.int("classes", required=True)
+    if heads and T % heads:
+        raise f.err("heads", f"{heads} heads need the column count ({T}) to be a multiple of it (a head after "
+                             "every T/heads-th column, as the official code's 'interval')")
+    stem_raw = f.get("stem", [{"kernel_size": 7, "stride": 2}, {"kernel_size": 3, "stride": 2}])
+    if not isinstance(stem_raw, list) or not stem_raw:
+        raise f.err("stem", "expected a list of {kernel_size, stride[, padding]} convs")
+    stem_spec = []
+    for i, s in enumerate(stem_raw):
+        if not isinstance(s, dict) or set(s) - {"kernel_size", "stride", "padding"}:
+            raise f.err(f"stem[{i}]", "expected a mapping with kernel_size, stride and optional padding")
+        kk, ss = s.get("kernel_size"), s.get("stride", 1)
+        pp = s.get("padding", kk // 2 if isinstance(kk, int) else 0)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (kk, ss, pp)) or kk < 1 or ss < 1 or pp < 0:
+            raise f.err(f"stem[{i}]", f"expected positive integers, got {s!r}")
+        stem_spec.append((kk, ss, pp))
+
+    def conv_hw(hw, kk, ss, pp, where):
+        return _conv_out(_Where(f, where), hw, (kk, kk), (ss, ss), (pp, pp))
+
+    # stem: ScaledStdConv2d layers 'stem.down<i>.0' (the official MS_PatchEmbed's LeakyReLU(act_learn=1) between
+    # them is the identity: rev.md A12.3)
+    stem = []
+    cur = tuple(shape)
+    for i, (kk, ss, pp) in enumerate(stem_spec):
+        hw = conv_hw(cur[1:], kk, ss, pp, "stem")
+        stem.append(_std_conv(f"stem.down{i + 1}.0", cur, channels[0], kk, ss, pp))
+        cur = (channels[0],) + hw
+    shapes = [cur]
+    for l in range(1, L):
+        kk, pp = (3, 1) if strides[l] == 2 else (1, 0)
+        hw = conv_hw(shapes[-1][1:], kk, strides[l], pp, "strides")
+        shapes.append((channels[l],) + hw)
+    for l in range(L - 1):
+        if strides[l + 1] == 2 and (shapes[l + 1][1] * 2, shapes[l + 1][2] * 2) != shapes[l][1:]:
+            raise f.err("strides", f"level {l + 1} ({shapes[l + 1][1]}x{shapes[l + 1][2]}) upsampled x2 does not "
+                                   f"match level {l} ({shapes[l][1]}x{shapes[l][2]}); use an input size divisible "
+                                   "by the total stride")
+    levels = []
+    for t in range(T):
+        col = []
+        for l in range(L):
+            p = f"subnet{t}.level{l}"
+            c, h, w_ = shapes[l]
+            down = ()
+            if l > 0:
+                kk, pp = (3, 1) if strides[l] == 2 else (1, 0)
+                down = _down_up(f"{p}.fusion.down", shapes[l - 1], shapes[l], kk, strides[l], pp, 1)
+            up = ()
+            if t > 0 and fusion and l < L - 1:
+                up = _down_up(f"{p}.fusion.up", shapes[l + 1], shapes[l], 1, 1, 0, strides[l + 1])
+            blocks = (_block(f"{p}.blocks.0", shapes[l], k, ratio, gamma=True),
+                      _block(f"{p}.blocks.1", shapes[l], k, ratio, gamma=False,
+                             shared=f"subnet0.level{l}.blocks.1" if t > 0 else ""))
+            state = TRevState(f"subnet{t}.c{l}", shapes[l], shapes[l], t, l, f"subnet{t}.alpha{l}")
+            col.append(TLevel(down, up, blocks, state))
+        levels.append(tuple(col))
+    head_layers = []
+    top = shapes[-1]
+    if heads:
+        interval = T // heads
+        for i in range(T):
+            if (i + 1) % interval == 0:
+                kidx = i // interval
+                head_layers.append((i, _head(f"cls_blocks.{kidx}", top, classes, spiking=kidx == heads - 1)))
+    else:
+        head_layers.append((T - 1, _head("cls_blocks", top, classes, spiking=True)))
+    return TRevSNN(name, tuple(shape), (classes,), T, channels, strides, k, ratio, tuple(stem_spec), fusion, heads,
+                   classes, tuple(shapes), tuple(stem), tuple(levels), tuple(head_layers))
+
+
+class _Where:
+    """Lets spec._conv_out report errors at a trevsnn sub-field."""
+
+    def __init__(self, f, key):
+        self.f, self.key = f, key
+
+    def err(self, _key, msg):
+        return self.f.err(self.key, msg)
+
+
+def _std_conv(name, in_shape, out_c, k, s, p, groups=1, shared="") -> ExtConv2d:
+    c, h, w = in_shape
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    return ExtConv2d(name, tuple(in_shape), (out_c, ho, wo), c, out_c, (k, k), (s, s), (p, p), groups, True,
+                     standardize=True, shared_from=shared)
+
+
+def _dw_conv(name, shape, k, shared="") -> ExtConv2d:
+    c = shape[0]
+    return ExtConv2d(name, tuple(shape), tuple(shape), c, c, (k, k), (1, 1), (k // 2, k // 2), c, True,
+                     standardize=False, shared_from=shared)
+
+
+def _down_up(p, in_shape, out_shape, k, s, pad, up) -> tuple:
+    c_in, h, w = in_shape
+    c_out = out_shape[0]
+    ho, wo = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+    mid = (c_out, ho, wo)
+    layers = [quant_neuron(f"{p}.quant", tuple(in_shape)),
+              Conv2d(f"{p}.encode_conv", tuple(in_shape), mid, c_in, c_out, (k, k), (s, s), (pad, pad), 1, False),
+              BatchNorm(f"{p}.encode_bn", mid, mid, c_out)]
+    if up > 1:
+        layers.append(Upsample(f"{p}.upsample", mid, (c_out, ho * up, wo * up), up))
+    return tuple(layers)
+
+
+def _block(p, shape, k, ratio, gamma: bool, shared: str = "") -> Residual:
+    c, h, w = shape
+    hid = (c * ratio, h, w)
+    pw2, dw2 = ("pwconv2", "dwconv2") if gamma else ("pwconv2_reuse", "dwconv2_reuse")
+    body = [quant_neuron(f"{p}.quant1", shape), _dw_conv(f"{p}.dwconv1", shape, k),
+            _std_conv(f"{p}.pwconv1", shape, c * ratio, 1, 1, 0),
+            quant_neuron(f"{p}.quant2", hid),
+            _std_conv(f"{p}.{pw2}", hid, c, 1, 1, 0, shared=f"{shared}.{pw2}" if shared else ""),
+            _dw_conv(f"{p}.{dw2}", shape, k, shared=f"{shared}.{dw2}" if shared else "")]
+    if gamma:
+        body.append(LayerScale(f"{p}.gamma", tuple(shape), tuple(shape), f"{p}.gamma"))
+    return Residual(p, tuple(shape), tuple(shape), tuple(body), ())
+
+
+def _head(p, shape, classes, spiking: bool) -> tuple:
+    c, h, w = shape
+    pooled = (c, 1, 1)
+    pool = Pool2d(f"{p}.pool", tuple(shape), pooled, "avg", (h, w), (h, w), (0, 0))
+    if not spiking:      # Classifier: GAP of the real-valued c -> ScaledStdConv 1x1
+        return (pool, _std_conv(f"{p}.classifier.0", pooled, classes, 1, 1, 0),
+                Flatten(f"{p}.flatten", (classes, 1, 1), (classes,)))
+    # SpikeClassifier: Quant -> GAP -> ScaledStdConv -> LeakyReLU(slope 1) = identity -> ScaledStdConv
+    return (quant_neuron(f"{p}.quant", tuple(shape)), pool, _std_conv(f"{p}.classifier1.0", pooled, classes, 1, 1, 0),
+            _std_conv(f"{p}.classifier2", (classes, 1, 1), classes, 1, 1, 0),
+            Flatten(f"{p}.flatten", (classes, 1, 1), (classes,)))
+
+
+def trev_layer(spec) -> TRevSNN | None:
+    for layer in spec.layers:
+        if isinstance(layer, TRevSNN):
+            return layer
+    return None
+
+
+# ----------------------------------------------------------------------------- built ops
+@dataclass
+class FusionAddOp(Op):
+    column: int = 0
+    level: int = 0
+
+    def children(self):
+        return []
+
+    def trace_records(self, T):
+        shape = tuple(self.layer.out_shape)
+        return [LayerTrace(self.name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool), [""] * T,
+                           np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64))]
+
+
+@dataclass
+class StateOp(Op):
+    alpha: np.ndarray = None        # [C, 1, 1], clamped
+
+    def children(self):
+        return []
+
+    def trace_records(self, T):
+        st: TRevState = self.layer
+        shape = tuple(st.out_shape)
+        carried = st.column < T - 1
+        size = int(np.prod(shape))
+        return [LayerTrace(self.name, "state", shape, shape,
+                           {"column": st.column, "level": st.level, "alpha_key": st.key, "update": "c = o + alpha * c_prev"},
+                           int(shape[0]), 0, size, carried, size if carried else 0, np.zeros(T, bool), [""] * T,
+                           np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64))]
+
+    def update(self, o: np.ndarray, c_prev: np.ndarray | None) -> np.ndarray:
+        if c_prev is None:
+            return o
+        return np.add(o, c_prev * self.alpha, dtype=np.float32)
+
+
+@dataclass
+class LevelOps:
+    column: int
+    level: int
+    down: list
+    up: list
+    blocks: list
+    fuse: FusionAddOp | None
+    state: StateOp
+
+
+@dataclass
+class TRevOp(Op):
+    stem: list = field(default_factory=list)
+    columns: list = field(default_factory=list)      # columns[t][l]: LevelOps
+    heads: dict = field(default_factory=dict)        # column -> ops
+
+    def children(self):
+        out = [self.stem]
+        for col in self.columns:
+            for lv in col:
+                out += [lv.down, lv.up, lv.blocks, [lv.state] + ([lv.fuse] if lv.fuse else [])]
+        out += list(self.heads.values())
+        return out
+
+    @property
+    def spec_layer(self) -> TRevSNN:
+        return self.layer
+
+    def head_plan(self, T: int, reduce: str) -> list[int]:
+        """The head columns evaluated in a run of T columns: the last one only for readout 'last' (what the
+        official eval uses), all of them for 'mean'."""
+        cols = [t for t in self.heads if t < T]
+        if (T - 1) not in self.heads:
+            raise InputError(f"timesteps: T={T} ends at column {T - 1}, which has no head; this network has heads "
+                             f"after columns {sorted(self.heads)} (T = {', '.join(str(t + 1) for t in sorted(self.heads))})")
+        return cols if reduce == "mean" else [T - 1]
+
+    def flat_ops(self, T: int, head_cols: list[int]) -> list:
+        """Every op of a T-column run in execution order (for the trace records)."""
+        ops = list(self.stem)
+        for t in range(T):
+            for lv in self.columns[t]:
+                ops += lv.down + (lv.up if t > 0 else [])
+                if lv.fuse is not None and t > 0:
+                    ops.append(lv.fuse)
+                ops += lv.blocks + [lv.state]
+            if t in head_cols:
+                ops += self.heads[t]
+        return ops
+
+    def run_network(self, net, x, *, timesteps=None, batch_size=64, event_threshold=None, form="auto", probes=(),
+                    progress=None, regime=None):
+        from .engine import FORMS, RunResult, _BatchRun, _check_input
+
+        spec = net.spec
+        if len(spec.layers) != 1:
+            raise SpecError("layers", "a 'trevsnn' layer is a whole network and must be the only layer", spec.source)
+        if spec.encoding.kind != "direct":
+            raise SpecError("encoding", f"a T-RevSNN network encodes the image once (direct encoding); got "
+                                        f"'{spec.encoding.kind}'", spec.source)
+        if regime not in (None, "trev", "oneshot"):
+            raise InputError(f"regime: a T-RevSNN network runs each column once ('trev', or 'oneshot' at T=1); "
+                             f"{regime!r} does not apply")
+        if regime == "oneshot":
+            if timesteps not in (None, 1):
+                raise InputError(f"regime oneshot runs T=1, but T={timesteps} was asked for")
+            timesteps = 1
+        layer: TRevSNN = self.layer
+        T = int(timesteps or spec.timesteps)
+        if not 1 <= T <= layer.columns:
+            raise InputError(f"timesteps: a T-RevSNN network has {layer.columns} columns (one per timestep); "
+                             f"T={T} is not between 1 and {layer.columns}")
+        if form not in FORMS:
+            raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
+        if batch_size < 1:
+            raise InputError(f"batch size: expected a positive integer, got {batch_size}")
+        thr = K.DEFAULT_EVENT_THRESHOLD if event_threshold is None else float(event_threshold)
+        if not 0 <= thr <= 1:
+            raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
+        head_cols = self.head_plan(T, spec.readout.reduce)
+        x = _check_input(net, x, "direct", T)
+        ops = self.flat_ops(T, head_cols)
+        from .network import walk_ops
+        names = {op.name for op in walk_ops(ops)}
+        probes = set(probes)
+        unknown = probes - names
+        if unknown:
+            raise InputError(f"probes: no layer named {sorted(unknown)[0]!r} in a T={T} run; e.g. "
+                             f"{', '.join(sorted(names)[:6])}, ...")
+        N = x.shape[0]
+        outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
+        trace = None
+        for start in range(0, N, batch_size):
+            stop = min(N, start + batch_size)
+            br = _BatchRun(SimpleNamespace(ops=ops), stop - start, T, thr, form, probes)
+            for t, y in _columns(self, br, x[start:stop], T, head_cols, br):
+                outputs[t, start:stop] = y
+            bt = Trace(net.name, "trev" if T > 1 else "oneshot", T, stop - start, "direct", br.order, br.probes)
+            if trace is None:
+                trace = bt
+            else:
+                trace.merge(bt)
+            if progress is not None:
+                progress(stop - start)
+        sel = outputs[head_cols]
+        readout = sel.mean(axis=0) if spec.readout.reduce == "mean" else outputs[T - 1].copy()
+        return RunResult(outputs, readout, trace)
+
+
+def _run_level(op: TRevOp, ex, t: int, lv: LevelOps, below: np.ndarray, c_prev_up, br=None):
+    """z = down(below) + up(c_{l+1}[t-1]); o = blocks(z). ``ex.run_ops(ops, x, t)`` runs ops."""
+    d = ex.run_ops(lv.down, below, t) if lv.down else below
+    if t > 0 and lv.up:
+        u = ex.run_ops(lv.up, c_prev_up, t)
+        z = np.add(u, d, dtype=np.float32)
+        if br is not None:
+            note_add(br.records[lv.fuse.name], t, u, d, z)
+    else:
+        z = d
+    return ex.run_ops(lv.blocks, z, t)
+
+
+def _columns(op: TRevOp, ex, img: np.ndarray, T: int, head_cols, br=None, states_out=None):
+    """Run the stem once and columns 0..T-1; yields (column, head output) for the planned heads."""
+    xs = ex.run_ops(op.stem, img, 0)
+    if states_out is not None:
+        states_out["x"] = xs
+    L = len(op.columns[0])
+    prev = [None] * L
+    for t in range(T):
+        cur = []
+        for l, lv in enumerate(op.columns[t]):
+            below = xs if l == 0 else cur[l - 1]
+            o = _run_level(op, ex, t, lv, below, prev[l + 1] if l + 1 < L else None, br)
+            c = lv.state.update(o, prev[l])
+            if br is not None:
+                rec = br.records[lv.state.name]
+                rec.computed[t] = True
+                rec.events_in[t] += K.count_nonzero(o) + (K.count_nonzero(prev[l]) if prev[l] is not None else 0)
+                rec.events_out[t] += K.count_nonzero(c)
+                rec.binary_in[t] = False
+                rec.neuron_updates[t] += c.size
+                if lv.state.name in br.probes:
+                    br._probe(lv.state.name, t, output=c)
+            cur.append(c)
+        if states_out is not None:
+            states_out.setdefault("states", []).append(cur)
+        prev = cur
+        if t in head_cols:
+            yield t, ex.run_ops(op.heads[t], cur[-1], t)
+
+
+# ----------------------------------------------------------------------------- forward and inverse (no trace)
+class _Exact:
+    """Adapter: runs ops with ``reversible.Sim`` (the engine's arithmetic, no trace, no bounds)."""
+
+    def __init__(self, form, event_threshold):
+        self.sim = Sim(form, event_threshold)
+
+    def run_ops(self, ops, x, t):
+        return self.sim.run_ops(ops, x, None, t)[0]
+
+
+def the_op(net) -> TRevOp:
+    for op in net.ops:
+        if isinstance(op, TRevOp):
+            return op
+    raise SnnsimError(f"network '{net.name}' is not a T-RevSNN network (no 'trevsnn' layer)")
+
+
+@dataclass
+class TRevForward:
+    x: np.ndarray                       # stem output [B, C0, H0, W0] (computed once, kept once)
+    states: list                        # states[t][l] = c_l[t], or None where not kept
+    logits: dict                        # column -> head output [B, classes]
+    guard: dict                         # (t, l) -> exact c_l[t], kept because its reconstruction is at risk
+    alphas: list                        # alphas[t][l], clamped, [C, 1, 1]
+
+
+def forward(net, img: np.ndarray, *, timesteps: int | None = None, keep: str = "all", guard: bool = True,
+            form: str = "auto", event_threshold: float | None = None) -> TRevForward:
+    """Run a T-RevSNN batch (no trace) and return the stem output, the column states and every head's output.
+
+    keep: 'all' keeps every c_l[t]; 'last' keeps only the last column's (the reversible-training setting: the rest
+    is rebuilt with ``invert_column``). guard: also keep, exactly, each c_l[t-1] whose reconstruction from
+    column t could flip a Quant spike (``guard_mask``) - the fall-back of the inverse; almost always empty.
+    """
+    op = the_op(net)
+    T = int(timesteps or net.spec.timesteps)
+    if not 1 <= T <= op.layer.columns:
+        raise InputError(f"timesteps: T={T} is not between 1 and {op.layer.columns}")
+    img = np.ascontiguousarray(img, np.float32)
+    ex = _Exact(form, event_threshold)
+    box: dict = {}
+    logits = dict(_columns(op, ex, img, T, sorted(op.heads), None, box))
+    states = box["states"]
+    g = {}
+    if guard:
+        for t in range(1, T):
+            for l, lv in enumerate(op.columns[t]):
+                if guard_mask(states[t][l], states[t - 1][l], lv.state.alpha).any():
+                    g[(t - 1, l)] = states[t - 1][l].copy()
+    if keep == "last":
+        states = [[None] * len(s) for s in states[:-1]] + [states[-1]]
+    elif keep != "all":
+        raise ValueError("keep: 'all' or 'last'")
+    alphas = [[lv.state.alpha for lv in op.columns[t]] for t in range(T)]
+    return TRevForward(box["x"], states, logits, g, alphas)
+
+
+def _recon_bound(c: np.ndarray, ec, eo, alpha: np.ndarray, chat: np.ndarray) -> np.ndarray:
+    """Bound on |c_hat - c_prev| for c_hat = fl(fl(c - o) / alpha), where the forward computed
+    c = fl(o_true + fl(alpha * c_prev)), |c - c_true| <= ec and |o - o_true| <= eo (rev.md C.3: / |alpha|)."""
+    ec = 0.0 if ec is None else ec
+    eo = 0.0 if eo is None else eo
+    a = np.abs(alpha)
+    with np.errstate(divide="ignore"):        # alpha = 0: no inverse, an infinite bound (the guard keeps c)
+        e = (ec + eo + U * (np.abs(c) + ec)) * (1 + 2 * U) / a + 4 * U * np.abs(chat)
+    return (np.asarray(e, np.float32) * np.float32(SAFETY) + np.float32(FLOOR)).astype(np.float32)
+
+
+def quant_risk(c: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Elements whose Quant spike (c > 0.5) may differ from the forward's, given |c - c_forward| <= e."""
+    eh = e * np.float32(1.02) + np.float32(9 * U) * (np.abs(c) + 1) + np.float32(2 * FLOOR)
+    return np.abs(c - np.float32(QUANT_THRESHOLD)) <= eh
+
+
+def guard_mask(c_t: np.ndarray, c_prev: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Forward-side test (exact values known): elements of c_prev whose reconstruction from column t could
+    be flagged by ``invert_column`` (margin 3x the reconstruction bound, so the inverse's own test, done on
+    the reconstructed value, never flags an element this one let through)."""
+    b = _recon_bound(c_t, None, None, alpha, c_prev)
+    return quant_risk(c_prev, 3 * b)
+
+
+@dataclass
+class ColumnInverse:
+    states: list          # c_hat_l[t-1], l = 0..L-1
+    bounds: list          # elementwise bounds on |c_hat - c_forward| (zeros after a fall-back)
+    at_risk: list         # per level: Quant spikes that might flip (0: the bound is rigorous)
+    fallback: list        # per level: the cached state was used
+    risks: list = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return any(self.at_risk)
+
+
+def invert_column(net, t: int, x: np.ndarray, c_t: list, *, bounds: list | None = None, cache: dict | None = None,
+                  on_risk: str = "raise", form: str = "auto", event_threshold: float | None = None) -> ColumnInverse:
+    """The exact inverse of column t (rev.md §A5): from x (the stem output) and all c_l[t], rebuild c_l[t-1]
+    for l = L-1 .. 0 by running L forward:  c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l.
+
+    bounds: per-level elementwise bounds on the error of c_t (when c_t is itself a reconstruction, i.e. when
+    inverses are chained across columns); None for exact states. cache: {level: exact c_l[t-1]} to fall back on
+    (``TRevForward.guard``). A level whose reconstruction might flip a Quant spike downstream is flagged; it
+    falls back to ``cache`` if given, else raises ``SpikeFlipError`` (on_risk='keep' returns it flagged).
+    form/event_threshold must match the forward's so that L is recomputed with the same kernels.
+    """
+    if on_risk not in ("raise", "keep"):
+        raise ValueError("on_risk: 'raise' or 'keep'")
+    op = the_op(net)
+    if not 1 <= t < len(op.columns):
+        raise InputError(f"t: column {t} has no previous column to rebuild (columns 1..{len(op.columns) - 1})")
+    levels = op.columns[t]
+    L = len(levels)
+    for lv in levels:
+        if not np.all(lv.state.alpha):
+            raise SnnsimError(f"column {t}: {lv.state.layer.key} has channels with alpha = 0 (the official clamp "
+                              "keeps an exact 0), so c[t-1] cannot be rebuilt from column t")
+    cache = cache or {}
+    sim = Sim(form, event_threshold)
+    out = [None] * L
+    eb = [None] * L
+    risk = [0] * L
+    fell = [False] * L
+    allrisks = []
+    for l in range(L - 1, -1, -1):
+        lv = levels[l]
+        below = x if l == 0 else np.asarray(c_t[l - 1], np.float32)
+        e_below = None if (l == 0 or bounds is None) else bounds[l - 1]
+        n0 = len(sim.risks)
+        d, ed = sim.run_ops(lv.down, below, e_below, t) if lv.down else (below, e_below)
+        if lv.up:
+            u, eu = sim.run_ops(lv.up, out[l + 1], eb[l + 1] if eb[l + 1] is not None and eb[l + 1].any() else None, t)
+            z = np.add(u, d, dtype=np.float32)
+            ez = _add_bound(z, eu, ed)
+        else:
+            z, ez = d, ed
+        o, eo = sim.run_ops(lv.blocks, z, ez, t)
+        c = np.asarray(c_t[l], np.float32)
+        ec = None if bounds is None else bounds[l]
+        chat = (np.subtract(c, o, dtype=np.float32) / lv.state.alpha).astype(np.float32)
+        b = _recon_bound(c, ec, eo, lv.state.alpha, chat)
+        n = int(quant_risk(chat, b).sum()) + sum(r.count for r in sim.risks[n0:])
+        if n:
+            allrisks.append(Risk(lv.state.name, t - 1, n))
+            risk[l] = n
+            if l in cache:
+                chat = np.asarray(cache[l], np.float32).copy()
+                b = np.zeros_like(chat)
+                fell[l] = True
+            elif on_risk == "raise":
+                raise SpikeFlipError(f"inverse of column {t}: {n} elements of the rebuilt c{l}[t-1] lie within the "
+                                     "reconstruction error of the Quant threshold 0.5; pass the exact state "
+                                     "(cache={level: c}, kept by forward(guard=True)) or on_risk='keep'")
+        out[l], eb[l] = chat, b
+    return ColumnInverse(out, eb, risk, fell, allrisks)
+
+
+def level_forward(net, t: int, l: int, below: np.ndarray, up_prev: np.ndarray | None, *, form: str = "auto",
+                  event_threshold: float | None = None) -> np.ndarray:
+    """L_l^(t)(below, up_prev) = B2(B1(down(below) + up(up_prev))) with the engine's arithmetic (for training)."""
+    op = the_op(net)
+    return _run_level(op, _Exact(form, event_threshold), t, op.columns[t][l], np.asarray(below, np.float32),
+                      up_prev, None)
+
+
+# ----------------------------------------------------------------------------- random weights
+def random_weights(spec, seed: int = 0) -> dict:
+    """Seeded weights for a T-RevSNN network (hardware studies, tests): standardised convs with gain 1,
+    depth-wise convs and biases small, batch-norm statistics random, alpha per channel and column in
+    [0.3, 0.8] (official init 0.5), layer scale 1 (official init), shared modules equal in every column."""
+    layer = trev_layer(spec)
+    rng = np.random.default_rng(seed)
+    w = {}
+    for key, shape in spec.param_shapes().items():
+        name, p = key.rsplit(".", 1)
+        if p.startswith("alpha"):
+            w[key] = rng.uniform(0.3, 0.8, shape).astype(np.float32)
+        elif p == "gamma":
+            w[key] = np.ones(shape, np.float32)
+        elif p == "gain":
+            w[key] = np.ones(shape, np.float32)
+        elif p in ("running_mean",):
+            w[key] = rng.uniform(-0.3, 0.3, shape).astype(np.float32)
+        elif p == "running_var":
+            w[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+        elif p == "weight" and f"{name}.running_mean" in spec.param_shapes():
+            w[key] = rng.uniform(0.6, 1.2, shape).astype(np.float32)
+        elif p == "bias" and f"{name}.running_mean" in spec.param_shapes():
+            w[key] = rng.uniform(0.0, 0.4, shape).astype(np.float32)
+        elif p == "weight":
+            fan_in = int(np.prod(shape[1:]))
+            bound = math.sqrt(3.0 / fan_in) * (1.2 if shape[1] == 1 else 1.0)
+            w[key] = rng.uniform(-bound, bound, shape).astype(np.float32)
+        elif p == "bias":
+            w[key] = rng.uniform(0.0, 0.3, shape).astype(np.float32)
+        else:  # pragma: no cover
+            w[key] = np.zeros(shape, np.float32)
+    from .spec import walk
+    for sub in walk([layer]):
+        if isinstance(sub, ExtConv2d) and sub.shared_from:
+            for p in sub.param_shapes():
+                w[f"{sub.name}.{p}"] = w[f"{sub.shared_from}.{p}"].copy()
+    return w

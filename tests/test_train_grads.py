@@ -1,0 +1,333 @@
+"""Training backward kernels against finite differences (float64 central differences on float64 reference
+forwards), plus the bookkeeping around them: the static-input shortcut, running statistics, memory ledger.
+
+Spikes are step functions, so a neuron layer is checked on the smooth network its surrogate differentiates
+exactly: S = primitive(H - threshold) in the output and in the reset (``smooth=True`` in the kernel). The
+Heaviside forms (and detach_reset) are checked against PyTorch autograd in test_train_reference.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from snnsim import kernels as K
+from snnsim.spec import parse_spec
+from snnsim.train import grads as G
+from snnsim.train.bptt import BPTT
+from snnsim.train.forward import Act, Ctx, back_nodes, expand, run_nodes
+from snnsim.train.surrogate import Surrogate, parse_surrogate, surrogate_grad, surrogate_primitive
+from snnsim.errors import InputError
+
+EPS = 1e-6
+
+
+def fd(f, x, idx):
+    """Central differences of scalar f at the given flat indices of x (float64, modified in place)."""
+    out = []
+    flat = x.reshape(-1)
+    for i in idx:
+        old = flat[i]
+        flat[i] = old + EPS
+        fp = f()
+        flat[i] = old - EPS
+        fm = f()
+        flat[i] = old
+        out.append((fp - fm) / (2 * EPS))
+    return np.array(out)
+
+
+def pick(rng, arr, n=12):
+    return rng.choice(arr.size, size=min(n, arr.size), replace=False)
+
+
+# ----------------------------------------------------------------------------- float64 reference layers
+def conv_ref(x, w, b, stride, pad, groups):
+    O, Cg, KH, KW = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (KH, KW), axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    Og = O // groups
+    out = np.concatenate([np.einsum("nchwij,ocij->nohw", win[:, g * Cg:(g + 1) * Cg], w[g * Og:(g + 1) * Og])
+                          for g in range(groups)], axis=1)
+    if b is not None:
+        out = out + b.reshape(1, -1, 1, 1)
+    return out
+
+
+def bn_ref(x, gamma, beta, eps=1e-5):
+    axes = (0,) + tuple(range(2, x.ndim))
+    m = x.mean(axis=axes, keepdims=True)
+    v = x.var(axis=axes, keepdims=True)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return (x - m) / np.sqrt(v + eps) * gamma.reshape(shape) + beta.reshape(shape)
+
+
+def pool_ref(x, k, s, p, op):
+    N, C, H, W = x.shape
+    fill = -np.inf if op == "max" else 0.0
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    HO, WO = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    out = np.zeros((N, C, HO, WO))
+    for i in range(HO):
+        for j in range(WO):
+            win = xp[:, :, i * s:i * s + k, j * s:j * s + k]
+            out[:, :, i, j] = win.max(axis=(2, 3)) if op == "max" else win.sum(axis=(2, 3)) / (
+                k * k if op == "avg" else 1)
+    return out
+
+
+# ----------------------------------------------------------------------------- stateless layers
+STATELESS = """
+name: stateless
+input_shape: [4, 9, 9]
+timesteps: 3
+layers:
+  - {name: c1, type: conv2d, out_channels: 6, kernel_size: 3, stride: 2, padding: 1, groups: 2}
+  - {name: bn1, type: batchnorm2d}
+  - {name: c2, type: conv2d, out_channels: 6, kernel_size: [3, 2], padding: [1, 1], groups: 6, bias: false}
+  - {name: p1, type: maxpool2d, kernel_size: 2, stride: 1}
+  - {name: p2, type: avgpool2d, kernel_size: 2, padding: 1}
+  - {name: p3, type: sumpool2d, kernel_size: 2}
+  - {name: s1, type: scale}
+  - {name: flatten, type: flatten}
+  - {name: fc, type: linear, out_features: 5}
+  - {name: bn2, type: batchnorm1d}
+"""
+
+
+def stateless_ref(p, x):
+    h = conv_ref(x, p["c1.weight"], p["c1.bias"], (2, 2), (1, 1), 2)
+    h = bn_ref(h, p["bn1.weight"], p["bn1.bias"])
+    h = conv_ref(h, p["c2.weight"], None, (1, 1), (1, 1), 6)
+    h = pool_ref(h, 2, 1, 0, "max")
+    h = pool_ref(h, 2, 2, 1, "avg")
+    h = pool_ref(h, 2, 2, 0, "sum")
+    h = h * p["s1.scale"]
+    h = h.reshape(len(h), -1) @ p["fc.weight"].T + p["fc.bias"]
+    return bn_ref(h, p["bn2.weight"], p["bn2.bias"])
+
+
+def _random_params(spec, rng):
+    from snnsim.train.loop import init_params
+    p = init_params(spec, 1)
+    for k in p:
+        if k.endswith(("weight", "bias", "scale")):
+            p[k] = (p[k] + rng.normal(0, 0.3, p[k].shape)).astype(np.float32)
+    return p
+
+
+def test_stateless_layers_match_finite_differences():
+    rng = np.random.default_rng(0)
+    spec = parse_spec(yaml.safe_load(STATELESS))
+    params = _random_params(spec, rng)
+    x = rng.normal(size=(3, 4, 9, 9)).astype(np.float32)
+    R = rng.normal(size=(3, 5))
+
+    def loss_fn(out, y):        # out [T, B, 5]; the network is static, so every t is the same
+        return float(np.sum(R * out.mean(axis=0))), np.broadcast_to(R / out.shape[0], out.shape).astype(np.float32)
+
+    T = spec.timesteps
+    res = BPTT(spec).loss_and_grads(dict(params), x, np.zeros(3, int), T, loss_fn)
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    x64 = x.astype(np.float64)
+    ref_out = stateless_ref(p64, x64)
+    np.testing.assert_allclose(res.outputs[0], ref_out, rtol=1e-4, atol=1e-4)
+    for key, g in res.grads.items():
+        idx = pick(rng, g)
+        num = fd(lambda: float(np.sum(R * stateless_ref(p64, x64))), p64[key], idx)
+        np.testing.assert_allclose(g.reshape(-1)[idx], num, rtol=2e-3, atol=2e-4, err_msg=key)
+    assert set(res.grads) == {"c1.weight", "c1.bias", "bn1.weight", "bn1.bias", "c2.weight", "s1.scale",
+                              "fc.weight", "fc.bias", "bn2.weight", "bn2.bias"}
+
+
+def test_batchnorm_running_statistics_once_per_step_over_T_and_B():
+    rng = np.random.default_rng(1)
+    spec = parse_spec(yaml.safe_load(STATELESS))
+    params = _random_params(spec, rng)
+    x = rng.normal(size=(3, 4, 9, 9)).astype(np.float32)
+    p = dict(params)
+    BPTT(spec).loss_and_grads(p, x, np.zeros(3, int), 3, lambda o, y: (0.0, np.zeros_like(o)))
+    h = conv_ref(x.astype(np.float64), params["c1.weight"], params["c1.bias"], (2, 2), (1, 1), 2)
+    n = 3 * h.shape[0] * h.shape[2] * h.shape[3]            # T copies of a static input x B x H x W
+    mean = h.mean(axis=(0, 2, 3))
+    var = h.var(axis=(0, 2, 3)) * n / (n - 1)
+    np.testing.assert_allclose(p["bn1.running_mean"], 0.9 * params["bn1.running_mean"] + 0.1 * mean, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(p["bn1.running_var"], 0.9 * params["bn1.running_var"] + 0.1 * var, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- neurons (smooth surrogate network)
+MODES = {"if": 0, "lif": 1, "plif": 2, "li": 3}
+
+
+def smooth_neuron(x, mode, factor, decay_input, v_r, thr, hard, sur, stateless=False):
+    """Float64 forward of one neuron layer with S = primitive(H - thr); returns out [T, M], h [T, M]."""
+    T, M = x.shape
+    v = np.full(M, v_r)
+    out, hs = np.zeros((T, M)), np.zeros((T, M))
+    prim = np.vectorize(lambda u: surrogate_primitive(u, sur.sid, sur.alpha))
+    for t in range(T):
+        if stateless:
+            v = np.full(M, v_r)
+        if mode == 0:
+            h = v + x[t]
+        elif mode == 2:
+            h = v + (x[t] - (v - v_r)) * factor if decay_input else v - (v - v_r) * factor + x[t]
+        else:
+            h = v + (x[t] - (v - v_r)) / factor if decay_input else v - (v - v_r) / factor + x[t]
+        hs[t] = h
+        if mode == 3:
+            out[t] = h
+            v = h
+            continue
+        s = prim(h - thr)
+        out[t] = s
+        v = s * v_r + (1 - s) * h if hard else h - s * thr
+    return out, hs
+
+
+CASES = [("lif", True, True, "sigmoid:4"), ("lif", False, False, "atan:2"), ("if", True, False, "triangle:0.5"),
+         ("plif", True, True, "sigmoid:4"), ("plif", False, False, "atan:2"), ("plif", True, False, "triangle:0.5"),
+         ("li", True, True, "sigmoid:4"), ("lif", True, True, "atan:2")]
+
+
+@pytest.mark.parametrize("kind,hard,decay_input,sur", CASES)
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+def test_neuron_backward_matches_finite_differences(kind, hard, decay_input, sur, stateless):
+    rng = np.random.default_rng(2)
+    sur = parse_surrogate(sur)
+    T, M = 5, 40
+    x = rng.normal(0.8, 0.8, size=(T, M))
+    w = -0.4                                    # plif: q = sigmoid(w)
+    mode = MODES[kind]
+    v_r, thr = (0.0 if hard else 0.0), 1.0
+    if hard:
+        v_r = -0.1
+    G_out = rng.normal(size=(T, M))
+
+    def factor_of(w_):
+        return 1 / (1 + np.exp(-w_)) if kind == "plif" else 2.5
+
+    def loss(w_=None):
+        out, _ = smooth_neuron(x, mode, factor_of(w if w_ is None else w_), decay_input, v_r, thr, hard, sur,
+                               stateless)
+        return float(np.sum(G_out * out))
+
+    _, h = smooth_neuron(x, mode, factor_of(w), decay_input, v_r, thr, hard, sur, stateless)
+    gx = np.empty((T, M), np.float32)
+    gq = G.neuron_backward_seq(G_out.astype(np.float32), h.astype(np.float32), x.astype(np.float32), False, mode,
+                               np.float32(factor_of(w)), decay_input, np.float32(v_r), np.float32(thr), hard,
+                               False, False, np.float32(0), np.float32(0), stateless, sur.sid, sur.alpha, False,
+                               True, gx)
+    idx = np.arange(T * M)
+    num = fd(loss, x, idx)
+    np.testing.assert_allclose(gx.reshape(-1), num, rtol=1e-3, atol=2e-5)
+    if kind == "plif":
+        q = factor_of(w)
+        num_w = (loss(w + EPS) - loss(w - EPS)) / (2 * EPS)
+        np.testing.assert_allclose(gq * q * (1 - q), num_w, rtol=1e-3, atol=1e-5)
+
+
+def test_quant_straight_through_window():
+    """threshold neuron (T-RevSNN Quant): dS/dx = 1 inside the inclusive clip window, 0 outside."""
+    x = np.array([[-0.5, 0.0, 0.3, 0.5, 1.0, 1.7]], np.float32)
+    gout = np.full_like(x, 2.0)
+    h = np.clip(x, 0, 1)
+    gx = np.empty_like(x)
+    G.neuron_backward_seq(gout, h, x, False, 4, np.float32(1), True, np.float32(0), np.float32(0.5), True, False,
+                          True, np.float32(0), np.float32(1), True, 0, 4.0, False, False, gx)
+    np.testing.assert_array_equal(gx, [[0, 2, 2, 2, 2, 0]])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "atan", "triangle"])
+def test_surrogate_is_derivative_of_primitive(name):
+    s = parse_surrogate(f"{name}:1.7")
+    for u in np.linspace(-1.5, 1.5, 31):
+        num = (surrogate_primitive(u + 1e-6, s.sid, s.alpha) - surrogate_primitive(u - 1e-6, s.sid, s.alpha)) / 2e-6
+        assert abs(surrogate_grad(np.float32(u), s.sid, s.alpha) - num) < 1e-4 * max(1, abs(num))
+
+
+def test_parse_surrogate_errors():
+    assert parse_surrogate("atan") == Surrogate("atan", 2.0)
+    with pytest.raises(InputError, match="unknown surrogate"):
+        parse_surrogate("relu")
+    with pytest.raises(InputError, match="positive"):
+        parse_surrogate("sigmoid:-1")
+
+
+# ----------------------------------------------------------------------------- whole-graph bookkeeping
+NET = """
+name: small
+input_shape: [1, 8, 8]
+timesteps: 4
+layers:
+  - {name: conv1, type: conv2d, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: bn1, type: batchnorm2d}
+  - {name: sn1, type: lif}
+  - {name: pool, type: maxpool2d, kernel_size: 2}
+  - name: res
+    type: residual
+    body:
+      - {name: conv, type: conv2d, out_channels: 4, kernel_size: 3, padding: 1}
+      - {name: sn, type: lif, v_reset: null}
+  - {name: flatten, type: flatten}
+  - {name: fc, type: linear, out_features: 3}
+  - {name: sn2, type: lif}
+"""
+
+
+def _small(rng):
+    spec = parse_spec(yaml.safe_load(NET))
+    params = _random_params(spec, rng)
+    params["conv1.weight"] *= 3
+    params["fc.weight"] *= 4
+    return spec, params
+
+
+def test_static_prefix_equals_repeated_input():
+    """Direct encoding computes conv1+bn1 once and sums their gradient over T; feeding the T copies
+    explicitly must give the same gradients (batch norm over T x B of identical copies)."""
+    rng = np.random.default_rng(3)
+    spec, params = _small(rng)
+    x = rng.random((6, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 6)
+    from snnsim.train.losses import make_loss
+    bp = BPTT(spec)
+    a = bp.loss_and_grads(dict(params), x, y, 4, make_loss("ce"))
+    grads = {k: np.zeros_like(params[k]) for k in bp.trainable}
+    ctx = Ctx(4, 6, dict(params), grads)
+    out = run_nodes(bp.nodes, Act(expand(Act(x, True), 4), False), ctx)
+    loss, g = make_loss("ce")(out.x.reshape(4, 6, 3), y)
+    back_nodes(bp.nodes, g.reshape(24, 3), ctx, False)
+    assert abs(loss - a.loss) < 1e-6
+    for k in grads:
+        np.testing.assert_allclose(a.grads[k], grads[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_memory_ledger_counts_stored_tensors_per_layer():
+    rng = np.random.default_rng(4)
+    spec, params = _small(rng)
+    x = rng.random((8, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 8)
+    from snnsim.train.losses import make_loss
+    reps = {T: BPTT(spec).loss_and_grads(dict(params), x, y, T, make_loss("ce")).memory for T in (2, 4, 8)}
+    per = reps[4]["per_layer_peak"]
+    B = 8
+    assert per["sn1"] == 4 * B * 4 * 8 * 8 * 4                 # H, float32, [T, B, 4, 8, 8]
+    assert per["res.conv"] == 4 * B * 4 * 4 * 4 * 1            # binary spikes stored as uint8
+    assert per["pool"] == 4 * B * 4 * 4 * 4                    # argmax offsets, uint8
+    assert per["conv1"] == B * 1 * 8 * 8 * 4                   # static input: once, not T times
+    # what BPTT holds grows linearly with T
+    held = {T: r["peak_bytes"] for T, r in reps.items()}
+    assert held[8] - held[4] == pytest.approx(2 * (held[4] - held[2]), rel=0.01)
+
+
+def test_maxpool_argmax_is_first_maximum():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 1, 1] = 1
+    x[0, 0, 0, 3] = 1
+    x[0, 0, 1, 2] = 1
+    idx = G.maxpool_argmax(x, 2, 2, 2, 2, 0, 0, 2, 2)
+    assert idx[0, 0].tolist() == [[3, 1], [0, 0]]
+    np.testing.assert_array_equal(K.maxpool2d(x, 2, 2, 2, 2, 0, 0)[0, 0], [[1, 1], [0, 0]])
