@@ -1,21 +1,36 @@
 """Micro-benchmark: dense vs event-driven layer kernels (and torch CPU, if importable).
 
-    python benchmarks/kernels_dense_vs_event.py [--quick]
+    python benchmarks/kernels_dense_vs_event.py [--quick] [--threads N] [--no-torch]
 
-Times warm kernels (median of repeats) on realistic SNN layer shapes at batch 1 and
-64 and input densities 1-50 %, prints a table and writes
-benchmarks/results/kernels_dense_vs_event.csv. The last lines report, per layer,
-the density where event-driven stops winning; DEFAULT_EVENT_THRESHOLD in
-snnsim/kernels/__init__.py is chosen from them.
+Times warm kernels (median and min of repeats) on realistic SNN layer shapes at
+batch 1 and 64 and input densities 1-50 %, prints a table and writes
+benchmarks/results/kernels_dense_vs_event.csv (kernels_dense_vs_event_t<N>.csv for
+--threads N other than 2). The last lines report, per layer, the density where
+event-driven stops winning; DEFAULT_EVENT_THRESHOLD in snnsim/kernels/__init__.py
+is chosen from them. On a busy 2-core machine the 2-thread medians mostly measure
+scheduler stalls (whole 4 ms ticks); the min columns and --threads 1 do not.
 """
+import argparse
 import os
+import sys
 
-# Fix the thread budget before numba / torch start their pools (2-core target).
-os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 
-import argparse  # noqa: E402
+def parse_args():
+    ap = argparse.ArgumentParser(description="Dense vs event-driven layer kernels (and torch CPU).")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, no batch-64 CIFAR row")
+    ap.add_argument("--no-torch", action="store_true", help="skip the torch comparison")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="threads for numba, BLAS and torch (default 2, the target machine); "
+                         "1 gives numbers that a busy machine disturbs much less")
+    return ap.parse_args()
+
+
+ARGS = parse_args()
+# The thread budget must be fixed before numba / BLAS / torch start their pools.
+os.environ["NUMBA_NUM_THREADS"] = str(ARGS.threads)
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
+
 import csv  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,7 +58,7 @@ LAYERS = [
 ]
 BATCHES = [1, 64]
 DENSITIES = [0.01, 0.05, 0.10, 0.20, 0.50]
-CSV_PATH = ROOT / "benchmarks" / "results" / "kernels_dense_vs_event.csv"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def timeit(fn, repeats, min_time=0.0):
@@ -120,10 +135,9 @@ def crossover(rows, stat="min"):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats, batch 64 only for the small layers")
-    ap.add_argument("--no-torch", action="store_true", help="skip the torch comparison")
-    args = ap.parse_args()
+    args = ARGS
+    csv_path = RESULTS / ("kernels_dense_vs_event.csv" if args.threads == 2
+                          else f"kernels_dense_vs_event_t{args.threads}.csv")
     repeats = 5 if args.quick else 15
     min_time = 0.05 if args.quick else 0.3
 
@@ -131,7 +145,7 @@ def main():
     if not args.no_torch:
         try:
             import torch  # noqa: F811
-            torch.set_num_threads(2)
+            torch.set_num_threads(args.threads)
         except ImportError:
             torch = None
 
@@ -164,8 +178,8 @@ def main():
         dense, event = snnsim_fns(kind, params, x, w, b)
         d_med, d_min = timeit(dense, repeats, min_time)
         e_med, e_min = timeit(event, repeats, min_time)
-        rows.append(dict(layer=name, batch=B, density=dens, actual_density=float(np.count_nonzero(x) / x.size),
-                         dense_ms=d_med, event_ms=e_med, dense_min_ms=d_min, event_min_ms=e_min,
+        rows.append(dict(layer=name, batch=B, threads=args.threads, density=dens,
+                         actual_density=float(np.count_nonzero(x) / x.size), dense_ms=d_med, event_ms=e_med, dense_min_ms=d_min, event_min_ms=e_min,
                          torch_ms=float("nan"), torch_min_ms=float("nan")))
         print(f"  {name:26s} B={B:<3d} d={dens:.2f} dense={d_med:9.3f} event={e_med:9.3f}", flush=True)
     if torch is not None:
@@ -182,8 +196,8 @@ def main():
               f"{r['torch_ms']:9.3f} {r['event_ms'] / r['dense_ms']:8.2f} {best / r['torch_ms']:10.2f} | "
               f"{r['dense_min_ms']:10.3f} {r['event_min_ms']:8.3f} {r['torch_min_ms']:8.3f}")
 
-    CSV_PATH.parent.mkdir(parents=True, exist_ok=True)
-    with open(CSV_PATH, "w", newline="") as f:
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         wr.writeheader()
         wr.writerows(rows)
@@ -203,7 +217,7 @@ def main():
     print(f"median over layers: min {float(np.median(found['min'])):.3f}, med {float(np.median(found['med'])):.3f}; "
           f"DEFAULT_EVENT_THRESHOLD in snnsim.kernels = {DEFAULT_EVENT_THRESHOLD}")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
-    print(f"wrote {CSV_PATH.relative_to(ROOT)}")
+    print(f"wrote {csv_path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ backward pass against T and against depth.
    digits MLP with subtract reset (the network all three methods accept), batch 64.
 3. The same against depth: MLPs with 1, 2, 4, 8 and 16 hidden LIF layers of 128 units, T=8.
 
-Reversible training (RevSNN, T-RevSNN) is not in the table yet (see docs/training.md).
+4. Reversible training of RevSNN blocks against BPTT on the same networks (conv + BN, N reversible blocks, LIF
+   head; 1x12x12 MNIST crops): against T (4 blocks) and against the number of blocks (T=8).
+T-RevSNN reversible training is not implemented yet (see docs/training.md).
 Writes benchmarks/results/training_step_time.csv, training_memory.csv and training_memory.png.
 """
 
@@ -99,10 +101,27 @@ def step_time(name, B=64, T=4, reps=7):
 def mlp_spec(depth: int, width: int = 128) -> object:
     layers = [{"name": "flatten", "type": "flatten"}]
     for i in range(depth):
-        layers += [{"name": f"fc{i + 1}", "type": "linear", "out_features": width}, {"name": f"sn{i + 1}", "type": "lif"}]
+        layers += [{"name": f"fc{i + 1}", "type": "linear", "out_features": width},
+                   {"name": f"sn{i + 1}", "type": "lif"}]
     layers += [{"name": "out", "type": "linear", "out_features": 10}, {"name": "sn_out", "type": "lif"}]
     return parse_spec({"name": f"mlp{depth}", "input_shape": [1, 8, 8],
                        "neuron_defaults": {"lif": {"tau": 2.0, "v_reset": None}}, "layers": layers})
+
+
+def revnet_spec(blocks: int) -> object:
+    """conv + BN, then ``blocks`` RevSNN blocks (F and G: LIF, conv 3x3, BN, IF, conv 3x3), then a LIF head;
+    1x12x12 input (the digits-sized MNIST crop), 8 channels (two halves of 4)."""
+    fg = [{"name": "sn1", "type": "lif"},
+          {"name": "conv1", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
+          {"name": "bn1", "type": "batchnorm2d"}, {"name": "sn2", "type": "if"},
+          {"name": "conv2", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}]
+    layers = [{"name": "conv1", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False},
+              {"name": "bn1", "type": "batchnorm2d"}]
+    layers += [{"name": f"rev{i}", "type": "reversible", "f": fg, "g": fg} for i in range(blocks)]
+    layers += [{"name": "sn", "type": "lif"}, {"name": "pool", "type": "avgpool2d", "kernel_size": 2},
+               {"name": "flatten", "type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 10},
+               {"name": "sn_out", "type": "lif"}]
+    return parse_spec({"name": f"revnet{blocks}", "input_shape": [1, 12, 12], "layers": layers})
 
 
 class _NoUpdate:
@@ -117,6 +136,10 @@ def peak_bytes(spec, method, T, x, y):
             params[k] *= 4
     if method == "bptt":
         return BPTT(spec).loss_and_grads(params, x, y, T, make_loss("ce")).memory["peak_bytes"]
+    if method == "reversible":
+        from snnsim.train.reversible import make_reversible
+        res = make_reversible(spec, NeuronTrainCfg()).loss_and_grads(params, x, y, T, make_loss("ce"))
+        return res.memory["peak_bytes"]
     variant = "A" if method == "ottt" else "E"
     return make_online(spec, NeuronTrainCfg(), method, variant).step(params, x, y, T, None, _NoUpdate(),
                                                                      0.0).memory["peak_bytes"]
@@ -135,6 +158,18 @@ def memory_table(quick):
         for m in ("bptt", "ottt", "saf"):
             rows.append({"sweep": "depth", "network": spec.name, "depth": depth, "T": 8, "method": m,
                          "peak_bytes": peak_bytes(spec, m, 8, x, y)})
+    xm, ym = batch("mnist_conv", 64)
+    xm = np.ascontiguousarray(xm[:, :, 8:20, 8:20])
+    for T in (1, 2, 4, 8, 16):
+        spec = revnet_spec(4)
+        for m in ("bptt", "reversible"):
+            rows.append({"sweep": "T", "network": spec.name, "depth": 4, "T": T, "method": m,
+                         "peak_bytes": peak_bytes(spec, m, T, xm, ym)})
+    for blocks in (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16):
+        spec = revnet_spec(blocks)
+        for m in ("bptt", "reversible"):
+            rows.append({"sweep": "depth", "network": spec.name, "depth": blocks, "T": 8, "method": m,
+                         "peak_bytes": peak_bytes(spec, m, 8, xm, ym)})
     return pd.DataFrame(rows)
 
 
@@ -146,11 +181,13 @@ def plot(mem: pd.DataFrame, path: Path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, sweep, xcol in ((axes[0], "T", "T"), (axes[1], "depth", "depth")):
         d = mem[mem.sweep == sweep]
-        for m, g in d.groupby("method"):
-            ax.plot(g[xcol], g.peak_bytes / 2 ** 10, marker="o", label=m)
+        for (fam, m), g in d.groupby([d.network.str.rstrip("0123456789"), "method"]):
+            ls = "--" if fam.startswith("revnet") else "-"
+            label = f"{m} ({'RevSNN blocks' if fam.startswith('revnet') else 'LIF MLP'})"
+            ax.plot(g[xcol], g.peak_bytes / 2 ** 10, marker="o", linestyle=ls, label=label)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("timesteps T" if sweep == "T" else "hidden LIF layers (T=8)")
+        ax.set_xlabel("timesteps T" if sweep == "T" else "hidden LIF layers / RevSNN blocks (T=8)")
         ax.set_ylabel("peak bytes held for backward (KiB)")
         ax.set_title(f"memory vs {sweep} (batch 64)")
         ax.grid(True, which="both", alpha=0.3)
@@ -170,10 +207,13 @@ def main():
     print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     mem = memory_table(args.quick)
     mem.to_csv(RESULTS / "training_memory.csv", index=False)
-    piv = mem.pivot_table(index=["sweep", "T", "depth"], columns="method", values="peak_bytes")
-    piv["bptt/saf"] = piv["bptt"] / piv["saf"]
-    piv["bptt/ottt"] = piv["bptt"] / piv["ottt"]
-    print(piv.to_string(float_format=lambda v: f"{v:.4g}"))
+    for fam, d in mem.groupby(mem.network.str.rstrip("0123456789")):
+        piv = d.pivot_table(index=["sweep", "T", "depth"], columns="method", values="peak_bytes")
+        for m in piv.columns:
+            if m != "bptt":
+                piv[f"bptt/{m}"] = piv["bptt"] / piv[m]
+        print(f"-- {fam}: peak bytes held for backward (batch 64)")
+        print(piv.to_string(float_format=lambda v: f"{v:.4g}"))
     plot(mem, RESULTS / "training_memory.png")
     print(f"wrote {RESULTS / 'training_step_time.csv'}, training_memory.csv, training_memory.png")
 

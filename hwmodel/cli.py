@@ -6,11 +6,11 @@ The glue between snnsim's public API (spec, weights, engine, data) and the hardw
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
 
 import click
+import numpy as np
 import pandas as pd
 
 from snnsim.errors import InputError, SnnsimError
@@ -40,6 +40,25 @@ def _parse_regimes(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def resolve_regimes(text: str | None, network: str, is_trev: bool) -> tuple[list[str], str]:
+    """The regimes to run for this network, and a note to print ('' if none).
+
+    Default: the network's own T-step regime and one-shot. A T-RevSNN has no multi-step execution (each
+    column runs once, at its own timestep), so 'multistep' stands for its T-step run, 'trev'; a plain
+    network has no temporal-reversible execution, so 'trev' is an error."""
+    if text is None:
+        return (["trev", "oneshot"] if is_trev else ["multistep", "oneshot"]), ""
+    names = _parse_regimes(text)
+    if not is_trev and "trev" in names:
+        raise InputError(f"--regimes trev: network '{network}' is not a T-RevSNN (no 'trevsnn' layer), so it has "
+                         "no temporal-reversible execution; compare multistep,oneshot")
+    if is_trev and "multistep" in names:
+        names = list(dict.fromkeys("trev" if r == "multistep" else r for r in names))
+        return names, (f"note: '{network}' is a T-RevSNN: it has no multi-step execution (each column runs once, "
+                       "at its own timestep), so its T-step run is 'trev'; ratios are to trev")
+    return names, ""
+
+
 def run_regimes(net, x, T: int, regimes, batch_size: int = 64) -> dict:
     """One engine run per regime on the same network, weights and input; returns {regime: trace}."""
     from snnsim.engine import run
@@ -47,19 +66,56 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64) -> dict:
     traces = {}
     events = net.spec.encoding.kind == "events"
     for reg in regimes:
-        if reg == "multistep":
-            traces[reg] = run(net, x, timesteps=T, batch_size=batch_size).trace
-        elif reg == "oneshot":
-            if events:
-                raise InputError("--regimes oneshot: an event-stream network has one input frame per timestep; "
-                                 "a T=1 run of it is not the same task")
-            traces[reg] = run(net, x, timesteps=1, batch_size=batch_size).trace
-        else:  # trev: only when the engine offers the temporal-reversible execution
-            if "regime" not in inspect.signature(run).parameters:
-                raise InputError("--regimes trev: this snnsim engine has no temporal-reversible execution yet; "
-                                 "compare multistep,oneshot")
-            traces[reg] = run(net, x, timesteps=T, batch_size=batch_size, regime="trev").trace
+        if reg == "oneshot" and events:
+            raise InputError("--regimes oneshot: an event-stream network has one input frame per timestep; "
+                             "a T=1 run of it is not the same task")
+        steps = 1 if reg == "oneshot" else T
+        traces[reg] = run(net, x, timesteps=steps, batch_size=batch_size, regime=reg).trace
     return traces
+
+
+def pad_to_shape(x: np.ndarray, shape) -> np.ndarray:
+    """Images [N, c, h, w] (or [N, h, w]) zero-padded centrally to the network's H x W, and a single channel
+    repeated to its C: MNIST 1x28x28 -> 3x32x32 for a CIFAR-shaped network (--pad-input)."""
+    if len(shape) != 3:
+        raise InputError(f"--pad-input: the network input {list(shape)} is not an image [C, H, W]")
+    x = np.asarray(x, np.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    C, H, W = shape
+    if x.ndim != 4 or x.shape[1] not in (1, C) or x.shape[2] > H or x.shape[3] > W:
+        raise InputError(f"--pad-input: samples of shape {list(x.shape[1:])} cannot be padded to {list(shape)} "
+                         f"(needs 1 or {C} channels and at most {H}x{W})")
+    top, left = (H - x.shape[2]) // 2, (W - x.shape[3]) // 2
+    x = np.pad(x, ((0, 0), (0, 0), (top, H - x.shape[2] - top), (left, W - x.shape[3] - left)))
+    return np.repeat(x, C // x.shape[1], axis=1)
+
+
+def load_samples(spec, input_path, dataset, split, limit, pad: bool) -> np.ndarray:
+    """The samples to run: as ``snnsim run`` loads them, or padded to the input shape with --pad-input."""
+    from snnsim.cli import load_inputs
+
+    if not pad:
+        try:
+            return load_inputs(spec, input_path, None, dataset, split, limit)[0]
+        except InputError as e:
+            if "do not fit" in str(e):
+                raise InputError(f"{e}; --pad-input zero-pads images and repeats a single channel") from None
+            raise
+    if (input_path is None) == (dataset is None):
+        raise InputError("give exactly one of --input X.npy or --dataset NAME")
+    if spec.encoding.kind == "events":
+        raise InputError("--pad-input: pads static images; this network takes an event stream")
+    if dataset:
+        from snnsim.data import load_dataset
+
+        x = load_dataset(dataset).split(split)[0]
+    else:
+        try:
+            x = np.load(input_path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise InputError(f"--input {input_path}: cannot read a .npy array ({e})") from None
+    return pad_to_shape(x[:limit] if limit else x, spec.input_shape)
 
 
 def list_presets() -> str:
@@ -84,8 +140,10 @@ def _fmt(v):
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N samples.")
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="T of the multi-step regime.")
-@click.option("--regimes", default="multistep,oneshot", show_default=True,
-              help=f"Comma-separated, from {', '.join(REGIMES)}.")
+@click.option("--regimes", help=f"Comma-separated, from {', '.join(REGIMES)}. Default: multistep,oneshot; "
+              "trev,oneshot for a T-RevSNN (where multistep stands for trev).")
+@click.option("--pad-input", is_flag=True, help="Zero-pad images to the network's HxW and repeat a single channel "
+              "to its C (e.g. --dataset mnist on a 3x32x32 network).")
 @click.option("--encoder", type=click.Choice(DATAFLOW["encoder"]),
               help="Override the architecture's encoder convention (every_step = the papers' proxy).")
 @click.option("--training", is_flag=True, help="Also price training per sample (BPTT, reversible, online).")
@@ -93,17 +151,17 @@ def _fmt(v):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write CSV tables and the plot here.")
 @click.option("--list-presets", "show_presets", is_flag=True,
               help="List the architecture presets with their sources.")
-def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, encoder,
-       training, batch_size, out_dir, show_presets):
+def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, pad_input,
+       encoder, training, batch_size, out_dir, show_presets):
     """Price real runs of NETWORK on an event-driven accelerator (--arch); compare execution regimes."""
     if show_presets:
         click.echo(list_presets())
         return
     if not network or not weights_path:
         raise InputError("give NETWORK.yaml and --weights W.npz (or --list-presets)")
-    from snnsim.cli import load_inputs
     from snnsim.network import build_network
     from snnsim.spec import load_spec
+    from snnsim.trev import trev_layer
     from snnsim.weights import load_weights
 
     from .counts import count
@@ -113,10 +171,10 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     arch = load_arch(arch_name)
     if encoder:
         arch = with_dataflow(arch, encoder=encoder)
-    names = _parse_regimes(regimes)
     spec = load_spec(network)
+    names, note = resolve_regimes(regimes, spec.name, trev_layer(spec) is not None)
     net = build_network(spec, load_weights(spec, weights_path))
-    x, _ = load_inputs(spec, input_path, None, dataset, split, limit)
+    x = load_samples(spec, input_path, dataset, split, limit, pad_input)
     T = timesteps or spec.timesteps
     traces = run_regimes(net, x, T, names, batch_size)
     table, reports = compare(traces, arch)
@@ -126,6 +184,8 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
                f"membrane {arch.dataflow['membrane']}, weights {arch.dataflow['weights']}, "
                f"encoder {arch.dataflow['encoder']}); per inference")
     click.echo(f"source: {arch.source}")
+    if note:
+        click.echo(note)
     click.echo(table.to_string(index=False, float_format=_fmt))
     comp = components_table(reports)
     click.echo("\nenergy by component (pJ per inference):")

@@ -13,6 +13,11 @@ these columns in ``hwmodel.energy``. The equations are in docs/hwmodel.md; the s
   u_rw        membrane reads (= writes) of state carried across timesteps: 0 for stateless neurons
   packets     input entries delivered to a layer with weights (one address event each)
   addr        Lemaire 2022 Eq. 16/17 address generation
+  T-RevSNN    (trace kinds 'state', 'layer_scale', 'upsample'; docs/hwmodel.md "T-RevSNN")
+    state_reads/_writes  c_l[t-1] read at t > 0, c_l[t] written when it is carried to t+1 (membrane width)
+    state_mul_adds       c = o + alpha * c_prev: one multiply and one add per element, at t > 0 only
+    mul_ops              layer scale: one multiply per element
+    copy_words           upsample: each input element read once, each output element written once
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ ENCODER_MODES = ("as_run", "every_step")
 COLUMNS = ("computed", "events_in", "binary", "synops", "macs_dense", "macs_nz", "dense_w_reads",
            "dense_in_reads", "neuron_updates", "spikes_out", "leak_ops", "compares", "resets", "u_rw",
            "stateless_nu", "bias_reads", "bias_adds", "other_ops", "addr_mul", "addr_add", "packets",
-           "entries_binary", "entries_analog", "state_carried_words")
+           "entries_binary", "entries_analog", "state_carried_words", "state_reads", "state_writes",
+           "state_mul_adds", "mul_ops", "copy_words")
 
 
 @dataclass
@@ -51,6 +57,13 @@ class Counts:
 
     def totals(self) -> pd.Series:
         return self.rows[list(COLUMNS)].sum()
+
+    def state_held_words(self) -> float:
+        """State words held at once across a timestep boundary: the largest, over t < T-1, sum of the state
+        carried from t to t+1. Multi-step: every stateful layer at every t (the sum of their sizes); trev:
+        one column's c_l (column t+1 frees c_l[t] as it overwrites it)."""
+        per_t = self.rows.groupby("t").state_carried_words.sum()
+        return float(per_t.max()) if len(per_t) else 0.0
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -122,13 +135,34 @@ def _steps_as_counted(rec: LayerTrace, encoder: str):
 
 
 # ----------------------------------------------------------------------------- counting
+def slots(trace: Trace) -> tuple[list[int], list[int]]:
+    """For each record, the record whose buffer space holds its weights, and its carried state (itself
+    unless shared); used by the sequential mapping, where all layers share the same buffers.
+
+    Weights: a conv with ``shared_from`` (T-RevSNN's reused convs) uses the stored weights of that layer.
+    State: c_l[t] overwrites c_l[t-1] in place (elementwise; its other reader, the up path of level l-1,
+    has already run), so every column's state of level l uses the slot of the first one."""
+    index = {rec.name: i for i, rec in enumerate(trace.layers)}
+    first, w_slot, s_slot = {}, [], []
+    for i, rec in enumerate(trace.layers):
+        w_slot.append(index.get(rec.geometry.get("shared_from") or "", i))
+        level = rec.geometry.get("level") if rec.kind == "state" and rec.stateful else None
+        s_slot.append(first.setdefault(level, i) if level is not None else i)
+    return w_slot, s_slot
+
+
 def count(trace: Trace, encoder: str = "as_run") -> Counts:
     """Per-layer, per-timestep counts per inference (the trace's sums divided by ``trace.samples``)."""
     if encoder not in ENCODER_MODES:
         raise ValueError(f"encoder: expected one of {ENCODER_MODES}, got {encoder!r}")
+    if trace.regime == "trev":
+        # a T-RevSNN computes its stem once by design and every column at its own step only: nothing is
+        # replayed, so the papers' 'encoder T times' convention has nothing to apply to
+        encoder = "as_run"
     T, n = trace.timesteps, max(1, trace.samples)
     layer_rows, rows = [], []
     unit = -1
+    w_slot, s_slot = slots(trace)
     for li, rec in enumerate(trace.layers):
         synaptic = rec.kind in SYNAPTIC
         if synaptic or unit < 0:
@@ -141,10 +175,14 @@ def count(trace: Trace, encoder: str = "as_run") -> Counts:
         fo = fanout(rec) if synaptic else None
         dmac = dense_macs(rec)
         out_numel = float(np.prod(rec.out_shape))
+        channels = int(rec.in_shape[0]) if rec.in_shape else 0
+        # layer scale: the trace lists no weights for it (not a conv/linear), but gamma is C stored words
+        n_weights = channels if rec.kind == "layer_scale" else rec.n_weights
         layer_rows.append(dict(
             layer=rec.name, kind=rec.kind, unit=unit, synaptic=synaptic, neuron=is_neuron, spiking=spiking,
-            stateful=bool(rec.stateful), n_weights=rec.n_weights, n_bias=rec.n_bias, neurons=rec.neurons,
-            state_size=rec.state_size, dense_macs=dmac if synaptic else 0.0,
+            stateful=bool(rec.stateful), n_weights=n_weights, n_bias=rec.n_bias, neurons=rec.neurons,
+            state_size=rec.state_size, weight_slot=w_slot[li], state_slot=s_slot[li],
+            dense_macs=dmac if synaptic else 0.0,
             in_numel=float(np.prod(rec.in_shape)), out_numel=out_numel))
         computed, ev_in, binary, ev_out, nu, em = _steps_as_counted(rec, encoder)
         for t in range(T):
@@ -177,6 +215,21 @@ def count(trace: Trace, encoder: str = "as_run") -> Counts:
                 r["macs_nz"] = ev_in[t] / n
             elif rec.kind in ("pool2d", "add") and c:
                 r["other_ops"] = ev_in[t] / n
+            elif rec.kind == "layer_scale" and c:      # y = x * gamma[channel]
+                r["mul_ops"] = out_numel
+                r["bias_reads"] = float(channels)       # gamma, one word per channel
+            elif rec.kind == "upsample" and c:         # a copy: no arithmetic, read once, write every output
+                r["copy_words"] = float(np.prod(rec.in_shape)) + out_numel
+            elif rec.kind == "state" and c:
+                # T-RevSNN turned-on state c[t] = o + alpha * c[t-1] (c[-1] = 0: at t = 0, c[0] = o)
+                r["neuron_updates"] = nu[t] / n
+                if t > 0:
+                    r["state_reads"] = nu[t] / n        # c[t-1], carried in from the previous column
+                    r["state_mul_adds"] = nu[t] / n
+                    r["bias_reads"] = float(channels)   # alpha, one word per channel
+                if rec.stateful and t < T - 1:
+                    r["state_writes"] = nu[t] / n       # c[t], carried to the next column
+                    r["state_carried_words"] = float(rec.state_size)
             elif is_neuron:
                 r["neuron_updates"] = nu[t] / n
                 if spiking:
@@ -187,7 +240,7 @@ def count(trace: Trace, encoder: str = "as_run") -> Counts:
                     r["leak_ops"] = nu[t] / n
                 if rec.stateful:
                     r["u_rw"] = nu[t] / n
-                    if t < T - 1:
+                    if t < T - 1 and c:
                         r["state_carried_words"] = float(rec.state_size)
                 else:
                     r["stateless_nu"] = nu[t] / n

@@ -82,23 +82,32 @@ def evaluate(c: Counts, params: dict) -> dict:
     E = {}
     E["synops"] = g("e_ac") * col["synops"]
     E["macs"] = g("e_mac") * macs
+    # T-RevSNN's turned-on state c = o + alpha * c_prev is its neuron: leak by a real multiply (alpha is any
+    # per-channel value, not a shift) and one add
     E["neuron"] = (g("e_leak") * col["leak_ops"] + g("e_compare") * col["compares"]
-                   + g("e_reset") * col["resets"] + g("e_neuron_update") * col["neuron_updates"])
+                   + g("e_reset") * col["resets"] + g("e_neuron_update") * col["neuron_updates"]
+                   + (g("e_mul") + g("e_add")) * col["state_mul_adds"])
     E["bias"] = g("e_add") * col["bias_adds"] + per_value_pj("weights", bb) * col["bias_reads"]
     E["weight_mem"] = per_value_pj("weights", wb) * weight_reads
-    E["membrane_mem"] = per_value_pj("membrane", ub) * 2 * col["u_rw"]
+    state_rw = 2 * col["u_rw"] + col["state_reads"] + col["state_writes"]    # the state buffer, b_u words
+    E["membrane_mem"] = per_value_pj("membrane", ub) * state_rw
     E["accum_mem"] = per_value_pj("membrane", ub) * 2 * acc_rw
     E["event_mem"] = (per_value_pj("events", eb) * 2 * col["entries_binary"]
-                      + per_value_pj("events", ab) * (col["entries_analog"] + dense_in))
+                      + per_value_pj("events", ab) * (col["entries_analog"] + dense_in + col["copy_words"]))
     E["noc"] = g("e_spike") * col["packets"] + g("e_hop") * hops
     E["addr"] = g("e_mul") * col["addr_mul"] + g("e_add") * col["addr_add"]
-    E["other"] = g("e_add") * col["other_ops"]
+    E["other"] = g("e_add") * col["other_ops"] + g("e_mul") * col["mul_ops"]
 
     # --- placement: cores per unit, then what spills to DRAM
     cores = np.asarray(params["cores"], np.float64)[..., None]           # [V,1] or [1]
     pipelined = np.asarray(params["pipelined"], np.float64)[..., None]
     w_bits = lay.n_weights.to_numpy() * wb + lay.n_bias.to_numpy() * bb                 # [.., L]
     s_bits = lay.state_size.to_numpy() * ub
+    # sequential mapping: layers sharing stored weights or a state slot (T-RevSNN's reused convs, its c_l of
+    # every column) occupy the space once; pipelined, each unit keeps its own copy in its own cores
+    w_slot, s_slot = lay.weight_slot.to_numpy(), lay.state_slot.to_numpy()
+    own = np.arange(len(w_slot))
+    w_bits_slot, s_bits_slot = w_bits * (w_slot == own), s_bits * (s_slot == own)
     n_bits = lay.neurons.to_numpy() * ub
     w_cap = np.asarray(params["weights_bytes"], np.float64)[..., None] * 8
     u_cap = np.asarray(params["membrane_bytes"], np.float64)[..., None] * 8
@@ -116,15 +125,18 @@ def evaluate(c: Counts, params: dict) -> dict:
     first_of_unit = np.searchsorted(unit_of_layer, unit_of_layer)       # units are contiguous
     start = np.where(pipelined > 0, first_of_unit, 0).astype(int)
     cores_l = np.take(cores_u, unit_of_layer, axis=-1)
-    w_spill = _group_spill_v(w_bits, cores_l * w_cap, start)
-    s_spill = _group_spill_v(s_bits, cores_l * u_cap, start)
+    # what does not fit is that of the slot holders; every user of a slot streams what its slot spilled
+    w_spill = _group_spill_v(pipelined * w_bits + (1 - pipelined) * w_bits_slot, cores_l * w_cap, start)
+    s_spill = _group_spill_v(pipelined * s_bits + (1 - pipelined) * s_bits_slot, cores_l * u_cap, start)
+    w_spill_layer = pipelined * w_spill + (1 - pipelined) * np.take(w_spill, w_slot, axis=-1)
+    s_spill_layer = pipelined * s_spill + (1 - pipelined) * np.take(s_spill, s_slot, axis=-1)
 
     computed = col["computed"]
     stateful_row = lay.stateful.to_numpy()[row_layer]
     w_bits_row = np.take(w_bits, row_layer, axis=-1)
     dram_w = synaptic_row * computed * (g("refetch") * w_bits_row
-                                        + (1 - g("refetch")) * np.take(w_spill, row_layer, axis=-1))
-    dram_u = stateful_row * computed * 2 * np.take(s_spill, row_layer, axis=-1)
+                                        + (1 - g("refetch")) * np.take(w_spill_layer, row_layer, axis=-1))
+    dram_u = stateful_row * computed * 2 * np.take(s_spill_layer, row_layer, axis=-1)
     queue_bits = col["entries_binary"] * eb + col["entries_analog"] * ab
     e_spill = np.maximum(0, queue_bits - np.take(cores_u, row_unit, axis=-1) * e_cap)
     dram_bits = dram_w + dram_u + 2 * e_spill
@@ -139,12 +151,14 @@ def evaluate(c: Counts, params: dict) -> dict:
     per_ut = lambda x: (np.broadcast_to(x, np.broadcast_shapes(np.shape(x), (len(rows),))) @ M  # noqa: E731
                         ).reshape(np.shape(x)[:-1] + (U, T) if np.ndim(x) > 1 else (U, T))
     compute = per_ut((col["synops"] * g("t_synop") + macs * g("t_mac") + col["neuron_updates"] * g("t_neuron")
-                      + col["packets"] * g("t_packet") + col["other_ops"] * g("t_op")) / g("pes"))
+                      + col["packets"] * g("t_packet") + (col["other_ops"] + col["mul_ops"]) * g("t_op"))
+                     / g("pes"))
     w_words = per_ut(weight_reads * _words_per_value(wb, g("weights_word"), narrow)
                      + col["bias_reads"] * _words_per_value(bb, g("weights_word"), narrow))
-    u_words = per_ut(2 * (col["u_rw"] + acc_rw) * _words_per_value(ub, g("membrane_word"), narrow))
+    u_words = per_ut((state_rw + 2 * acc_rw) * _words_per_value(ub, g("membrane_word"), narrow))
     e_words = per_ut((2 * col["entries_binary"]) * _words_per_value(eb, g("events_word"), narrow)
-                     + (col["entries_analog"] + dense_in) * _words_per_value(ab, g("events_word"), narrow))
+                     + (col["entries_analog"] + dense_in + col["copy_words"])
+                     * _words_per_value(ab, g("events_word"), narrow))
     t_sram = np.asarray(params["t_sram"], np.float64)[..., None, None]
     memory = np.maximum(np.maximum(w_words, u_words), e_words) * t_sram
     noc = per_ut(hops * g("t_hop"))
@@ -252,7 +266,8 @@ def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
     df["e_static"] = 0.0
     df["macs"] = res["macs"]
     df["weight_reads"] = res["weight_reads"]
-    df["u_reads"] = df["u_writes"] = df["u_rw"]
+    df["u_reads"] = df["u_rw"] + df["state_reads"]
+    df["u_writes"] = df["u_rw"] + df["state_writes"]
     df["acc_reads"] = df["acc_writes"] = np.broadcast_to(res["acc_rw"], (len(df),))
     df["hops"] = np.broadcast_to(res["hops"], (len(df),))
     df["dram_bytes"] = np.broadcast_to(res["dram_bits"], (len(df),)) / 8
@@ -264,8 +279,8 @@ def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
     ecols = [f"e_{k}" for k in COMPONENTS]
     df["e_total"] = df[ecols].sum(axis=1)
     tot = {f"e_{k}": float(df[f"e_{k}"].sum()) for k in COMPONENTS}
-    lay = c.layers
-    state_bytes = float((lay.state_size * arch.bits["membrane"]).sum() / 8)
+    # state held at once across a timestep boundary (multi-step: every stateful layer; trev: one column)
+    state_bytes = c.state_held_words() * arch.bits["membrane"] / 8
     totals = dict(
         network=c.network, regime=c.regime, arch=arch.name, timesteps=T, encoder=c.encoder,
         energy_pj=float(res["total"]), latency_ns=float(res["latency"]), step_ns=float(res["step"]),
@@ -273,6 +288,7 @@ def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
         synops=float(c.rows.synops.sum()), macs=float(np.sum(res["macs"])),
         spikes_per_synapse=spikes_per_synapse(c), state_bytes=state_bytes,
         state_carried_bits=float(c.rows.state_carried_words.sum() * arch.bits["membrane"]),
+        state_carried_bytes=float(c.rows.state_carried_words.sum() * arch.bits["membrane"] / 8),
         dram_bytes=float(np.sum(res["dram_bits"]) / 8),
         weight_spill_bytes=float(np.sum(res["spills"]["weights"]) / 8),
         membrane_spill_bytes=float(np.sum(res["spills"]["membrane"]) / 8),

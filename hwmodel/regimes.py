@@ -1,7 +1,9 @@
 """Regime comparison: one network and its weights run multi-timestep (T), temporal-reversible and one-shot
-(T=1), each priced on the same architecture; a table with ratios to multi-step and a stacked-bar plot.
+(T=1), each priced on the same architecture; a table with ratios and a stacked-bar plot.
 
-The runs themselves come from the engine (``hwmodel.cli`` does that); this module only prices traces.
+Ratios are to the network's own T-step regime: multi-step for a plain network, trev for a T-RevSNN (which
+has no multi-step execution: each column runs once). The runs themselves come from the engine
+(``hwmodel.cli`` does that); this module only prices traces.
 """
 
 from __future__ import annotations
@@ -14,23 +16,29 @@ from .arch import Arch
 from .energy import COMPONENTS, Report, price
 
 ORDER = ("multistep", "trev", "oneshot")
-LABELS = {"multistep": "multi-step (T)", "trev": "temporal-reversible", "oneshot": "one-shot (T=1)"}
-TABLE_COLUMNS = ("regime", "timesteps", "energy_pj", "latency_ns", "step_ns", "state_bytes", "proxy_pj",
-                 "spikes_per_synapse", "synops", "macs", "dram_bytes")
+LABELS = {"multistep": "multi-step", "trev": "temporal-reversible", "oneshot": "one-shot"}
+TABLE_COLUMNS = ("regime", "timesteps", "energy_pj", "latency_ns", "step_ns", "state_bytes",
+                 "state_carried_bytes", "proxy_pj", "spikes_per_synapse", "synops", "macs", "dram_bytes")
 
 
 def compare(traces: dict, arch: Arch) -> tuple[pd.DataFrame, dict[str, Report]]:
-    """Price every regime's trace; return the table (one row per regime) and the reports."""
+    """Price every regime's trace; return the table (one row per regime) and the reports.
+
+    state_bytes: state held at once across a timestep boundary; state_carried_bytes: written at t and read
+    at t+1, summed over the inference. Ratio columns are to the first of multistep, trev present (column
+    ``ratio_to``)."""
     reports = {name: price(tr, arch) for name, tr in _ordered(traces)}
     rows = [{k: r.totals[k] for k in TABLE_COLUMNS if k != "regime"} | {"regime": name}
             for name, r in reports.items()]
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    base = reports.get("multistep")
-    if base is not None:
+    base_name = next((k for k in ("multistep", "trev") if k in reports), None)
+    if base_name is not None:
+        base = reports[base_name]
         for k, out in (("energy_pj", "energy_ratio"), ("latency_ns", "latency_ratio"),
                        ("state_bytes", "state_ratio"), ("proxy_pj", "proxy_ratio")):
             denom = base.totals[k]
             table[out] = table[k] / denom if denom else float("nan")
+        table["ratio_to"] = base_name
     table.insert(1, "arch", arch.name)
     return table, reports
 
@@ -52,9 +60,9 @@ def plot(reports: dict[str, Report], stem: str | Path, title: str = "") -> list[
     fig, ax = plt.subplots(figsize=(3.0 + 1.5 * len(reports), 4.2))
     bottom = None
     cmap = plt.get_cmap("tab20")
+    labels = [f"{LABELS.get(r, r)}\nT={reports[r].totals['timesteps']}" for r in comp.columns]
     for i, (name, vals) in enumerate(comp.iterrows()):
-        ax.bar([LABELS.get(r, r) for r in comp.columns], vals.values, bottom=bottom, label=name,
-               color=cmap(i % 20))
+        ax.bar(labels, vals.values, bottom=bottom, label=name, color=cmap(i % 20))
         bottom = vals.values if bottom is None else bottom + vals.values
     ax.set_ylabel("energy per inference (uJ)")
     arch = next(iter(reports.values())).arch.name if reports else ""

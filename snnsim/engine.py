@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import kernels as K
+from .kernels.stats import input_stats, input_stats_map
 from . import neurons
 from .errors import InputError
 from .network import ConvOp, LinearOp, Network, NeuronOp, Op, ResidualOp, walk_ops
@@ -71,10 +72,14 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     is_neuron = isinstance(op, NeuronOp)
     stateful = is_neuron and layer.stateful and timesteps_kept
     size = int(np.prod(layer.out_shape))
-    fm = fanout_map(op)
+    # geometry and fan-out never change for an op: computed once, not per batch
+    static = op.__dict__.get("_trace_static")
+    if static is None:
+        static = op.__dict__["_trace_static"] = (fanout_map(op), _geometry(op))
+    fm, geometry = static
     return LayerTrace(
         name=op.name, kind=layer.kind, in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
-        geometry=_geometry(op), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
+        geometry=dict(geometry), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
         stateful=stateful, state_size=size if stateful else 0,
         computed=np.zeros(T, bool), form=[""] * T, events_in=np.zeros(T, np.int64),
         binary_in=np.ones(T, bool), events_out=np.zeros(T, np.int64), neuron_updates=np.zeros(T, np.int64),
@@ -143,9 +148,12 @@ class _BatchRun:
             return y
         rec = self.records[op.name]
         rec.computed[t] = True
-        nz = K.count_nonzero(x)
+        if op.synaptic:      # one pass: nonzeros, binary check and the per-position event map
+            nz, binary = input_stats_map(x, rec.event_map[t])
+        else:
+            nz, binary = input_stats(x)
         rec.events_in[t] += nz
-        rec.binary_in[t] &= K.is_binary(x)
+        rec.binary_in[t] &= binary
         if isinstance(op, NeuronOp):
             out = np.empty_like(x)
             h = np.empty_like(x)
@@ -159,9 +167,9 @@ class _BatchRun:
         if op.synaptic:
             form = self.form
             if form == "auto":
-                form = "event" if nz < self.threshold * x.size else "dense"
+                threshold = op.__dict__.get("event_threshold", self.threshold)
+                form = "event" if nz < threshold * x.size else "dense"
             rec.form[t] = form
-            rec.event_map[t] += K.event_map(x)
             y = op.forward(x, form)
         else:
             y = op.forward(x)

@@ -176,10 +176,18 @@ def _fold(layer, weight, bias, bn: BatchNorm, w: dict):
     return new_w, new_b
 
 
+# A depthwise conv reaches only Kh*Kw outputs per event, so the scatter wins only at very low density
+# (benchmarks/kernels_dense_vs_event.py: crossover 0.02-0.04 where other convs cross at 0.18-0.38).
+DEPTHWISE_EVENT_THRESHOLD = 0.02
+
+
 def _synaptic_op(layer, weight, bias, folded=()):
     if isinstance(layer, Linear):
         return LinearOp(layer, folded, weight, bias, K.prepare_linear_event(weight))
-    return ConvOp(layer, folded, weight, bias, K.prepare_conv_event(weight, layer.groups))
+    op = ConvOp(layer, folded, weight, bias, K.prepare_conv_event(weight, layer.groups))
+    if layer.groups > 1 and layer.groups == layer.in_channels:
+        op.event_threshold = DEPTHWISE_EVENT_THRESHOLD
+    return op
 
 
 def _build(layers, w: dict, fold: bool) -> list:

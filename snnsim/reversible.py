@@ -151,10 +151,11 @@ class Sim:
             x, e = self.run_op(op, x, e, t)
         return x, e
 
-    def _form(self, x: np.ndarray) -> str:
+    def _form(self, op: Op, x: np.ndarray) -> str:
         if self.form != "auto":
             return self.form
-        return "event" if K.count_nonzero(x) < self.thr * x.size else "dense"
+        thr = op.__dict__.get("event_threshold", self.thr)     # the engine's rule, per-op thresholds included
+        return "event" if K.count_nonzero(x) < thr * x.size else "dense"
 
     def run_op(self, op: Op, x: np.ndarray, e, t: int):
         if isinstance(op, ResidualOp):
@@ -167,7 +168,7 @@ class Sim:
         if hasattr(op, "run_step") or hasattr(op, "children"):
             raise TypeError(f"{op.name}: nested {op.layer.kind} blocks cannot be re-simulated inside an inverse")
         if op.synaptic:
-            y = op.forward(x, self._form(x))
+            y = op.forward(x, self._form(op, x))
         else:
             y = op.forward(x)
         if e is None:

@@ -149,8 +149,8 @@ def test_prepare_linear_event_layout():
 
 def test_linear_large_batch_parallel_path_is_deterministic():
     rng = np.random.default_rng(0)
-    x = make_input(rng, (64, 300), "binary", 0.1)
-    w = rng.standard_normal((50, 300)).astype(np.float32)
+    x = make_input(rng, (64, 400), "binary", 0.1)  # B*I*O above the parallel threshold
+    w = rng.standard_normal((50, 400)).astype(np.float32)
     b = rng.standard_normal(50).astype(np.float32)
     wt = prepare_linear_event(w)
     e1 = linear_event(x, wt, b)
@@ -366,10 +366,9 @@ def test_event_helpers(shape, mode, p, seed):
     assert n == np.count_nonzero(x) and isinstance(n, (int, np.integer))
     assert density(x) == pytest.approx(np.count_nonzero(x) / x.size)
     assert is_binary(x) == bool(np.all((x == 0) | (x == 1)))
-    if x.ndim >= 2:
-        em = event_map(x)
-        assert em.dtype == np.float32 and em.shape == x.shape[1:]
-        np.testing.assert_array_equal(em, (x != 0).sum(axis=0))
+    em = event_map(x)
+    assert em.dtype == np.float32 and em.shape == x.shape[1:]
+    np.testing.assert_array_equal(em, (x != 0).sum(axis=0))
 
 
 def test_event_helpers_fixed():
@@ -379,6 +378,9 @@ def test_event_helpers_fixed():
     assert not is_binary(x)
     assert is_binary(np.array([[0, 1], [1, 1]], np.float32))
     np.testing.assert_array_equal(event_map(x), [0, 2, 1])
+    empty = np.zeros((0, 2, 3), np.float32)  # zero batch
+    assert count_nonzero(empty) == 0 and density(empty) == 0.0 and is_binary(empty)
+    np.testing.assert_array_equal(event_map(empty), np.zeros((2, 3), np.float32))
 
 
 def test_default_threshold_is_a_fraction():

@@ -191,7 +191,8 @@ def test_iir_schedule_trains_each_stage_from_the_previous(tmp_path):
     assert "T=1: test acc" in r.output
     for T in (3, 2, 1):
         assert (tmp_path / f"w.T{T}.npz").exists()
-    np.testing.assert_array_equal(np.load(tmp_path / "w.T1.npz")["fc1.weight"], np.load(tmp_path / "w.npz")["fc1.weight"])
+    final = np.load(tmp_path / "w.npz")["fc1.weight"]
+    np.testing.assert_array_equal(np.load(tmp_path / "w.T1.npz")["fc1.weight"], final)
     # each stage starts where the previous ended: stage 2's weights differ from stage 1's but are not re-initialised
     w3, w2 = np.load(tmp_path / "w.T3.npz")["fc1.weight"], np.load(tmp_path / "w.T2.npz")["fc1.weight"]
     init = L.init_params(load_spec(MLP), 0)["fc1.weight"]

@@ -26,8 +26,10 @@ def density(x):
 def event_map(x):
     """float32 array of shape x.shape[1:]: how many batch items are nonzero at each position."""
     n = x.shape[0]
-    inner = x.size // n if n > 0 else 0
-    flat = x.reshape(n, inner) if n > 0 else x.reshape(0, 0)
+    inner = 1
+    for k in range(1, x.ndim):  # works for a zero batch and for 1-D input
+        inner *= x.shape[k]
+    flat = x.reshape(n, inner)
     acc = np.zeros(inner, np.float32)
     for r in range(n):
         row = flat[r]

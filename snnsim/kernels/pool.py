@@ -8,8 +8,7 @@ import numpy as np
 from numba import njit, prange
 
 # Work (output elements x window size) above which the plane loop goes parallel.
-# Measured: a 2-thread region on this class of machine costs ~10-20 us, i.e. ~1e5
-# simple ops; below that the serial loop wins.
+# Measured on 2 threads (maxpool 2x2): 1.08x at 12.5k, 1.9x at 65k and above.
 _PAR_MIN_WORK = 1 << 16
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from ..spec import NetworkSpec
 from .forward import (Act, Ctx, NeuronTrainCfg, back_nodes, build_nodes, check_trainable, expand, first_trainable,
                       rate_spikes, run_nodes, trainable_keys)
+from .blas import single_threaded_blas
 from .memory import Ledger
 
 
@@ -76,10 +77,11 @@ class BPTT:
                        update_stats=True) -> StepOut:
         grads = {k: np.zeros_like(params[k]) for k in self.trainable}
         ledger = Ledger()
-        out, ctx = self._forward_for_grad(params, x, T, idx, rng, update_stats, ledger, grads)
-        loss, g_out = loss_fn(out, y)
-        if np.isfinite(loss):
-            self.backward(g_out, ctx)
+        with single_threaded_blas():
+            out, ctx = self._forward_for_grad(params, x, T, idx, rng, update_stats, ledger, grads)
+            loss, g_out = loss_fn(out, y)
+            if np.isfinite(loss):
+                self.backward(g_out, ctx)
         return StepOut(float(loss), out, grads, ledger.report(), dict(ctx.spikes))
 
     def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):

@@ -420,6 +420,43 @@ class ResidualNode(Node):
         return np.add(gxb, gxs, dtype=np.float32) if need_gx else None
 
 
+class ReversibleNode(Node):
+    """RevSNN block (rev.md B3): x = [x1, x2] (channel halves), y1 = x1 + F(x2), y2 = x2 + G(y1).
+
+    Under BPTT, F and G store their activations like any layer; ``snnsim.train.reversible`` runs the same
+    forward without storing them and rebuilds the inputs from the outputs in the backward pass (rev.md B4).
+    """
+
+    def __init__(self, layer, f: list, g: list):
+        super().__init__(layer)
+        self.f = f
+        self.g = g
+
+    @staticmethod
+    def split(x: np.ndarray):
+        c = x.shape[1] // 2
+        return np.ascontiguousarray(x[:, :c]), np.ascontiguousarray(x[:, c:])
+
+    def forward(self, a, ctx):
+        x = expand(a, ctx.T)
+        x1, x2 = self.split(x)
+        fo = expand(run_nodes(self.f, Act(x2, False), ctx), ctx.T)
+        y1 = np.add(x1, fo, dtype=np.float32)
+        go = expand(run_nodes(self.g, Act(y1, False), ctx), ctx.T)
+        y2 = np.add(x2, go, dtype=np.float32)
+        if ctx.store:
+            ctx.tape[self.name] = {"static": a.static}
+        return Act(np.concatenate([y1, y2], axis=1), False)
+
+    def backward(self, g, ctx, need_gx):
+        static = ctx.tape.pop(self.name)["static"]
+        g1, g2 = self.split(g)
+        gy1 = np.add(g1, back_nodes(self.g, g2, ctx, True), dtype=np.float32)
+        gx2 = np.add(g2, back_nodes(self.f, gy1, ctx, True), dtype=np.float32)
+        gx = np.concatenate([gy1, gx2], axis=1)
+        return (reduce_t(gx, ctx.T) if static else gx) if need_gx else None
+
+
 # ----------------------------------------------------------------------------- graph
 def run_nodes(nodes: list, a: Act, ctx: Ctx) -> Act:
     for node in nodes:
@@ -457,8 +494,13 @@ def build_nodes(layers, cfg_for) -> list:
             nodes.append(NeuronNode(layer, cfg_for(layer.name)))
         elif isinstance(layer, Residual):
             nodes.append(ResidualNode(layer, build_nodes(layer.body, cfg_for), build_nodes(layer.shortcut, cfg_for)))
-        else:  # pragma: no cover - the spec parser admits no other kind
-            raise TypeError(f"no training node for layer kind {layer.kind}")
+        elif getattr(layer, "kind", "") == "reversible" and hasattr(layer, "f"):
+            nodes.append(ReversibleNode(layer, build_nodes(layer.f, cfg_for), build_nodes(layer.g, cfg_for)))
+        else:
+            raise InputError(f"layer '{layer.name}': training does not support '{layer.kind}' layers yet")
+        if isinstance(layer, Conv2d) and (getattr(layer, "standardize", False) or getattr(layer, "shared_from", "")):
+            raise InputError(f"layer '{layer.name}': training does not support weight-standardised or shared "
+                             "convolutions (scaled_std_conv2d, T-RevSNN) yet")
     return nodes
 
 
@@ -468,6 +510,9 @@ def walk_nodes(nodes):
         if isinstance(n, ResidualNode):
             yield from walk_nodes(n.body)
             yield from walk_nodes(n.shortcut)
+        elif isinstance(n, ReversibleNode):
+            yield from walk_nodes(n.f)
+            yield from walk_nodes(n.g)
 
 
 def trainable_keys(nodes) -> list[str]:

@@ -200,7 +200,7 @@ def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, thre
 
 
 # ----------------------------------------------------------------------------- convolution
-_COLS_MAX_ELEMS = 1 << 22     # im2col buffer bound (16 MiB of float32)
+_COLS_MAX_ELEMS = 1 << 21     # im2row / column-gradient buffer bound (8 MiB of float32)
 
 
 @njit(cache=True, fastmath=False)
@@ -212,35 +212,28 @@ def _valid_range(W, WO, kw, sw, pw):
 
 
 @njit(cache=True, fastmath=False)
-def _im2col_any(xb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cols, n0):
-    """cols[(c*KH + kh)*KW + kw, n0 + oi*WO + oj] = xpad[c0 + c, oi*sh + kh, oj*sw + kw] (any input dtype)."""
+def _im2row(xb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, rows, n0):
+    """rows[n0 + oi*WO + oj, (c*KH + kh)*KW + kw] = xpad[c0 + c, oi*sh + kh, oj*sw + kw] (any input dtype):
+    im2col transposed, so that the weight-gradient sgemm has both operands in the fast (NN) layout."""
     H = xb.shape[1]
     W = xb.shape[2]
-    for c in range(Cg):
-        xc = xb[c0 + c]
-        for kh in range(KH):
-            for kw in range(KW):
-                row = cols[(c * KH + kh) * KW + kw]
-                j0, j1 = _valid_range(W, WO, kw, sw, pw)
-                off = kw - pw
-                for oi in range(HO):
+    for oi in range(HO):
+        for oj in range(WO):
+            r = rows[n0 + oi * WO + oj]
+            j0 = oj * sw - pw
+            for c in range(Cg):
+                xc = xb[c0 + c]
+                for kh in range(KH):
                     i = oi * sh - ph + kh
-                    base = n0 + oi * WO
+                    base = (c * KH + kh) * KW
                     if i < 0 or i >= H:
-                        for oj in range(WO):
-                            row[base + oj] = 0.0
+                        for kw in range(KW):
+                            r[base + kw] = 0.0
                         continue
                     xr = xc[i]
-                    for oj in range(j0):
-                        row[base + oj] = 0.0
-                    if sw == 1:
-                        for oj in range(j0, j1):
-                            row[base + oj] = xr[oj + off]
-                    else:
-                        for oj in range(j0, j1):
-                            row[base + oj] = xr[oj * sw + off]
-                    for oj in range(j1, WO):
-                        row[base + oj] = 0.0
+                    for kw in range(KW):
+                        j = j0 + kw
+                        r[base + kw] = xr[j] if 0 <= j < W else 0.0
 
 
 @njit(cache=True, fastmath=False)
@@ -269,9 +262,9 @@ def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
 
 
 @njit(cache=True, fastmath=False)
-def _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q):
+def _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q):
     HW = HO * WO
-    _im2col_any(x[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cv, q * HW)
+    _im2row(x[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cv, q * HW)
     src = gy[b0 + q]
     for o in range(Og):
         so = src[g * Og + o].reshape(HW)
@@ -280,17 +273,29 @@ def _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q):
             dst[q * HW + p] = so[p]
 
 
-@njit(cache=True, fastmath=False, parallel=True)
-def _gather_par(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv):
-    for q in prange(n):
-        _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _scatter_par(dcols, gx, b0, n, g, Cg, KH, KW, sh, sw, ph, pw, HO, WO):
+@njit(cache=True, fastmath=False)
+def _conv_bwd_range(x, gy, wts, KH, KW, i0, i1, sh, sw, ph, pw, groups, need_gx, nb, gw, gx):
+    Cg = x.shape[1] // groups
+    O = gy.shape[1]
+    HO = gy.shape[2]
+    WO = gy.shape[3]
     HW = HO * WO
-    for q in prange(n):
-        _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
+    Og = O // groups
+    K = Cg * KH * KW
+    cbuf = np.empty(K * nb * HW, np.float32)
+    gbuf = np.empty(Og * nb * HW, np.float32)
+    for b0 in range(i0, i1, nb):
+        n = min(nb, i1 - b0)
+        cv = cbuf[:K * n * HW].reshape(n * HW, K)
+        gv = gbuf[:Og * n * HW].reshape(Og, n * HW)
+        for g in range(groups):
+            for q in range(n):
+                _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
+            gw[g * Og:(g + 1) * Og] += np.dot(gv, cv)
+            if need_gx:
+                dcols = np.dot(wts[g], gv)
+                for q in range(n):
+                    _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
 
 
 @njit(cache=True, fastmath=False)
@@ -299,44 +304,22 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
 
     x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
     Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
-    im2col of a chunk of images (in parallel, one image per task), then one sgemm for the weight gradient and
-    one for the column gradient, scattered back per image (in parallel): every sum has a fixed order.
+    Per chunk of images: im2row, one sgemm for the weight gradient (both operands in the fast NN layout) and
+    one for the column gradient, scattered back per image; sums run in a fixed order.
     """
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
-    HO = gy.shape[2]
-    WO = gy.shape[3]
-    HW = HO * WO
+    HW = gy.shape[2] * gy.shape[3]
     Og = O // groups
     K = Cg * KH * KW
-    gw = np.zeros((O, K), np.float32)
     gx = np.zeros((N, C, H, W), np.float32) if need_gx else np.zeros((0, C, H, W), np.float32)
     w2 = np.ascontiguousarray(w.reshape(O, K))
-    nb = max(1, min(N, _COLS_MAX_ELEMS // max(1, K * HW)))
-    cbuf = np.empty(K * nb * HW, np.float32)
-    gbuf = np.empty(Og * nb * HW, np.float32)
     wts = np.empty((groups, K, Og), np.float32)
     for g in range(groups):
         wts[g] = w2[g * Og:(g + 1) * Og].T
-    par = nb * K * HW >= _PAR_MIN_WORK
-    for b0 in range(0, N, nb):
-        n = min(nb, N - b0)
-        cv = cbuf[:K * n * HW].reshape(K, n * HW)
-        gv = gbuf[:Og * n * HW].reshape(Og, n * HW)
-        for g in range(groups):
-            if par and n > 1:
-                _gather_par(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv)
-            else:
-                for q in range(n):
-                    _gather(x, gy, b0, n, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
-            gw[g * Og:(g + 1) * Og] += np.dot(gv, cv.T)
-            if need_gx:
-                dcols = np.dot(wts[g], gv)
-                if par and n > 1:
-                    _scatter_par(dcols, gx, b0, n, g, Cg, KH, KW, sh, sw, ph, pw, HO, WO)
-                else:
-                    for q in range(n):
-                        _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
+    nb = max(1, min(N, _COLS_MAX_ELEMS // max(1, K * HW)))
+    gw = np.zeros((O, K), np.float32)
+    _conv_bwd_range(x, gy, wts, KH, KW, 0, N, sh, sw, ph, pw, groups, need_gx, nb, gw, gx)
     return gw.reshape(O, Cg, KH, KW), gx
 
 

@@ -39,6 +39,7 @@ from .forward import (Act, BatchNormNode, ConvNode, Ctx, DropoutNode, FlattenNod
                       NeuronTrainCfg, PoolNode, ResidualNode, ScaleNode, apply_bn_stats, back_nodes, build_nodes,
                       check_trainable, expand, first_trainable, rate_spikes, run_nodes, trainable_keys, walk_nodes)
 from .losses import _ce
+from .blas import single_threaded_blas
 from .memory import Ledger
 
 SYNAPTIC = (LinearNode, ConvNode)
@@ -120,6 +121,10 @@ class OTTT(_Online):
     name = "ottt"
 
     def step(self, params, x, y, T, loss_fn, opt, lr, *, idx=None, rng=None) -> StepOut:
+        with single_threaded_blas():
+            return self._step(params, x, y, T, opt, lr, idx, rng)
+
+    def _step(self, params, x, y, T, opt, lr, idx, rng) -> StepOut:
         B = len(x)
         ledger = Ledger()
         grads = {k: np.zeros_like(params[k]) for k in self.trainable}
@@ -243,6 +248,10 @@ class SAF(_Online):
         return Act(new.reshape(shape), False), out.reshape(shape)
 
     def step(self, params, x, y, T, loss_fn, opt, lr, *, idx=None, rng=None) -> StepOut:
+        with single_threaded_blas():
+            return self._step(params, x, y, T, opt, lr, idx, rng)
+
+    def _step(self, params, x, y, T, opt, lr, idx, rng) -> StepOut:
         B = len(x)
         ledger = Ledger()
         grads = {k: np.zeros_like(params[k]) for k in self.trainable}

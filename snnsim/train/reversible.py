@@ -1,17 +1,137 @@
-"""Reversible training (RevSNN blocks, T-RevSNN columns): needs the reversible execution of issue 4
-(``snnsim.reversible``, ``snnsim.trev``). Until those modules exist, ``--method reversible`` stops with a
-one-line message."""
+"""Reversible training of RevSNN blocks (rev.md B3-B4): no activation inside a reversible block is stored.
+
+Forward: every layer runs as under BPTT, but the F and G sub-networks of ``reversible`` blocks store nothing;
+of a chain of consecutive reversible blocks only the last block's output is kept. Backward, block by block
+from the last: given the block's output Y = [y1, y2] and its gradient [g1, g2] (rev.md B4):
+
+    G is re-simulated from a reset state over all T steps on y1, storing its activations, and back-propagated
+    through time with g2:                     gy1 = g1 + G'(y1)^T g2,      x2 = y2 - G(y1)
+    F likewise on x2 with gy1:                gx2 = g2 + F'(x2)^T gy1,     x1 = y1 - F(x2)
+
+X = [x1, x2] is the previous block's output, so the chain is walked back without storing it. Batch norm inside
+F and G recomputes its batch statistics from the rebuilt input (training mode) and does not update its running
+averages a second time. At any moment the backward holds one F or G graph over T steps, so the memory does not
+grow with the number of blocks (it does with T and with the non-reversible layers, which store as under BPTT).
+
+Float32: x2 = y2 - G(y1) is not bit-equal to the forward's x2, so a neuron of F whose charge lies within that
+round-off of its threshold may spike differently in the re-simulation (rev.md C.2). Every re-simulated
+neuron layer's spike count is compared with the forward's; a difference is reported as ``spike_mismatch`` in
+the step's memory report (the gradients of that step are then those of a slightly different spike pattern).
+
+T-RevSNN columns (``trevsnn`` layers) are not trained by this module yet.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import numpy as np
 
 from ..errors import InputError
+from ..spec import NetworkSpec
+from .blas import single_threaded_blas
+from .bptt import BPTT, StepOut
+from .forward import Act, Ctx, ReversibleNode, back_nodes, expand, reduce_t, run_nodes
+from .memory import Ledger
+
+
+class Reversible(BPTT):
+    name = "reversible"
+
+    def __init__(self, spec: NetworkSpec, neuron_cfg=None):
+        super().__init__(spec, neuron_cfg)
+        if not any(isinstance(n, ReversibleNode) for n in self.nodes):
+            raise InputError(f"--method reversible: network '{spec.name}' has no top-level 'reversible' blocks "
+                             "(RevSNN); use --method bptt")
+
+    # ------------------------------------------------------------------ forward without storing inside blocks
+    def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
+        B = len(x)
+        ctx = Ctx(T, B, params, grads, ledger, rng=rng, update_stats=update_stats, store=True)
+        ctx.tape["__rev__"] = {}
+        a = self.input_act(x, T, idx)
+        for i, node in enumerate(self.nodes):
+            if isinstance(node, ReversibleNode):
+                ctx.store = False
+                counts_before = dict(ctx.spikes)
+                y = node.forward(a, ctx)
+                ctx.store = True
+                end = i + 1 == len(self.nodes) or not isinstance(self.nodes[i + 1], ReversibleNode)
+                ctx.tape["__rev__"][node.name] = {
+                    "static": a.static, "y": y.x if end else None,
+                    "spikes": {k: v - counts_before.get(k, 0) for k, v in ctx.spikes.items()
+                               if v != counts_before.get(k, 0) or k not in counts_before}}
+                if end:
+                    ctx.ledger.hold(node.name, "output", y.x)
+                a = y
+            else:
+                a = node.forward(a, ctx)
+            ctx.ledger.live(a.x)
+        ctx.tape["__out_static__"] = a.static
+        out = expand(a, T).reshape((T, B) + tuple(self.spec.output_shape))
+        return out, ctx
+
+    def backward(self, g_out, ctx):
+        g = np.ascontiguousarray(g_out, dtype=np.float32).reshape((ctx.T * ctx.B,) + g_out.shape[2:])
+        if ctx.tape.get("__out_static__", False):
+            g = reduce_t(g, ctx.T)
+        rev = ctx.tape["__rev__"]
+        rebuilt = None                 # the input of the block processed last = the output of the one before
+        mismatch = 0
+        for i in range(len(self.nodes) - 1, self.first - 1, -1):
+            node = self.nodes[i]
+            need_gx = i > self.first
+            if isinstance(node, ReversibleNode):
+                info = rev[node.name]
+                y = info["y"] if info["y"] is not None else rebuilt
+                g, rebuilt, flips = self._block_backward(node, y, g, ctx, info)
+                mismatch += flips
+                ctx.ledger.release(node.name, "output")
+                if info["static"]:
+                    g = reduce_t(g, ctx.T)
+            else:
+                g = node.backward(g, ctx, need_gx)
+                rebuilt = None
+            if g is not None:
+                ctx.ledger.live(g)
+        ctx.ledger.live()
+        ctx.ledger.spike_mismatch = mismatch
+        return ctx.grads
+
+    def _block_backward(self, node: ReversibleNode, y: np.ndarray, g: np.ndarray, ctx: Ctx, info: dict):
+        T = ctx.T
+        y1, y2 = node.split(y)
+        g1, g2 = node.split(g)
+        store, update = ctx.store, ctx.update_stats
+        ctx.store, ctx.update_stats = True, False
+        before = dict(ctx.spikes)
+        go = expand(run_nodes(node.g, Act(y1, False), ctx), T)                # G from a reset state
+        gy1 = np.add(g1, back_nodes(node.g, g2, ctx, True), dtype=np.float32)
+        x2 = np.subtract(y2, go, dtype=np.float32)
+        del go
+        fo = expand(run_nodes(node.f, Act(x2, False), ctx), T)                # F from a reset state
+        gx2 = np.add(g2, back_nodes(node.f, gy1, ctx, True), dtype=np.float32)
+        x1 = np.subtract(y1, fo, dtype=np.float32)
+        ctx.store, ctx.update_stats = store, update
+        flips = sum(abs(ctx.spikes.get(k, 0) - before.get(k, 0) - n) for k, n in info["spikes"].items())
+        x = np.concatenate([x1, x2], axis=1)
+        gx = np.concatenate([gy1, gx2], axis=1)
+        return gx, x, flips
+
+    def loss_and_grads(self, params, x, y, T, loss_fn, *, idx=None, rng=None, update_stats=True) -> StepOut:
+        grads = {k: np.zeros_like(params[k]) for k in self.trainable}
+        ledger = Ledger()
+        with single_threaded_blas():
+            out, ctx = self._forward_for_grad(params, x, T, idx, rng, update_stats, ledger, grads)
+            spikes = dict(ctx.spikes)
+            loss, g_out = loss_fn(out, y)
+            if np.isfinite(loss):
+                self.backward(g_out, ctx)
+        rep = ledger.report()
+        rep["spike_mismatch"] = int(getattr(ledger, "spike_mismatch", 0))
+        return StepOut(float(loss), out, grads, rep, spikes)
 
 
 def make_reversible(spec, neuron_cfg):
-    missing = [m for m in ("snnsim.reversible", "snnsim.trev") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise InputError(f"--method reversible: needs the reversible execution modules ({', '.join(missing)}), "
-                         "which are not part of this installation yet; use --method bptt, ottt or saf")
-    raise InputError(f"--method reversible: network '{spec.name}' has no reversible blocks to train this way yet")
+    if any(getattr(layer, "kind", "") == "trevsnn" for layer in spec.layers):
+        raise InputError(f"--method reversible: network '{spec.name}' is a T-RevSNN; its reversible training "
+                         "(column inversion, alpha gradients) is not implemented yet; use --method bptt")
+    return Reversible(spec, neuron_cfg)

@@ -1,0 +1,241 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Break-even against an ANN of the same topology
+#
+# **The question.** When is a spiking network cheaper than the ANN it could have been? Hardware-aware studies
+# put the break-even far lower than the arithmetic proxy suggests (shared/research/hw.md §0.4, §3):
+#
+# | source | break-even | baseline |
+# |---|---|---|
+# | Dampfhoffer et al. 2023 (IEEE TETCI) [P] | 0.15 - 1.38 spikes per synapse per inference (IF neurons) | digital ANN implementations, Eyeriss case study |
+# | Davidson & Furber 2021 (Front. Neurosci.) [S] | about 1.72 spikes per synapse per inference | the original ANN on digital hardware |
+# | Yan et al. 2024 (arXiv 2409.08290 v4) [P] | spike rate below 5.7 % at T = 5 | a QNN with ceil(log2(T+1)) bits |
+#
+# **How we answer it.** The network is `mnist_conv` with its trained weights (BPTT, T = 4), on MNIST test
+# images. The ANN is the same topology with every input dense: MACs for every conv and linear layer, weights
+# and activations in SRAM at the preset's widths (8-bit), ReLU in place of the spiking neuron, nothing carried
+# across time. hwmodel has no ANN mode, so `nbutil.ann_trace` builds the trace such an ANN would leave from the
+# SNN's one-shot trace (same layers, every input dense and analog) and hwmodel prices it with its own
+# dense-layer rules (the ones it applies to an SNN's encoding layer: every weight and every input read once per
+# evaluation). The ANN runs output-stationary (`membrane: per_neuron`: partial sums in a register); the SNN is
+# priced with evt45 as shipped (`per_synop`, the event-driven dataflow) and output-stationary. A cell below
+# checks the ANN's price against a closed form from the preset's energy table.
+#
+# To move the spike rate at fixed weights, all neuron thresholds are scaled (the network was trained at
+# v_threshold = 1); accuracy is printed next to every point, so the energy of an operating point can be read
+# against what it still computes. The ANN's accuracy is not measured (it is priced, not trained).
+
+# %%
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
+import matplotlib
+
+if "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import nbutil as U
+from hwmodel import load_arch, price
+from snnsim.engine import accuracy, run
+
+pd.set_option("display.width", 200)
+N = U.pick(32, 256)
+TS = U.pick((1, 2, 4, 8), (1, 2, 4, 8))
+THRESHOLDS = U.pick((0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0), (0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0))
+print(f"size={U.SIZE}: {N} MNIST test images, T in {TS}, thresholds {THRESHOLDS}")
+
+# published break-even points (shared/research/hw.md §0.4 and §3)
+DAMPFHOFFER_SPS = (0.15, 1.38)    # spikes / synapse / inference, Dampfhoffer et al. 2023 [P]
+DAVIDSON_SPS = 1.72               # Davidson & Furber 2021, as transcribed [S]
+YAN_RATE, YAN_T = 0.057, 5        # Yan et al. 2024 v4 [P]: spike rate < 5.7 % at T = 5 (QNN baseline)
+
+EVT = load_arch("evt45")
+ARCH_SNN = {"evt45 (per_synop)": EVT,
+            "evt45 output-stationary": U.arch_variant(EVT, "evt45 output-stationary", membrane="per_neuron")}
+ARCH_ANN = ARCH_SNN["evt45 output-stationary"]
+PROXY = load_arch("proxy45")
+
+# %% [markdown]
+# ## The ANN's price
+
+# %%
+x, y = U.dataset("mnist", "test", N, (1, 28, 28))
+spec, net = U.load_net("mnist_conv")
+one = run(net, x, timesteps=1).trace
+ann = U.ann_trace(one)
+ann_rep = price(ann, ARCH_ANN)
+ann_proxy = price(ann, PROXY)
+E_ANN = ann_rep.totals["energy_pj"]
+E_ANN_PROXY = ann_proxy.totals["energy_pj"]
+MACS = U.ann_macs(one)
+print(f"dense MACs per inference: {MACS:,.0f}")
+print(f"ANN on {ARCH_ANN.name}: {U.fmt(E_ANN, 'pJ')} per inference; under the proxy (4.6 pJ/MAC): "
+      f"{U.fmt(E_ANN_PROXY, 'pJ')}")
+print((ann_rep.components()[ann_rep.components() > 0] / 1e3).rename("nJ").to_string(float_format=lambda v: f"{v:.2f}"))
+
+# %% [markdown]
+# Cross-check against a closed form from the preset's table: MACs x E_mac, every weight read once at 8 bits
+# from the weight buffer, every activation written once and read once at 8 bits from the event buffer
+# (hwmodel's narrow-word scaling: a b-bit value costs b/64 of a 64-bit access).
+
+# %%
+p = ARCH_ANN.params()
+
+
+def sram_pj(mem, bits):
+    size = ARCH_ANN.memories[mem].size_bytes
+    word = ARCH_ANN.memories[mem].word_bits
+    return float(ARCH_ANN.sram.access_pj(size)) * word / ARCH_ANN.sram.ref_bits * bits / word
+
+
+layers = ann_rep.counts.layers
+weights = float(layers[layers.synaptic].n_weights.sum())
+acts = float(layers[layers.synaptic].in_numel.sum())
+closed = {"macs": MACS * p["e_mac"], "weight_mem": weights * sram_pj("weights", ARCH_ANN.bits["weight"]),
+          "event_mem": 2 * acts * sram_pj("events", ARCH_ANN.bits["activation"])}
+check = pd.DataFrame({"closed form (pJ)": closed,
+                      "hwmodel (pJ)": {k: ann_rep.totals[f"e_{k}"] for k in closed}})
+check["rel. diff"] = check["hwmodel (pJ)"] / check["closed form (pJ)"] - 1
+print(check.to_string(float_format=lambda v: f"{v:.4g}"))
+assert (check["rel. diff"].abs() < 1e-6).all(), "the dense-ANN pricing disagrees with the closed form"
+
+# %% [markdown]
+# ## The SNN against the ANN: spike rate and T swept
+
+# %%
+rows = []
+for th in THRESHOLDS:
+    _, net_th = U.load_net("mnist_conv", spec=U.spec_with("mnist_conv", v_threshold=th))
+    for T in TS:
+        res = run(net_th, x, timesteps=T)
+        prox = price(res.trace, PROXY)
+        row = dict(threshold=th, T=T, accuracy=accuracy(res, y),
+                   spikes_per_synapse=prox.totals["spikes_per_synapse"], firing_rate=U.firing_rate(res.trace),
+                   synops=prox.totals["synops"], proxy_ratio=prox.totals["energy_pj"] / E_ANN_PROXY)
+        for an, arch in ARCH_SNN.items():
+            e = price(res.trace, arch).totals["energy_pj"]
+            row[f"E {an} (uJ)"] = e / 1e6
+            row[f"ratio {an}"] = e / E_ANN
+        rows.append(row)
+tab = pd.DataFrame(rows)
+print("ratio = E_SNN / E_ANN (below 1: the SNN is cheaper)")
+print(tab.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+# %% [markdown]
+# ### Break-even points
+#
+# For each T and pricing, the spikes per synapse (and the spike rate per neuron and step) at which the energy
+# ratio crosses 1, interpolated linearly between the two measured operating points that bracket it (none if
+# every point lies on one side).
+
+
+# %%
+def crossing(xs, rs):
+    order = np.argsort(xs)
+    xs, rs = np.asarray(xs)[order], np.asarray(rs)[order]
+    for i in range(len(xs) - 1):
+        if (rs[i] - 1) * (rs[i + 1] - 1) <= 0 and rs[i] != rs[i + 1]:
+            return float(xs[i] + (1 - rs[i]) * (xs[i + 1] - xs[i]) / (rs[i + 1] - rs[i]))
+    return float("nan")
+
+
+PRICINGS = {"proxy45": "proxy_ratio", **{an: f"ratio {an}" for an in ARCH_SNN}}
+be = []
+for T in TS:
+    d = tab[tab["T"] == T]
+    for name, col in PRICINGS.items():
+        be.append(dict(T=T, pricing=name, break_even_sps=crossing(d.spikes_per_synapse, d[col]),
+                       break_even_rate=crossing(d.firing_rate, d[col]),
+                       ratio_at_trained=float(d[d.threshold == 1.0][col].iloc[0]) if 1.0 in THRESHOLDS else np.nan,
+                       min_ratio=float(d[col].min()), max_ratio=float(d[col].max())))
+be = pd.DataFrame(be)
+print(be.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+print(f"\npublished: Dampfhoffer {DAMPFHOFFER_SPS[0]}-{DAMPFHOFFER_SPS[1]} spikes/synapse/inference; "
+      f"Davidson & Furber ~{DAVIDSON_SPS}; Yan et al. spike rate < {YAN_RATE:.1%} at T={YAN_T}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw=dict(width_ratios=[1.2, 1.2, 0.8]))
+markers = dict(zip(TS, "osD^v<>"))
+colors = {"proxy45": "tab:grey", "evt45 (per_synop)": "tab:red", "evt45 output-stationary": "tab:blue"}
+for ax, xcol, xlabel in ((axes[0], "spikes_per_synapse", "spikes per synapse per inference"),
+                         (axes[1], "firing_rate", "spike rate (spikes per neuron per step)")):
+    for name, col in PRICINGS.items():
+        for T in TS:
+            d = tab[tab["T"] == T].sort_values(xcol)
+            d = d[d[xcol] > 0]
+            ax.plot(d[xcol], d[col], marker=markers[T], color=colors[name], ms=4, lw=1,
+                    label=f"{name}, T={T}" if ax is axes[0] else None)
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("E_SNN / E_ANN")
+axes[0].axvspan(*DAMPFHOFFER_SPS, color="tab:green", alpha=0.15, label="Dampfhoffer 2023: 0.15-1.38")
+axes[0].axvline(DAVIDSON_SPS, color="tab:green", ls="--", lw=1, label="Davidson & Furber 2021: 1.72")
+axes[1].axvline(YAN_RATE, color="tab:green", ls="--", lw=1, label="Yan et al. 2024: 5.7 % (T=5, QNN)")
+axes[0].set_title("mnist_conv (trained) vs the same topology as an ANN", fontsize=10)
+axes[1].set_title("the same runs against the spike rate", fontsize=10)
+ax = axes[2]
+for name in PRICINGS:
+    d = be[be.pricing == name]
+    ax.plot(d["T"], d.ratio_at_trained, "o-", color=colors[name], label=f"{name}: trained thresholds")
+    ax.plot(d["T"], d.min_ratio, "x:", color=colors[name], label=f"{name}: least active point")
+ax.axhline(1, color="k", lw=0.8)
+ax.set_yscale("log")
+ax.set_xscale("log", base=2)
+ax.set_xlabel("T")
+ax.set_ylabel("E_SNN / E_ANN")
+ax.set_title("against T", fontsize=10)
+handles = axes[0].get_legend_handles_labels()
+h1 = axes[1].get_legend_handles_labels()
+h2 = ax.get_legend_handles_labels()
+fig.legend(handles[0] + h1[0] + h2[0], handles[1] + h1[1] + h2[1], fontsize=7, ncol=5, loc="upper center",
+           bbox_to_anchor=(0.5, 0.0))
+fig.tight_layout()
+U.savefig(fig, "02_break_even")
+plt.show()
+
+# %% [markdown]
+# ## Findings (computed above)
+
+# %%
+findings = [f"ANN of mnist_conv's topology: {MACS:,.0f} MACs, {U.fmt(E_ANN, 'pJ')} per inference on "
+            f"{ARCH_ANN.name}, {U.fmt(E_ANN_PROXY, 'pJ')} under the proxy."]
+if 1.0 in THRESHOLDS:
+    for T in TS:
+        r = tab[(tab["T"] == T) & (tab.threshold == 1.0)].iloc[0]
+        findings.append(f"trained operating point T={T}: {r.spikes_per_synapse:.3g} spikes/synapse, spike rate "
+                        f"{r.firing_rate:.2%}, accuracy {r.accuracy:.3f}; E_SNN/E_ANN = {r.proxy_ratio:.3g} (proxy), "
+                        + ", ".join(f"{r[f'ratio {an}']:.3g} ({an})" for an in ARCH_SNN) + ".")
+for name in PRICINGS:
+    d = be[be.pricing == name]
+    findings.append(f"break-even, {name}: " + ", ".join(
+        f"T={T}: {s:.3g} spikes/synapse ({rt:.2%} spike rate)" if np.isfinite(s) else
+        f"T={T}: none in range (ratio {lo:.3g}-{hi:.3g})"
+        for T, s, rt, lo, hi in zip(d["T"], d.break_even_sps, d.break_even_rate, d.min_ratio, d.max_ratio)))
+for name in PRICINGS:
+    d = be[be.pricing == name]
+    floor = d[d.min_ratio > 1]
+    findings.append(f"activity-independent floor, {name}: the least active point measured costs "
+                    + ", ".join(f"{m:.3g}x" for m in d.min_ratio) + f" the ANN at T={', '.join(map(str, d['T']))}"
+                    + (f"; from T={int(floor['T'].min())} no spike rate in the sweep breaks even." if len(floor) else "."))
+findings.append(f"published: {DAMPFHOFFER_SPS[0]}-{DAMPFHOFFER_SPS[1]} spikes/synapse (Dampfhoffer), ~{DAVIDSON_SPS} "
+                f"(Davidson & Furber), spike rate < {YAN_RATE:.1%} at T={YAN_T} (Yan et al.).")
+print("\n".join(f"- {f}" for f in findings))
+print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")

@@ -1,0 +1,205 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. IIR-SNN: accuracy and energy as T is reduced from 5 to 1
+#
+# **The question.** IIR-SNN (Chowdhury, Rathi, Roy; arXiv 2110.05929, ECCV 2022) trains at T = 5 and then
+# retrains at T = 4, 3, 2, 1, each stage initialised from the previous one, because training directly at T = 1
+# suffers "layerwise spike vanishing". Its claims (shared/research/saf_iir.md §5.1, §5.5; hw.md §6.2): VGG16 at
+# T = 1 reaches 93.05 % on CIFAR-10, 70.15 % on CIFAR-100 and 69.00 % on ImageNet; latency 5-2500x lower than
+# other SNNs; **25-33x higher energy efficiency than the equivalent DNN**, computed with the arithmetic proxy
+# (E_MAC 4.6 pJ on the analog first layer, E_AC 0.9 pJ x spike rate x FLOPs elsewhere, E_DNN = 4.6 pJ x FLOPs).
+# It motivates T = 1 by the "memory access overhead of fetching membrane potentials", which the proxy does not
+# price.
+#
+# **What we run.** One network, `mnist_conv`, on MNIST:
+#
+# 1. its shipped trained weights (BPTT at T = 4) run at T = 5, 4, 3, 2, 1 without retraining (the engine's
+#    `-T 5,4,3,2,1`), with the firing rate of every layer, to see whether spikes vanish at low T;
+# 2. the IIR schedule with `snnsim.train` (`--timesteps 5,4,3,2,1`): starting from the shipped weights, a
+#    fine-tuning stage at each T, each from the previous stage's weights (BPTT, AdamW). Unlike IIR, thresholds
+#    and leaks are not trained (snnsim trains weights, biases and batch norm);
+#
+# and prices every run under the proxy and on evt45 (memory-aware, with its default per-synop dataflow and
+# output-stationary), with the latency of an inference on evt45. The equivalent DNN is the same topology priced
+# dense (`nbutil.ann_trace`, see notebook 2).
+
+# %%
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
+import matplotlib
+
+if "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import nbutil as U
+from hwmodel import load_arch, price
+from snnsim.engine import accuracy, run
+from snnsim.network import build_network
+from snnsim.train.checkpoint import file_keys
+from snnsim.train.loop import TrainConfig, train
+from snnsim.weights import check_weights, load_weights
+
+pd.set_option("display.width", 200)
+TS = (5, 4, 3, 2, 1)
+N_EVAL = U.pick(200, 1000)            # MNIST test images for accuracy and energy
+N_TRAIN = U.pick(256, None)           # training images per IIR stage (None: the whole train split, 4,000)
+EPOCHS = U.pick(1, 2)                 # epochs per stage
+print(f"size={U.SIZE}: eval on {N_EVAL} test images; IIR stages of {EPOCHS} epoch(s) on "
+      f"{N_TRAIN or 'all'} training images")
+
+IIR_ENERGY_X = (25, 33)   # IIR-SNN abstract: 25-33x higher energy efficiency than the DNN (proxy), saf_iir.md §5.1
+IIR_T1_ACC = {"CIFAR-10": 0.9305, "CIFAR-100": 0.7015, "ImageNet": 0.6900}   # VGG16 at T = 1, saf_iir.md §5.1
+
+EVT = load_arch("evt45")
+ARCHS = {"proxy45": load_arch("proxy45"), "evt45": EVT,
+         "evt45 output-stationary": U.arch_variant(EVT, "evt45 output-stationary", membrane="per_neuron")}
+
+# %%
+spec, net = U.load_net("mnist_conv")
+xte, yte = U.dataset("mnist", "test", N_EVAL, spec.input_shape)
+xtr, ytr = U.dataset("mnist", "train", N_TRAIN, spec.input_shape)
+shipped = {k: np.array(v, np.float32) for k, v in load_weights(spec, U.NETS / "mnist_conv.npz").items()}
+
+ann = U.ann_trace(run(net, xte, timesteps=1).trace)
+E_ANN = {an: price(ann, a if an != "evt45" else ARCHS["evt45 output-stationary"]).totals["energy_pj"]
+         for an, a in ARCHS.items()}
+print("the same topology as a dense ANN (output-stationary on evt45):",
+      ", ".join(f"{an} {U.fmt(e, 'pJ')}" for an, e in E_ANN.items()))
+
+
+def evaluate(weights: dict, T: int, label: str) -> tuple[dict, dict]:
+    n = build_network(spec, check_weights(spec, file_keys(spec, weights), label))
+    res = run(n, xte, timesteps=T)
+    row = dict(weights=label, T=T, regime=res.trace.regime, accuracy=accuracy(res, yte),
+               firing_rate=U.firing_rate(res.trace))
+    for an, arch in ARCHS.items():
+        rep = price(res.trace, arch)
+        row[f"E {an} (uJ)"] = rep.totals["energy_pj"] / 1e6
+        row[f"ANN/SNN {an}"] = E_ANN[an] / rep.totals["energy_pj"]
+        if an == "evt45":
+            row["latency evt45 (us)"] = rep.totals["latency_ns"] / 1e3
+            row["state (B)"] = rep.totals["state_bytes"]
+    rates = {r.name: r.events_out.sum() / max(1, r.neuron_updates.sum())
+             for r in res.trace.layers if r.kind == "neuron"}
+    return row, rates
+
+
+# %% [markdown]
+# ## 1. The shipped weights at T = 5 .. 1, no retraining
+
+# %%
+rows, layer_rates = [], {}
+for T in TS:
+    row, rates = evaluate(shipped, T, "shipped (trained at T=4)")
+    rows.append(row)
+    layer_rates[T] = rates
+plain = pd.DataFrame(rows)
+print(plain.drop(columns=["weights"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+print("\nfiring rate per layer (spikes per neuron per step):")
+print(pd.DataFrame(layer_rates).to_string(float_format=lambda v: f"{v:.4f}"))
+
+# %% [markdown]
+# ## 2. The IIR schedule: fine-tune at T = 5, 4, 3, 2, 1, each stage from the previous one
+
+# %%
+stage_weights = {}
+cfg = TrainConfig(dataset="mnist", method="bptt", timesteps=TS, epochs=EPOCHS, batch_size=64, lr=1e-3, seed=0)
+result = train(spec, {k: v.copy() for k, v in shipped.items()}, cfg, data=(xtr, ytr, xte, yte),
+               stage_out=lambda T, p: stage_weights.__setitem__(T, {k: v.copy() for k, v in p.items()}))
+stages = pd.DataFrame(result.stages)
+print(stages.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+rows = [evaluate(stage_weights[T], T, "IIR stage")[0] for T in TS]
+iir = pd.DataFrame(rows)
+iir["train step (ms)"] = stages.set_index("T").loc[iir["T"], "step_time_s"].to_numpy() * 1e3
+iir["peak held for backward (MiB)"] = stages.set_index("T").loc[iir["T"], "peak_bytes"].to_numpy() / 2 ** 20
+print(iir.drop(columns=["weights"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+# %%
+both = pd.concat([plain, iir], ignore_index=True)
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+for label, d in both.groupby("weights", sort=False):
+    axes[0].plot(d["T"], d.accuracy, "o-", label=label)
+axes[0].set_xlabel("T")
+axes[0].set_ylabel(f"test accuracy ({N_EVAL} MNIST images)")
+axes[0].invert_xaxis()
+axes[0].legend(fontsize=8)
+axes[0].set_title("accuracy as T is reduced", fontsize=10)
+for an, style in zip(ARCHS, ("o--", "s-", "^-")):
+    for label, d in both.groupby("weights", sort=False):
+        axes[1].plot(d["T"], d[f"E {an} (uJ)"], style, alpha=0.9 if label.startswith("IIR") else 0.5,
+                     label=f"{an}, {label.split(' ')[0]}")
+axes[1].set_yscale("log")
+axes[1].set_xlabel("T")
+axes[1].set_ylabel("energy per inference (uJ)")
+axes[1].invert_xaxis()
+axes[1].legend(fontsize=7)
+axes[1].set_title("energy per inference", fontsize=10)
+for an, style in zip(ARCHS, ("o--", "s-", "^-")):
+    d = both[both.weights == "IIR stage"]
+    axes[2].plot(d["T"], d[f"ANN/SNN {an}"], style, label=an)
+axes[2].axhspan(*IIR_ENERGY_X, color="tab:green", alpha=0.2, label="IIR-SNN claim: 25-33x (proxy, VGG16)")
+axes[2].axhline(1, color="k", lw=0.8)
+axes[2].set_yscale("log")
+axes[2].set_xlabel("T")
+axes[2].set_ylabel("E_ANN / E_SNN (above 1: the SNN is cheaper)")
+axes[2].invert_xaxis()
+axes[2].legend(fontsize=7)
+axes[2].set_title("energy efficiency against the same topology as an ANN", fontsize=10)
+fig.tight_layout()
+U.savefig(fig, "04_iir_accuracy_energy")
+plt.show()
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.6))
+for T, rates in layer_rates.items():
+    ax.plot(list(rates), list(rates.values()), "o-", label=f"T={T}")
+ax.set_ylabel("spikes per neuron per step")
+ax.set_title("per-layer firing rate, shipped weights: does activity vanish at low T?", fontsize=10)
+ax.legend(fontsize=8)
+fig.tight_layout()
+U.savefig(fig, "04_iir_layer_rates")
+plt.show()
+
+# %% [markdown]
+# ## Findings (computed above)
+
+# %%
+p5, p1 = plain.set_index("T").loc[5], plain.set_index("T").loc[1]
+i5, i1 = iir.set_index("T").loc[5], iir.set_index("T").loc[1]
+findings = [
+    f"shipped weights (trained at T=4), no retraining: accuracy {p5.accuracy:.3f} at T=5 -> {p1.accuracy:.3f} at T=1 "
+    f"({N_EVAL} test images).",
+    f"IIR schedule ({EPOCHS} epoch(s) per stage on {len(xtr)} images): accuracy {i5.accuracy:.3f} at T=5 -> "
+    f"{i1.accuracy:.3f} at T=1 (IIR-SNN's VGG16 at T=1: " + ", ".join(f"{k} {v:.2%}" for k, v in IIR_T1_ACC.items()) + ").",
+    "smallest layer firing rate at T=1 / T=5 (shipped weights): " + ", ".join(
+        f"{k} {layer_rates[1][k]:.3f}/{layer_rates[5][k]:.3f}" for k in layer_rates[1]),
+]
+for an in ARCHS:
+    findings.append(f"{an}: energy per inference T=5 -> T=1 (IIR stages) {i5[f'E {an} (uJ)']:.3g} -> "
+                    f"{i1[f'E {an} (uJ)']:.3g} uJ ({i5[f'E {an} (uJ)'] / i1[f'E {an} (uJ)']:.2f}x less); "
+                    f"E_ANN/E_SNN at T=1 {i1[f'ANN/SNN {an}']:.3g}x (IIR-SNN: {IIR_ENERGY_X[0]}-{IIR_ENERGY_X[1]}x, proxy, VGG16)")
+findings.append(f"latency on evt45: {i5['latency evt45 (us)']:.3g} us at T=5 -> {i1['latency evt45 (us)']:.3g} us at "
+                f"T=1 ({i5['latency evt45 (us)'] / i1['latency evt45 (us)']:.2f}x); membrane state held "
+                f"{i5['state (B)'] / 1024:.1f} KiB -> {i1['state (B)'] / 1024:.1f} KiB")
+findings.append(f"training: BPTT step {iir['train step (ms)'].iloc[0]:.0f} ms at T=5 -> {iir['train step (ms)'].iloc[-1]:.0f} ms "
+                f"at T=1; peak held for backward {iir['peak held for backward (MiB)'].iloc[0]:.1f} -> "
+                f"{iir['peak held for backward (MiB)'].iloc[-1]:.1f} MiB per batch of 64")
+print("\n".join(f"- {f}" for f in findings))
+print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")
