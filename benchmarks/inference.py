@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+# The same OpenMP environment for every library (snnsim sets PASSIVE on import; torch reads it when it loads):
+# spin-waiting threads starve each other whenever anything else runs on the machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
