@@ -16,8 +16,50 @@ from .errors import InputError, SnnsimError
 PROGRESS_MIN_SAMPLES = 256   # below this a run takes a moment; no bar
 
 
+# Commands that live in other modules, imported only when used: `snnsim run` should not pay for
+# the hardware model's, NIR's or training's imports.
+LAZY_COMMANDS = {
+    "hw": ("hwmodel.cli", "hw"),
+    "import-nir": ("snnsim.nir_cli", "import_nir"),
+    "export-nir": ("snnsim.nir_cli", "export_nir"),
+    "train": ("snnsim.train.cli", "train"),
+}
+
+
+def format_rows(rows: list[dict]) -> str:
+    """A plain right-aligned text table (numbers to 4 significant digits)."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+
+    def cell(v):
+        if isinstance(v, float):
+            return "nan" if v != v else f"{v:.4g}"
+        return str(v)
+
+    cells = [[cell(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
 class _Group(click.Group):
     """Turns user errors into one line on stderr and exit status 2, never a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name]
+            try:
+                self.add_command(getattr(importlib.import_module(module), attr), name)
+            except ImportError as e:
+                raise click.ClickException(f"'{name}' is unavailable: {e}") from None
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         try:
@@ -100,7 +142,7 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit):
 def run(network, weights_path, input_path, labels_path, dataset, split, limit, timesteps, batch_size, form,
         event_threshold, output, trace_path):
     """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
-    from .engine import accuracy, run as run_net, stats_table
+    from .engine import accuracy, run as run_net, stats_rows
 
     spec, net = _load(network, weights_path)
     x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit)
@@ -120,8 +162,7 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, t
                f"regime {result.trace.regime}")
     if y is not None:
         click.echo(f"accuracy: {accuracy(result, y):.4f}")
-    table = stats_table(result.trace)
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    click.echo(format_rows(stats_rows(result.trace)))
     if output:
         arrays = {"output": result.outputs, "readout": result.readout, "prediction": result.predictions()}
         for rec in result.trace.layers:
@@ -228,13 +269,6 @@ def init_weights(network, out, seed):
     click.echo(f"wrote {len(spec.param_shapes())} arrays to {out}")
 
 
-from hwmodel.cli import hw  # noqa: E402  (the accelerator model's command; hwmodel never imports the CLI)
-
-from .nir_cli import export_nir, import_nir  # noqa: E402
-
-main.add_command(hw)
-main.add_command(import_nir)
-main.add_command(export_nir)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

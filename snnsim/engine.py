@@ -318,6 +318,11 @@ def stats_table(trace: Trace):
     """Per-layer summary (pandas DataFrame): neurons, firing rate, events in/out, synaptic ops."""
     import pandas as pd
 
+    return pd.DataFrame(stats_rows(trace))
+
+
+def stats_rows(trace: Trace) -> list[dict]:
+    """Per-layer summary rows: neurons, firing rate, events in/out, synaptic ops, timesteps run."""
     rows = []
     for rec in trace.layers:
         steps = max(1, int(rec.computed.sum()))
@@ -327,4 +332,4 @@ def stats_table(trace: Trace):
                          firing_rate=rate, events_in=int(rec.events_in.sum()),
                          events_out=int(rec.events_out.sum()), synops=float(rec.synops.sum()),
                          steps_run=steps))
-    return pd.DataFrame(rows)
+    return rows
