@@ -2,7 +2,7 @@
 
     python benchmarks/train_results.py [--only NAME ...] [--list]
 
-Each run is a plain ``snnsim train`` command line (printed before it runs); the two marked 'ships' write the
+Each run is a plain ``snnsim train`` command line (printed before it runs); the three marked 'ships' write the
 shipped weights networks/digits_mlp.npz and networks/mnist_conv.npz. Reports go to
 benchmarks/results/train_<name>.json, and the table (accuracy on the held-out test split, peak bytes held for
 the backward pass, mean step time) to benchmarks/results/training_results.csv and .md.
@@ -29,6 +29,10 @@ RUNS = {
                     "--out", f"{N}/digits_mlp.npz"], True),
     "mnist_conv": ([f"{N}/mnist_conv.yaml", "--dataset", "mnist", "--epochs", "15", "--lr", "5e-3",
                     "--out", f"{N}/mnist_conv.npz"], True),
+    "mnist_revnet_reversible": ([f"{N}/mnist_revnet.yaml", "--dataset", "mnist", "--method", "reversible",
+                                 "--epochs", "8", "--lr", "5e-3", "--out", f"{N}/mnist_revnet.npz"], True),
+    "mnist_revnet_bptt": ([f"{N}/mnist_revnet.yaml", "--dataset", "mnist", "--epochs", "8", "--lr", "5e-3",
+                           "--out", "{tmp}/mnist_revnet_bptt.npz"], False),
     "digits_mlp_iir": ([f"{N}/digits_mlp.yaml", "--dataset", "digits", "--timesteps", "5,4,3,2,1", "--epochs", "15",
                         "--lr", "1e-2", "--out", "{tmp}/digits_mlp_iir.npz"], False),
     "digits_mlp_ottt_A": ([f"{N}/digits_mlp.yaml", "--dataset", "digits", "--method", "ottt", "--variant", "A",

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,11 +28,12 @@
 # * **Part A, trained weights, one task.** `mnist_conv` (trained with BPTT at T = 4, `networks/mnist_conv.npz`)
 #   on MNIST test images, run multi-step at several T; its T = 1 run is the one-shot regime.
 # * **Part B, multi-step against temporal-reversible at equal size.** No trained T-RevSNN exists in the
-#   repository yet (reversible training is unfinished), so this part uses **untrained, seeded random weights**
-#   for both networks: `trev_small.npz` (T-RevSNN, 0.54 M parameters) and `ms_resnet18_small.npz`
-#   (MS-ResNet-18 at quarter width, 0.70 M, the multi-step baseline of the T-RevSNN ablations), both on the
-#   same MNIST images zero-padded to 3x32x32. Their spike rates are those of random weights, so Part B
-#   illustrates the structure of the two regimes, not a trained operating point.
+#   repository yet (the training code does not train T-RevSNN columns yet), so this part uses **untrained,
+#   seeded random weights** for both networks: `trev_small.npz` (T-RevSNN, 4 columns) and
+#   `ms_resnet18_small.npz` (MS-ResNet-18 at quarter width, the multi-step baseline of the T-RevSNN ablations),
+#   of similar size (parameter counts printed below), both on the same MNIST images zero-padded to 3x32x32.
+#   Their spike rates are those of random weights, so Part B illustrates the structure of the two regimes, not
+#   a trained operating point.
 #
 # Every number below is printed by a cell; the last cell collects the headline findings.
 # `SNNSIM_NB_SIZE=full` runs more images and a longer T sweep.
@@ -42,8 +45,8 @@ import sys
 sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
 import matplotlib
 
-if "MPLBACKEND" not in os.environ:
-    matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")          # run as a script: write the PNGs, open no windows
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -202,6 +205,8 @@ plt.show()
 ARCHS_B = dict(ARCHS)
 ARCHS_B["evt45 fits"] = U.arch_variant(load_arch("evt45"), "evt45 fits", weights_kib=256, membrane_kib=128)
 nets_b = {name: U.load_net(name) for name in ("ms_resnet18_small", "trev_small")}
+print("parameters:", {name: f"{U.n_params(spec):,}" for name, (spec, _) in nets_b.items()},
+      f"(mnist_conv: {U.n_params(spec_a):,})")
 xb, yb = U.dataset("mnist", "test", N_B, nets_b["trev_small"][0].input_shape)
 rows_b, reports_b = [], {}
 for name, (spec, net) in nets_b.items():
@@ -312,7 +317,8 @@ for an in ("evt45", "evt45 per_neuron"):
     rT, r1 = row(tab_a, T=Tm, arch=an), row(tab_a, T=1, arch=an)
     top = max(U.GROUPS, key=lambda gname: rT[f"share {gname}"])
     findings.append(f"{an}, mnist_conv T={Tm}: membrane traffic is {rT['share membrane traffic']:.0%} of the energy "
-                    f"(state {rT['share membrane: state']:.0%}, per-synop RMW {rT['share membrane: per-synop RMW']:.0%}; "
+                    f"(state {rT['share membrane: state']:.0%}, "
+                    f"per-synop RMW {rT['share membrane: per-synop RMW']:.0%}; "
                     f"largest group: {top}, {rT[f'share {top}']:.0%}); at T=1 it is "
                     f"{r1['share membrane traffic']:.0%} (state {r1['share membrane: state']:.0%}).")
 for an in ("evt45", "evt45 per_neuron"):

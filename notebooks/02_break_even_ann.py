@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -44,8 +46,8 @@ import sys
 sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
 import matplotlib
 
-if "MPLBACKEND" not in os.environ:
-    matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")          # run as a script: write the PNGs, open no windows
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -234,7 +236,8 @@ for name in PRICINGS:
     floor = d[d.min_ratio > 1]
     findings.append(f"activity-independent floor, {name}: the least active point measured costs "
                     + ", ".join(f"{m:.3g}x" for m in d.min_ratio) + f" the ANN at T={', '.join(map(str, d['T']))}"
-                    + (f"; from T={int(floor['T'].min())} no spike rate in the sweep breaks even." if len(floor) else "."))
+                    + (f"; from T={int(floor['T'].min())} no spike rate in the sweep breaks even."
+                       if len(floor) else "."))
 findings.append(f"published: {DAMPFHOFFER_SPS[0]}-{DAMPFHOFFER_SPS[1]} spikes/synapse (Dampfhoffer), ~{DAVIDSON_SPS} "
                 f"(Davidson & Furber), spike rate < {YAN_RATE:.1%} at T={YAN_T} (Yan et al.).")
 print("\n".join(f"- {f}" for f in findings))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -27,7 +29,8 @@
 # AdamW update) on a batch of scikit-learn digits, and its **peak bytes held for the backward pass**
 # (`snnsim.train.memory.Ledger`: stored activations, membranes, traces or accumulations, plus the tensor in
 # flight; parameters, gradients and optimiser state are the same for every method and are left out), and its
-# wall time (fastest of the repeats: the machine is shared; single-threaded BLAS as the training code runs it). Networks:
+# wall time (fastest of the repeats: the machine is shared; single-threaded BLAS as the training code runs
+# it). Networks:
 #
 # * MLPs with 1..16 hidden LIF layers of 128 units, subtract reset, no batch norm (the networks BPTT, OTTT and
 #   SAF all accept; depth 1 is `networks/digits_mlp_soft.yaml`);
@@ -49,8 +52,8 @@ import time
 sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
 import matplotlib
 
-if "MPLBACKEND" not in os.environ:
-    matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")          # run as a script: write the PNGs, open no windows
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -158,7 +161,8 @@ for T in TS:
         for meth in ("bptt", "reversible"):
             rows.append(dict(family="T-RevSNN", depth=2, **measure(trev_tiny(T), meth, T, repeats=1)))
 t_sweep = pd.DataFrame(rows)
-print(t_sweep.drop(columns=["forward_ops", "peak_bytes"]).dropna().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+print(t_sweep.drop(columns=["forward_ops", "peak_bytes"]).dropna().to_string(
+    index=False, float_format=lambda v: f"{v:.4g}"))
 for (label, net), msg in unavailable.items():
     print(f"not measured: {label} on {net}*: {msg}")
 
@@ -173,7 +177,8 @@ for d in DEPTHS:
     for meth in ("bptt", "reversible"):
         rows.append(dict(family="RevSNN chain", depth=d, **measure(revchain(d), meth, T_DEPTH)))
 d_sweep = pd.DataFrame(rows)
-print(d_sweep.drop(columns=["forward_ops", "peak_bytes"]).dropna().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+print(d_sweep.drop(columns=["forward_ops", "peak_bytes"]).dropna().to_string(
+    index=False, float_format=lambda v: f"{v:.4g}"))
 
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(12, 8))
@@ -282,16 +287,19 @@ for fam, meths in (("MLP", ("bptt", "ottt-A", "saf-E")), ("RevSNN chain", ("bptt
     findings.append(f"{fam}, depth {min(DEPTHS)} -> {Dmax} at T={T_DEPTH}: peak memory grows " + ", ".join(parts))
 rb, rr = col(d_sweep, "RevSNN chain", "bptt", "depth"), col(d_sweep, "RevSNN chain", "reversible", "depth")
 if len(rr):
+    sb = col(d_sweep, "RevSNN chain", "bptt", "depth", "step_ms")
+    sr = col(d_sweep, "RevSNN chain", "reversible", "depth", "step_ms")
     findings.append(f"RevSNN chain at depth {Dmax}, T={T_DEPTH}: BPTT / reversible memory = {rb[Dmax] / rr[Dmax]:.2f}x "
                     f"(papers: 3.79x for RevSResNet37, 1.82x and 2.72x re-measured by ParaRevSNN); step time "
-                    f"reversible / BPTT = {col(d_sweep, 'RevSNN chain', 'reversible', 'depth', 'step_ms')[Dmax] / col(d_sweep, 'RevSNN chain', 'bptt', 'depth', 'step_ms')[Dmax]:.2f}x")
-    tr = col(t_sweep, "RevSNN chain", "reversible", "T")
+                    f"reversible / BPTT = {sr[Dmax] / sb[Dmax]:.2f}x")
+    tr, tb = col(t_sweep, "RevSNN chain", "reversible", "T"), col(t_sweep, "RevSNN chain", "bptt", "T")
     findings.append(f"RevSNN chain (depth {D_T}), T {min(TS)} -> {Tmax}: reversible training's memory grows "
                     f"{tr[Tmax] / tr[min(TS)]:.2f}x (it re-simulates one F or G block over all T steps), BPTT's "
-                    f"{col(t_sweep, 'RevSNN chain', 'bptt', 'T')[Tmax] / col(t_sweep, 'RevSNN chain', 'bptt', 'T')[min(TS)]:.2f}x")
+                    f"{tb[Tmax] / tb[min(TS)]:.2f}x")
 for _, r in saf_tab.iterrows():
     findings.append(f"{r.pair} at T=6: memory {r.memory_ratio:.2f}x (paper {r.paper_memory_ratio:.2f}x), time "
-                    f"{r.time_ratio:.2f}x (paper {r.paper_time_ratio:.2f}x); synaptic evaluations per step {r.fwd_evals}")
+                    f"{r.time_ratio:.2f}x (paper {r.paper_time_ratio:.2f}x); synaptic evaluations per step "
+                    f"{r.fwd_evals}")
 for (label, net), msg in unavailable.items():
     findings.append(f"not measured: {label} on {net}: {msg}")
 print("\n".join(f"- {f}" for f in findings))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -42,8 +44,8 @@ import sys
 sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
 import matplotlib
 
-if "MPLBACKEND" not in os.environ:
-    matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")          # run as a script: write the PNGs, open no windows
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -141,19 +143,20 @@ axes[0].set_ylabel(f"test accuracy ({N_EVAL} MNIST images)")
 axes[0].invert_xaxis()
 axes[0].legend(fontsize=8)
 axes[0].set_title("accuracy as T is reduced", fontsize=10)
-for an, style in zip(ARCHS, ("o--", "s-", "^-")):
+for an, color in zip(ARCHS, ("tab:grey", "tab:red", "tab:blue")):
     for label, d in both.groupby("weights", sort=False):
-        axes[1].plot(d["T"], d[f"E {an} (uJ)"], style, alpha=0.9 if label.startswith("IIR") else 0.5,
-                     label=f"{an}, {label.split(' ')[0]}")
+        iir_stage = label.startswith("IIR")
+        axes[1].plot(d["T"], d[f"E {an} (uJ)"], "o-" if iir_stage else "x:", color=color,
+                     label=f"{an}, {'IIR stages' if iir_stage else 'shipped weights'}")
 axes[1].set_yscale("log")
 axes[1].set_xlabel("T")
 axes[1].set_ylabel("energy per inference (uJ)")
 axes[1].invert_xaxis()
 axes[1].legend(fontsize=7)
 axes[1].set_title("energy per inference", fontsize=10)
-for an, style in zip(ARCHS, ("o--", "s-", "^-")):
+for an, color in zip(ARCHS, ("tab:grey", "tab:red", "tab:blue")):
     d = both[both.weights == "IIR stage"]
-    axes[2].plot(d["T"], d[f"ANN/SNN {an}"], style, label=an)
+    axes[2].plot(d["T"], d[f"ANN/SNN {an}"], "o-", color=color, label=an)
 axes[2].axhspan(*IIR_ENERGY_X, color="tab:green", alpha=0.2, label="IIR-SNN claim: 25-33x (proxy, VGG16)")
 axes[2].axhline(1, color="k", lw=0.8)
 axes[2].set_yscale("log")
@@ -187,18 +190,21 @@ findings = [
     f"shipped weights (trained at T=4), no retraining: accuracy {p5.accuracy:.3f} at T=5 -> {p1.accuracy:.3f} at T=1 "
     f"({N_EVAL} test images).",
     f"IIR schedule ({EPOCHS} epoch(s) per stage on {len(xtr)} images): accuracy {i5.accuracy:.3f} at T=5 -> "
-    f"{i1.accuracy:.3f} at T=1 (IIR-SNN's VGG16 at T=1: " + ", ".join(f"{k} {v:.2%}" for k, v in IIR_T1_ACC.items()) + ").",
-    "smallest layer firing rate at T=1 / T=5 (shipped weights): " + ", ".join(
+    f"{i1.accuracy:.3f} at T=1 (IIR-SNN's VGG16 at T=1: "
+    + ", ".join(f"{k} {v:.2%}" for k, v in IIR_T1_ACC.items()) + ").",
+    "layer firing rates at T=1 / T=5 (shipped weights): " + ", ".join(
         f"{k} {layer_rates[1][k]:.3f}/{layer_rates[5][k]:.3f}" for k in layer_rates[1]),
 ]
 for an in ARCHS:
     findings.append(f"{an}: energy per inference T=5 -> T=1 (IIR stages) {i5[f'E {an} (uJ)']:.3g} -> "
                     f"{i1[f'E {an} (uJ)']:.3g} uJ ({i5[f'E {an} (uJ)'] / i1[f'E {an} (uJ)']:.2f}x less); "
-                    f"E_ANN/E_SNN at T=1 {i1[f'ANN/SNN {an}']:.3g}x (IIR-SNN: {IIR_ENERGY_X[0]}-{IIR_ENERGY_X[1]}x, proxy, VGG16)")
+                    f"E_ANN/E_SNN at T=1 {i1[f'ANN/SNN {an}']:.3g}x "
+                    f"(IIR-SNN: {IIR_ENERGY_X[0]}-{IIR_ENERGY_X[1]}x, proxy, VGG16)")
 findings.append(f"latency on evt45: {i5['latency evt45 (us)']:.3g} us at T=5 -> {i1['latency evt45 (us)']:.3g} us at "
                 f"T=1 ({i5['latency evt45 (us)'] / i1['latency evt45 (us)']:.2f}x); membrane state held "
                 f"{i5['state (B)'] / 1024:.1f} KiB -> {i1['state (B)'] / 1024:.1f} KiB")
-findings.append(f"training: BPTT step {iir['train step (ms)'].iloc[0]:.0f} ms at T=5 -> {iir['train step (ms)'].iloc[-1]:.0f} ms "
+findings.append(f"training: BPTT step {iir['train step (ms)'].iloc[0]:.0f} ms at T=5 -> "
+                f"{iir['train step (ms)'].iloc[-1]:.0f} ms "
                 f"at T=1; peak held for backward {iir['peak held for backward (MiB)'].iloc[0]:.1f} -> "
                 f"{iir['peak held for backward (MiB)'].iloc[-1]:.1f} MiB per batch of 64")
 print("\n".join(f"- {f}" for f in findings))

@@ -111,15 +111,6 @@ def grouped(components: pd.Series) -> pd.Series:
     return pd.Series({g: float(sum(components.get(c, 0.0) for c in cs)) for g, cs in GROUPS.items()})
 
 
-def dram_split(report) -> dict:
-    """DRAM bytes per inference by what spilled: rows of layers with weights (weights and their input event
-    queue) and rows of stateful layers (membrane state written out and read back)."""
-    b = report.breakdown
-    lay = report.counts.layers.set_index("layer")
-    syn = b.layer.map(lay.synaptic).fillna(False).astype(bool)
-    return {"weights/events": float(b.dram_bytes[syn].sum()), "membrane": float(b.dram_bytes[~syn].sum())}
-
-
 # ----------------------------------------------------------------------------- a dense ANN of the same topology
 def ann_trace(trace):
     """The trace an ANN with the same topology would leave: every input of every layer dense and analog (MACs,
@@ -197,3 +188,15 @@ def arch_variant(arch, name: str, weights_kib: float | None = None, membrane_kib
         mem["membrane"] = Memory(int(membrane_kib * 1024), mem["membrane"].word_bits)
     out = replace(arch, name=name, memories=mem)
     return with_dataflow(out, **dataflow) if dataflow else out
+
+
+def n_params(spec) -> int:
+    """Trainable parameters: weights shared across T-RevSNN columns counted once, batch-norm running statistics
+    left out (as benchmarks/regimes.py counts them)."""
+    from snnsim.layers_extra import ExtConv2d
+    from snnsim.spec import walk
+
+    shared = {f"{layer.name}.{p}" for layer in walk(spec.layers)
+              if isinstance(layer, ExtConv2d) and getattr(layer, "shared_from", "") for p in layer.param_shapes()}
+    return sum(int(np.prod(s)) for k, s in spec.param_shapes().items()
+               if k not in shared and not k.endswith(("running_mean", "running_var", "num_batches_tracked")))

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph:Depre
 NOT_EXPRESSIBLE = {"mnist_conv": ("pool1", "max pooling"), "digits_mlp_soft": ("sn1", "subtract reset"),
                    "revs_resnet21": ("layer1.reversible_blocks.0", "no equivalent"),
                    "revs_resnet21_small": ("layer1.reversible_blocks.0", "no equivalent"),
-                   "trev_small": ("", ""), "trev_tiny224": ("", "")}
+                   "trev_small": ("", ""), "trev_tiny224": ("", ""), "mnist_revnet": ("rev1", "no equivalent")}
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -222,3 +222,11 @@ def test_cli_user_errors_are_one_line(tmp_path, args, msg):
     assert r.exit_code == 2
     assert msg in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_pad_input_for_cifar_shaped_networks():
+    x = np.ones((2, 1, 28, 28), np.float32)
+    y = L.pad_to_shape(x, (3, 32, 32))
+    assert y.shape == (2, 3, 32, 32) and y[:, :, 2:30, 2:30].min() == 1 and y.sum() == 2 * 3 * 28 * 28
+    with pytest.raises(InputError, match="--pad-input"):
+        L.pad_to_shape(x, (64,))

@@ -64,11 +64,13 @@ def _timesteps(text: str) -> tuple[int, ...]:
               help="Also checkpoint every N steps within an epoch.")
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint if it exists.")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training samples only.")
+@click.option("--pad-input", is_flag=True, help="Zero-pad images to the network's HxW and repeat a single channel "
+              "to its C (MNIST for a 3x32x32 network), as 'snnsim hw --pad-input'.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write per-epoch and per-stage results, and per-layer memory, as JSON.")
 def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_size, optimizer, lr, momentum,
           weight_decay, schedule, warmup_epochs, loss, label_smoothing, tet_lambda, surrogate, detach_reset,
-          augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, report_path):
+          augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, pad_input, report_path):
     """Train NETWORK (YAML) on DATASET and write the weights to --out."""
     from ..spec import load_spec
     from ..weights import load_weights
@@ -86,7 +88,7 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
                       batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum,
                       weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs, loss=loss,
                       label_smoothing=label_smoothing, tet_lambda=tet_lambda, surrogate=surrogate,
-                      detach_reset=detach_reset, seed=seed, augment=augment, limit=limit)
+                      detach_reset=detach_reset, seed=seed, augment=augment, limit=limit, pad_input=pad_input)
     params = dict(load_weights(spec, init_path)) if init_path else init_params(spec, seed)
     multi = len(Ts) > 1
     out = Path(out_path)
@@ -129,8 +131,10 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
                        f"step {s['step_time_s'] * 1e3:.0f} ms, peak held {fmt_bytes(s['peak_bytes'])}")
     mem = result.memory
     if mem.get("per_layer_peak"):
-        click.echo(f"bytes held for backward (largest step): peak {fmt_bytes(mem['peak_bytes'])}; per layer: " +
-                   ", ".join(f"{k} {fmt_bytes(v)}" for k, v in mem["per_layer_peak"].items()))
+        top = sorted(mem["per_layer_peak"].items(), key=lambda kv: -kv[1])
+        more = f", and {len(top) - 8} more layers (--report has all)" if len(top) > 8 else ""
+        click.echo(f"bytes held for backward (largest step): peak {fmt_bytes(mem['peak_bytes'])}; largest per layer: " +
+                   ", ".join(f"{k} {fmt_bytes(v)}" for k, v in top[:8]) + more)
     if report_path:
         rep = {"network": spec.name, "dataset": dataset, "config": cfg.resume_key(), "history": result.history,
                "stages": result.stages, "memory": mem}

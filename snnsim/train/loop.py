@@ -61,6 +61,7 @@ class TrainConfig:
     augment: int = 0                     # random shifts of up to this many pixels (image inputs)
     limit: int | None = None             # train on the first N training samples only
     eval_limit: int | None = None
+    pad_input: bool = False              # zero-pad images to the network's H x W, repeat one channel to its C
 
     def resume_key(self) -> dict:
         d = asdict(self)
@@ -88,6 +89,20 @@ def make_method(spec: NetworkSpec, cfg: TrainConfig):
         from .reversible import make_reversible
         return make_reversible(spec, ncfg)
     raise InputError(f"--method: unknown '{cfg.method}'; known: {', '.join(METHODS)}")
+
+
+def pad_to_shape(x: np.ndarray, shape) -> np.ndarray:
+    """Images [N, c, h, w] zero-padded centrally to the network's H x W and a single channel repeated to its C
+    (MNIST 1x28x28 -> 3x32x32 for a CIFAR-shaped network), as ``snnsim hw --pad-input`` does."""
+    if len(shape) != 3:
+        raise InputError(f"--pad-input: the network input {list(shape)} is not an image [C, H, W]")
+    C, H, W = shape
+    if x.ndim != 4 or x.shape[1] not in (1, C) or x.shape[2] > H or x.shape[3] > W:
+        raise InputError(f"--pad-input: samples of shape {list(x.shape[1:])} cannot be padded to {list(shape)} "
+                         f"(needs 1 or {C} channels and at most {H}x{W})")
+    top, left = (H - x.shape[2]) // 2, (W - x.shape[3]) // 2
+    x = np.pad(x, ((0, 0), (0, 0), (top, H - x.shape[2] - top), (left, W - x.shape[3] - left)))
+    return np.ascontiguousarray(np.repeat(x, C // x.shape[1], axis=1), dtype=np.float32)
 
 
 def shift_images(x: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
@@ -135,6 +150,8 @@ def train(spec: NetworkSpec, params: dict, cfg: TrainConfig, *, checkpoint: str 
         ds = load_dataset(cfg.dataset)
         xtr, ytr = ds.split("train")
         xte, yte = ds.split("test")
+        if cfg.pad_input:
+            xtr, xte = pad_to_shape(xtr, spec.input_shape), pad_to_shape(xte, spec.input_shape)
         xtr = fit_to_shape(xtr, spec.input_shape, f"dataset {cfg.dataset}")
         xte = fit_to_shape(xte, spec.input_shape, f"dataset {cfg.dataset}")
     else:

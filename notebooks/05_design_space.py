@@ -1,0 +1,338 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Design space: SRAM sizes, bit widths and dataflow for one trace
+#
+# **The question.** The seeds' energy claims are single points priced with one formula. An accelerator
+# designer picks buffer sizes, word widths, a dataflow and a core count; hw.md §0 argues that memory terms
+# decide the answer. So: over a grid of designs, what is the Pareto front of energy against latency for one
+# real trace, and which execution regime (multi-step, temporal-reversible, one-shot) wins where?
+#
+# **What we run.** The trace is `mnist_conv` with its trained weights at T = 4 (multi-step) on MNIST test
+# images, and its one-shot T = 1 run; for the regime comparison also `ms_resnet18_small` (multi-step, T = 4)
+# and `trev_small` (T-RevSNN, T = 4), both with **untrained seeded random weights** on the same images padded
+# to 3x32x32 (no trained T-RevSNN exists yet; see notebook 1). Every design is a variant of `evt45`
+# priced by `hwmodel.sweep` in one vectorised call per trace. Bit widths change the price only: the engine
+# computes in float32, so the accuracy of a quantised design is not modelled.
+
+# %%
+import os
+import sys
+from dataclasses import replace
+
+sys.path.insert(0, os.path.abspath("notebooks" if os.path.isdir("notebooks") else "."))
+import matplotlib
+
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")          # run as a script: write the PNGs, open no windows
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import nbutil as U
+from hwmodel import count, load_arch, sweep
+from hwmodel.arch import SramLaw
+from hwmodel.sweep import grid
+from snnsim.engine import accuracy, run
+
+pd.set_option("display.width", 200)
+N_A = U.pick(64, 500)
+N_B = U.pick(8, 32)
+EVT = load_arch("evt45")
+GRID = grid(weights_kib=[8, 16, 32, 64, 128, 256], membrane_kib=[2, 4, 8, 16, 32, 64], events_kib=[2, 8, 32],
+            bits_weight=[4, 8], bits_membrane=[8, 16, 32], per_synop=[0, 1], refetch=[0, 1])
+print(f"size={U.SIZE}: {N_A} images for mnist_conv, {N_B} for the CIFAR-shaped pair; {len(GRID)} designs")
+print("axes:", {c: sorted(GRID[c].unique().tolist()) for c in GRID.columns})
+print(f"fixed: {EVT.cores} cores x {EVT.pes_per_core} PEs at {EVT.clock_mhz:g} MHz, {EVT.mapping} mapping, "
+      f"static power {EVT.static_mw_per_core:g} mW/core; evt45 itself: weights/membrane/events "
+      + "/".join(f"{EVT.memories[m].size_bytes // 1024}" for m in ("weights", "membrane", "events"))
+      + f" KiB per core, {EVT.bits['weight']}-bit weights, {EVT.bits['membrane']}-bit membranes, "
+      f"membrane {EVT.dataflow['membrane']}, weights {EVT.dataflow['weights']}")
+
+# %% [markdown]
+# `per_synop = 1` is the event-driven dataflow (every synaptic op reads and writes its target potential),
+# `0` output-stationary; `refetch = 1` streams every weight from DRAM at every step a layer runs, `0` keeps
+# weights in the buffers (spilling to DRAM only what does not fit). Buffer sizes are per core; the SRAM access
+# energy grows with the buffer size (Lemaire 2022's law), so a bigger buffer is not free in energy, and it costs
+# area. The core count is held at evt45's: evt45 has no static power and the model no area, so more cores would
+# cost nothing and always win. On-chip SRAM (cores x the three buffers) is therefore reported as a third
+# objective, the area a design pays.
+
+# %%
+spec, net = U.load_net("mnist_conv")
+x, y = U.dataset("mnist", "test", N_A, spec.input_shape)
+traces, acc = {}, {}
+for T in (4, 1):
+    res = run(net, x, timesteps=T)
+    traces[f"mnist_conv T={T}"] = res.trace
+    acc[f"mnist_conv T={T}"] = accuracy(res, y)
+for name in ("ms_resnet18_small", "trev_small"):
+    s, n = U.load_net(name)
+    xb, _ = U.dataset("mnist", "test", N_B, s.input_shape)
+    traces[f"{name} T=4"] = run(n, xb, timesteps=4).trace
+counts = {k: count(t, EVT.dataflow["encoder"]) for k, t in traces.items()}
+sweeps = {k: sweep(c, EVT, GRID) for k, c in counts.items()}
+print("accuracy (mnist_conv):", {k: round(v, 4) for k, v in acc.items()})
+for k, s in sweeps.items():
+    print(f"{k:24s} feasible {s.feasible.mean():.0%}; energy {U.fmt(s.energy_pj.min(), 'pJ')} .. "
+          f"{U.fmt(s.energy_pj.max(), 'pJ')}; latency {U.fmt(s.latency_ns.min(), 'ns')} .. "
+          f"{U.fmt(s.latency_ns.max(), 'ns')}")
+
+
+# %% [markdown]
+# ## The Pareto front of energy against latency, `mnist_conv` at T = 4
+#
+# Two fronts: the designs no other design beats in both energy and latency, and the designs no other beats in
+# energy, latency and on-chip SRAM at once.
+
+# %%
+knobs = list(GRID.columns)
+
+
+def sram_kib(df):
+    return EVT.cores * (df.weights_kib + df.membrane_kib + df.events_kib)
+
+
+def pareto(df):
+    """Designs no other design beats in both energy and latency (ties kept once)."""
+    d = df[df.feasible].sort_values(["latency_ns", "energy_pj"])
+    best, keep = np.inf, []
+    for i, e in zip(d.index, d.energy_pj):
+        if e < best:
+            keep.append(i)
+            best = e
+    return df.loc[keep]
+
+
+def pareto3(df, cols=("energy_pj", "latency_ns", "sram_kib")):
+    """Designs not dominated in all of ``cols`` (smaller is better)."""
+    d = df[df.feasible]
+    v = d[list(cols)].to_numpy()
+    keep = [i for i, row in zip(d.index, v)
+            if not np.any(np.all(v <= row, axis=1) & np.any(v < row, axis=1))]
+    return df.loc[keep]
+
+
+for k in sweeps:
+    sweeps[k]["sram_kib"] = sram_kib(sweeps[k])
+main = sweeps["mnist_conv T=4"]
+front = pareto(main)
+front3 = pareto3(main)
+cols = knobs + ["sram_kib", "energy_pj", "latency_ns", "dram_bytes"]
+print(f"energy-latency front: {len(front)} design(s) of {len(main)}:")
+print(front[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+print(f"\nenergy-latency-SRAM front: {len(front3)} designs; knob values on it (count):")
+for k in knobs:
+    print(f"  {k}: {front3[k].value_counts().sort_index().to_dict()}")
+print(front3.sort_values("sram_kib")[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+# narrower words are always cheaper here (the accuracy they cost is not modelled): the best design per width
+by_bits = main.loc[main.groupby(["bits_weight", "bits_membrane"]).energy_pj.idxmin()]
+print("\nlowest-energy design per bit-width pair:")
+print(by_bits[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+# %%
+DATAFLOWS = {(1, 0): ("per_synop, stationary", "tab:red"), (0, 0): ("output-stationary, stationary", "tab:blue"),
+             (1, 1): ("per_synop, refetch", "tab:orange"), (0, 1): ("output-stationary, refetch", "tab:cyan")}
+fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+ax = axes[0]
+for (ps, rf), (label, color) in DATAFLOWS.items():
+    d = main[(main.per_synop == ps) & (main.refetch == rf)]
+    ax.scatter(d.latency_ns / 1e3, d.energy_pj / 1e6, s=5, alpha=0.3, color=color, label=label)
+ax.scatter(front3.latency_ns / 1e3, front3.energy_pj / 1e6, s=22, facecolors="none", edgecolors="k",
+           label="front in energy, latency, SRAM")
+ax.plot(front.latency_ns / 1e3, front.energy_pj / 1e6, "k*", ms=14, label="front in energy, latency")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("latency per inference (us)")
+ax.set_ylabel("energy per inference (uJ)")
+ax.set_title(f"mnist_conv (trained) T=4: {len(main)} evt45 variants", fontsize=10)
+ax.legend(fontsize=7)
+ax = axes[1]
+f3 = front3.sort_values("sram_kib")
+for (ps, rf), (label, color) in DATAFLOWS.items():
+    d = f3[(f3.per_synop == ps) & (f3.refetch == rf)]
+    if len(d):
+        ax.scatter(d.sram_kib, d.energy_pj / 1e6, s=18, color=color, label=label)
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel(f"on-chip SRAM, {EVT.cores} cores x (weights + membrane + events) (KiB)")
+ax.set_ylabel("energy per inference (uJ)")
+ax.set_title("the three-objective front: energy against SRAM", fontsize=10)
+ax.legend(fontsize=7)
+ax = axes[2]
+for key, color in (("mnist_conv T=4", "tab:red"), ("mnist_conv T=1", "tab:green")):
+    s = sweeps[key]
+    ax.scatter(s.latency_ns / 1e3, s.energy_pj / 1e6, s=4, alpha=0.15, color=color)
+    f = pareto3(s)
+    ax.scatter(f.latency_ns / 1e3, f.energy_pj / 1e6, s=16, facecolors="none", edgecolors=color,
+               label=f"{key.split()[1]} ({'one-shot' if key.endswith('1') else 'multi-step'}): 3-objective front")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("latency per inference (us)")
+ax.set_ylabel("energy per inference (uJ)")
+ax.set_title("multi-step T=4 vs one-shot T=1, same trained weights", fontsize=10)
+ax.legend(fontsize=7)
+fig.tight_layout()
+U.savefig(fig, "05_pareto_mnist_conv")
+plt.show()
+
+# %% [markdown]
+# ## Which regime wins where
+#
+# **Multi-step T = 4 against one-shot T = 1 (same trained weights).** The ratio of their energies over every
+# design, and where it is largest: a heat map of the median ratio over the membrane buffer size and the
+# membrane width (together they decide whether the carried membranes fit on chip), for each membrane dataflow.
+
+# %%
+ratio_ms = main.energy_pj / sweeps["mnist_conv T=1"].energy_pj
+lat_ms = main.latency_ns / sweeps["mnist_conv T=1"].latency_ns
+print(f"E(T=4)/E(T=1): min {ratio_ms.min():.3g}, median {ratio_ms.median():.3g}, max {ratio_ms.max():.3g}; "
+      f"one-shot cheaper in {np.mean(ratio_ms > 1):.0%} of the designs; latency ratio {lat_ms.min():.3g} .. "
+      f"{lat_ms.max():.3g}")
+main_r = main.assign(ratio=ratio_ms)
+worst = main_r.loc[ratio_ms.idxmax()]
+best = main_r.loc[ratio_ms.idxmin()]
+print("largest gap at:", {k: int(worst[k]) for k in knobs},
+      f"ratio {worst.ratio:.3g}, T=4 DRAM {worst.dram_bytes:.3g} B")
+print("smallest gap at:", {k: int(best[k]) for k in knobs}, f"ratio {best.ratio:.3g}")
+heat = main_r.pivot_table(index="membrane_kib", columns=["per_synop", "bits_membrane"], values="ratio",
+                          aggfunc="median")
+print(heat.to_string(float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
+# **Multi-step against temporal-reversible (untrained `ms_resnet18_small` vs `trev_small`, T = 4).** Over the
+# same designs, and along a second axis the design grid cannot reach: the cost of memory itself. Every SRAM and
+# DRAM energy of evt45 is scaled by a factor s (s = 0 is the arithmetic-only proxy world, s = 1 is evt45), with
+# the arithmetic of evt45 (8-bit MAC 0.3 pJ, accumulate 0.05 pJ) or the proxy's FP32 arithmetic (4.6 / 0.9 pJ).
+
+# %%
+r_pair = sweeps["ms_resnet18_small T=4"].energy_pj / sweeps["trev_small T=4"].energy_pj
+l_pair = sweeps["ms_resnet18_small T=4"].latency_ns / sweeps["trev_small T=4"].latency_ns
+print(f"E(multi-step)/E(T-RevSNN) over the design grid: min {r_pair.min():.3g}, median {r_pair.median():.3g}, "
+      f"max {r_pair.max():.3g}; T-RevSNN cheaper in {np.mean(r_pair > 1):.0%} of designs; latency ratio "
+      f"{l_pair.min():.3g} .. {l_pair.max():.3g}")
+
+SCALES = np.array([0.0, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
+ARITH = {"evt45 arithmetic (MAC 0.3, AC 0.05 pJ)": (EVT.energy["mac"], EVT.energy["ac"]),
+         "proxy arithmetic (MAC 4.6, AC 0.9 pJ)": (4.6, 0.9)}
+mem_rows = []
+for s in SCALES:
+    law = EVT.sram
+    arch_s = replace(EVT, sram=SramLaw("linear", law.per_bit * s, law.base * s, ref_bits=law.ref_bits))
+    for an, (emac, eac) in ARITH.items():
+        v = pd.DataFrame(dict(e_mac=[emac], e_ac=[eac], dram_pj_bit=[EVT.dram["pj_per_bit"] * s]))
+        e = {k: float(sweep(counts[k], arch_s, v).energy_pj.iloc[0])
+             for k in ("ms_resnet18_small T=4", "trev_small T=4", "mnist_conv T=4", "mnist_conv T=1")}
+        mem_rows.append(dict(scale=s, arithmetic=an, multi_over_trev=e["ms_resnet18_small T=4"] / e["trev_small T=4"],
+                             t4_over_t1=e["mnist_conv T=4"] / e["mnist_conv T=1"]))
+mem = pd.DataFrame(mem_rows)
+print(mem.pivot(index="scale", columns="arithmetic", values="multi_over_trev").to_string(
+    float_format=lambda v: f"{v:.3g}"))
+
+
+def flip(d):
+    """Smallest memory scale at which T-RevSNN becomes the cheaper one (log-interpolated), or None."""
+    xs, r = d.scale.to_numpy(), d.multi_over_trev.to_numpy()
+    for i in range(len(xs) - 1):
+        if (r[i] - 1) * (r[i + 1] - 1) <= 0 and r[i] != r[i + 1]:
+            a, b = max(xs[i], 1e-4), xs[i + 1]
+            f = (1 - r[i]) / (r[i + 1] - r[i])
+            return float(np.exp(np.log(a) + f * (np.log(b) - np.log(a))))
+    return None
+
+
+flips = {an: flip(mem[mem.arithmetic == an]) for an in ARITH}
+print("T-RevSNN becomes cheaper from memory scale:",
+      {k: (f"{v:.3g}" if v is not None else "never/always") for k, v in flips.items()})
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), gridspec_kw=dict(width_ratios=[1, 1.1, 1]))
+im = axes[0].imshow(np.log10(heat.to_numpy()), aspect="auto", cmap="viridis", origin="lower")
+axes[0].set_yticks(range(len(heat.index)), [f"{v:g}" for v in heat.index])
+axes[0].set_xticks(range(len(heat.columns)),
+                   [f"{'RMW' if ps else 'OS'}\n{b}-bit u" for ps, b in heat.columns], fontsize=7)
+axes[0].set_ylabel("membrane buffer per core (KiB)")
+for i in range(heat.shape[0]):
+    for j in range(heat.shape[1]):
+        axes[0].text(j, i, f"{heat.iat[i, j]:.3g}", ha="center", va="center", fontsize=6.5, color="w")
+axes[0].set_title("mnist_conv: median E(T=4)/E(T=1)\n(RMW = per_synop, OS = output-stationary)", fontsize=9)
+ax = axes[1]
+for key, color in (("ms_resnet18_small T=4", "tab:blue"), ("trev_small T=4", "tab:orange")):
+    s = sweeps[key]
+    ax.scatter(s.latency_ns / 1e3, s.energy_pj / 1e6, s=4, alpha=0.2, color=color, label=f"{key.split()[0]}: designs")
+    f = pareto(s)
+    ax.plot(f.latency_ns / 1e3, f.energy_pj / 1e6, "*", color=color, mec="k", ms=13,
+            label=f"{key.split()[0]}: energy-latency front")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("latency per inference (us)")
+ax.set_ylabel("energy per inference (uJ)")
+ax.set_title("multi-step vs T-RevSNN at T=4 (untrained weights)", fontsize=9)
+ax.legend(fontsize=8)
+ax = axes[2]
+for an, style in zip(ARITH, ("s-", "o--")):
+    d = mem[mem.arithmetic == an]
+    ax.plot(np.maximum(d.scale, 3e-4), d.multi_over_trev, style, label=f"MS/T-Rev, {an}")
+    ax.plot(np.maximum(d.scale, 3e-4), d.t4_over_t1, style, alpha=0.4, label=f"mnist T=4/T=1, {an}")
+ax.axhline(1, color="k", lw=0.8)
+ax.axvline(1, color="grey", lw=0.8, ls=":")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("memory energy scale s (SRAM and DRAM x s; leftmost point: s = 0)")
+ax.set_ylabel("energy ratio")
+ax.set_title("who wins as memory gets expensive", fontsize=9)
+ax.legend(fontsize=6.5)
+fig.tight_layout()
+U.savefig(fig, "05_regimes_design_space")
+plt.show()
+
+# %% [markdown]
+# ## Findings (computed above)
+
+# %%
+def knob_dict(r):
+    return {k: int(r[k]) for k in knobs}
+
+
+findings = [f"mnist_conv (trained) T=4 over {len(main)} evt45 designs ({EVT.cores} cores): energy "
+            f"{U.fmt(main.energy_pj.min(), 'pJ')} .. {U.fmt(main.energy_pj.max(), 'pJ')}, latency "
+            f"{U.fmt(main.latency_ns.min(), 'ns')} .. {U.fmt(main.latency_ns.max(), 'ns')}."]
+findings.append(f"energy-latency front: {len(front)} design(s): " + "; ".join(
+    f"{knob_dict(r)} ({r.sram_kib:g} KiB SRAM) {U.fmt(r.energy_pj, 'pJ')}, {U.fmt(r.latency_ns, 'ns')}"
+    for _, r in front.iterrows()))
+findings.append(f"energy-latency-SRAM front: {len(front3)} designs from {U.fmt(front3.sram_kib.min() * 1024, 'B')} to "
+                f"{U.fmt(front3.sram_kib.max() * 1024, 'B')} of SRAM; output-stationary in "
+                f"{np.mean(front3.per_synop == 0):.0%}, refetch in {np.mean(front3.refetch == 1):.0%} of them; "
+                f"the cheapest design with no DRAM traffic needs {main[main.dram_bytes == 0].sram_kib.min():g} KiB.")
+b_lo, b_hi = by_bits.energy_pj.min(), by_bits.energy_pj.max()
+findings.append(f"bit widths: the best design costs {U.fmt(b_lo, 'pJ')} with 4-bit weights / 8-bit membranes and "
+                f"{U.fmt(by_bits.set_index(['bits_weight', 'bits_membrane']).energy_pj.loc[(8, 16)], 'pJ')} with "
+                f"evt45's 8 / 16 bits ({U.fmt(b_hi, 'pJ')} at 8 / 32).")
+findings.append(f"one-shot (T=1) beats multi-step T=4 in {np.mean(ratio_ms > 1):.0%} of designs, by "
+                f"{ratio_ms.min():.3g}x to {ratio_ms.max():.3g}x (median {ratio_ms.median():.3g}x); accuracy "
+                f"{acc['mnist_conv T=1']:.3f} vs {acc['mnist_conv T=4']:.3f}; the gap is largest at "
+                f"{knob_dict(worst)}.")
+findings.append(f"T-RevSNN (trev_small) beats multi-step (ms_resnet18_small) at T=4 in {np.mean(r_pair > 1):.0%} of "
+                f"designs, by {r_pair.min():.3g}x to {r_pair.max():.3g}x (median {r_pair.median():.3g}x); latency "
+                f"{l_pair.min():.3g}x to {l_pair.max():.3g}x (untrained weights)")
+for an in ARITH:
+    d = mem[mem.arithmetic == an].set_index("scale").multi_over_trev
+    findings.append(f"{an}: E(multi-step)/E(T-RevSNN) = {d.iloc[0]:.3g} with free memory (s=0), {d.loc[1.0]:.3g} at "
+                    f"evt45's memory costs (s=1); T-RevSNN wins from s = "
+                    + (f"{flips[an]:.3g}" if flips[an] is not None
+                       else ("0 (always)" if d.iloc[0] > 1 else "never in range")))
+print("\n".join(f"- {f}" for f in findings))
+print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")
