@@ -142,28 +142,32 @@ class _BatchRun:
             y = np.add(a, b, dtype=np.float32)
             rec = self.records[f"{op.name}.add"]
             rec.computed[t] = True
-            rec.events_in[t] += K.count_nonzero(a) + K.count_nonzero(b)
+            (na, ba), (nb, bb) = input_stats(a), input_stats(b)
+            rec.events_in[t] += na + nb
             rec.events_out[t] += K.count_nonzero(y)
-            rec.binary_in[t] &= K.is_binary(a) and K.is_binary(b)
+            rec.binary_in[t] &= ba and bb
             return y
         rec = self.records[op.name]
         rec.computed[t] = True
+        if isinstance(op, NeuronOp):
+            out = np.empty_like(x)
+            h = np.empty_like(x)
+            v = self.state[op.name]
+            # always step ('li' layers have state too); the kernel also counts the input's events
+            n_spikes, nz, binary = neurons.step_stats(op.params, x, v, out, h)
+            rec.events_in[t] += nz
+            rec.binary_in[t] &= binary
+            rec.events_out[t] += n_spikes if op.layer.spiking else 0
+            rec.neuron_updates[t] += x.size
+            if op.name in self.probes:
+                self._probe(op.name, t, spikes=out, membrane=v, charge=h)
+            return out
         if op.synaptic:      # one pass: nonzeros, binary check and the per-position event map
             nz, binary = input_stats_map(x, rec.event_map[t])
         else:
             nz, binary = input_stats(x)
         rec.events_in[t] += nz
         rec.binary_in[t] &= binary
-        if isinstance(op, NeuronOp):
-            out = np.empty_like(x)
-            h = np.empty_like(x)
-            v = self.state[op.name]
-            n_spikes = neurons.step(op.params, x, v, out, h)    # always step: 'li' layers have state too
-            rec.events_out[t] += n_spikes if op.layer.spiking else 0
-            rec.neuron_updates[t] += x.size
-            if op.name in self.probes:
-                self._probe(op.name, t, spikes=out, membrane=v, charge=h)
-            return out
         if op.synaptic:
             form = self.form
             if form == "auto":

@@ -65,6 +65,56 @@ def neuron_params(layer: Neuron, w: np.ndarray | None = None) -> NeuronParams:
 
 
 @njit(cache=True)
+def _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, a, b):
+    """H for elements [a, b). One loop per mode so that each loop is branch-free and vectorises."""
+    if mode == 0:
+        for i in range(a, b):
+            h_out[i] = v[i] + x[i]
+    elif mode == 4:
+        if clip:
+            for i in range(a, b):
+                h_out[i] = min(max(x[i], lo), hi)
+        else:
+            for i in range(a, b):
+                h_out[i] = x[i]
+    elif mode == 2:
+        if decay_input:
+            for i in range(a, b):
+                h_out[i] = v[i] + (x[i] - (v[i] - v_r)) * factor
+        else:
+            for i in range(a, b):
+                h_out[i] = v[i] - (v[i] - v_r) * factor + x[i]
+    else:
+        if decay_input:
+            for i in range(a, b):
+                h_out[i] = v[i] + (x[i] - (v[i] - v_r)) / factor
+        else:
+            for i in range(a, b):
+                h_out[i] = v[i] - (v[i] - v_r) / factor + x[i]
+
+
+@njit(cache=True)
+def _fire(h, mode, threshold, hard, gt, v_r, out, v_out, a, b):
+    """Spikes, reset and output for elements [a, b); returns the spike count."""
+    count = 0
+    if mode == 3:                     # li: no spike, the output is H
+        for i in range(a, b):
+            out[i] = h[i]
+            v_out[i] = h[i]
+        return 0
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for i in range(a, b):
+        hi = h[i]
+        fire = hi > threshold if gt else hi >= threshold
+        out[i] = one if fire else zero
+        reset = v_r if hard else hi - threshold
+        v_out[i] = reset if fire else hi
+        count += 1 if fire else 0
+    return count
+
+
+@njit(cache=True)
 def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, out, v_out, h_out):
     """One timestep for a flat float32 array of neurons.
 
@@ -72,43 +122,39 @@ def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip,
     the new state to ``v_out`` (may alias ``v``) and the charged membrane H to ``h_out``.
     Returns the number of output spikes (0 for 'li').
     """
-    n = x.size
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    count = 0
-    for i in range(n):
-        vi = v[i]
+    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, 0, x.size)
+    return _fire(h_out, mode, threshold, hard, gt, v_r, out, v_out, 0, x.size)
+
+
+@njit(cache=True)
+def _input_stats(x, a, b):
+    nnz = 0
+    nonbinary = 0
+    for i in range(a, b):
         xi = x[i]
-        if mode == 0:
-            h = vi + xi
-        elif mode == 4:
-            h = xi
-            if clip:
-                h = min(max(h, lo), hi)
-        elif mode == 2:
-            if decay_input:
-                h = vi + (xi - (vi - v_r)) * factor
-            else:
-                h = vi - (vi - v_r) * factor + xi
-        else:
-            if decay_input:
-                h = vi + (xi - (vi - v_r)) / factor
-            else:
-                h = vi - (vi - v_r) / factor + xi
-        h_out[i] = h
-        if mode == 3:
-            out[i] = h
-            v_out[i] = h
-            continue
-        fire = h > threshold if gt else h >= threshold
-        if fire:
-            out[i] = one
-            count += 1
-            v_out[i] = v_r if hard else h - threshold
-        else:
-            out[i] = zero
-            v_out[i] = h
-    return count
+        nnz += 1 if xi != 0 else 0
+        nonbinary += 1 if (xi != 0 and xi != 1) else 0
+    return nnz, nonbinary
+
+
+@njit(cache=True)
+def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, out, v_out, h_out):
+    """``neuron_step`` plus the input's nonzero count and binary check, which the engine records (fused
+    here to save a pass over the input). Returns (spikes, nonzero inputs, binary).
+
+    One thread: the branch-free loops run at ~0.4 ns per neuron, and a two-thread split of them measured
+    several times slower (benchmarks in docs/performance.md)."""
+    nnz, nonbin = _input_stats(x, 0, x.size)
+    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, 0, x.size)
+    return _fire(h_out, mode, threshold, hard, gt, v_r, out, v_out, 0, x.size), nnz, nonbin == 0
+
+
+def step_stats(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h: np.ndarray):
+    """``step`` that also returns the input's nonzero count and whether it is binary: (spikes, nnz, binary)."""
+    if p.stateless:
+        v.fill(p.v_init)
+    return neuron_step_stats(x.reshape(-1), v.reshape(-1), p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
+                  p.hard, p.gt, p.clip, p.lo, p.hi, out.reshape(-1), v.reshape(-1), h.reshape(-1))
 
 
 def step(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h: np.ndarray) -> int:

@@ -12,14 +12,12 @@ def input_stats(x):
     """(nonzero count, all entries in {0, 1}) of an array of any shape."""
     flat = x.reshape(-1)
     nnz = 0
-    binary = True
-    for i in range(flat.size):
+    nonbinary = 0
+    for i in range(flat.size):      # branch-free so that LLVM vectorises it
         v = flat[i]
-        if v != 0:
-            nnz += 1
-            if v != 1:
-                binary = False
-    return nnz, binary
+        nnz += v != 0
+        nonbinary += (v != 0) & (v != 1)
+    return nnz, nonbinary == 0
 
 
 @njit(cache=True, fastmath=False)
@@ -30,14 +28,15 @@ def input_stats_map(x, em):
     emf = em.reshape(-1)
     n = flat.shape[1]
     nnz = 0
-    binary = True
+    nonbinary = 0
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
     for b in range(B):
         row = flat[b]
-        for i in range(n):
+        for i in range(n):          # branch-free so that LLVM vectorises it
             v = row[i]
-            if v != 0:
-                nnz += 1
-                emf[i] += 1.0
-                if v != 1:
-                    binary = False
-    return nnz, binary
+            nz = v != 0
+            emf[i] += one if nz else zero
+            nnz += nz
+            nonbinary += nz & (v != 1)
+    return nnz, nonbinary == 0
