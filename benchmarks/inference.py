@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from peer_models import BUILDERS, run_sj  # noqa: E402
+from peer_models import BUILDERS, lively_weights, run_sj  # noqa: E402
 
 from snnsim.data import load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
@@ -38,23 +38,6 @@ from snnsim.weights import check_weights  # noqa: E402
 
 T = 4
 torch.set_num_threads(2)
-
-
-def lively_weights(model, seed=0):
-    """The reference tests' weights: PyTorch init, BN statistics that make units fire often."""
-    torch.manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.05, 0.3)
-                m.weight.uniform_(0.8, 1.6)
-                m.bias.uniform_(0.0, 0.5)
-        elif isinstance(m, torch.nn.Linear):
-            with torch.no_grad():
-                m.weight.mul_(3.0)
-                m.bias.uniform_(0.6, 1.4)
-    return model.eval()
 
 
 def inputs(name, n):

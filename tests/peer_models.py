@@ -109,3 +109,23 @@ def run_sj(model, x: np.ndarray, T: int, record=()):
         h.remove()
     functional.reset_net(model)
     return out, spikes
+
+
+def lively_weights(model, seed=0):
+    """Seeded weights with lively activity for reference tests and benchmarks: PyTorch's default init,
+    batch-norm statistics and positive linear biases chosen so that every layer fires at moderate rates."""
+    import torch
+
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.05, 0.3)
+                m.weight.uniform_(0.8, 1.6)
+                m.bias.uniform_(0.0, 0.5)
+        elif isinstance(m, torch.nn.Linear):
+            with torch.no_grad():
+                m.weight.mul_(3.0)
+                m.bias.uniform_(0.6, 1.4)
+    return model.eval()

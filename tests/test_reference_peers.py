@@ -21,7 +21,7 @@ from snnsim.network import build_network  # noqa: E402
 from snnsim.spec import Neuron, parse_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 
-from peer_models import BUILDERS, load_into, run_sj  # noqa: E402
+from peer_models import BUILDERS, lively_weights, load_into, run_sj  # noqa: E402
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 T = 4
@@ -44,22 +44,6 @@ def _inputs(name, n=16):
         x = np.repeat(x, 3, axis=1)
     return np.ascontiguousarray(x, dtype=np.float32)
 
-
-def _trained_like_weights(model, seed):
-    """Seeded weights with lively activity: PyTorch init, BN statistics set so that units fire often."""
-    torch.manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.05, 0.3)
-                m.weight.uniform_(0.8, 1.6)
-                m.bias.uniform_(0.0, 0.5)
-        elif isinstance(m, torch.nn.Linear):
-            with torch.no_grad():
-                m.weight.mul_(3.0)
-                m.bias.uniform_(0.6, 1.4)
-    return model
 
 
 TIE = 1e-5   # |H - threshold| below this is a float32 round-off tie (H is O(1) here)
@@ -89,7 +73,7 @@ def compare_spikes(ours_probes, theirs, order, what):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 @pytest.mark.parametrize("v_reset", [0.0, None], ids=["hard", "soft"])
 def test_spikingjelly_parity(tmp_path, name, v_reset):
-    model = _trained_like_weights(BUILDERS[name](v_reset), seed=1)
+    model = lively_weights(BUILDERS[name](v_reset), seed=1)
     sd = model.state_dict()
     path = tmp_path / "w.npz"
     np.savez(path, **{k: v.detach().numpy() for k, v in sd.items()})   # the documented export recipe
@@ -115,7 +99,7 @@ def test_spikingjelly_parity(tmp_path, name, v_reset):
 def test_spikingjelly_parity_each_kernel_form(tmp_path, form):
     """Both kernel forms (not just the one 'auto' picks) reproduce SpikingJelly's spikes."""
     name = "mnist_conv"
-    model = _trained_like_weights(BUILDERS[name](0.0), seed=2)
+    model = lively_weights(BUILDERS[name](0.0), seed=2)
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     np.savez(tmp_path / "w.npz", **weights)
     spec = _spec(name, 0.0)
