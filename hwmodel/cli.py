@@ -13,6 +13,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from snnsim.data import pad_to_shape  # noqa: F401  (re-exported: notebooks and tests use it here)
 from snnsim.errors import InputError, SnnsimError
 
 from .arch import DATAFLOW, load_arch, presets, with_dataflow
@@ -72,23 +73,6 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64) -> dict:
         steps = 1 if reg == "oneshot" else T
         traces[reg] = run(net, x, timesteps=steps, batch_size=batch_size, regime=reg).trace
     return traces
-
-
-def pad_to_shape(x: np.ndarray, shape) -> np.ndarray:
-    """Images [N, c, h, w] (or [N, h, w]) zero-padded centrally to the network's H x W, and a single channel
-    repeated to its C: MNIST 1x28x28 -> 3x32x32 for a CIFAR-shaped network (--pad-input)."""
-    if len(shape) != 3:
-        raise InputError(f"--pad-input: the network input {list(shape)} is not an image [C, H, W]")
-    x = np.asarray(x, np.float32)
-    if x.ndim == 3:
-        x = x[:, None]
-    C, H, W = shape
-    if x.ndim != 4 or x.shape[1] not in (1, C) or x.shape[2] > H or x.shape[3] > W:
-        raise InputError(f"--pad-input: samples of shape {list(x.shape[1:])} cannot be padded to {list(shape)} "
-                         f"(needs 1 or {C} channels and at most {H}x{W})")
-    top, left = (H - x.shape[2]) // 2, (W - x.shape[3]) // 2
-    x = np.pad(x, ((0, 0), (0, 0), (top, H - x.shape[2] - top), (left, W - x.shape[3] - left)))
-    return np.repeat(x, C // x.shape[1], axis=1)
 
 
 def load_samples(spec, input_path, dataset, split, limit, pad: bool) -> np.ndarray:

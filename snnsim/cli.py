@@ -85,9 +85,9 @@ def _load(net_path, weights_path):
     return spec, build_network(spec, weights)
 
 
-def load_inputs(spec, input_path, labels_path, dataset, split, limit):
-    """The samples (and labels, if any) that a command runs on."""
-    from .data import fit_to_shape, load_dataset
+def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False):
+    """The samples (and labels, if any) that a command runs on (``pad``: the --pad-input option)."""
+    from .data import fit_to_shape, load_dataset, pad_to_shape
 
     if (input_path is None) == (dataset is None):
         raise InputError("give exactly one of --input X.npy or --dataset NAME")
@@ -105,6 +105,8 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit):
             except (OSError, ValueError) as e:
                 raise InputError(f"--labels {labels_path}: cannot read a .npy array ({e})") from None
     if spec.encoding.kind != "events":
+        if pad:
+            x = pad_to_shape(x, spec.input_shape)
         x = fit_to_shape(x, spec.input_shape, "--input" if input_path else f"dataset {dataset}")
         n = len(x)
     else:
@@ -129,6 +131,8 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit):
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
               help="Part of --dataset to run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples.")
+@click.option("--pad-input", is_flag=True, help="Zero-pad images to the network's H x W and repeat a single "
+              "channel to its C (MNIST 1x28x28 -> 3x32x32).")
 @click.option("--timesteps", "-T", help="Override the network's T; a list such as 5,4,3,2,1 runs the same weights "
               "at each T and prints accuracy and cost per T (T=1: one-shot, no state kept).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -139,13 +143,13 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit):
 @click.option("--output", type=click.Path(dir_okay=False), help="Save outputs [T, N, classes] and per-layer "
               "spike counts to this .npz.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Save the full trace (.npz).")
-def run(network, weights_path, input_path, labels_path, dataset, split, limit, timesteps, batch_size, form,
-        event_threshold, output, trace_path):
+def run(network, weights_path, input_path, labels_path, dataset, split, limit, pad_input, timesteps, batch_size,
+        form, event_threshold, output, trace_path):
     """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
     from .engine import accuracy, run as run_net, stats_rows
 
     spec, net = _load(network, weights_path)
-    x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit)
+    x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit, pad_input)
     n = x.shape[1] if spec.encoding.kind == "events" else len(x)
     Ts = _parse_timesteps(timesteps) or [spec.timesteps]
     if len(Ts) > 1:

@@ -95,3 +95,20 @@ def fit_to_shape(x: np.ndarray, shape: tuple[int, ...], what: str = "input") -> 
         return x.reshape((len(x),) + tuple(shape))
     raise InputError(f"{what}: samples of shape {list(x.shape[1:])} do not fit the network input "
                      f"{list(shape)}")
+
+
+def pad_to_shape(x: np.ndarray, shape) -> np.ndarray:
+    """Images [N, c, h, w] (or [N, h, w]) zero-padded centrally to the network's H x W, and a single channel
+    repeated to its C: MNIST 1x28x28 -> 3x32x32 for a CIFAR-shaped network (the CLIs' --pad-input)."""
+    if len(shape) != 3:
+        raise InputError(f"--pad-input: the network input {list(shape)} is not an image [C, H, W]")
+    x = np.asarray(x, np.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    C, H, W = shape
+    if x.ndim != 4 or x.shape[1] not in (1, C) or x.shape[2] > H or x.shape[3] > W:
+        raise InputError(f"--pad-input: samples of shape {list(x.shape[1:])} cannot be padded to {list(shape)} "
+                         f"(needs 1 or {C} channels and at most {H}x{W})")
+    top, left = (H - x.shape[2]) // 2, (W - x.shape[3]) // 2
+    x = np.pad(x, ((0, 0), (0, 0), (top, H - x.shape[2] - top), (left, W - x.shape[3] - left)))
+    return np.ascontiguousarray(np.repeat(x, C // x.shape[1], axis=1), dtype=np.float32)

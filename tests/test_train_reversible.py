@@ -89,12 +89,13 @@ def test_reversible_needs_reversible_blocks():
         make_reversible(spec, NeuronTrainCfg())
 
 
-def test_trevsnn_is_refused_with_one_line():
+def test_trevsnn_gets_the_column_reversible_method():
     from snnsim.spec import load_spec
 
     path = ROOT / "networks" / "trev_small.yaml"
     if not path.exists():
         pytest.skip("no T-RevSNN network shipped")
     spec = load_spec(path)
-    with pytest.raises(InputError, match="T-RevSNN|does not support"):
-        make_reversible(spec, NeuronTrainCfg())
+    from snnsim.train.trev import TRevReversible
+
+    assert isinstance(make_reversible(spec, NeuronTrainCfg()), TRevReversible)

@@ -1,5 +1,5 @@
-"""Training in NumPy/Numba (issue 5): BPTT with surrogate gradients, reversible RevSNN blocks, online OTTT/SAF,
-the IIR timestep schedule; the ``snnsim train`` command (``snnsim.train.cli.train``). See docs/training.md.
+"""Training in NumPy/Numba (issue 5): BPTT with surrogate gradients, reversible RevSNN blocks and T-RevSNN
+columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` command (``snnsim.train.cli.train``). See docs/training.md.
 
     surrogate.py  sigmoid / atan / triangle surrogates (SpikingJelly 2.0's), straight-through for Quant
     grads.py      Numba backward kernels: neurons (multi-step, the engine's neuron_step forward), conv, batch norm,
@@ -7,5 +7,6 @@ the IIR timestep schedule; the ``snnsim train`` command (``snnsim.train.cli.trai
     forward.py    the training graph: each layer's forward with storage and its backward
     memory.py     bytes held for the backward pass, per layer and at their peak
     bptt.py       backpropagation through time          reversible.py  RevSNN reversible backward
+    trev.py       T-RevSNN: BPTT over the columns and the column-by-column reversible backward (alpha grads)
     online.py     OTTT (A/O) and SAF (E/F)                losses.py, optim.py, checkpoint.py, loop.py, cli.py
 """

@@ -394,6 +394,121 @@ class NeuronNode(Node):
         return gx.reshape((lead,) + tuple(layer.in_shape))
 
 
+class StdConvNode(ConvNode):
+    """conv2d with weight standardisation (``scaled_std_conv2d``) and/or shared parameters (``shared_from``).
+
+    Forward: W_hat = gain * gamma * fan_in^-1/2 * (W - mean) / sqrt(var + eps) per output channel (the engine's
+    ``standardize_weight``), then the conv. Backward: the conv's gradient for W_hat, then through the
+    standardisation (u = (W - mean) / s, s = sqrt(var + eps), biased variance):
+        g_gain = sum_i g_What * c * u,   g_u = g_What * gain * c,   g_W = (g_u - mean(g_u) - u * mean(g_u * u)) / s
+    A shared module's keys are its original's (``shared_from``), so the gradients of all copies add up there.
+    """
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self.pname = layer.shared_from or layer.name
+        if layer.standardize:
+            self.trainable = self.trainable + ("gain",)
+
+    def key(self, p: str) -> str:
+        if p in ("weight", "bias", "gain"):
+            return f"{self.pname}.{p}"
+        return f"{self.name}.{p}"
+
+    def weight(self, ctx):
+        c = self.layer
+        w = ctx.params[self.key("weight")]
+        if not c.standardize:
+            return w
+        from ..layers_extra import standardize_weight
+        return standardize_weight(w, ctx.params[self.key("gain")], c.eps, c.gamma)
+
+    def forward(self, a, ctx):
+        c = self.layer
+        w = self.weight(ctx)
+        b = ctx.params[self.key("bias")] if c.bias else EMPTY
+        x = np.ascontiguousarray(a.x)
+        y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        if ctx.store:
+            ctx.save(self.name, x=pack(x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        c = self.layer
+        x = ctx.take(self.name)["x"]
+        g = np.ascontiguousarray(g)
+        gw, gx = G.conv2d_backward(x, self.weight(ctx), g, c.stride[0], c.stride[1], c.padding[0], c.padding[1],
+                                   c.groups, need_gx)
+        if c.standardize:
+            gw, ggain = std_weight_backward(ctx.params[self.key("weight")], ctx.params[self.key("gain")], gw,
+                                            c.eps, c.gamma)
+            ctx.add_grad(self.key("gain"), ggain)
+        ctx.add_grad(self.key("weight"), gw)
+        if c.bias:
+            ctx.add_grad(self.key("bias"), G.channel_sum(g.reshape(g.shape[0], g.shape[1], -1)))
+        return gx if need_gx else None
+
+
+def std_weight_backward(weight, gain, g_what, eps, gamma=1.0):
+    """Gradients of the raw weight and the gain from the gradient of the standardised weight (float64)."""
+    o = weight.shape[0]
+    w = weight.astype(np.float64).reshape(o, -1)
+    n = w.shape[1]
+    mean = w.mean(axis=1, keepdims=True)
+    s = np.sqrt(((w - mean) ** 2).mean(axis=1, keepdims=True) + eps)
+    u = (w - mean) / s
+    c = gamma * n ** -0.5
+    gwh = np.asarray(g_what, np.float64).reshape(o, -1)
+    ggain = (gwh * u).sum(axis=1) * c
+    gu = gwh * gain.astype(np.float64).reshape(o, 1) * c
+    gw = (gu - gu.mean(axis=1, keepdims=True) - u * (gu * u).mean(axis=1, keepdims=True)) / s
+    return gw.reshape(weight.shape).astype(np.float32), ggain.reshape(gain.shape).astype(np.float32)
+
+
+class UpsampleNode(Node):
+    """Nearest-neighbour upsampling by s; backward sums the gradient over each s x s block. Stores nothing."""
+
+    def forward(self, a, ctx):
+        y = K.upsample_nearest2d(np.ascontiguousarray(a.x), int(self.layer.scale_factor))
+        if ctx.store:
+            ctx.save(self.name)
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        ctx.take(self.name)
+        if not need_gx:
+            return None
+        s = int(self.layer.scale_factor)
+        N, C, H, W = g.shape
+        return g.reshape(N, C, H // s, s, W // s, s).sum(axis=(3, 5), dtype=np.float32)
+
+
+class LayerScaleNode(Node):
+    """y = x * gamma (per channel, weight key ``layer.weight_key`` [1, C, 1, 1]); stores the input."""
+
+    trainable = ("gamma",)
+
+    def key(self, p):
+        return self.layer.weight_key if p == "gamma" else f"{self.name}.{p}"
+
+    def _gamma(self, ctx):
+        shape = self.layer.in_shape
+        return ctx.params[self.key("gamma")].reshape((1, shape[0]) + (1,) * (len(shape) - 1))
+
+    def forward(self, a, ctx):
+        y = (a.x * self._gamma(ctx)[0]).astype(np.float32, copy=False)
+        if ctx.store:
+            ctx.save(self.name, x=pack(a.x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        x = ctx.take(self.name)["x"]
+        axes = (0,) + tuple(range(2, g.ndim))
+        gg = (g * x).sum(axis=axes, dtype=np.float32)
+        ctx.add_grad(self.key("gamma"), gg.reshape(np.shape(ctx.params[self.key("gamma")])))
+        return (g * self._gamma(ctx)[0]).astype(np.float32) if need_gx else None
+
+
 class ResidualNode(Node):
     def __init__(self, layer: Residual, body: list, shortcut: list):
         super().__init__(layer)
@@ -478,6 +593,8 @@ def build_nodes(layers, cfg_for) -> list:
     for layer in layers:
         if isinstance(layer, Linear):
             nodes.append(LinearNode(layer))
+        elif isinstance(layer, Conv2d) and (getattr(layer, "standardize", False) or getattr(layer, "shared_from", "")):
+            nodes.append(StdConvNode(layer))
         elif isinstance(layer, Conv2d):
             nodes.append(ConvNode(layer))
         elif isinstance(layer, BatchNorm):
@@ -494,13 +611,14 @@ def build_nodes(layers, cfg_for) -> list:
             nodes.append(NeuronNode(layer, cfg_for(layer.name)))
         elif isinstance(layer, Residual):
             nodes.append(ResidualNode(layer, build_nodes(layer.body, cfg_for), build_nodes(layer.shortcut, cfg_for)))
+        elif getattr(layer, "kind", "") == "upsample":
+            nodes.append(UpsampleNode(layer))
+        elif getattr(layer, "kind", "") == "layer_scale":
+            nodes.append(LayerScaleNode(layer))
         elif getattr(layer, "kind", "") == "reversible" and hasattr(layer, "f"):
             nodes.append(ReversibleNode(layer, build_nodes(layer.f, cfg_for), build_nodes(layer.g, cfg_for)))
         else:
             raise InputError(f"layer '{layer.name}': training does not support '{layer.kind}' layers yet")
-        if isinstance(layer, Conv2d) and (getattr(layer, "standardize", False) or getattr(layer, "shared_from", "")):
-            raise InputError(f"layer '{layer.name}': training does not support weight-standardised or shared "
-                             "convolutions (scaled_std_conv2d, T-RevSNN) yet")
     return nodes
 
 
@@ -516,7 +634,26 @@ def walk_nodes(nodes):
 
 
 def trainable_keys(nodes) -> list[str]:
-    return [n.key(p) for n in walk_nodes(nodes) for p in n.trainable]
+    """Every trainable parameter key once (a shared module's copies all name their original's keys)."""
+    return list(dict.fromkeys(n.key(p) for n in walk_nodes(nodes) for p in n.trainable))
+
+
+def shared_copies(nodes) -> dict[str, str]:
+    """{copy key: original key} for the parameters of shared modules (``shared_from``): the weight file holds both
+    keys, training updates the original only (the gradients of every copy are summed into it)."""
+    out = {}
+    for n in walk_nodes(nodes):
+        if isinstance(n, StdConvNode) and n.layer.shared_from:
+            for p in n.trainable:
+                out[f"{n.name}.{p}"] = n.key(p)
+    return out
+
+
+def sync_shared(params: dict, copies: dict[str, str]) -> None:
+    """Make every shared copy equal to its original again (after an update)."""
+    for k, orig in copies.items():
+        if k in params:
+            params[k] = params[orig].copy()
 
 
 def first_trainable(nodes) -> int:

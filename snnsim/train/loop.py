@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..data import pad_to_shape  # noqa: F401
 from ..data import fit_to_shape, load_dataset
 from ..errors import InputError, SnnsimError
 from ..spec import NetworkSpec
@@ -79,6 +80,10 @@ class TrainResult:
 
 def make_method(spec: NetworkSpec, cfg: TrainConfig):
     ncfg = NeuronTrainCfg(parse_surrogate(cfg.surrogate), cfg.detach_reset)
+    from ..trev import trev_layer
+    if trev_layer(spec) is not None and cfg.method in ("bptt", "reversible"):
+        from .trev import TRevBPTT, TRevReversible
+        return (TRevBPTT if cfg.method == "bptt" else TRevReversible)(spec, ncfg)
     if cfg.method == "bptt":
         from .bptt import BPTT
         return BPTT(spec, ncfg)
@@ -89,20 +94,6 @@ def make_method(spec: NetworkSpec, cfg: TrainConfig):
         from .reversible import make_reversible
         return make_reversible(spec, ncfg)
     raise InputError(f"--method: unknown '{cfg.method}'; known: {', '.join(METHODS)}")
-
-
-def pad_to_shape(x: np.ndarray, shape) -> np.ndarray:
-    """Images [N, c, h, w] zero-padded centrally to the network's H x W and a single channel repeated to its C
-    (MNIST 1x28x28 -> 3x32x32 for a CIFAR-shaped network), as ``snnsim hw --pad-input`` does."""
-    if len(shape) != 3:
-        raise InputError(f"--pad-input: the network input {list(shape)} is not an image [C, H, W]")
-    C, H, W = shape
-    if x.ndim != 4 or x.shape[1] not in (1, C) or x.shape[2] > H or x.shape[3] > W:
-        raise InputError(f"--pad-input: samples of shape {list(x.shape[1:])} cannot be padded to {list(shape)} "
-                         f"(needs 1 or {C} channels and at most {H}x{W})")
-    top, left = (H - x.shape[2]) // 2, (W - x.shape[3]) // 2
-    x = np.pad(x, ((0, 0), (0, 0), (top, H - x.shape[2] - top), (left, W - x.shape[3] - left)))
-    return np.ascontiguousarray(np.repeat(x, C // x.shape[1], axis=1), dtype=np.float32)
 
 
 def shift_images(x: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:

@@ -18,7 +18,7 @@ round-off of its threshold may spike differently in the re-simulation (rev.md C.
 neuron layer's spike count is compared with the forward's; a difference is reported as ``spike_mismatch`` in
 the step's memory report (the gradients of that step are then those of a slightly different spike pattern).
 
-T-RevSNN columns (``trevsnn`` layers) are not trained by this module yet.
+T-RevSNN columns (``trevsnn`` layers): ``snnsim.train.trev``.
 """
 
 from __future__ import annotations
@@ -132,6 +132,6 @@ class Reversible(BPTT):
 
 def make_reversible(spec, neuron_cfg):
     if any(getattr(layer, "kind", "") == "trevsnn" for layer in spec.layers):
-        raise InputError(f"--method reversible: network '{spec.name}' is a T-RevSNN; its reversible training "
-                         "(column inversion, alpha gradients) is not implemented yet; use --method bptt")
+        from .trev import TRevReversible
+        return TRevReversible(spec, neuron_cfg)
     return Reversible(spec, neuron_cfg)

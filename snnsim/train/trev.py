@@ -1,0 +1,290 @@
+"""Training T-RevSNN networks (``trevsnn`` layers; shared/research/rev.md A4-A8): BPTT over the columns and the
+reversible backward.
+
+Graph (``snnsim.trev``): the stem runs once on the image; column t = 0..T-1 runs levels l = 0..L-1:
+    z_l = down_l(c_{l-1}[t]) + up_l(c_{l+1}[t-1]),   o_l = B2(B1(z_l)),   c_l[t] = o_l + a_l^(t) * c_l[t-1]
+with a = clamp(alpha) = sign(alpha) * max(|alpha|, 1e-3); heads on c_{L-1}[t] after their columns. Every node
+inside a column is stateless (Quant neurons, convs, batch norm per column), so a column is an ordinary
+feed-forward graph on [B, ...] (the nodes run with T = 1); time is carried only by the c_l.
+
+Coupling backward (both methods), for delta_l = dLoss/dc_l[t]:
+    dLoss/dc_l[t-1] += a * delta_l,    dLoss/dalpha_l^(t) = sum_{B,H,W} delta_l * c_l[t-1] * [|alpha| >= 1e-3]
+(the clamp's gradient is 0 where it holds alpha at +-1e-3; column 0 has no c[t-1], so its alphas get 0.)
+
+``TRevBPTT`` stores every column's activations. ``TRevReversible`` (rev.md A6) stores nothing inside the
+columns; the backward walks the columns from the last, and within a column the levels from L-1 to 0,
+re-running one level at a time with storage and back-propagating it at once, so at any moment it holds one
+level's graph. The c_l[t-1] it needs (input of the up path of level l-1 and the alpha gradient) are either
+cached in the forward (``states='cache'``, default: T x L state tensors, exact, no 1/alpha amplification) or
+rebuilt by the inverse c_l[t-1] = (c_l[t] - o_l) / a from the recomputed o_l (``states='invert'``: only the
+last column's states are kept; float32 round-off is amplified by 1/|a| per column, rev.md C.3). The stem's
+tape (computed once) is stored as under BPTT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..spec import NetworkSpec
+from ..trev import ALPHA_MIN, clamp_alpha, trev_layer
+from .bptt import BPTT, StepOut
+from .forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, build_nodes, check_trainable, run_nodes,
+                      shared_copies, sync_shared, trainable_keys)
+from .memory import Ledger
+
+
+class StateNode(Node):
+    """The turned-on state c = o + clamp(alpha) * c_prev of one level in one column (its parameter only)."""
+
+    trainable = ("alpha",)
+
+    def key(self, p):
+        return self.layer.key if p == "alpha" else f"{self.name}.{p}"
+
+    def alpha(self, ctx):
+        a = ctx.params[self.layer.key]
+        return clamp_alpha(a).reshape(1, -1, 1, 1)
+
+    def couple(self, o, c_prev, ctx):
+        if c_prev is None:
+            return o
+        return np.add(o, c_prev * self.alpha(ctx), dtype=np.float32)
+
+    def back(self, delta, c_prev, ctx):
+        """Adds the alpha gradient; returns the gradient sent to c_prev."""
+        raw = ctx.params[self.layer.key]
+        live = (np.abs(raw) >= np.float32(ALPHA_MIN)).astype(np.float32)
+        ga = (delta * c_prev).sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32).reshape(raw.shape)
+        ctx.add_grad(self.layer.key, ga * live)
+        return (delta * self.alpha(ctx)).astype(np.float32)
+
+
+class TRevBPTT(BPTT):
+    name = "bptt"
+
+    def __init__(self, spec: NetworkSpec, neuron_cfg=None):
+        check_trainable(spec)
+        self.spec = spec
+        layer = trev_layer(spec)
+        if layer is None:
+            raise InputError(f"network '{spec.name}' has no 'trevsnn' layer")
+        self.layer = layer
+        default = neuron_cfg if isinstance(neuron_cfg, NeuronTrainCfg) else NeuronTrainCfg()
+        cfg_for = lambda name: default  # noqa: E731
+        self.stem = build_nodes(layer.stem, cfg_for)
+        self.cols = []
+        for col in layer.levels:
+            self.cols.append([(build_nodes(lv.down, cfg_for), build_nodes(lv.up, cfg_for),
+                               build_nodes(lv.blocks, cfg_for), StateNode(lv.state)) for lv in col])
+        self.heads = {t: build_nodes(h, cfg_for) for t, h in layer.head_layers}
+        self.nodes = list(self.stem)
+        for t, col in enumerate(self.cols):
+            for down, up, blocks, st in col:
+                self.nodes += down + up + blocks + [st]
+            self.nodes += self.heads.get(t, [])
+        self.trainable = trainable_keys(self.nodes)
+        self.copies = shared_copies(self.nodes)
+        self.first = 0
+
+    def head_cols(self, T: int) -> list[int]:
+        if not 1 <= T <= self.layer.columns:
+            raise InputError(f"timesteps: a T-RevSNN network has {self.layer.columns} columns; T={T} is not "
+                             f"between 1 and {self.layer.columns}")
+        if (T - 1) not in self.heads:
+            raise InputError(f"timesteps: T={T} ends at column {T - 1}, which has no head (heads after columns "
+                             f"{sorted(self.heads)})")
+        return [t for t in sorted(self.heads) if t < T]
+
+    # ------------------------------------------------------------------ one level
+    def _level(self, t, l, below, up_in, ctx):
+        down, up, blocks, _ = self.cols[t][l]
+        d = run_nodes(down, Act(below, False), ctx).x if down else below
+        if t > 0 and up:
+            z = np.add(run_nodes(up, Act(up_in, False), ctx).x, d, dtype=np.float32)
+        else:
+            z = d
+        return run_nodes(blocks, Act(z, False), ctx).x
+
+    def _level_back(self, t, l, gz_from_o, ctx):
+        """Back through blocks, up, down of level l (its tape must be on ctx): (g below, g up input)."""
+        down, up, blocks, _ = self.cols[t][l]
+        gz = back_nodes(blocks, gz_from_o, ctx, True)
+        gu = back_nodes(up, gz, ctx, True) if (t > 0 and up) else None
+        gd = back_nodes(down, gz, ctx, True) if down else gz
+        return gd, gu
+
+    # ------------------------------------------------------------------ forward
+    def forward_columns(self, params, img, T, ctx, keep_states):
+        """Stem, then columns 0..T-1. Returns (stem output, states[t][l], head outputs [H, B, classes])."""
+        L = len(self.cols[0])
+        xs = run_nodes(self.stem, Act(np.ascontiguousarray(img, np.float32), False), ctx).x
+        prev = [None] * L
+        states, outs = [], []
+        for t in range(T):
+            cur = []
+            for l in range(L):
+                below = xs if l == 0 else cur[l - 1]
+                o = self._level(t, l, below, prev[l + 1] if l + 1 < L else None, ctx)
+                cur.append(self.cols[t][l][3].couple(o, prev[l], ctx))
+            if t in self.heads:
+                outs.append(run_nodes(self.heads[t], Act(cur[-1], False), ctx).x)
+            states.append(cur)
+            if keep_states:
+                for l, c in enumerate(cur):
+                    ctx.ledger.hold(self.cols[t][l][3].name, "c", c)
+            prev = cur
+        return xs, states, np.stack(outs)
+
+    def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
+        hc = self.head_cols(T)
+        ctx = Ctx(1, len(x), params, grads, ledger, rng=rng, update_stats=update_stats, store=True)
+        xs, states, out = self.forward_columns(params, x, T, ctx, keep_states=True)
+        ctx.tape["__trev__"] = {"T": T, "states": states, "heads": hc, "xs": xs}
+        return out[:len(hc)], ctx
+
+    def forward(self, params, x, T, *, idx=None, store=True, update_stats=True, rng=None, ledger=None, grads=None,
+                probes=()):
+        ctx = Ctx(1, len(x), params, grads, ledger or Ledger(), rng=rng, update_stats=update_stats, store=store)
+        _, _, out = self.forward_columns(params, x, T, ctx, keep_states=False)
+        return out, ctx
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, g_out, ctx):
+        info = ctx.tape.pop("__trev__")
+        T, states, hc = info["T"], info["states"], info["heads"]
+        L = len(self.cols[0])
+        g_out = np.asarray(g_out, np.float32)
+        gnext = [None] * L            # dLoss/dc_l[t] coming from column t+1
+        gx = None
+        for t in range(T - 1, -1, -1):
+            g = list(gnext)
+            gprev = [None] * L
+            if t in hc:
+                gh = back_nodes(self.heads[t], np.ascontiguousarray(g_out[hc.index(t)]), ctx, True)
+                g[L - 1] = gh if g[L - 1] is None else g[L - 1] + gh
+            for l in range(L - 1, -1, -1):
+                st = self.cols[t][l][3]
+                delta = g[l] if g[l] is not None else np.zeros_like(states[t][l])
+                ctx.ledger.live(delta)
+                if t > 0:
+                    gp = st.back(delta, states[t - 1][l], ctx)
+                    gprev[l] = gp if gprev[l] is None else gprev[l] + gp
+                gd, gu = self._level_back(t, l, delta, ctx)
+                if gu is not None:
+                    gprev[l + 1] = gu if gprev[l + 1] is None else gprev[l + 1] + gu
+                if l > 0:
+                    g[l - 1] = gd if g[l - 1] is None else g[l - 1] + gd
+                else:
+                    gx = gd if gx is None else gx + gd
+            for l in range(L):
+                ctx.ledger.release(self.cols[t][l][3].name, "c")
+            gnext = gprev
+        back_nodes(self.stem, gx, ctx, False)
+        ctx.ledger.live()
+        return ctx.grads
+
+    # ------------------------------------------------------------------ step
+    def loss_and_grads(self, params, x, y, T, loss_fn, *, idx=None, rng=None, update_stats=True) -> StepOut:
+        sync_shared(params, self.copies)
+        return super().loss_and_grads(params, x, y, T, loss_fn, idx=idx, rng=rng, update_stats=update_stats)
+
+    def step(self, params, x, y, T, loss_fn, opt, lr, *, idx=None, rng=None) -> StepOut:
+        res = super().step(params, x, y, T, loss_fn, opt, lr, idx=idx, rng=rng)
+        sync_shared(params, self.copies)
+        return res
+
+
+class TRevReversible(TRevBPTT):
+    name = "reversible"
+
+    def __init__(self, spec, neuron_cfg=None, states: str = "cache"):
+        super().__init__(spec, neuron_cfg)
+        if states not in ("cache", "invert"):
+            raise ValueError("states: 'cache' or 'invert'")
+        self.states = states
+
+    def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
+        hc = self.head_cols(T)
+        ctx = Ctx(1, len(x), params, grads, ledger, rng=rng, update_stats=update_stats, store=True)
+        L = len(self.cols[0])
+        xs = run_nodes(self.stem, Act(np.ascontiguousarray(x, np.float32), False), ctx).x   # stem: stored
+        ctx.ledger.hold("stem", "output", xs)
+        ctx.store = False
+        prev = [None] * L
+        states, outs = [], []
+        for t in range(T):
+            cur = []
+            for l in range(L):
+                below = xs if l == 0 else cur[l - 1]
+                o = self._level(t, l, below, prev[l + 1] if l + 1 < L else None, ctx)
+                c = self.cols[t][l][3].couple(o, prev[l], ctx)
+                cur.append(c)
+                ctx.ledger.live(c)
+            if t in self.heads:
+                outs.append(run_nodes(self.heads[t], Act(cur[-1], False), ctx).x)
+            keep = self.states == "cache" or t == T - 1
+            states.append(cur if keep else [None] * L)
+            if keep:
+                for l, c in enumerate(cur):
+                    ctx.ledger.hold(self.cols[t][l][3].name, "c", c)
+            prev = cur
+        ctx.store = True
+        ctx.tape["__trev__"] = {"T": T, "states": states, "heads": hc, "xs": xs}
+        out = np.stack(outs)
+        return out[:len(hc)], ctx
+
+    def backward(self, g_out, ctx):
+        info = ctx.tape.pop("__trev__")
+        T, states, hc, xs = info["T"], info["states"], info["heads"], info["xs"]
+        L = len(self.cols[0])
+        g_out = np.asarray(g_out, np.float32)
+        update = ctx.update_stats
+        ctx.update_stats = False           # recomputed batch norm: batch statistics, no second running update
+        gnext = [None] * L
+        gx = None
+        cur = states[T - 1]
+        for t in range(T - 1, -1, -1):
+            g = list(gnext)
+            gprev = [None] * L
+            rebuilt = [None] * L           # c_l[t-1]
+            if t in hc:
+                run_nodes(self.heads[t], Act(cur[L - 1], False), ctx)
+                gh = back_nodes(self.heads[t], np.ascontiguousarray(g_out[hc.index(t)]), ctx, True)
+                g[L - 1] = gh if g[L - 1] is None else g[L - 1] + gh
+            for l in range(L - 1, -1, -1):
+                st = self.cols[t][l][3]
+                below = xs if l == 0 else cur[l - 1]
+                up_in = rebuilt[l + 1] if l + 1 < L else None
+                o = self._level(t, l, below, up_in, ctx)           # one level's graph, stored
+                if t > 0:
+                    if self.states == "cache":
+                        rebuilt[l] = states[t - 1][l]
+                    else:
+                        rebuilt[l] = (np.subtract(cur[l], o, dtype=np.float32) / st.alpha(ctx)).astype(np.float32)
+                        ctx.ledger.hold(st.name, "rebuilt", rebuilt[l])
+                del o
+                delta = g[l] if g[l] is not None else np.zeros_like(cur[l])
+                ctx.ledger.live(delta)
+                if t > 0:
+                    gp = st.back(delta, rebuilt[l], ctx)
+                    gprev[l] = gp if gprev[l] is None else gprev[l] + gp
+                gd, gu = self._level_back(t, l, delta, ctx)
+                if gu is not None:
+                    gprev[l + 1] = gu if gprev[l + 1] is None else gprev[l + 1] + gu
+                if l > 0:
+                    g[l - 1] = gd if g[l - 1] is None else g[l - 1] + gd
+                else:
+                    gx = gd if gx is None else gx + gd
+            for l in range(L):
+                ctx.ledger.release(self.cols[t][l][3].name)
+            cur = rebuilt
+            if t > 0 and self.states == "invert":
+                for l in range(L):
+                    ctx.ledger.hold(self.cols[t - 1][l][3].name, "c", cur[l])
+            gnext = gprev
+        ctx.update_stats = update
+        ctx.ledger.release("stem", "output")
+        back_nodes(self.stem, gx, ctx, False)
+        ctx.ledger.live()
+        return ctx.grads
