@@ -37,8 +37,8 @@
 # * chains of RevSNN reversible blocks (two halves of 4 channels, 8 at full size; LIF, 3x3 convs, after a conv
 #   stem) at 1..16 blocks,
 #   trained by BPTT and by reversible training (`--method reversible`);
-# * a tiny T-RevSNN: its training is probed, and the message is printed if the training code does not
-#   support it yet.
+# * a tiny T-RevSNN (two levels, one column per timestep) trained by BPTT over its columns and by reversible
+#   training (`--method reversible`: one column recomputed at a time, level states cached).
 #
 # The weights are PyTorch's default initialisation (memory does not depend on them); the numbers are bytes of
 # float32 arrays on this CPU implementation, so the ratios between methods, not the absolute sizes, are what
