@@ -13,7 +13,8 @@ backward pass against T and against depth.
 
 4. Reversible training of RevSNN blocks against BPTT on the same networks (conv + BN, N reversible blocks, LIF
    head; 1x12x12 MNIST crops): against T (4 blocks) and against the number of blocks (T=8).
-T-RevSNN reversible training is not implemented yet (see docs/training.md).
+5. T-RevSNN (a tiny two-level `trevsnn`, one column per timestep) trained by BPTT over its columns and by
+   reversible training (one column recomputed at a time, level states cached), T = 1, 2, 4, 8, 16.
 Writes benchmarks/results/training_step_time.csv, training_memory.csv and training_memory.png.
 """
 
@@ -145,6 +146,24 @@ def peak_bytes(spec, method, T, x, y):
                                                                      0.0).memory["peak_bytes"]
 
 
+def trev_spec(T: int):
+    """A tiny T-RevSNN for 8x8 digits with T columns (the same shape as notebook 03's)."""
+    return parse_spec({"name": f"trev{T}", "input_shape": [1, 8, 8], "timesteps": T, "encoding": "direct",
+                       "readout": {"reduce": "last"},
+                       "layers": [{"name": "trev", "type": "trevsnn", "columns": T, "channels": [8, 16],
+                                   "strides": [1, 2], "kernel_size": 3, "hidden_ratio": 2,
+                                   "stem": [{"kernel_size": 3, "stride": 1, "padding": 1}], "fusion": True,
+                                   "heads": 1, "classes": 10}]})
+
+
+def trev_peak_bytes(T, method, x, y):
+    from snnsim.train.loop import TrainConfig, make_method
+
+    spec = trev_spec(T)
+    m = make_method(spec, TrainConfig(method=method))
+    return m.loss_and_grads(init_params(spec, 0), x, y, T, make_loss("ce")).memory["peak_bytes"]
+
+
 def memory_table(quick):
     x, y = batch("digits_mlp", 64)
     rows = []
@@ -170,6 +189,10 @@ def memory_table(quick):
         for m in ("bptt", "reversible"):
             rows.append({"sweep": "depth", "network": spec.name, "depth": blocks, "T": 8, "method": m,
                          "peak_bytes": peak_bytes(spec, m, 8, xm, ym)})
+    for T in (1, 2, 4, 8, 16):
+        for m in ("bptt", "reversible"):
+            rows.append({"sweep": "T", "network": f"trev{T}", "depth": 2, "T": T, "method": m,
+                         "peak_bytes": trev_peak_bytes(T, m, x, y)})
     return pd.DataFrame(rows)
 
 
@@ -182,8 +205,9 @@ def plot(mem: pd.DataFrame, path: Path):
     for ax, sweep, xcol in ((axes[0], "T", "T"), (axes[1], "depth", "depth")):
         d = mem[mem.sweep == sweep]
         for (fam, m), g in d.groupby([d.network.str.rstrip("0123456789"), "method"]):
-            ls = "--" if fam.startswith("revnet") else "-"
-            label = f"{m} ({'RevSNN blocks' if fam.startswith('revnet') else 'LIF MLP'})"
+            ls = "--" if fam.startswith("revnet") else (":" if fam.startswith("trev") else "-")
+            kind = "RevSNN blocks" if fam.startswith("revnet") else ("T-RevSNN" if fam.startswith("trev") else "LIF MLP")
+            label = f"{m} ({kind})"
             ax.plot(g[xcol], g.peak_bytes / 2 ** 10, marker="o", linestyle=ls, label=label)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -199,12 +223,14 @@ def plot(mem: pd.DataFrame, path: Path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--memory-only", action="store_true", help="skip the step-time comparison")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    nets = ["digits_mlp", "mnist_conv"] if args.quick else ["digits_mlp", "mnist_conv", "cifar_sew_resnet"]
-    st = pd.DataFrame([step_time(n, reps=3 if args.quick else 9) for n in nets])
-    st.to_csv(RESULTS / "training_step_time.csv", index=False)
-    print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if not args.memory_only:
+        nets = ["digits_mlp", "mnist_conv"] if args.quick else ["digits_mlp", "mnist_conv", "cifar_sew_resnet"]
+        st = pd.DataFrame([step_time(n, reps=3 if args.quick else 9) for n in nets])
+        st.to_csv(RESULTS / "training_step_time.csv", index=False)
+        print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     mem = memory_table(args.quick)
     mem.to_csv(RESULTS / "training_memory.csv", index=False)
     for fam, d in mem.groupby(mem.network.str.rstrip("0123456789")):
@@ -215,7 +241,8 @@ def main():
         print(f"-- {fam}: peak bytes held for backward (batch 64)")
         print(piv.to_string(float_format=lambda v: f"{v:.4g}"))
     plot(mem, RESULTS / "training_memory.png")
-    print(f"wrote {RESULTS / 'training_step_time.csv'}, training_memory.csv, training_memory.png")
+    print(f"wrote {RESULTS}/training_memory.csv and training_memory.png"
+          + ("" if args.memory_only else ", training_step_time.csv"))
 
 
 if __name__ == "__main__":
