@@ -17,7 +17,7 @@ from . import kernels as K
 from .kernels.stats import input_stats, input_stats_map
 from . import neurons
 from .errors import InputError
-from .network import ConvOp, LinearOp, Network, NeuronOp, Op, ResidualOp, walk_ops
+from .network import ConvOp, LinearOp, Network, NeuronOp, Op, ResidualOp, kernel_form, walk_ops
 from .trace import LayerTrace, Trace
 
 FORMS = ("auto", "dense", "event")
@@ -88,11 +88,21 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     )
 
 
-def _add_record(op: ResidualOp, T: int) -> LayerTrace:
-    shape = tuple(op.layer.out_shape)
-    return LayerTrace(f"{op.name}.add", "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool),
+def add_record(name: str, shape, T: int) -> LayerTrace:
+    """The trace record of an elementwise sum (residual, reversible coupling, T-RevSNN fusion)."""
+    shape = tuple(shape)
+    return LayerTrace(name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool),
                       [""] * T, np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64),
                       np.zeros(T, np.int64))
+
+
+def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
+    """Record one timestep of y = a + b: both operands' events in, y's nonzeros out."""
+    (na, ba), (nb, bb) = input_stats(a), input_stats(b)
+    rec.computed[t] = True
+    rec.events_in[t] += na + nb
+    rec.events_out[t] += K.count_nonzero(y)
+    rec.binary_in[t] &= ba and bb
 
 
 # ----------------------------------------------------------------------------- one batch
@@ -119,7 +129,7 @@ class _BatchRun:
             if isinstance(op, ResidualOp):
                 self._init(op.body)
                 self._init(op.shortcut)
-                rec = _add_record(op, self.T)
+                rec = add_record(f"{op.name}.add", op.layer.out_shape, self.T)
             else:
                 rec = _record(op, self.T, self.T > 1)
                 if isinstance(op, NeuronOp):
@@ -140,12 +150,7 @@ class _BatchRun:
             a = self.run_ops(op.body, x, t)
             b = self.run_ops(op.shortcut, x, t) if op.shortcut else x
             y = np.add(a, b, dtype=np.float32)
-            rec = self.records[f"{op.name}.add"]
-            rec.computed[t] = True
-            (na, ba), (nb, bb) = input_stats(a), input_stats(b)
-            rec.events_in[t] += na + nb
-            rec.events_out[t] += K.count_nonzero(y)
-            rec.binary_in[t] &= ba and bb
+            note_add(self.records[f"{op.name}.add"], t, a, b, y)
             return y
         rec = self.records[op.name]
         rec.computed[t] = True
@@ -171,8 +176,7 @@ class _BatchRun:
         if op.synaptic:
             form = self.form
             if form == "auto":
-                threshold = op.__dict__.get("event_threshold", self.threshold)
-                form = "event" if nz < threshold * x.size else "dense"
+                form = kernel_form(op, nz, x.size, self.threshold)
             rec.form[t] = form
             y = op.forward(x, form)
         else:

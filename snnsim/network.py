@@ -181,6 +181,11 @@ def _fold(layer, weight, bias, bn: BatchNorm, w: dict):
 DEPTHWISE_EVENT_THRESHOLD = 0.02
 
 
+def kernel_form(op: Op, nonzero: int, size: int, threshold: float) -> str:
+    """'event' when the input's density is below the op's own threshold (depthwise convs) or the run's."""
+    return "event" if nonzero < op.__dict__.get("event_threshold", threshold) * size else "dense"
+
+
 def _synaptic_op(layer, weight, bias, folded=()):
     if isinstance(layer, Linear):
         return LinearOp(layer, folded, weight, bias, K.prepare_linear_event(weight))

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .kernels.stats import input_stats
+
 from .spec import Neuron
 
 MODE = {"if": 0, "lif": 1, "plif": 2, "li": 3, "threshold": 4}
@@ -127,26 +129,15 @@ def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip,
 
 
 @njit(cache=True)
-def _input_stats(x, a, b):
-    nnz = 0
-    nonbinary = 0
-    for i in range(a, b):
-        xi = x[i]
-        nnz += 1 if xi != 0 else 0
-        nonbinary += 1 if (xi != 0 and xi != 1) else 0
-    return nnz, nonbinary
-
-
-@njit(cache=True)
 def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, out, v_out, h_out):
-    """``neuron_step`` plus the input's nonzero count and binary check, which the engine records (fused
-    here to save a pass over the input). Returns (spikes, nonzero inputs, binary).
+    """``neuron_step`` plus the input's nonzero count and binary check, which the engine records (one kernel
+    call instead of two per neuron layer and timestep). Returns (spikes, nonzero inputs, binary).
 
     One thread: the branch-free loops run at ~0.4 ns per neuron, and a two-thread split of them measured
     several times slower (benchmarks in docs/performance.md)."""
-    nnz, nonbin = _input_stats(x, 0, x.size)
+    nnz, binary = input_stats(x)
     _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, 0, x.size)
-    return _fire(h_out, mode, threshold, hard, gt, v_r, out, v_out, 0, x.size), nnz, nonbin == 0
+    return _fire(h_out, mode, threshold, hard, gt, v_r, out, v_out, 0, x.size), nnz, binary
 
 
 def step_stats(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h: np.ndarray):

@@ -34,7 +34,8 @@ from . import neurons
 from .errors import SnnsimError
 from .network import (EMPTY, AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, Op, PoolOp, ReshapeOp,
                       ResidualOp, ScaleOp, sumpool2d)
-from .trace import LayerTrace
+from .engine import add_record, note_add
+from .network import kernel_form
 
 U = 2.0 ** -24          # unit round-off of float32 (round to nearest)
 SAFETY = 1.01           # bound inflation per op: covers the float32 evaluation of the bound itself
@@ -46,19 +47,6 @@ class SpikeFlipError(SnnsimError):
 
 
 # ----------------------------------------------------------------------------- the forward op
-def _add_trace(name: str, shape, T: int) -> LayerTrace:
-    shape = tuple(shape)
-    return LayerTrace(name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool), [""] * T,
-                      np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64))
-
-
-def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
-    rec.computed[t] = True
-    rec.events_in[t] += K.count_nonzero(a) + K.count_nonzero(b)
-    rec.events_out[t] += K.count_nonzero(y)
-    rec.binary_in[t] &= K.is_binary(a) and K.is_binary(b)
-
-
 def split(x: np.ndarray):
     c = x.shape[1] // 2
     return np.ascontiguousarray(x[:, :c]), np.ascontiguousarray(x[:, c:])
@@ -74,7 +62,7 @@ class ReversibleOp(Op):
 
     def trace_records(self, T: int):
         half = (self.layer.in_shape[0] // 2,) + tuple(self.layer.in_shape[1:])
-        return [_add_trace(f"{self.name}.add_f", half, T), _add_trace(f"{self.name}.add_g", half, T)]
+        return [add_record(f"{self.name}.add_f", half, T), add_record(f"{self.name}.add_g", half, T)]
 
     def run_step(self, br, x: np.ndarray, t: int) -> np.ndarray:
         x1, x2 = split(x)
@@ -154,8 +142,7 @@ class Sim:
     def _form(self, op: Op, x: np.ndarray) -> str:
         if self.form != "auto":
             return self.form
-        thr = op.__dict__.get("event_threshold", self.thr)     # the engine's rule, per-op thresholds included
-        return "event" if K.count_nonzero(x) < thr * x.size else "dense"
+        return kernel_form(op, K.count_nonzero(x), x.size, self.thr)       # the engine's rule
 
     def run_op(self, op: Op, x: np.ndarray, e, t: int):
         if isinstance(op, ResidualOp):

@@ -34,7 +34,8 @@ from . import kernels as K
 from .errors import InputError, SnnsimError, SpecError
 from .layers_extra import ExtConv2d, LayerScale, Upsample, quant_neuron
 from .network import Op
-from .reversible import FLOOR, SAFETY, U, Risk, Sim, SpikeFlipError, _add_bound, note_add
+from .engine import note_add
+from .reversible import FLOOR, SAFETY, U, Risk, Sim, SpikeFlipError, _add_bound
 from .spec import BatchNorm, Conv2d, Flatten, Layer, Pool2d, Residual, Shape, _conv_out
 from .trace import LayerTrace, Trace
 

@@ -106,6 +106,22 @@ class TRevBPTT(BPTT):
             z = d
         return run_nodes(blocks, Act(z, False), ctx).x
 
+    def _route_back(self, t, l, st, delta, c_prev, g, gprev, gx, ctx):
+        """Back through level l of column t given delta = dLoss/dc_l[t]: the alpha coupling sends its part to
+        c_l[t-1] (gprev[l]), the level's top-down input to c_{l+1}[t-1] (gprev[l+1]) and its bottom-up input to
+        c_{l-1}[t] (g[l-1]) or, at level 0, to the stem output. Returns the stem gradient so far."""
+        ctx.ledger.live(delta)
+        if t > 0:
+            gp = st.back(delta, c_prev, ctx)
+            gprev[l] = gp if gprev[l] is None else gprev[l] + gp
+        gd, gu = self._level_back(t, l, delta, ctx)
+        if gu is not None:
+            gprev[l + 1] = gu if gprev[l + 1] is None else gprev[l + 1] + gu
+        if l > 0:
+            g[l - 1] = gd if g[l - 1] is None else g[l - 1] + gd
+            return gx
+        return gd if gx is None else gx + gd
+
     def _level_back(self, t, l, gz_from_o, ctx):
         """Back through blocks, up, down of level l (its tape must be on ctx): (g below, g up input)."""
         down, up, blocks, _ = self.cols[t][l]
@@ -166,17 +182,7 @@ class TRevBPTT(BPTT):
             for l in range(L - 1, -1, -1):
                 st = self.cols[t][l][3]
                 delta = g[l] if g[l] is not None else np.zeros_like(states[t][l])
-                ctx.ledger.live(delta)
-                if t > 0:
-                    gp = st.back(delta, states[t - 1][l], ctx)
-                    gprev[l] = gp if gprev[l] is None else gprev[l] + gp
-                gd, gu = self._level_back(t, l, delta, ctx)
-                if gu is not None:
-                    gprev[l + 1] = gu if gprev[l + 1] is None else gprev[l + 1] + gu
-                if l > 0:
-                    g[l - 1] = gd if g[l - 1] is None else g[l - 1] + gd
-                else:
-                    gx = gd if gx is None else gx + gd
+                gx = self._route_back(t, l, st, delta, states[t - 1][l] if t > 0 else None, g, gprev, gx, ctx)
             for l in range(L):
                 ctx.ledger.release(self.cols[t][l][3].name, "c")
             gnext = gprev
@@ -265,17 +271,7 @@ class TRevReversible(TRevBPTT):
                         ctx.ledger.hold(st.name, "rebuilt", rebuilt[l])
                 del o
                 delta = g[l] if g[l] is not None else np.zeros_like(cur[l])
-                ctx.ledger.live(delta)
-                if t > 0:
-                    gp = st.back(delta, rebuilt[l], ctx)
-                    gprev[l] = gp if gprev[l] is None else gprev[l] + gp
-                gd, gu = self._level_back(t, l, delta, ctx)
-                if gu is not None:
-                    gprev[l + 1] = gu if gprev[l + 1] is None else gprev[l + 1] + gu
-                if l > 0:
-                    g[l - 1] = gd if g[l - 1] is None else g[l - 1] + gd
-                else:
-                    gx = gd if gx is None else gx + gd
+                gx = self._route_back(t, l, st, delta, rebuilt[l] if t > 0 else None, g, gprev, gx, ctx)
             for l in range(L):
                 ctx.ledger.release(self.cols[t][l][3].name)
             cur = rebuilt
