@@ -1,6 +1,15 @@
 """snnsim: a Numba discrete-time spiking neural network simulator.
 
 Data flows one way: spec (YAML) -> network (spec + weights) -> engine -> trace -> hwmodel -> report.
+
+The public API (docs/api.md)::
+
+    import snnsim
+    model = snnsim.load("networks/digits_mlp.yaml", "networks/digits_mlp.npz")
+    result = model.run(x, probes=["sn1"])          # NumPy arrays or torch tensors
+    result.spikes("sn1"), result.table(), model.price(result, "evt45")
+
+Names are imported on first use, so ``import snnsim`` (and the command line) stays fast.
 """
 
 import os
@@ -12,3 +21,30 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "load": "api", "Model": "api", "as_array": "api", "load_network": "api", "import_nir": "api",
+    "layer_table": "spec",
+    "RunResult": "engine", "Trace": "trace", "LayerTrace": "trace",
+    "NetworkSpec": "spec", "load_spec": "spec", "parse_spec": "spec",
+    "load_dataset": "data",
+    "SnnsimError": "errors", "SpecError": "errors", "WeightError": "errors", "InputError": "errors",
+    "TrainConfig": "train.loop",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'snnsim' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -236,18 +236,10 @@ def info(network):
     """Print NETWORK's layers: output shapes, parameter counts, state size."""
     import pandas as pd
 
-    from .spec import Residual, load_spec
+    from .spec import layer_table, load_spec
 
     spec = load_spec(network)
-    rows = []
-    for layer in spec.all_layers():
-        params = (layer.own_params() if hasattr(layer, "own_params")     # shared modules count once
-                  else sum(int(np.prod(s)) for s in layer.param_shapes().values()))
-        state = (layer.state_words if hasattr(layer, "state_words")        # T-RevSNN: the c_l of every level
-                 else int(np.prod(layer.out_shape)) if layer.stateful and not isinstance(layer, Residual) else 0)
-        kind = getattr(layer, "neuron", layer.kind)
-        rows.append(dict(layer=layer.name, type=kind, output="x".join(map(str, layer.out_shape)),
-                         params=params, state=state))
+    rows = layer_table(spec)
     df = pd.DataFrame(rows)
     click.echo(f"network {spec.name}: input {list(spec.input_shape)}, T={spec.timesteps}, "
                f"encoding {spec.encoding.kind}, readout {spec.readout.reduce} of {spec.readout.source}")

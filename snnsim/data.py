@@ -63,6 +63,8 @@ def _cached(key: str, loader):
 
 
 def load_dataset(name: str) -> Dataset:
+    """A shipped dataset ('digits' or 'mnist') with its fixed train/test split: ``load_dataset(name).split(part)``
+    gives ``(x, y)`` for part 'train', 'test' or 'all'."""
     if name == "digits":
         try:
             from sklearn.datasets import load_digits

@@ -30,7 +30,30 @@ class RunResult:
     trace: Trace
 
     def predictions(self) -> np.ndarray:
+        """The class of each sample: the argmax of its readout."""
         return self.readout.reshape(len(self.readout), -1).argmax(axis=1)
+
+    def spikes(self, layer: str) -> np.ndarray:
+        """A probed layer's output per timestep, ``[T, N, *shape]`` (the spikes of a neuron layer)."""
+        rec = self._probe(layer)
+        return rec["spikes"] if "spikes" in rec else rec["output"]
+
+    def membrane(self, layer: str) -> np.ndarray:
+        """A probed neuron layer's membrane potential after each step, ``[T, N, *shape]``."""
+        rec = self._probe(layer)
+        if "membrane" not in rec:
+            raise InputError(f"probe: layer {layer!r} is not a neuron layer; it has no membrane")
+        return rec["membrane"]
+
+    def table(self):
+        """Per-layer summary of the run (pandas DataFrame): firing rates, events in and out, synaptic ops."""
+        return stats_table(self.trace)
+
+    def _probe(self, layer: str) -> dict:
+        if layer not in self.trace.probes:
+            probed = ", ".join(sorted(self.trace.probes)) or "none"
+            raise InputError(f"probe: layer {layer!r} was not probed; run with probes=[{layer!r}] (probed: {probed})")
+        return self.trace.probes[layer]
 
 
 # ----------------------------------------------------------------------------- static trace records

@@ -519,3 +519,16 @@ def load_spec(path: str | Path) -> NetworkSpec:
 
 def with_timesteps(spec: NetworkSpec, timesteps: int) -> NetworkSpec:
     return replace(spec, timesteps=timesteps)
+
+
+def layer_table(spec: NetworkSpec) -> list[dict]:
+    """Rows of ``snnsim info``: layer, type, output shape, parameters (shared modules once), state words."""
+    rows = []
+    for layer in spec.all_layers():
+        params = (layer.own_params() if hasattr(layer, "own_params")     # shared modules count once
+                  else sum(math.prod(s) for s in layer.param_shapes().values()))
+        state = (layer.state_words if hasattr(layer, "state_words")        # T-RevSNN: the c_l of every level
+                 else math.prod(layer.out_shape) if layer.stateful and not isinstance(layer, Residual) else 0)
+        rows.append(dict(layer=layer.name, type=getattr(layer, "neuron", layer.kind),
+                         output="x".join(map(str, layer.out_shape)), params=params, state=state))
+    return rows

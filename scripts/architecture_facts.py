@@ -1,0 +1,109 @@
+"""Print grep-level facts about the package's shape: import cycles, and how many modules name each layer kind.
+
+    python scripts/architecture_facts.py [--json]
+
+A layer kind is "named" by a module when the module contains its YAML type as a quoted string ("conv2d") or
+the name of its spec record class as a word (Conv2d). The aim (docs/api.md, the registry) is that a kind is
+named by its own module and the registry only, and that the import graph has no cycles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("snnsim", "hwmodel")
+
+
+def import_cycles() -> list[list[str]]:
+    """Strongly connected components (more than one module) of the packages' import graph."""
+    import grimp
+
+    sys.path.insert(0, str(ROOT))
+    graph = grimp.build_graph(*PACKAGES)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(v: str) -> None:      # Tarjan's algorithm, iterative over each node's successors
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.find_modules_directly_imported_by(v)):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    sys.setrecursionlimit(10_000)
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def layer_kinds() -> dict[str, list[str]]:
+    """YAML type -> the names that identify it in code (the type string and the spec record class)."""
+    sys.path.insert(0, str(ROOT))
+    import importlib
+    import pkgutil
+
+    import snnsim
+    from snnsim import spec
+
+    for info in pkgutil.walk_packages(snnsim.__path__, "snnsim."):   # every module, so every kind is defined
+        if not info.name.endswith(("cli", "__main__")):
+            importlib.import_module(info.name)
+    kinds: dict[str, list[str]] = {}
+    todo = list(spec.Layer.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        kinds.setdefault(cls.kind, []).append(cls.__name__)
+    return kinds
+
+
+def modules_naming(kinds: dict[str, list[str]]) -> dict[str, list[str]]:
+    files = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+    texts = {str(p.relative_to(ROOT)): p.read_text() for p in files}
+    out = {}
+    for kind, classes in kinds.items():
+        pattern = re.compile("|".join([rf"['\"]{re.escape(kind)}['\"]"] + [rf"\b{c}\b" for c in classes]))
+        out[kind] = [name for name, text in texts.items() if pattern.search(text)]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print the facts as JSON")
+    args = ap.parse_args()
+    cycles = import_cycles()
+    naming = modules_naming(layer_kinds())
+    if args.json:
+        print(json.dumps({"import_cycles": cycles, "modules_naming_kind": naming}, indent=1))
+        return
+    print(f"import cycles: {len(cycles)}" + "".join(f"\n  {len(c)} modules: {', '.join(c)}" for c in cycles))
+    print("modules naming each layer kind:")
+    for kind, modules in sorted(naming.items(), key=lambda kv: -len(kv[1])):
+        print(f"  {kind:12s} {len(modules):2d}  {', '.join(modules)}")
+
+
+if __name__ == "__main__":
+    main()
