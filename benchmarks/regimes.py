@@ -1,4 +1,4 @@
-"""Execution regimes benchmark (issue 4): the small T-RevSNN, the RevSResNet-21-shaped network and a standard
+"""Execution regimes benchmark: the small T-RevSNN, the RevSResNet-21-shaped network and a standard
 multi-timestep spiking ResNet of similar size (MS-ResNet-18 at quarter width), at T = 1, 2, 4, 8.
 
 Per network and T: inference time per image (2 threads, after warm-up, median of repeats), and the trace totals
@@ -151,7 +151,7 @@ def reconstruction_table() -> pd.DataFrame:
             rows.append(dict(kind="RevSNN chain", depth=D, T=T, max_err=float(np.abs(inv.x - ins[0]).max()) / scale,
                              max_bound=float(inv.bound.max()) / scale, flagged=inv.at_risk, fallback=inv.fallback))
     # T-RevSNN: c[T-1] of the 8-column small network, inverted column by column back to c[0] (chained, the
-    # 1/alpha amplification of rev.md C.3), and column by column from the stored c[t] (the official scheme).
+    # 1/alpha amplification, docs/papers.md), and column by column from the stored c[t] (the official scheme).
     spec = trev_spec(8)
     net = build_network(spec, check_weights(spec, random_weights(spec, 0)))
     img = np.random.default_rng(2).random((8, 3, 32, 32)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Layer kinds added for the reversible execution regimes (issue 4), outside the core spec module.
+"""Layer kinds of the reversible execution regimes (RevSNN blocks, T-RevSNN networks), outside the core spec module.
 
 YAML types parsed here (hooked into ``snnsim.spec`` and ``snnsim.network``):
 

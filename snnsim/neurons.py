@@ -1,6 +1,6 @@
 """Neuron maths: one pure Numba step per timestep, state in, state out.
 
-The expression order follows SpikingJelly 2.0's CPU kernels exactly (shared/research/peers.md §3.1), all
+The expression order follows SpikingJelly 2.0's CPU kernels exactly (docs/neurons.md, SpikingJelly 2.0 LIF), all
 in float32 with ``fastmath=False``, so spikes and membranes can match bit for bit:
 
     lif   H = v + (x - (v - v_r)) / tau          (decay_input)   H = v - (v - v_r) / tau + x   (otherwise)

@@ -1,4 +1,4 @@
-"""RevSNN reversible blocks (Zhang & Zhang, AAAI 2024; shared/research/rev.md Part B) and the bounded
+"""RevSNN reversible blocks (Zhang & Zhang, AAAI 2024; docs/papers.md, RevSNN) and the bounded
 re-simulation that every inverse in snnsim uses (this module and ``snnsim.trev``).
 
 Forward, per timestep t (the engine's time loop; F and G keep their neuron state across timesteps):
@@ -9,7 +9,7 @@ Inverse, given the block's outputs y[0..T-1] (``invert_block``): G is re-simulat
 steps on y1, giving x2 = y2 - G(y1); then F from a reset state on x2, giving x1 = y1 - F(x2). Spikes are never
 inverted, only re-evaluated forward.
 
-Float32 round-off and spike flips (rev.md Part C.2). x2 = fl(y2 - G) is not bit-equal to the forward's x2
+Float32 round-off, spike flips (docs/papers.md, Reversal numerics). x2 = fl(y2 - G) is not bit-equal to the forward's x2
 (fl(x2 + G) lost low bits), so F is re-simulated on a perturbed input, and a neuron whose charge lies within
 the perturbation of its threshold may spike differently, changing F by a whole weight column. snnsim does not
 hope this away: ``Sim`` re-simulates with an elementwise, rigorous bound on |reconstructed - forward| carried

@@ -126,7 +126,7 @@ class Dropout(Layer):
 class Neuron(Layer):
     """A spiking (or leaky-integrating) neuron layer, one neuron per element of its input.
 
-    Equations (SpikingJelly 2.0, peers.md §3.1), with v_r = v_reset or 0 for subtract reset:
+    Equations (SpikingJelly 2.0, docs/neurons.md), with v_r = v_reset or 0 for subtract reset:
       lif:  H = v + (x - (v - v_r)) / tau            (decay_input)
             H = v - (v - v_r) / tau + x              (not decay_input)
       plif: as lif with 1/tau replaced by k = sigmoid(w), w learnable (weight key ``<name>.w``)
@@ -445,7 +445,7 @@ def _parse_one(f, kind, name, shape, defaults, names) -> Layer:
             raise f.err("shortcut", f"gives shape {list(s_out)} but the body gives {list(out)}; "
                                     "they are added, so they must match")
         return Residual(name, shape, out, body, short)
-    from .layers_extra import KINDS as EXTRA_KINDS, parse_extra   # issue 4's kinds (reversible, trevsnn, ...)
+    from .layers_extra import KINDS as EXTRA_KINDS, parse_extra   # reversible regimes' kinds (reversible, trevsnn, ...)
 
     extra = parse_extra(f, kind, name, shape, defaults, names)
     if extra is not None:

@@ -1,5 +1,5 @@
 """T-RevSNN (Hu et al., ICML 2024): temporal-reversible networks, as the official PyTorch code computes them
-(github.com/BICLab/T-RevSNN @ 3b75b37; shared/research/rev.md Part A).
+(github.com/BICLab/T-RevSNN @ 3b75b37; docs/papers.md, T-RevSNN).
 
 Structure (one ``type: trevsnn`` layer is the whole network; docs/regimes.md has the YAML and the key list):
 
@@ -18,7 +18,7 @@ Structure (one ``type: trevsnn`` layer is the whole network; docs/regimes.md has
   PW2s/DW2s (``blocks.1.pwconv2_reuse``/``dwconv2_reuse``) are one module per level shared by all columns.
 
 The only state that crosses timesteps is the c_l (one tensor per level); everything else is stateless.
-Inverse of a column (rev.md §A5; ``invert_column``), l = L-1 .. 0, each step re-running L forward:
+Inverse of a column (docs/papers.md, T-RevSNN inverse; ``invert_column``), l = L-1 .. 0, each step re-running L forward:
     c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l
 """
 
@@ -180,7 +180,7 @@ def parse_trevsnn(f, name: str, shape: Shape, names: set) -> TRevSNN:
         return _conv_out(_Where(f, where), hw, (kk, kk), (ss, ss), (pp, pp))
 
     # stem: ScaledStdConv2d layers 'stem.down<i>.0' (the official MS_PatchEmbed's LeakyReLU(act_learn=1) between
-    # them is the identity: rev.md A12.3)
+    # them is the identity: docs/papers.md, T-RevSNN released-code details)
     stem = []
     cur = tuple(shape)
     for i, (kk, ss, pp) in enumerate(stem_spec):
@@ -551,7 +551,7 @@ def forward(net, img: np.ndarray, *, timesteps: int | None = None, keep: str = "
 
 def _recon_bound(c: np.ndarray, ec, eo, alpha: np.ndarray, chat: np.ndarray) -> np.ndarray:
     """Bound on |c_hat - c_prev| for c_hat = fl(fl(c - o) / alpha), where the forward computed
-    c = fl(o_true + fl(alpha * c_prev)), |c - c_true| <= ec and |o - o_true| <= eo (rev.md C.3: / |alpha|)."""
+    c = fl(o_true + fl(alpha * c_prev)), |c - c_true| <= ec and |o - o_true| <= eo (/ |alpha|: docs/papers.md)."""
     ec = 0.0 if ec is None else ec
     eo = 0.0 if eo is None else eo
     a = np.abs(alpha)
@@ -589,7 +589,7 @@ class ColumnInverse:
 
 def invert_column(net, t: int, x: np.ndarray, c_t: list, *, bounds: list | None = None, cache: dict | None = None,
                   on_risk: str = "raise", form: str = "auto", event_threshold: float | None = None) -> ColumnInverse:
-    """The exact inverse of column t (rev.md §A5): from x (the stem output) and all c_l[t], rebuild c_l[t-1]
+    """Exact inverse of column t (docs/papers.md): from x (the stem output) and all c_l[t], rebuild c_l[t-1]
     for l = L-1 .. 0 by running L forward:  c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l.
 
     bounds: per-level elementwise bounds on the error of c_t (when c_t is itself a reconstruction, i.e. when

@@ -277,7 +277,7 @@ def test_presets_load_with_sources():
         assert a.source and consts.source.str.len().min() > 0
     evt = load_arch("evt45")
     assert evt.energy["ac"] == 0.05 and evt.energy["mac"] == 0.30 and evt.dram["pj_per_bit"] == 20
-    # Lemaire's law at 8 KiB: 1.09e-5 * 65536 + 13.2 = 13.914 pJ per 64-bit access (hw.md §2.1)
+    # Lemaire's law at 8 KiB: 1.09e-5 * 65536 + 13.2 = 13.914 pJ per 64-bit access (docs/energy_sources.md)
     assert float(evt.sram.access_pj(8192)) == pytest.approx(13.914, abs=1e-3)
     assert "Horowitz" in evt.constants().set_index("constant").source["energy_pj.ac"]
     proxy = load_arch("proxy45")

@@ -12,7 +12,7 @@ f32 = np.float32
 
 
 def hand_step(kind, x, v, tau, decay_input, thr, v_reset, rule, clip=None, q=None):
-    """One neuron, one step, straight from the SpikingJelly 2.0 equations (peers.md §3.1)."""
+    """One neuron, one step, straight from the SpikingJelly 2.0 equations (docs/neurons.md, SpikingJelly 2.0 LIF)."""
     vr = f32(0.0) if v_reset is None else f32(v_reset)
     x, v, tau, thr = f32(x), f32(v), f32(tau), f32(thr)
     if kind == "if":

@@ -1,4 +1,4 @@
-"""NIR interchange (issue 6): import, export, round trips, cross-framework parity, malformed files.
+"""NIR interchange: import, export, round trips, cross-framework parity, malformed files.
 
 Cross-framework tests build the model in snnTorch or SpikingJelly, export it with that framework's own NIR
 exporter, import it into snnsim and compare every neuron layer's spikes with the framework's own run of the

@@ -114,7 +114,7 @@ def test_spikingjelly_parity_each_kernel_form(tmp_path, form):
 
 def test_snntorch_leaky_parity(tmp_path):
     """snnTorch Leaky(beta=0.5, subtract reset, reset_delay=False) equals snnsim lif(tau=2, decay_input=false,
-    subtract reset, spike_rule gt) exactly (peers.md §3.3) while the membrane left after a reset stays at or
+    subtract reset, spike_rule gt) exactly (docs/neurons.md) while the membrane left after a reset stays at or
     below threshold. (Above it, snnTorch subtracts the previous step's pending reset before its threshold
     test, a different neuron; the test checks that its inputs stay in the exactly-mapping range.)"""
     snn = pytest.importorskip("snntorch")

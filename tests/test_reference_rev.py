@@ -1,7 +1,7 @@
 """Reference parity for the reversible regimes: a T-RevSNN and a RevSResNet written in PyTorch here, from
-shared/research/rev.md (module and attribute names as in the official code, so their ``state_dict`` keys are the
+docs/papers.md (module and attribute names as in the official code, so their ``state_dict`` keys are the
 official ones), run on the same weights and input as snnsim: identical spikes in every spiking layer, states and
-outputs within 1e-5, and the inverses (rev.md §A5 and §B4, computed in PyTorch) agree with snnsim's.
+outputs within 1e-5, and the inverses (docs/papers.md; computed in PyTorch) agree with snnsim's.
 
 The weights go through the documented recipe: PyTorch state_dict -> np.savez -> snnsim ``load_weights``.
 Both networks run with ``fold_batchnorm: false``, i.e. in PyTorch's order (conv, then batch norm): folding is
@@ -35,16 +35,16 @@ NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 torch.set_num_threads(2)
 
 
-# ============================================================================ T-RevSNN in PyTorch (rev.md Part A)
+# ============================================================================ T-RevSNN in PyTorch (docs/papers.md)
 class Quant(nn.Module):
-    """Quant at eval (rev.md A2): clamp to [0, 1], round half to even."""
+    """Quant at eval (docs/papers.md, T-RevSNN Quant): clamp to [0, 1], round half to even."""
 
     def forward(self, x):
         return torch.clamp(x, 0, 1).round()
 
 
 class ScaledStdConv2d(nn.Conv2d):
-    """timm's ScaledStdConv2d (rev.md A3): batch_norm over each output channel's weights, gain * fan_in^-1/2."""
+    """timm's ScaledStdConv2d (docs/papers.md): batch_norm over each output channel's weights, gain * fan_in^-1/2."""
 
     def __init__(self, cin, cout, k, stride=1, padding=0, groups=1, bias=True, eps=1e-6):
         super().__init__(cin, cout, k, stride, padding, groups=groups, bias=bias)
@@ -283,7 +283,7 @@ def test_trev_matches_pytorch_reference(trev_pair):
 
 
 def test_trev_inverse_matches_pytorch_reverse(trev_pair):
-    """rev.md §A5 as the official ReverseFunction.backward computes it: c_left = (1 / alpha) * (c - L(...))."""
+    """T-RevSNN inverse (docs/papers.md), as in ReverseFunction.backward: c_left = (1 / alpha) * (c - L(...))."""
     spec, net, model, img = trev_pair
     with torch.no_grad():
         x_ref, states_ref, _ = model(torch.from_numpy(img))
@@ -303,9 +303,9 @@ def test_trev_inverse_matches_pytorch_reverse(trev_pair):
         np.testing.assert_allclose(inv.states[l], states_ref[t - 1][l].numpy(), atol=1e-5, rtol=0)
 
 
-# ============================================================================ RevSResNet in PyTorch (rev.md Part B)
+# ============================================================================ RevSResNet in PyTorch (docs/papers.md)
 class IF(nn.Module):
-    """spikingjelly 0.0.0.0.12 MultiStepIFNode (rev.md B2): H = V + X, S = H >= 1, hard reset to 0; [T, B, ...]."""
+    """spikingjelly 0.0.0.0.12 MultiStepIFNode (docs/papers.md): H = V + X, S = H >= 1, hard reset to 0; [T, B, ...]."""
 
     def forward(self, x):
         v = torch.zeros_like(x[0])
@@ -338,7 +338,7 @@ class BasicResidualBlock(nn.Module):
 
 
 class ReversibleBlock(nn.Module):
-    """revtorch.ReversibleBlock (rev.md B3): layer-major over all T at once, F then G."""
+    """revtorch.ReversibleBlock (docs/papers.md, RevSNN block): layer-major over all T at once, F then G."""
 
     def __init__(self, f, g):
         super().__init__()
@@ -351,7 +351,7 @@ class ReversibleBlock(nn.Module):
         return torch.cat([y1, y2], dim=2)
 
     def inverse(self, y):
-        """backward_pass's reconstruction (rev.md B4): re-simulate G, then F, from reset state."""
+        """backward_pass's reconstruction (docs/papers.md, RevSNN inverse): re-simulate G, then F, from reset state."""
         y1, y2 = torch.chunk(y, 2, dim=2)
         x2 = y2 - self.g_block(y1)
         x1 = y1 - self.f_block(x2)

@@ -134,7 +134,7 @@ def test_trev_alpha_clamp_zero_and_t1_edges():
 @given(T=st.integers(2, 6), levels=st.integers(1, 3), seed=st.integers(0, 999))
 def test_trev_chained_reconstruction_error_grows_as_one_over_alpha_and_stays_bounded(T, levels, seed):
     """Rebuilding c[0] from c[T-1] alone (chaining inverses) amplifies the error by 1/alpha per column
-    (rev.md C.3); measured error <= bound <= the analytic sum over columns."""
+    (docs/papers.md, Reversal numerics); measured error <= bound <= the analytic sum over columns."""
     net = trev_net(trev_raw(levels, T, heads=1), seed, ALPHAS["init"])
     img = np.random.default_rng(seed).random((2, 3, 8, 8)).astype(f32)
     fw = trev.forward(net, img, guard=False)

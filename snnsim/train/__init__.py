@@ -1,4 +1,4 @@
-"""Training in NumPy/Numba (issue 5): BPTT with surrogate gradients, reversible RevSNN blocks and T-RevSNN
+"""Training in NumPy/Numba: BPTT with surrogate gradients, reversible RevSNN blocks and T-RevSNN
 columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` command (``snnsim.train.cli.train``). See docs/training.md.
 
     surrogate.py  sigmoid / atan / triangle surrogates (SpikingJelly 2.0's), straight-through for Quant

@@ -536,10 +536,10 @@ class ResidualNode(Node):
 
 
 class ReversibleNode(Node):
-    """RevSNN block (rev.md B3): x = [x1, x2] (channel halves), y1 = x1 + F(x2), y2 = x2 + G(y1).
+    """RevSNN block (docs/papers.md, RevSNN block): x = [x1, x2] (channel halves), y1 = x1 + F(x2), y2 = x2 + G(y1).
 
     Under BPTT, F and G store their activations like any layer; ``snnsim.train.reversible`` runs the same
-    forward without storing them and rebuilds the inputs from the outputs in the backward pass (rev.md B4).
+    forward without storing them and rebuilds the inputs from the outputs in the backward (docs/papers.md).
     """
 
     def __init__(self, layer, f: list, g: list):

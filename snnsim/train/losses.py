@@ -4,7 +4,7 @@
               timestep's (``reduce: last``); optional label smoothing (timm's LabelSmoothingCrossEntropy)
     mse       mean squared error between the readout and the one-hot label (SpikingJelly's examples)
     tet       TET (Deng et al. 2022): (1 - lambda) * mean_t CE(out[t], y) + lambda * MSE(out, means)
-    compound  T-RevSNN's (rev.md A8): sum_k (k / K) * CE(out[k], y) + CE(out[K], y), K = T heads
+    compound  T-RevSNN's sum_k (k / K) * CE(out[k], y) + CE(out[K], y), K = T heads (docs/papers.md)
 
 Cross-entropies are computed in float64 from float32 outputs; gradients are returned in float32.
 """

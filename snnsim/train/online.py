@@ -1,8 +1,8 @@
 """Online training: OTTT (Xiao et al. 2022; A and O variants) and SAF (Saiin et al. 2024; E and F variants),
-following shared/research/saf_iir.md. Memory does not depend on T: nothing is kept across timesteps but one
+following docs/papers.md (OTTT, SAF). Memory does not depend on T: nothing is kept across timesteps but one
 state array per layer (SAF) or two (OTTT), and one timestep's activations for the backward pass.
 
-OTTT (§1). Each timestep runs the network one step (the engine's neuron maths, membrane carried), then a
+OTTT (docs/papers.md). Each timestep runs the network one step (the engine's neuron maths, membrane carried), then a
 *spatial* backward at that step only: the temporal path is cut (the membrane is detached), so a neuron's
 error is dL/dS * surrogate'(H - threshold), and a synaptic layer's weight gradient uses the presynaptic trace
 a[t] = lambda * a[t-1] + x[t] of its input in place of x[t] (lambda = 1 - 1/tau of the neuron it feeds; every
@@ -10,13 +10,13 @@ synaptic layer is traced, the first one too, so that SAF-E's gradients equal OTT
 per-step cross-entropy CE(out[t], y) / T. OTTT_A: one optimiser update per batch with the sum over t;
 OTTT_O: an update after every timestep (T updates per batch, later steps use the updated weights).
 
-SAF (§3). The same network in accumulated form: the only state of a neuron layer is its spike accumulation
+SAF (docs/papers.md). The same network in accumulated form: the only state of a neuron layer is its spike accumulation
 a[t] = lambda * a[t-1] + s[t]. A layer computes U = k * (W a_in[t] + c_t * b) with c_t = sum_k lambda^k
 (k = 1/tau with decay_input, else 1), fires s = U - threshold * lambda * a[t-1] >= threshold, which is the LIF
 neuron's spike exactly (soft reset, v starts at 0), so linear time-invariant layers act on accumulations and
 one synaptic evaluation per layer and step is all the forward needs. SAF-E: per-step loss and update, with
 OTTT_O's backward (the same gradients: Theorem 1). SAF-F: one loss at t = T on the accumulated output
-a[T] / c_T (the weighted firing rate) and one backward at T, one update per batch (our reading of §3.3-3.4:
+a[T] / c_T (the weighted firing rate) and one backward at T, one update per batch (our reading, docs/papers.md:
 the exact SAF-F backward rule was not available). SAF needs soft reset, one lambda for all layers, and only
 linear time-invariant layers between neurons (linear, conv, average/sum pool, flatten, scale, dropout,
 residual); batch norm in training mode and max pooling break the equivalence and are refused.
@@ -24,7 +24,7 @@ residual); batch norm in training mode and max pooling break the equivalence and
 Forward work per sample and timestep is reported (``StepOut.forward_ops``): synaptic-layer evaluations and
 state arrays updated. Both methods evaluate each synaptic layer once here; OTTT keeps two state arrays per
 layer (membrane v and trace a), SAF one (a). The official OTTT implementation evaluates each synaptic layer
-twice (on the spikes for the value and on the traces for the gradient, ``GradwithTrace``, §1.5), which is the
+twice (on the spikes for the value and on the traces for the gradient, ``GradwithTrace``, docs/papers.md), which is the
 count SAF's "halves the forward operations" refers to; our explicit backward does not need the second one.
 """
 

@@ -1,8 +1,8 @@
-"""Reversible training of RevSNN blocks (rev.md B3-B4): no activation inside a reversible block is stored.
+"""Reversible training of RevSNN blocks (docs/papers.md, RevSNN): no activation inside a reversible block is stored.
 
 Forward: every layer runs as under BPTT, but the F and G sub-networks of ``reversible`` blocks store nothing;
 of a chain of consecutive reversible blocks only the last block's output is kept. Backward, block by block
-from the last: given the block's output Y = [y1, y2] and its gradient [g1, g2] (rev.md B4):
+from the last: given the block's output Y = [y1, y2] and its gradient [g1, g2] (docs/papers.md, RevSNN inverse):
 
     G is re-simulated from a reset state over all T steps on y1, storing its activations, and back-propagated
     through time with g2:                     gy1 = g1 + G'(y1)^T g2,      x2 = y2 - G(y1)
@@ -14,7 +14,7 @@ averages a second time. At any moment the backward holds one F or G graph over T
 grow with the number of blocks (it does with T and with the non-reversible layers, which store as under BPTT).
 
 Float32: x2 = y2 - G(y1) is not bit-equal to the forward's x2, so a neuron of F whose charge lies within that
-round-off of its threshold may spike differently in the re-simulation (rev.md C.2). Every re-simulated
+round-off of its threshold may spike differently in the re-simulation (docs/papers.md). Every re-simulated
 neuron layer's spike count is compared with the forward's; a difference is reported as ``spike_mismatch`` in
 the step's memory report (the gradients of that step are then those of a slightly different spike pattern).
 

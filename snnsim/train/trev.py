@@ -1,4 +1,4 @@
-"""Training T-RevSNN networks (``trevsnn`` layers; shared/research/rev.md A4-A8): BPTT over the columns and the
+"""Training T-RevSNN networks (``trevsnn`` layers; docs/papers.md, T-RevSNN): BPTT over the columns and the
 reversible backward.
 
 Graph (``snnsim.trev``): the stem runs once on the image; column t = 0..T-1 runs levels l = 0..L-1:
@@ -11,13 +11,13 @@ Coupling backward (both methods), for delta_l = dLoss/dc_l[t]:
     dLoss/dc_l[t-1] += a * delta_l,    dLoss/dalpha_l^(t) = sum_{B,H,W} delta_l * c_l[t-1] * [|alpha| >= 1e-3]
 (the clamp's gradient is 0 where it holds alpha at +-1e-3; column 0 has no c[t-1], so its alphas get 0.)
 
-``TRevBPTT`` stores every column's activations. ``TRevReversible`` (rev.md A6) stores nothing inside the
+``TRevBPTT`` stores every column's activations. ``TRevReversible`` (docs/papers.md) stores nothing inside the
 columns; the backward walks the columns from the last, and within a column the levels from L-1 to 0,
 re-running one level at a time with storage and back-propagating it at once, so at any moment it holds one
 level's graph. The c_l[t-1] it needs (input of the up path of level l-1 and the alpha gradient) are either
 cached in the forward (``states='cache'``, default: T x L state tensors, exact, no 1/alpha amplification) or
 rebuilt by the inverse c_l[t-1] = (c_l[t] - o_l) / a from the recomputed o_l (``states='invert'``: only the
-last column's states are kept; float32 round-off is amplified by 1/|a| per column, rev.md C.3). The stem's
+last column's states are kept; float32 round-off is amplified by 1/|a| per column, docs/papers.md). The stem's
 tape (computed once) is stored as under BPTT.
 """
 
