@@ -213,7 +213,8 @@ def _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold):
         if y is not None:
             row["accuracy"] = accuracy(res, y)
         row.update(spikes_per_sample=spikes / max(1, n),
-                   synops_per_sample=sum(float(r.synops.sum()) for r in tr.layers) / max(1, n),
+                   synops_per_sample=sum(float(r.synops_binary.sum()) for r in tr.layers) / max(1, n),
+                   macs_per_sample=sum(float(r.macs_analog.sum()) for r in tr.layers) / max(1, n),
                    state_words=sum(r.state_size for r in tr.layers if r.stateful),
                    ms_per_sample=1e3 * dt / max(1, n))
         rows.append(row)

@@ -196,6 +196,8 @@ class _BatchRun:
             nz, binary = input_stats(x)
         rec.events_in[t] += nz
         rec.binary_in[t] &= binary
+        if op.synaptic and not binary:
+            rec.note_analog(t, x)
         if op.synaptic:
             form = self.form
             if form == "auto":
@@ -361,6 +363,7 @@ def stats_rows(trace: Trace) -> list[dict]:
         rows.append(dict(layer=rec.name, kind=rec.kind if rec.kind != "neuron" else rec.geometry["neuron"],
                          shape="x".join(map(str, rec.out_shape)), neurons=rec.neurons,
                          firing_rate=rate, events_in=int(rec.events_in.sum()),
-                         events_out=int(rec.events_out.sum()), synops=float(rec.synops.sum()),
+                         events_out=int(rec.events_out.sum()), synops=float(rec.synops_binary.sum()),
+                         macs=float(rec.macs_analog.sum()),
                          steps_run=steps))
     return rows

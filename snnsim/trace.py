@@ -52,6 +52,10 @@ LayerTrace
   event_map    float32 [T, *in_shape] or None: nonzero inputs per input position (synaptic layers)
   fanout_map   float32 [*in_shape] or None: outputs each input position reaches (exact at borders
                and with stride; synaptic ops at t = sum(event_map[t] * fanout_map))
+  analog_samples   int64[T] or None: samples whose input at t was not all 0/1 (synaptic layers), so that a
+               sample's spike-or-MAC pricing does not depend on the other samples of the run
+  event_map_analog float32 [T, *in_shape] or None: the part of event_map from those samples (None while
+               every input seen was binary)
 
 Kinds and geometry added for the execution regimes (docs/regimes.md):
   conv2d       also ScaledStdConv2d and T-RevSNN's depth-wise convs: geometry adds standardize (weights were
@@ -77,6 +81,8 @@ from pathlib import Path
 import numpy as np
 
 SCHEMA_VERSION = 1
+ARRAYS = ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map", "fanout_map",
+          "analog_samples", "event_map_analog")
 
 
 @dataclass
@@ -99,6 +105,21 @@ class LayerTrace:
     neuron_updates: np.ndarray
     event_map: np.ndarray | None = None
     fanout_map: np.ndarray | None = None
+    analog_samples: np.ndarray | None = None
+    event_map_analog: np.ndarray | None = None
+
+    def note_analog(self, t: int, x: np.ndarray) -> None:
+        """Record which samples of a batch input ``x`` [B, ...] at step t were not binary, and their event map
+        (called only when the batch as a whole was not binary)."""
+        flat = x.reshape(x.shape[0], -1)
+        analog = ~((flat == 0) | (flat == 1)).all(axis=1)
+        if self.analog_samples is None:
+            self.analog_samples = np.zeros(len(self.events_in), np.int64)
+        self.analog_samples[t] += int(analog.sum())
+        if self.event_map is not None and analog.any():
+            if self.event_map_analog is None:
+                self.event_map_analog = np.zeros_like(self.event_map)
+            self.event_map_analog[t] += (x[analog] != 0).sum(axis=0, dtype=np.float32)
 
     @property
     def synops(self) -> np.ndarray:
@@ -107,6 +128,21 @@ class LayerTrace:
             return np.zeros(len(self.events_in), np.float64)
         em = self.event_map.reshape(len(self.events_in), -1).astype(np.float64)
         return em @ self.fanout_map.reshape(-1).astype(np.float64)
+
+    @property
+    def macs_analog(self) -> np.ndarray:
+        """The part of ``synops`` whose inputs were not binary: multiply-accumulates, not synaptic ops."""
+        if self.event_map is None or self.fanout_map is None:
+            return np.zeros(len(self.events_in), np.float64)
+        if self.event_map_analog is None:     # hand-built or older traces: the run-wide flag
+            return np.where(self.binary_in, 0.0, self.synops)
+        em = self.event_map_analog.reshape(len(self.events_in), -1).astype(np.float64)
+        return em @ self.fanout_map.reshape(-1).astype(np.float64)
+
+    @property
+    def synops_binary(self) -> np.ndarray:
+        """Synaptic ops of binary (spike) inputs only: accumulates."""
+        return self.synops - self.macs_analog
 
 
 @dataclass
@@ -136,6 +172,10 @@ class Trace:
             a.binary_in &= b.binary_in
             if a.event_map is not None:
                 a.event_map += b.event_map
+            for k in ("analog_samples", "event_map_analog"):
+                va, vb = getattr(a, k), getattr(b, k)
+                if vb is not None:
+                    setattr(a, k, vb.copy() if va is None else va + vb)
             a.form = [fa if fa == fb else "mixed" for fa, fb in zip(a.form, b.form)]
         for name, probe in other.probes.items():
             mine = self.probes.setdefault(name, {})
@@ -164,8 +204,7 @@ class Trace:
         header["layers"] = []
         for i, rec in enumerate(self.layers):
             d = {k: v for k, v in asdict(rec).items() if not isinstance(v, np.ndarray) and v is not None}
-            for k in ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map",
-                      "fanout_map"):
+            for k in ARRAYS:
                 v = getattr(rec, k)
                 if v is not None:
                     arrays[f"layer{i}/{k}"] = v
@@ -181,8 +220,7 @@ class Trace:
             header = json.loads(str(z["header"]))
             layers = []
             for i, d in enumerate(header.pop("layers")):
-                for k in ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map",
-                          "fanout_map"):
+                for k in ARRAYS:
                     key = f"layer{i}/{k}"
                     d[k] = z[key] if key in z.files else None
                 d["in_shape"], d["out_shape"] = tuple(d["in_shape"]), tuple(d["out_shape"])
