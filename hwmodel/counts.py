@@ -32,6 +32,7 @@ from snnsim.trace import LayerTrace, Trace
 SYNAPTIC = ("linear", "conv2d")
 LEAKY = ("lif", "plif", "li")
 ENCODER_MODES = ("as_run", "every_step")
+BINARY_MODES = ("per_sample", "per_run")
 
 # per-row count columns (per inference)
 COLUMNS = ("computed", "events_in", "binary", "synops", "macs_dense", "macs_nz", "dense_w_reads",
@@ -118,10 +119,15 @@ def _dense_addr(rec: LayerTrace) -> float:
 
 
 # ----------------------------------------------------------------------------- the encoder switch
-def _steps_as_counted(rec: LayerTrace, encoder: str):
+def _steps_as_counted(rec: LayerTrace, encoder: str, n: int, per_sample: bool):
     """Per-step arrays of a layer; with encoder='every_step' a layer that ran at some steps only (a
     direct-encoded input layer runs once and its output is replayed) is charged at every step with the
-    counts of its last run, as the papers' proxy does."""
+    counts of its last run, as the papers' proxy does.
+
+    Also the share of samples whose input was not binary and their event map, per step, so that a sample
+    pays MACs only for its own non-binary inputs (a price independent of the other samples of the run).
+    With ``per_sample`` False (or traces without the split) the run-wide flag decides for every sample, the
+    convention of SpikingJelly's op counter and NeuroBench (one decision per layer call on a whole batch)."""
     T = len(rec.computed)
     computed = rec.computed.astype(bool).copy()
     idx = np.arange(T)
@@ -129,9 +135,16 @@ def _steps_as_counted(rec: LayerTrace, encoder: str):
         ran = np.where(computed)[0]
         idx = ran[np.clip(np.searchsorted(ran, idx, side="right") - 1, 0, None)]
         computed[:] = True
+    binary = rec.binary_in[idx].astype(bool)
     em = rec.event_map[idx] if rec.event_map is not None else None
-    return (computed, rec.events_in[idx].astype(np.float64), rec.binary_in[idx].astype(bool),
-            rec.events_out[idx].astype(np.float64), rec.neuron_updates[idx].astype(np.float64), em)
+    if per_sample and rec.analog_samples is not None:
+        analog = rec.analog_samples[idx].astype(np.float64) / n
+        em_a = rec.event_map_analog[idx] if rec.event_map_analog is not None else None
+    else:
+        analog = (~binary).astype(np.float64)
+        em_a = em * (~binary).reshape((-1,) + (1,) * (em.ndim - 1)) if em is not None else None
+    return (computed, rec.events_in[idx].astype(np.float64), analog,
+            rec.events_out[idx].astype(np.float64), rec.neuron_updates[idx].astype(np.float64), em, em_a)
 
 
 # ----------------------------------------------------------------------------- counting
@@ -151,10 +164,15 @@ def slots(trace: Trace) -> tuple[list[int], list[int]]:
     return w_slot, s_slot
 
 
-def count(trace: Trace, encoder: str = "as_run") -> Counts:
-    """Per-layer, per-timestep counts per inference (the trace's sums divided by ``trace.samples``)."""
+def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> Counts:
+    """Per-layer, per-timestep counts per inference (the trace's sums divided by ``trace.samples``).
+
+    ``binary``: 'per_sample' prices each sample's input as spikes or MACs by that sample alone (prices do
+    not depend on the batch); 'per_run' uses the run-wide decision per layer and step (the peers' way)."""
     if encoder not in ENCODER_MODES:
         raise ValueError(f"encoder: expected one of {ENCODER_MODES}, got {encoder!r}")
+    if binary not in BINARY_MODES:
+        raise ValueError(f"binary: expected one of {BINARY_MODES}, got {binary!r}")
     if trace.regime == "trev":
         # a T-RevSNN computes its stem once by design and every column at its own step only: nothing is
         # replayed, so the papers' 'encoder T times' convention has nothing to apply to
@@ -182,31 +200,34 @@ def count(trace: Trace, encoder: str = "as_run") -> Counts:
             layer=rec.name, kind=rec.kind, unit=unit, synaptic=synaptic, neuron=is_neuron, spiking=spiking,
             stateful=bool(rec.stateful), n_weights=n_weights, n_bias=rec.n_bias, neurons=rec.neurons,
             state_size=rec.state_size, weight_slot=w_slot[li], state_slot=s_slot[li],
-            dense_macs=dmac if synaptic else 0.0,
+            dense_macs=dmac if synaptic else 0.0, synapses=float(fo.sum()) if fo is not None else 0.0,
             in_numel=float(np.prod(rec.in_shape)), out_numel=out_numel))
-        computed, ev_in, binary, ev_out, nu, em = _steps_as_counted(rec, encoder)
+        computed, ev_in, analog, ev_out, nu, em, em_a = _steps_as_counted(rec, encoder, n, binary == "per_sample")
         for t in range(T):
             c = float(computed[t])
             r = dict.fromkeys(COLUMNS, 0.0)
             r.update(layer=rec.name, kind=rec.kind, t=t, unit=unit, layer_index=li, computed=c,
-                     events_in=ev_in[t] / n, binary=float(binary[t]))
+                     events_in=ev_in[t] / n, binary=1.0 - analog[t])
             if synaptic and c:
-                w = float((em[t].astype(np.float64) * fo).sum()) / n if em is not None else 0.0
-                if binary[t]:
-                    r["synops"] = w
-                    r["entries_binary"] = ev_in[t] / n
-                    if rec.kind == "conv2d":      # Lemaire Eq. 16: 2 mult + Kh*Kw adds per input event
-                        r["addr_mul"] = 2 * ev_in[t] / n
-                        r["addr_add"] = kh * kw * ev_in[t] / n
-                    else:                         # Lemaire Eq. 17: one add per synapse reached
-                        r["addr_add"] = w
-                else:
-                    r["macs_dense"] = dmac
-                    r["macs_nz"] = w
-                    r["dense_w_reads"] = float(rec.n_weights)
-                    r["dense_in_reads"] = float(np.prod(rec.in_shape))
-                    r["entries_analog"] = ev_in[t] / n
-                    r["addr_add"] = _dense_addr(rec)
+                # each sample is priced by its own input: spikes (binary) as synaptic ops, the rest as MACs
+                w_all = float((em[t].astype(np.float64) * fo).sum()) / n if em is not None else 0.0
+                w_an = float((em_a[t].astype(np.float64) * fo).sum()) / n if em_a is not None else 0.0
+                e_an = float(em_a[t].sum()) / n if em_a is not None else 0.0
+                e_bin = ev_in[t] / n - e_an
+                a = analog[t]
+                r["synops"] = w_all - w_an
+                r["entries_binary"] = e_bin
+                if rec.kind == "conv2d":          # Lemaire Eq. 16: 2 mult + Kh*Kw adds per input event
+                    r["addr_mul"] = 2 * e_bin
+                    r["addr_add"] = kh * kw * e_bin
+                else:                             # Lemaire Eq. 17: one add per synapse reached
+                    r["addr_add"] = w_all - w_an
+                r["macs_dense"] = dmac * a
+                r["macs_nz"] = w_an
+                r["dense_w_reads"] = float(rec.n_weights) * a
+                r["dense_in_reads"] = float(np.prod(rec.in_shape)) * a
+                r["entries_analog"] = e_an
+                r["addr_add"] += _dense_addr(rec) * a
                 r["packets"] = ev_in[t] / n
                 r["bias_reads"] = float(rec.n_bias)
                 r["bias_adds"] = out_numel if rec.n_bias else 0.0
@@ -261,9 +282,10 @@ def check_fanout(trace: Trace) -> list[str]:
 
 
 def spikes_per_synapse(c: Counts) -> float:
-    """Synaptic ops per inference / dense synapses of the layers that received spikes (hw.md §9.2; the
-    inferred definition: #synapses = dense connection count, so the ratio is SOPs / dense MACs)."""
+    """Synaptic ops per inference / synapses of the layers that received spikes (hw.md §9.2). Both sides
+    count real connections only: a synapse is an (input position, output) pair that the geometry connects
+    (the sum of the fan-out map), so padding taps are in neither the numerator nor the denominator."""
     r = c.rows
-    spiking_layers = r[(r.binary > 0) & (r.computed > 0)].layer.unique()
-    syn = c.layers.set_index("layer").loc[list(spiking_layers), "dense_macs"].sum() if len(spiking_layers) else 0
+    spiking_layers = r[(r.binary > 0) & (r.computed > 0) & (r.synops > 0)].layer.unique()
+    syn = c.layers.set_index("layer").loc[list(spiking_layers), "synapses"].sum() if len(spiking_layers) else 0
     return float(r.synops.sum() / syn) if syn else 0.0
