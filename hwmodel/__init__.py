@@ -12,9 +12,10 @@ trace (snnsim.trace) -> counts (per layer, per timestep) -> energy and latency o
 from .arch import Arch, ArchError, load_arch, parse_arch, presets
 from .counts import Counts, count
 from .energy import COMPONENTS, Report, evaluate, price
+from .neurobench import neurobench_metrics
 from .regimes import compare, plot
 from .sweep import sweep
 from .training import training_cost
 
 __all__ = ["Arch", "ArchError", "COMPONENTS", "Counts", "Report", "compare", "count", "evaluate", "load_arch",
-           "parse_arch", "plot", "presets", "price", "sweep", "training_cost"]
+           "neurobench_metrics", "parse_arch", "plot", "presets", "price", "sweep", "training_cost"]

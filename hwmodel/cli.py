@@ -135,8 +135,11 @@ def _fmt(v):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write CSV tables and the plot here.")
 @click.option("--list-presets", "show_presets", is_flag=True,
               help="List the architecture presets with their sources.")
+@click.option("--convention", type=click.Choice(["hwmodel", "neurobench"]), default="hwmodel", show_default=True,
+              help="neurobench: report NeuroBench 2.3.0's workload metrics of the T-step run instead of prices "
+              "(the samples are one NeuroBench batch).")
 def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, pad_input,
-       encoder, training, batch_size, out_dir, show_presets):
+       encoder, training, batch_size, out_dir, show_presets, convention):
     """Price real runs of NETWORK on an event-driven accelerator (--arch); compare execution regimes."""
     if show_presets:
         click.echo(list_presets())
@@ -160,6 +163,9 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     net = build_network(spec, load_weights(spec, weights_path))
     x = load_samples(spec, input_path, dataset, split, limit, pad_input)
     T = timesteps or spec.timesteps
+    if convention == "neurobench":
+        _neurobench_report(spec, net, x, T, batch_size, out_dir)
+        return
     traces = run_regimes(net, x, T, names, batch_size)
     table, reports = compare(traces, arch)
     n = next(iter(traces.values())).samples
@@ -196,6 +202,27 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
         click.echo(f"\nwrote {out / 'hw_regimes.csv'}, hw_components.csv, hw_breakdown.csv, hw_constants.csv"
                    f"{', hw_training.csv' if summary is not None else ''}, {paths[0].name}, {paths[1].name}")
 
+
+def _neurobench_report(spec, net, x, T, batch_size, out_dir):
+    from snnsim.engine import run
+
+    from .neurobench import check_nonzero_weights, neurobench_metrics, spiking_layers
+
+    trace = run(net, x, timesteps=T, batch_size=batch_size, probes=spiking_layers(net)).trace
+    table = pd.DataFrame([{"metric": k, "value": v} for k, v in neurobench_metrics(trace).items()])
+    click.echo(f"network {spec.name}: {trace.samples} samples, T={T}; NeuroBench 2.3.0 workload metrics "
+               "(per sample; input layer at every step)")
+    zero = check_nonzero_weights(net)
+    if zero:
+        click.echo(f"note: layers {', '.join(zero)} have zero weights, which NeuroBench skips and this count "
+                   "does not")
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.10g}"))
+    if out_dir:
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            table.to_csv(Path(out_dir) / "hw_neurobench.csv", index=False)
+        except OSError as e:
+            raise InputError(f"--out {out_dir}: cannot write ({e.strerror})") from None
 
 
 if __name__ == "__main__":  # pragma: no cover
