@@ -128,6 +128,7 @@ def ann_trace(trace):
         rec.computed[:] = True
         rec.events_in[:] = numel * n               # dense activations: every entry is read
         rec.binary_in[:] = False
+        rec.analog_samples, rec.event_map_analog = None, None     # every sample analog: the run-wide flag
         if rec.event_map is not None:
             rec.event_map[:] = n
         rec.stateful, rec.state_size = False, 0
