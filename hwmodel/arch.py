@@ -35,7 +35,8 @@ DATAFLOW = {   # switch -> allowed values, the first is the default
     "narrow_words": ("scale", "full"),           # a value narrower than the word: pay b/word or a full word
 }
 MAPPINGS = ("sequential", "pipelined")
-SRAM_LAWS = ("linear", "table", "fixed")
+SRAM_LAWS = ("loglog", "linear", "table", "fixed")
+GRADED = ("price", "refuse")      # layers with graded (non-spike) inputs: price them as MACs, or refuse
 
 
 class ArchError(SnnsimError):
@@ -59,7 +60,9 @@ class SramLaw:
     law: str = "fixed"
     per_bit: float = 0.0          # linear: E = per_bit * size_bits + base   (Lemaire 2022)
     base: float = 0.0
-    points: tuple = ()            # table: ((size_bytes, pJ), ...) interpolated linearly, clamped at the ends
+    points: tuple = ()            # table: ((size_bytes, pJ), ...) interpolated linearly, clamped at the ends;
+    #                               loglog: the same points, straight lines in log(size)-log(E), extended
+    #                               beyond the ends along the end segments (no floor, no ceiling)
     value: float = 0.0            # fixed
     ref_bits: int = 64
 
@@ -70,6 +73,12 @@ class SramLaw:
         if self.law == "table":
             xs, ys = zip(*self.points)
             return np.interp(size, xs, ys)
+        if self.law == "loglog":
+            lx, ly = np.log(np.array(self.points, np.float64)).T
+            x = np.log(np.maximum(size, 1e-30))
+            i = np.clip(np.searchsorted(lx, x) - 1, 0, len(lx) - 2)
+            slope = (ly[i + 1] - ly[i]) / (lx[i + 1] - lx[i])
+            return np.exp(ly[i] + slope * (x - lx[i]))
         return np.zeros_like(size) + self.value
 
 
@@ -93,11 +102,14 @@ class Arch:
     timing: dict                  # ns per operation per PE (sram: per word access per port)
     sources: dict = field(default_factory=dict)   # field path -> source text
     path: str | None = None
+    static_mw_per_kib: float = 0.0   # SRAM leakage per KiB of on-chip buffer (every core's buffers)
+    graded_inputs: str = "price"     # 'refuse': a layer with graded inputs is an error (binary-spike chips)
 
     def params(self) -> dict:
         """Every number the pricing needs, flat; switches are 0/1. A sweep replaces entries by arrays."""
         p = dict(cores=self.cores, pes=self.pes_per_core, hops=self.mean_hops,
-                 static_mw=self.static_mw_per_core, pipelined=float(self.mapping == "pipelined"),
+                 static_mw=self.static_mw_per_core, static_mw_kib=self.static_mw_per_kib,
+                 pipelined=float(self.mapping == "pipelined"),
                  has_dram=float(self.dram is not None),
                  dram_pj_bit=self.dram["pj_per_bit"] if self.dram else 0.0,
                  dram_gb_s=self.dram["bandwidth_gb_s"] if self.dram else 1.0)
@@ -125,7 +137,9 @@ class Arch:
         rows = [("cores", self.cores, "", "cores"), ("pes_per_core", self.pes_per_core, "", "pes_per_core"),
                 ("clock_mhz", self.clock_mhz, "MHz", "clock_mhz"), ("mapping", self.mapping, "", "mapping"),
                 ("noc.mean_hops", self.mean_hops, "hops/packet", "noc.mean_hops"),
-                ("static_mw_per_core", self.static_mw_per_core, "mW", "static_mw_per_core")]
+                ("static_mw_per_core", self.static_mw_per_core, "mW", "static_mw_per_core"),
+                ("static_mw_per_kib", self.static_mw_per_kib, "mW/KiB", "static_mw_per_kib"),
+                ("graded_inputs", self.graded_inputs, "", "graded_inputs")]
         rows += [(f"bits.{k}", v, "bit", f"bits.{k}") for k, v in self.bits.items()]
         for k, m in self.memories.items():
             rows.append((f"memories.{k}.size", m.size_bytes, "B/core", f"memories.{k}.size_kib"))
@@ -137,10 +151,11 @@ class Arch:
         rows += [(f"energy_pj.{k}", v, "pJ", f"energy_pj.{k}") for k, v in self.energy.items()]
         law = self.sram
         desc = {"linear": f"{law.per_bit:g}*size_bits + {law.base:g}", "fixed": f"{law.value:g}",
-                "table": "interp " + ", ".join(f"{s:g}B:{e:g}" for s, e in law.points)}[law.law]
+                "table": "interp " + ", ".join(f"{s:g}B:{e:g}" for s, e in law.points),
+                "loglog": "log-log interp " + ", ".join(f"{s:g}B:{e:g}" for s, e in law.points)}[law.law]
         rows.append(("energy_pj.sram", desc, f"pJ per {law.ref_bits}-bit access", "energy_pj.sram"))
         rows += [(f"timing_ns.{k}", v, "ns", f"timing_ns.{k}") for k, v in self.timing.items()]
-        return pd.DataFrame([dict(constant=c, value=v, unit=u, source=self.sources.get(s, self.source))
+        return pd.DataFrame([dict(constant=c, value=v, unit=u, source=self.sources.get(s, ""))
                              for c, v, u, s in rows])
 
 
@@ -200,6 +215,15 @@ class _Reader:
 
     def choice(self, key, choices):
         v = self.get(key, choices[0])
+        if isinstance(v, dict):           # {value: name, source: "..."}
+            sub = _Reader(v, self.where(key), self.src, self.sources)
+            src = sub.get("source")
+            if src is not None:
+                if not isinstance(src, str):
+                    raise sub.err("source", "expected a string")
+                self.sources[self.where(key)] = src
+            v = sub.get("value", required=True)
+            sub.done()
         if v not in choices:
             raise self.err(key, f"expected one of {', '.join(choices)}, got {v!r}")
         return v
@@ -237,14 +261,16 @@ def _sram(r: _Reader) -> SramLaw:
         r.sources[r.path] = str(src)
     if law == "linear":
         out = SramLaw("linear", r.number("per_bit", required=True), r.number("base", required=True), ref_bits=ref)
-    elif law == "table":
+    elif law in ("table", "loglog"):
         pts = r.get("points", required=True)
         ok = (isinstance(pts, list) and len(pts) >= 1 and all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(e, (int, float)) and not isinstance(e, bool)
                                                         and e >= 0 for e in p) for p in pts))
         if not ok or any(b[0] <= a[0] for a, b in zip(pts, pts[1:])) or pts[0][0] <= 0:
             raise r.err("points", "expected [[size_bytes, pJ], ...] with positive sizes in increasing order")
-        out = SramLaw("table", points=tuple((float(s), float(e)) for s, e in pts), ref_bits=ref)
+        if law == "loglog" and (len(pts) < 2 or min(e for _, e in pts) <= 0):
+            raise r.err("points", "loglog needs at least two points with positive energies")
+        out = SramLaw(law, points=tuple((float(s), float(e)) for s, e in pts), ref_bits=ref)
     else:
         out = SramLaw("fixed", value=r.number("value", required=True), ref_bits=ref)
     r.done()
@@ -291,12 +317,14 @@ def parse_arch(raw, source: str | None = None) -> Arch:
     sram = _sram(e.sub("sram"))
     e.done()
     static = r.number("static_mw_per_core", 0.0)
+    static_kib = r.number("static_mw_per_kib", 0.0)
+    graded = r.choice("graded_inputs", GRADED)
     t = r.sub("timing_ns")
     timing = {k: t.number(k, 0.0, clock_mhz=clock) for k in TIMINGS}
     t.done()
     r.done()
     return Arch(name, desc, src, cores, pes, clock, mapping, bits, memories, dram, hops, dataflow, energy,
-                sram, static, timing, sources, source)
+                sram, static, timing, sources, source, static_kib, graded)
 
 
 def presets() -> dict[str, Path]:
@@ -330,3 +358,26 @@ def with_dataflow(arch: Arch, **switches) -> Arch:
             raise ArchError(f"dataflow.{k}", f"expected one of {', '.join(DATAFLOW.get(k, ()))}, got {v!r}")
         df[k] = v
     return replace(arch, dataflow=df)
+
+
+CONSTANTS_CSV = PRESET_DIR / "hw_constants.csv"
+
+
+def constants_table():
+    """Every constant of every preset with its unit and source (pandas DataFrame, one row per constant)."""
+    import pandas as pd
+
+    return pd.concat([load_arch(name).constants().assign(preset=name) for name in presets()], ignore_index=True)[
+        ["preset", "constant", "value", "unit", "source"]]
+
+
+def write_constants_csv(path: Path = CONSTANTS_CSV) -> Path:
+    """Regenerate hwmodel/presets/hw_constants.csv from the presets (atomic write)."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, suffix=".csv")
+    os.close(fd)
+    constants_table().to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return Path(path)

@@ -178,7 +178,12 @@ def evaluate(c: Counts, params: dict) -> dict:
     pip = pipelined[..., 0]
     latency = pip * pipe_steps.sum(-1) + (1 - pip) * seq_steps.sum(-1)
     hw_steps = pip * H + (1 - pip) * T
-    E_static = np.asarray(params["static_mw"], np.float64) * np.asarray(params["cores"], np.float64) * latency
+    # leakage: logic per core and SRAM per KiB of every core's buffers (mW x ns = pJ)
+    sram_kib = np.asarray(params["cores"], np.float64) * sum(
+        np.asarray(params[f"{m}_bytes"], np.float64) for m in ("weights", "membrane", "events")) / 1024
+    p_static = (np.asarray(params["static_mw"], np.float64) * np.asarray(params["cores"], np.float64)
+                + np.asarray(params.get("static_mw_kib", 0.0), np.float64) * sram_kib)
+    E_static = p_static * latency
 
     total = sum(np.sum(e, axis=-1) for e in E.values()) + E_static
     proxy = PROXY_MAC_PJ * macs.sum(-1) + PROXY_AC_PJ * col["synops"].sum()
@@ -253,11 +258,25 @@ def _size(nbytes):
     return f"{nbytes:g} B" if nbytes < 1024 else f"{nbytes / 1024:.1f} KiB"
 
 
+def check_graded(c: Counts, arch: Arch) -> None:
+    """An architecture that takes binary spikes only refuses a layer that receives graded inputs."""
+    if arch.graded_inputs != "refuse":
+        return
+    r = c.rows
+    graded = r[(r.entries_analog > 0) | (r.macs_dense > 0)]
+    graded = graded[graded.layer.map(c.layers.set_index("layer").synaptic)]
+    if len(graded):
+        raise ArchError("graded_inputs", f"layer '{graded.layer.iloc[0]}' receives graded (non-spike) inputs "
+                        f"and {arch.name} takes binary spikes only: encode the input as spikes (rate or events) "
+                        "or price it on an architecture with MACs (evt45)", arch.path)
+
+
 def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
     """Price one run on one architecture. The encoder convention is the architecture's dataflow.encoder."""
     c = trace_or_counts
     if isinstance(c, Trace):
         c = count(c, arch.dataflow["encoder"])
+    check_graded(c, arch)
     res = evaluate(c, arch.params())
     check_fit(c, arch, res)
     df = c.rows.copy()
