@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from peer_models import BUILDERS, lively_weights, run_sj  # noqa: E402
+from peer_models import BUILDERS, build, lively_weights, run_sj  # noqa: E402
 
 from snnsim.data import load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
@@ -104,7 +104,7 @@ def timeit(fn, repeats):
 
 
 def bench_network(name, quick):
-    model = lively_weights(BUILDERS[name](0.0))
+    model = lively_weights(build(name, 0.0))
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     spec = load_spec(ROOT / "networks" / f"{name}.yaml")
     net = build_network(spec, check_weights(spec, sd))
@@ -112,7 +112,7 @@ def bench_network(name, quick):
     xs = x64.reshape((64,) + spec.input_shape)
     reps = 5 if quick else 20
     rows = []
-    st_model = lively_weights(BUILDERS[name](0.0))
+    st_model = lively_weights(build(name, 0.0))
     st_forward = snntorch_runner(st_model)
     for batch in (1, 64):
         xb = xs[:batch]

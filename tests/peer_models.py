@@ -79,6 +79,15 @@ def cifar_sew_resnet(v_reset=0.0):
 BUILDERS = {"digits_mlp": digits_mlp, "mnist_conv": mnist_conv, "cifar_sew_resnet": cifar_sew_resnet}
 
 
+def build(name, v_reset=0.0, seed=0):
+    """``BUILDERS[name]`` with PyTorch's global generator seeded first: the default initialisation of every
+    conv/linear layer draws from it, so without the seed the weights depended on which tests ran before."""
+    import torch
+
+    torch.manual_seed(seed)
+    return BUILDERS[name](v_reset)
+
+
 def load_into(model, weights: dict[str, np.ndarray]):
     """Copy snnsim weights (keyed like the state_dict) into a torch model, strictly."""
     import torch

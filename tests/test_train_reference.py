@@ -31,7 +31,7 @@ from snnsim.train.losses import make_loss  # noqa: E402
 from snnsim.train.surrogate import SJ_CLASS, Surrogate  # noqa: E402
 from snnsim.weights import check_weights  # noqa: E402
 
-from peer_models import BUILDERS  # noqa: E402
+from peer_models import BUILDERS, build  # noqa: E402
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 T = 4
@@ -115,7 +115,7 @@ def _compare(model, spec, x, y, sur, detach):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 @pytest.mark.parametrize("v_reset", [0.0, None], ids=["hard", "soft"])
 def test_shipped_networks_match_spikingjelly_autograd(name, v_reset):
-    model = _lively(BUILDERS[name](v_reset), seed=3)
+    model = _lively(build(name, v_reset, seed=3), seed=3)
     spec = _spec(name, v_reset)
     x, y = _inputs(name)
     sur = Surrogate("sigmoid", 4.0)
