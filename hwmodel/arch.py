@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from snnsim.errors import SnnsimError
 
@@ -337,14 +336,9 @@ def load_arch(name_or_path: str | Path) -> Arch:
     path = presets().get(s, Path(s))
     if not path.exists():
         raise ArchError("--arch", f"'{s}' is neither a preset ({', '.join(presets())}) nor an existing file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ArchError("", f"not valid YAML: {where}{getattr(err, 'problem', err)}", str(path)) from None
-    except OSError as err:
-        raise ArchError("", f"cannot read architecture file: {err.strerror}", str(path)) from None
+    from snnsim.yamlfile import read_yaml    # no aliases, bounded size and depth, UTF-8, text keys
+
+    raw = read_yaml(path, lambda msg: ArchError("", msg, str(path)), "architecture file")
     return parse_arch(raw, str(path))
 
 

@@ -5,6 +5,7 @@ Every user error (bad YAML, weights, input, options) ends with a one-line messag
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -190,6 +191,10 @@ def _parse_timesteps(text):
     if not values or any(v < 1 for v in values):
         raise InputError(f"-T/--timesteps: expected a positive integer or a comma-separated list of them "
                          f"(e.g. 5,4,3,2,1), got {text!r}")
+    from .limits import over
+
+    if over("timesteps", max(values)):
+        raise InputError(f"-T/--timesteps: {over('timesteps', max(values))}")
     return values
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from . import __version__
+from .limits import over
 from .nir_io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
                      NODE_SPIKE_RULE, REL_TOL, SPIKE_RULES, NirError, clean_meta, read_graph, require_nir)
 
@@ -120,8 +121,17 @@ class _Importer:
         self.rounded: list[str] = []
         self.nodes, self.edges = self._inline(graph, "")
         self.dt_used = False
-        meta_rule = self.meta.get(META_SPIKE_RULE)
-        self.default_rule = spike_rule or (meta_rule if meta_rule in SPIKE_RULES else "gt")
+        meta_rule = self.choice(self.meta, META_SPIKE_RULE, SPIKE_RULES, "the graph")
+        self.default_rule = spike_rule or meta_rule or "gt"
+
+    def choice(self, meta: dict, key: str, choices, where: str):
+        """A metadata entry that must be one of ``choices`` when present: a wrong value is an error, never a
+        silent fall-back to the default."""
+        v = meta.get(key)
+        if v is not None and v not in choices:
+            raise NirError(f"{self.source}: {where}'s metadata '{key}' is {v!r}; expected one of "
+                           f"{', '.join(choices)} (or leave it out)")
+        return v
 
     # --- errors and parameters
     def err(self, node: str, msg: str) -> NirError:
@@ -135,6 +145,9 @@ class _Importer:
         v = self.meta.get(META_DT)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v):
             return float(v)
+        if v is not None:
+            raise NirError(f"{self.source}: the graph's metadata '{META_DT}' is {v!r}, not a positive time step in "
+                           "seconds; give --dt to override it")
         raise NirError(f"{self.source}: the graph does not record its time step (no '{META_DT}' in its metadata); "
                        "give --dt in seconds (snnTorch and SpikingJelly export with dt=1e-4)")
 
@@ -557,8 +570,7 @@ class _Importer:
     def _rule(self, n, node):
         if self.rule_opt:
             return self.rule_opt
-        r = clean_meta(node.metadata).get(NODE_SPIKE_RULE)
-        return r if r in SPIKE_RULES else self.default_rule
+        return self.choice(clean_meta(node.metadata), NODE_SPIKE_RULE, SPIKE_RULES, f"node '{n}'") or self.default_rule
 
     def _n_Threshold(self, n, node, shape):
         thr = self.uniform(n, "threshold", node.threshold, shape)
@@ -692,8 +704,12 @@ class _Importer:
         meta = self.meta
         src = meta.get("network") if meta.get(META_SOURCE) == "snnsim" else None
         name = self.name or src or Path(self.source).stem
-        T = self.timesteps or (meta.get("timesteps") if isinstance(meta.get("timesteps"), int) else None) or 4
-        enc = self.encoding or (meta.get("encoding") if meta.get("encoding") in ENCODINGS else "events")
+        T = meta.get("timesteps")
+        if self.timesteps is None and T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1 or over("timesteps", T)):
+            raise NirError(f"{self.source}: the graph's metadata 'timesteps' is {T!r}, not a positive whole number "
+                           f"within the limit; give -T to override it")
+        T = self.timesteps or T or 4
+        enc = self.encoding or self.choice(meta, "encoding", ENCODINGS, "the graph") or "events"
         spec = {"name": str(name),
                 "description": f"Imported from NIR ({Path(self.source).name}) by snnsim import-nir.",
                 "input_shape": list(input_shape), "timesteps": int(T)}

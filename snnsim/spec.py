@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .errors import SpecError
+from .limits import over
 
 Shape = tuple[int, ...]
 
@@ -250,20 +250,29 @@ class _Fields:
             return default
         return self.raw[key]
 
-    def int(self, key, default=None, required=False, minimum=1):
-        v = self.get(key, default, required)
-        if v is None:
+    def int(self, key, default=None, required=False, minimum=1, maximum=None):
+        """An integer field; null is an error (absent means the default). ``maximum`` defaults to the layer-size
+        limit: no count or size in a spec can exceed it without making some layer larger than that."""
+        if key not in self.raw and default is None and not required:
+            self.used.add(key)
             return None
+        v = self.get(key, default, required)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             raise self.err(key, f"expected {what}, got {_show(v)}")
+        if isinstance(maximum, int):
+            too_big = f"{v} is more than {maximum}" if v > maximum else None
+        else:
+            too_big = over(maximum or "layer_size", v)
+        if too_big:
+            raise self.err(key, too_big)
         return v
 
     def float(self, key, default=None, required=False, positive=False, allow_none=False):
         v = self.get(key, default, required)
-        if v is None and (allow_none or default is None):
+        if v is None and (allow_none or (default is None and key not in self.raw)):
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
             raise self.err(key, f"expected a finite number, got {_show(v)}")
         if positive and v <= 0:
             raise self.err(key, f"expected a positive number, got {_show(v)}")
@@ -291,16 +300,44 @@ class _Fields:
         if not ok:
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             raise self.err(key, f"expected {what} or a list of two, got {_show(v)}")
+        for e in v:
+            if over("layer_size", e):
+                raise self.err(key, over("layer_size", e))
         return (int(v[0]), int(v[1]))
 
+    def section(self, key) -> dict:
+        """An optional sub-mapping: absent or null is empty; anything else that is not a mapping is an error."""
+        v = self.get(key)
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise self.err(key, f"expected a mapping, got {_show(v)}")
+        return v
+
     def done(self):
-        unknown = sorted(set(self.raw) - self.used)
+        unknown = sorted(set(self.raw) - self.used, key=str)
         if unknown:
             raise self.err(unknown[0], f"unknown field; allowed here: {', '.join(sorted(self.used))}")
 
 
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v) and math.isfinite(float(v))
+    except OverflowError:             # an integer beyond float's range
+        return False
+
+
 def _show(v) -> str:
-    return repr(v) if not isinstance(v, (dict, list)) else type(v).__name__
+    """A value for a one-line message: quoted, escaped and short."""
+    if isinstance(v, (dict, list)):
+        return "a mapping" if isinstance(v, dict) else "a list"
+    if v is None:
+        return "null"
+    try:
+        text = repr(v)
+    except ValueError:                # an integer with more digits than Python will print
+        return "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ----------------------------------------------------------------------------- layer parsers
@@ -376,7 +413,8 @@ def _parse_neuron(f, name, shape, kind, defaults):
     v_reset = None if f.get("v_reset", 0.0) is None else f.float("v_reset", 0.0)
     clip = f.get("clip")
     if clip is not None:
-        if not (isinstance(clip, list) and len(clip) == 2 and all(isinstance(c, (int, float)) for c in clip)
+        if not (isinstance(clip, list) and len(clip) == 2
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool) and _finite(c) for c in clip)
                 and clip[0] < clip[1]):
             raise f.err("clip", f"expected [low, high] with low < high, got {_show(clip)}")
         clip = (float(clip[0]), float(clip[1]))
@@ -439,7 +477,8 @@ def _parse_one(f, kind, name, shape, defaults, names) -> Layer:
     if kind == "residual":
         body, out = _parse_layers(f.get("body", required=True), f"{f.path}.body", shape, name + ".",
                                   defaults, f.source, names)
-        short, s_out = _parse_layers(f.get("shortcut", []) or [], f"{f.path}.shortcut", shape,
+        shortcut = f.get("shortcut")                  # absent or null: the identity
+        short, s_out = _parse_layers([] if shortcut is None else shortcut, f"{f.path}.shortcut", shape,
                                      name + ".", defaults, f.source, names)
         if out != s_out:
             raise f.err("shortcut", f"gives shape {list(s_out)} but the body gives {list(out)}; "
@@ -464,24 +503,26 @@ def parse_spec(raw: Any, source: str | None = None) -> NetworkSpec:
     if (not isinstance(shape, list) or not shape
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
         raise f.err("input_shape", f"expected a list of positive integers, got {_show(shape)}")
-    timesteps = f.int("timesteps", 4)
+    if over("layer_size", math.prod(shape)):
+        raise f.err("input_shape", over("layer_size", math.prod(shape)))
+    timesteps = f.int("timesteps", 4, maximum="timesteps")
     enc_raw = f.get("encoding", "direct")
     enc_f = _Fields({"type": enc_raw} if isinstance(enc_raw, str) else enc_raw, "encoding", source)
     encoding = Encoding(enc_f.str("type", required=True, choices=ENCODINGS),
-                        enc_f.int("seed", 0, minimum=0), enc_f.float("gain", 1.0, positive=True))
+                        enc_f.int("seed", 0, minimum=0, maximum=2**63 - 1), enc_f.float("gain", 1.0, positive=True))
     enc_f.done()
-    ro_f = _Fields(f.get("readout", {}) or {}, "readout", source)
+    ro_f = _Fields(f.section("readout"), "readout", source)
     readout = Readout(ro_f.str("reduce", "mean", choices=("mean", "last")),
                       ro_f.str("source", "output", choices=("output", "membrane")))
     ro_f.done()
-    w_f = _Fields(f.get("weights", {}) or {}, "weights", source)
+    w_f = _Fields(f.section("weights"), "weights", source)
     prefix = w_f.str("prefix", "")
-    rename = w_f.get("rename", {}) or {}
+    rename = w_f.section("rename")
     if not isinstance(rename, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                for k, v in rename.items()):
         raise w_f.err("rename", "expected a mapping from file key to snnsim key")
     w_f.done()
-    defaults = f.get("neuron_defaults", {}) or {}
+    defaults = f.section("neuron_defaults")
     if not isinstance(defaults, dict) or not all(k in NEURON_KINDS and isinstance(v, dict)
                                                  for k, v in defaults.items()):
         raise f.err("neuron_defaults", f"expected a mapping from a neuron type ({', '.join(NEURON_KINDS)}) "
@@ -492,28 +533,37 @@ def parse_spec(raw: Any, source: str | None = None) -> NetworkSpec:
         raise f.err("layers", "the network has no layers")
     fold = f.bool("fold_batchnorm", True)
     desc = f.get("description", "")
+    if not isinstance(desc, str):
+        raise f.err("description", f"expected text, got {_show(desc)}")
     f.done()
     spec = NetworkSpec(name, tuple(shape), layers, timesteps, encoding, readout, prefix,
                        tuple(rename.items()), fold, str(desc), source)
     if readout.source == "membrane" and not isinstance(layers[-1], Neuron):
         raise SpecError("readout.source", "'membrane' needs the last layer to be a neuron layer", source)
+    _check_sizes(spec)
     return spec
 
 
+def _check_sizes(spec: NetworkSpec) -> None:
+    """Refuse a network beyond the limits of ``snnsim.limits`` before any weights are allocated."""
+    layers = spec.all_layers()
+    if over("layers", len(layers)):
+        raise SpecError("layers", over("layers", len(layers)), spec.source)
+    for layer in layers:
+        for shape in (layer.in_shape, layer.out_shape):
+            if over("layer_size", math.prod(shape)):
+                raise SpecError(f"layers: '{layer.name}'", f"shape {list(shape)}: "
+                                f"{over('layer_size', math.prod(shape))}", spec.source)
+    n = sum(math.prod(s) for s in spec.param_shapes().values())
+    if over("params", n):
+        raise SpecError("layers", f"{over('params', n)}", spec.source)
+
+
 def load_spec(path: str | Path) -> NetworkSpec:
-    """Read and validate a network YAML file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError("", f"cannot read network file: {e.strerror}", str(path)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise SpecError("", f"not valid YAML: {where}{problem}", str(path)) from None
+    """Read and validate a network YAML file (read by ``snnsim.yamlfile``: no aliases, bounded size and depth)."""
+    from .yamlfile import read_yaml
+
+    raw = read_yaml(path, lambda msg: SpecError("", msg, str(path)), "network file")
     return parse_spec(raw, str(path))
 
 

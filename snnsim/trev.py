@@ -145,7 +145,7 @@ def parse_trevsnn(f, name: str, shape: Shape, names: set) -> TRevSNN:
                         f.source)
     if len(shape) != 3:
         raise SpecError(f.path, f"trevsnn needs a [C, H, W] image input, got shape {list(shape)}", f.source)
-    T = f.int("columns", required=True)
+    T = f.int("columns", required=True, maximum="timesteps")
     channels = _ints(f, "channels", None)
     L = len(channels)
     strides = _ints(f, "strides", [1, 2, 2, 1][:L] if L <= 4 else None, L)

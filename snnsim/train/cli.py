@@ -22,6 +22,10 @@ def _timesteps(text: str) -> tuple[int, ...]:
         raise InputError(f"--timesteps: expected an integer or a list like 5,4,3,2,1, got '{text}'") from None
     if not ts or any(t < 1 for t in ts):
         raise InputError(f"--timesteps: expected positive integers, got '{text}'")
+    from ..limits import over
+
+    if over("timesteps", max(ts)):
+        raise InputError(f"--timesteps: {over('timesteps', max(ts))}")
     return ts
 
 
