@@ -1,0 +1,19 @@
+"""Every test starts from the same global random state, whatever ran before it (the suite also runs in random
+order: ``pytest --random-order``). Tests seed their own generators; this covers what they do not, such as
+PyTorch's default layer initialisation, which draws from the global generator when a module is built."""
+
+import random
+import sys
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_generators():
+    random.seed(0)
+    np.random.seed(0)
+    torch = sys.modules.get("torch")      # not imported for it: most tests never need torch
+    if torch is not None:
+        torch.manual_seed(0)
+    yield
