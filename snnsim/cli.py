@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -63,10 +64,19 @@ class _Group(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
+        # A numpy floating-point warning (overflow, invalid value) means a NaN or Inf was made somewhere the
+        # checks at load did not foresee: it stops the command with one line instead of printing a warning
+        # above a result that may be wrong.
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                return super().invoke(ctx)
         except SnnsimError as e:
             click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except (RuntimeWarning, FloatingPointError) as e:
+            click.echo(f"error: numerical problem ({e}): a value overflowed float32 or became NaN; check the "
+                       "weights and inputs for very large values", err=True)
             ctx.exit(2)
 
 
@@ -86,6 +96,20 @@ def _load(net_path, weights_path):
     return spec, build_network(spec, weights)
 
 
+def read_npy(path, option: str) -> np.ndarray:
+    """One numeric array from a .npy file, or a one-line error naming the option."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(f"{option} {path}: cannot read a .npy array ({e})") from None
+    if isinstance(x, np.lib.npyio.NpzFile):
+        x.close()
+        raise InputError(f"{option} {path}: an .npz archive; {option} takes a single array saved with numpy.save")
+    if x.dtype.kind not in "fiub":
+        raise InputError(f"{option} {path}: dtype {x.dtype} is not numeric")
+    return x
+
+
 def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False):
     """The samples (and labels, if any) that a command runs on (``pad``: the --pad-input option)."""
     from .data import fit_to_shape, load_dataset, pad_to_shape
@@ -95,16 +119,26 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False)
     if dataset:
         x, y = load_dataset(dataset).split(split)
     else:
-        try:
-            x = np.load(input_path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise InputError(f"--input {input_path}: cannot read a .npy array ({e})") from None
+        x = read_npy(input_path, "--input")
         y = None
         if labels_path:
-            try:
-                y = np.load(labels_path, allow_pickle=False).reshape(-1)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--labels {labels_path}: cannot read a .npy array ({e})") from None
+            y = read_npy(labels_path, "--labels").reshape(-1)
+            if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+                raise InputError(f"--labels {labels_path}: expected whole-number class labels, got dtype {y.dtype}")
+            y = y.astype(np.int64)
+            classes = math.prod(spec.output_shape)
+            if len(y) and (y.min() < 0 or y.max() >= classes):
+                raise InputError(f"--labels {labels_path}: labels must be in 0..{classes - 1} (the network has "
+                                 f"{classes} outputs), found {int(y.min())}..{int(y.max())}")
+    if x.ndim < 2 or x.shape[0] == 0 or (spec.encoding.kind == "events" and (x.ndim < 3 or x.shape[1] == 0)):
+        want = "[T, N, ...] events" if spec.encoding.kind == "events" else "[N, ...] samples"
+        raise InputError(f"{'--input' if input_path else 'dataset'}: expected {want} with at least one sample, "
+                         f"got shape {list(x.shape)}")
+    if spec.encoding.kind == "events":
+        if math.prod(x.shape[2:]) != math.prod(spec.input_shape):
+            raise InputError(f"--input: events of shape {list(x.shape[2:])} do not fit the network input "
+                             f"{list(spec.input_shape)} (an 'events' network takes [T, N, ...])")
+        x = x.reshape(x.shape[:2] + tuple(spec.input_shape))
     if spec.encoding.kind != "events":
         if pad:
             x = pad_to_shape(x, spec.input_shape)

@@ -239,10 +239,14 @@ def _check_input(net: Network, x: np.ndarray, encoding: str, T: int) -> np.ndarr
         raise InputError(f"input: expected shape {want} for network '{net.name}', got {list(x.shape)}")
     if encoding == "events" and x.shape[0] != T:
         raise InputError(f"input: the event tensor has {x.shape[0]} timesteps but the run asks for T={T}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.shape[lead - 1] == 0:
+        raise InputError(f"input: no samples (shape {list(x.shape)})")
+    with np.errstate(all="ignore"):            # a float64 beyond float32's range becomes Inf, reported below
+        x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0].tolist()
-        raise InputError(f"input: contains NaN or Inf (first at index {bad}); clean or impute the data first")
+        raise InputError(f"input: contains NaN or Inf (first at index {bad}; a value beyond float32's range "
+                         "counts as Inf); clean or impute the data first")
     return x
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from . import kernels as K
 from . import neurons
 from .spec import BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, NetworkSpec, Neuron, Pool2d, Residual, Scale
+from .weights import check_finite
 
 EMPTY = np.zeros(0, np.float32)
 
@@ -155,11 +156,13 @@ def walk_ops(ops):
 def _bn_scale_shift(bn: BatchNorm, w: dict):
     """Per-channel scale and shift as PyTorch's CPU batch norm computes them, in float32."""
     var, mean = w[f"{bn.name}.running_var"], w[f"{bn.name}.running_mean"]
-    invstd = np.float32(1) / np.sqrt(var + np.float32(bn.eps), dtype=np.float32)
     gamma = w[f"{bn.name}.weight"] if bn.affine else np.ones_like(var)
     beta = w[f"{bn.name}.bias"] if bn.affine else np.zeros_like(var)
-    scale = (invstd * gamma).astype(np.float32)
-    shift = (beta - mean * scale).astype(np.float32)
+    with np.errstate(all="ignore"):           # overflow is reported by name just below
+        invstd = np.float32(1) / np.sqrt(var + np.float32(bn.eps), dtype=np.float32)
+        scale = (invstd * gamma).astype(np.float32)
+        shift = (beta - mean * scale).astype(np.float32)
+    check_finite({f"{bn.name}.scale": scale, f"{bn.name}.shift": shift}, "batch norm")
     return scale, shift
 
 
@@ -171,8 +174,10 @@ def _fold(layer, weight, bias, bn: BatchNorm, w: dict):
     beta = w[f"{bn.name}.bias"].astype(np.float64) if bn.affine else np.zeros_like(var)
     s = gamma / np.sqrt(var + bn.eps)
     b = bias.astype(np.float64) if bias.size else np.zeros_like(var)
-    new_w = (weight.astype(np.float64) * s.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(np.float32)
-    new_b = ((b - mean) * s + beta).astype(np.float32)
+    with np.errstate(all="ignore"):           # a result beyond float32 is reported by name just below
+        new_w = (weight.astype(np.float64) * s.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(np.float32)
+        new_b = ((b - mean) * s + beta).astype(np.float32)
+    check_finite({f"{layer.name}.weight": new_w, f"{layer.name}.bias": new_b}, f"folding batch norm '{bn.name}'")
     return new_w, new_b
 
 

@@ -26,9 +26,13 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise WeightError(f"{path}: weights file not found")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise WeightError(f"{path}: a single .npy array, not an .npz of named weights; save weights with "
+                              "numpy.savez(path, **state_dict)")
+        with z:
             return {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
         raise WeightError(f"{path}: not a readable .npz weights file ({e}); save weights with numpy.savez") from None
 
 
@@ -78,14 +82,43 @@ def check_weights(spec: NetworkSpec, arrays: dict[str, np.ndarray], source: str 
         if tuple(arr.shape) != tuple(expected[name]):
             problems.append(f"key '{key}': expected shape {list(expected[name])}, found {list(arr.shape)}")
             continue
-        a = np.ascontiguousarray(arr, dtype=np.float32)
-        if not np.all(np.isfinite(a)):
-            problems.append(f"key '{key}': contains NaN or Inf")
+        bad = _bad_values(arr, name)
+        if bad:
+            problems.append(f"key '{key}': {bad}")
             continue
-        out[name] = a
+        out[name] = np.ascontiguousarray(arr, dtype=np.float32)
     if problems:
         raise WeightError(f"{source}: weights do not match network '{spec.name}': " + "; ".join(problems))
     return out
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _bad_values(arr: np.ndarray, name: str) -> str | None:
+    """Why an array cannot be a float32 weight (NaN/Inf, beyond float32's range, a negative variance), or None."""
+    with np.errstate(all="ignore"):
+        a = np.asarray(arr, dtype=np.float64)
+        finite = np.isfinite(a)
+        if not finite.all():
+            i = int(np.flatnonzero(~finite.reshape(-1))[0])
+            return f"contains {a.reshape(-1)[i]} (at flat index {i}); weights must be finite"
+        big = np.abs(a) > F32_MAX
+        if big.any():
+            i = int(np.flatnonzero(big.reshape(-1))[0])
+            return f"value {a.reshape(-1)[i]:.4g} (at flat index {i}) is beyond float32's range (+-3.4e38)"
+        if name.endswith(".running_var") and (a < 0).any():
+            i = int(np.flatnonzero(a.reshape(-1) < 0)[0])
+            return f"negative variance {a.reshape(-1)[i]:.4g} (at flat index {i}); a running variance is >= 0"
+    return None
+
+
+def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
+    """Refuse arrays computed from checked weights (folded batch norm, standardised kernels) that overflowed."""
+    for key, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise WeightError(f"'{key}' is not finite (NaN or Inf) after {what}; the weights it is computed from "
+                              "are too large, or a variance too small, for float32")
 
 
 def load_weights(spec: NetworkSpec, path: str | Path) -> dict[str, np.ndarray]:

@@ -123,7 +123,7 @@ def test_events_encoding_and_input_errors():
         run(net, ev, timesteps=2)
     bad = ev.copy()
     bad[1, 0, 0, 2, 3] = np.nan
-    with pytest.raises(InputError, match=r"NaN or Inf \(first at index \[1, 0, 0, 2, 3\]\)"):
+    with pytest.raises(InputError, match=r"NaN or Inf \(first at index \[1, 0, 0, 2, 3\]"):
         run(net, bad)
     with pytest.raises(InputError, match="probes: no layer named 'nope'"):
         run(net, ev, probes=["nope"])

@@ -174,3 +174,79 @@ def test_nir_metadata_with_a_wrong_value_is_an_error_not_a_default(tmp_path):
     with pytest.raises(NirError, match="metadata 'timesteps' is 0"):
         import_nir(write({"dt": 1e-3, "timesteps": 0}))
     assert import_nir(write({"dt": 1e-3, "encoding": "rate"})).spec["encoding"] == "rate"
+
+
+# ----------------------------------------------------------------------------- numbers at load
+@pytest.fixture()
+def mlp_files(tmp_path):
+    r = CliRunner().invoke(main, ["init-weights", MLP, "-o", str(tmp_path / "w.npz"), "--seed", "1"])
+    assert r.exit_code == 0, r.output
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((5, 64)).astype(np.float32))
+    with np.load(tmp_path / "w.npz") as z:
+        return tmp_path, dict(z)
+
+
+def _run_with(tmp_path, weights, *extra):
+    np.savez(tmp_path / "bad.npz", **weights)
+    return refused(["run", MLP, "--weights", str(tmp_path / "bad.npz"), "--input", str(tmp_path / "x.npy"), *extra])
+
+
+def test_negative_running_variance_is_refused_by_key(mlp_files):
+    tmp_path, w = mlp_files
+    w["bn1.running_var"] = w["bn1.running_var"].copy()
+    w["bn1.running_var"][7] = -0.5
+    line = _run_with(tmp_path, w)
+    assert "key 'bn1.running_var': negative variance -0.5 (at flat index 7)" in line
+
+
+def test_weights_that_fold_to_inf_are_refused_by_key(mlp_files):
+    """gamma / sqrt(var + eps) with var = 0, gamma = 3e38: the folded weight is w * 3e38 / sqrt(1e-5) ~ 1e41,
+    beyond float32; the run used to report an accuracy (with a numpy RuntimeWarning) and exit 0."""
+    tmp_path, w = mlp_files
+    w["bn1.running_var"] = np.zeros(128, np.float32)
+    w["bn1.weight"] = np.full(128, 3e38, np.float32)
+    line = _run_with(tmp_path, w)
+    assert "'fc1.weight' is not finite (NaN or Inf) after folding batch norm 'bn1'" in line
+
+
+def test_float64_weight_beyond_float32_and_nan_are_named(mlp_files):
+    tmp_path, w = mlp_files
+    w["fc2.bias"] = np.full(10, 1e300)
+    assert "key 'fc2.bias': value 1e+300 (at flat index 0) is beyond float32's range" in _run_with(tmp_path, w)
+    w["fc2.bias"] = np.array([0.0] * 9 + [np.nan])
+    assert "key 'fc2.bias': contains nan (at flat index 9)" in _run_with(tmp_path, w)
+
+
+def test_transposed_weight_of_the_right_size_is_refused(mlp_files):
+    tmp_path, w = mlp_files
+    w["fc1.weight"] = np.ascontiguousarray(w["fc1.weight"].T)       # [64, 128]: same size as [128, 64]
+    assert "key 'fc1.weight': expected shape [128, 64], found [64, 128]" in _run_with(tmp_path, w)
+
+
+def test_files_of_the_wrong_kind_and_empty_or_misranked_inputs(mlp_files):
+    tmp_path, w = mlp_files
+    np.save(tmp_path / "w.npy", w["fc1.weight"])
+    refused(["run", MLP, "--weights", str(tmp_path / "w.npy"), "--input", str(tmp_path / "x.npy")],
+            "a single .npy array, not an .npz")
+    refused(["run", MLP, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "w.npz")],
+            "--input " + str(tmp_path / "w.npz") + ": an .npz archive")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64), np.float32))
+    refused(["run", MLP, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "empty.npy")],
+            "at least one sample, got shape [0, 64]")
+    np.save(tmp_path / "scalar.npy", np.float32(3))
+    refused(["run", MLP, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "scalar.npy")],
+            "got shape []")
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 3, 10]))
+    refused(["run", MLP, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "x.npy"),
+             "--labels", str(tmp_path / "y.npy")], "labels must be in 0..9")
+
+
+def test_events_network_with_a_wrongly_ranked_input(tmp_path):
+    net = _net(tmp_path, "input_shape: [4]\nencoding: events\nlayers:\n  - {type: linear, out_features: 3}\n"
+                         "  - {type: lif}\n")
+    r = CliRunner().invoke(main, ["init-weights", net, "-o", str(tmp_path / "w.npz")])
+    assert r.exit_code == 0
+    for shape, pattern in [((5, 4), "expected [T, N, ...] events"), ((4, 0, 4), "expected [T, N, ...] events"),
+                           ((4, 2, 5), "events of shape [5] do not fit")]:
+        np.save(tmp_path / "e.npy", np.zeros(shape, np.float32))
+        refused(["run", net, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "e.npy")], pattern)
