@@ -74,6 +74,10 @@ class _Group(click.Group):
         except SnnsimError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
+        except click.UsageError as e:       # click's own option checks: one line too, with where to look
+            sub = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
+            click.echo(f"error: {e.format_message()} (see 'snnsim{sub} --help')", err=True)
+            ctx.exit(2)
         except (RuntimeWarning, FloatingPointError) as e:
             click.echo(f"error: numerical problem ({e}): a value overflowed float32 or became NaN; check the "
                        "weights and inputs for very large values", err=True)
@@ -182,7 +186,11 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
         form, event_threshold, output, trace_path):
     """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
     from .engine import accuracy, run as run_net, stats_rows
+    from .outputs import check_output
 
+    for path, option in ((output, "--output"), (trace_path, "--trace")):
+        if path:
+            check_output(path, option)
     spec, net = _load(network, weights_path)
     x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit, pad_input)
     n = x.shape[1] if spec.encoding.kind == "events" else len(x)
@@ -264,10 +272,9 @@ def _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold):
 
 
 def _save(path, arrays):
-    try:
-        np.savez(path, **arrays)
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
+    from .outputs import save_npz
+
+    save_npz(path, arrays, "--output")
 
 
 @main.command()
@@ -298,10 +305,12 @@ def init_weights(network, out, seed):
     """Write seeded random weights for NETWORK (PyTorch-style initialisation)."""
     from .layers_extra import random_weights     # snnsim.weights.random_weights + gains, alphas, shared modules
     from .spec import load_spec
+    from .outputs import check_output
     from .weights import save_npz
 
+    check_output(out, "--out")
     spec = load_spec(network)
-    save_npz(out, random_weights(spec, seed))
+    save_npz(out, random_weights(spec, seed), "--out")
     click.echo(f"wrote {len(spec.param_shapes())} arrays to {out}")
 
 

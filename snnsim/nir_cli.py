@@ -29,7 +29,11 @@ def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, nam
     """Convert a NIR graph (MODEL.nir) into a network YAML and a weights .npz that `snnsim run` executes."""
     from .nir_import import import_nir as do_import, write_import
 
+    from .outputs import check_output
+
     weights_out = weights_out or str(Path(out).with_suffix(".npz"))
+    check_output(out, "--out")
+    check_output(weights_out, "--weights-out")
     result = do_import(model, dt=dt, spike_rule=spike_rule, timesteps=timesteps, encoding=encoding, name=name)
     write_import(result, out, weights_out)
     for w in result.warnings:
@@ -54,7 +58,9 @@ def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, nam
 def export_nir(network, weights_path, out, dt, allow_lossy):
     """Write NETWORK (YAML) with its weights as a NIR graph, with snnsim's dt and conventions in the metadata."""
     from .nir_export import export_file
+    from .outputs import check_output
 
+    check_output(out, "--out")
     result = export_file(network, weights_path, out, dt=dt, allow_lossy=allow_lossy)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)

@@ -98,14 +98,11 @@ def import_nir(path: str | Path, *, dt: float | None = None, spike_rule: str | N
 
 
 def write_import(result: ImportResult, yaml_path: str | Path, weights_path: str | Path) -> None:
-    from .weights import save_npz
+    from .outputs import save_npz, write_text
 
-    yaml_path, weights_path = Path(yaml_path), Path(weights_path)
-    try:
-        yaml_path.write_text(result.yaml_text())
-        save_npz(weights_path, result.weights)
-    except OSError as e:
-        raise NirError(f"cannot write {e.filename}: {e.strerror}") from None
+    # the weights first: a YAML that exists always has its weights next to it
+    save_npz(weights_path, result.weights, "--weights-out")
+    write_text(yaml_path, result.yaml_text(), "--out")
 
 
 # ----------------------------------------------------------------------------- the converter

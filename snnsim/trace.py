@@ -212,7 +212,9 @@ class Trace:
         for name, probe in self.probes.items():
             for key, arr in probe.items():
                 arrays[f"probe/{name}/{key}"] = arr
-        np.savez_compressed(path, header=np.array(json.dumps(header)), **arrays)
+        from .outputs import save_npz      # atomic, and exactly under the given name
+
+        save_npz(path, dict(arrays, header=np.array(json.dumps(header))), "--trace", compressed=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Trace":

@@ -102,7 +102,8 @@ def _bad_values(arr: np.ndarray, name: str) -> str | None:
         finite = np.isfinite(a)
         if not finite.all():
             i = int(np.flatnonzero(~finite.reshape(-1))[0])
-            return f"contains {a.reshape(-1)[i]} (at flat index {i}); weights must be finite"
+            kind = "NaN" if np.isnan(a.reshape(-1)[i]) else "Inf"
+            return f"contains {kind} (at flat index {i}); weights must be finite"
         big = np.abs(a) > F32_MAX
         if big.any():
             i = int(np.flatnonzero(big.reshape(-1))[0])
@@ -162,9 +163,9 @@ def random_weights(spec: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically (temporary file, then rename) so an interrupted write never leaves a broken file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray], option: str = "weights") -> None:
+    """Write atomically (temporary file, then rename) so an interrupted write never leaves a broken file;
+    exactly under ``path`` (no ``.npz`` appended). See ``snnsim.outputs``."""
+    from .outputs import save_npz as write
+
+    write(path, arrays, option)

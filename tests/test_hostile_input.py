@@ -214,7 +214,7 @@ def test_float64_weight_beyond_float32_and_nan_are_named(mlp_files):
     w["fc2.bias"] = np.full(10, 1e300)
     assert "key 'fc2.bias': value 1e+300 (at flat index 0) is beyond float32's range" in _run_with(tmp_path, w)
     w["fc2.bias"] = np.array([0.0] * 9 + [np.nan])
-    assert "key 'fc2.bias': contains nan (at flat index 9)" in _run_with(tmp_path, w)
+    assert "key 'fc2.bias': contains NaN (at flat index 9)" in _run_with(tmp_path, w)
 
 
 def test_transposed_weight_of_the_right_size_is_refused(mlp_files):
@@ -250,3 +250,58 @@ def test_events_network_with_a_wrongly_ranked_input(tmp_path):
                            ((4, 2, 5), "events of shape [5] do not fit")]:
         np.save(tmp_path / "e.npy", np.zeros(shape, np.float32))
         refused(["run", net, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "e.npy")], pattern)
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_output_is_written_under_exactly_the_given_name(mlp_files):
+    tmp_path, _ = mlp_files
+    r = CliRunner().invoke(main, ["run", MLP, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "x.npy"),
+                                  "--output", str(tmp_path / "result.bin"), "--trace", str(tmp_path / "trace")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "result.bin").is_file() and not (tmp_path / "result.bin.npz").exists()
+    assert (tmp_path / "trace").is_file() and not (tmp_path / "trace.npz").exists()
+    with np.load(tmp_path / "result.bin") as z:
+        assert z["output"].shape == (4, 5, 10)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("option", ["--output", "--trace"])
+def test_output_folders_are_checked_before_any_work(mlp_files, option):
+    tmp_path, _ = mlp_files
+    # the weights do not exist either: the output error comes first, so nothing was loaded or run
+    refused(["run", MLP, "--weights", str(tmp_path / "absent.npz"), "--input", str(tmp_path / "x.npy"),
+             option, str(tmp_path / "no" / "such" / "out.npz")], f"{option} ")
+    refused(["run", MLP, "--weights", str(tmp_path / "absent.npz"), "--input", str(tmp_path / "x.npy"),
+             option, str(tmp_path)], "is a directory")
+
+
+def test_train_report_and_checkpoint_folders_are_checked_before_training(tmp_path):
+    for option in ("--report", "--checkpoint"):
+        refused(["train", MLP, "--dataset", "digits", "--out", str(tmp_path / "w.npz"), "--epochs", "1",
+                 option, str(tmp_path / "missing" / "x.json")], f"{option} {tmp_path / 'missing' / 'x.json'}: the folder")
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_a_full_disk_leaves_the_previous_file_intact(mlp_files, monkeypatch):
+    """The writer fills part of the file, then the disk is full (ENOSPC): the user's previous output is unchanged
+    byte for byte, no temporary file is left behind, and the error is one line."""
+    import errno
+
+    tmp_path, _ = mlp_files
+    old = tmp_path / "out.npz"
+    old.write_bytes(b"previous results")
+    real = np.savez
+
+    def full_disk(f, **arrays):
+        real(f, **arrays)                          # most of the bytes reach the temporary file ...
+        raise OSError(errno.ENOSPC, "No space left on device")    # ... then the disk is full
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    line = refused(["run", MLP, "--weights", str(tmp_path / "w.npz"), "--input", str(tmp_path / "x.npy"),
+                    "--output", str(old)], "No space left on device")
+    assert "previous file of that name is unchanged" in line
+    assert old.read_bytes() == b"previous results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "w.npz", "x.npy"]
+    line = refused(["init-weights", MLP, "-o", str(tmp_path / "w.npz")], "No space left on device")
+    with np.load(tmp_path / "w.npz") as z:         # the weights file was not touched either
+        assert "fc1.weight" in z.files

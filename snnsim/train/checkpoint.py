@@ -23,10 +23,7 @@ def save_checkpoint(path, params: dict, opt_state: dict, meta: dict) -> None:
     arrays = {f"param/{k}": np.asarray(v) for k, v in params.items()}
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt_state.items()})
     arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
-    try:
-        save_npz(path, arrays)
-    except OSError as e:
-        raise InputError(f"cannot write checkpoint {path}: {e.strerror}") from None
+    save_npz(path, arrays, "--checkpoint")       # atomic; a failed write leaves the previous checkpoint
 
 
 def load_checkpoint(path) -> tuple[dict, dict, dict]:

@@ -82,6 +82,12 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
     from .optim import parse_schedule
     from .surrogate import parse_surrogate
 
+    from ..outputs import check_output
+
+    check_output(out_path, "--out", make_parents=True)
+    for path, option in ((report_path, "--report"), (checkpoint, "--checkpoint")):
+        if path:
+            check_output(path, option)
     spec = load_spec(network)
     Ts = _timesteps(timesteps) if timesteps else (spec.timesteps,)
     parse_surrogate(surrogate)
@@ -96,7 +102,6 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
     params = dict(load_weights(spec, init_path)) if init_path else init_params(spec, seed)
     multi = len(Ts) > 1
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
 
     def stage_out(T, p):
         if multi:
@@ -142,4 +147,6 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
     if report_path:
         rep = {"network": spec.name, "dataset": dataset, "config": cfg.resume_key(), "history": result.history,
                "stages": result.stages, "memory": mem}
-        Path(report_path).write_text(json.dumps(rep, indent=1))
+        from ..outputs import write_text
+
+        write_text(report_path, json.dumps(rep, indent=1), "--report")

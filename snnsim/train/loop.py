@@ -281,7 +281,4 @@ def init_params(spec: NetworkSpec, seed: int = 0) -> dict:
 
 
 def write_weights(spec: NetworkSpec, params: dict, path) -> None:
-    try:
-        save_npz(path, file_keys(spec, params))
-    except OSError as e:
-        raise InputError(f"--out {path}: cannot write ({e.strerror})") from None
+    save_npz(path, file_keys(spec, params), "--out")     # atomic, exactly under the given name
