@@ -150,12 +150,85 @@ def test_killed_mid_epoch_and_resumed_ends_with_same_weights(tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_resume_refuses_a_different_configuration(tmp_path):
+def test_resume_refuses_a_different_configuration_but_takes_a_new_learning_rate(tmp_path):
     spec = load_spec(MLP)
     ck = tmp_path / "ck.npz"
     L.train(spec, L.init_params(spec, 0), _cfg(epochs=1), checkpoint=ck)
-    with pytest.raises(InputError, match="different network or options"):
-        L.train(spec, L.init_params(spec, 0), _cfg(epochs=1, lr=0.5), checkpoint=ck, resume=True)
+    with pytest.raises(InputError, match=r"different network or options \(--seed\)"):
+        L.train(spec, L.init_params(spec, 0), _cfg(epochs=1, seed=8), checkpoint=ck, resume=True)
+    # lr and schedule may change; the run continues from the checkpoint's position (here: already finished)
+    saved, _, meta = load_checkpoint(ck)
+    r = L.train(spec, L.init_params(spec, 0), _cfg(epochs=1, lr=0.5, schedule="constant"), checkpoint=ck,
+                resume=True)
+    for k, v in saved.items():
+        np.testing.assert_array_equal(r.params[k], v, err_msg=k)
+
+
+def test_overflow_before_the_loss_turns_nan_is_not_saved_as_good(tmp_path, monkeypatch):
+    """A running statistic overflows to Inf at step 3 while the loss is still finite: the stop happens at step 3
+    and the checkpoint holds the (finite) state after step 2, which resumes with a lower --lr."""
+    spec = load_spec(MLP)
+    ck = tmp_path / "ck.npz"
+    method = L.make_method(spec, _cfg())
+    real_step = method.step
+    calls = {"n": 0}
+
+    def step(params, *a, **k):
+        res = real_step(params, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            params["bn1.running_var"][5] = np.inf
+        return res
+
+    method.step = step
+    monkeypatch.setattr(L, "make_method", lambda *a, **k: method)
+    with pytest.raises(L.TrainingDiverged, match=r"'bn1.running_var' became NaN or Inf at .*\(step 3\).*step 2"):
+        L.train(spec, L.init_params(spec, 0), _cfg(epochs=1), checkpoint=ck)
+    saved, _, meta = load_checkpoint(ck)
+    assert meta["pos"]["step"] == 2
+    assert all(np.isfinite(v).all() for v in saved.values())
+    monkeypatch.undo()
+    r = L.train(spec, L.init_params(spec, 0), _cfg(epochs=1, lr=1e-3), checkpoint=ck, resume=True)
+    assert all(np.isfinite(v).all() for v in r.params.values())
+
+
+def test_sgd_at_a_huge_learning_rate_does_not_end_silently(tmp_path):
+    """The spiking outputs are bounded, so the loss stays finite while SGD at lr 1e30 blows the weights up; the
+    run must stop with exit 2 naming the weight, not finish with exit 0 and weights of 1e36."""
+    r = CliRunner().invoke(main, ["train", MLP, "--dataset", "digits", "--epochs", "1", "--limit", "128",
+                                  "--optimizer", "sgd", "--lr", "1e30", "--out", str(tmp_path / "w.npz"),
+                                  "--checkpoint", str(tmp_path / "ck.npz")])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "training stopped" in lines[0], r.stderr
+    assert "in magnitude" in lines[0] or "NaN or Inf" in lines[0] or "loss became" in lines[0]
+    assert not (tmp_path / "w.npz").exists()
+    saved, _, _ = load_checkpoint(tmp_path / "ck.npz")
+    assert max(float(np.abs(v).max()) for v in saved.values()) <= L.MAX_WEIGHT
+    # the checkpoint is good: it resumes with a sane learning rate and finishes
+    r = CliRunner().invoke(main, ["train", MLP, "--dataset", "digits", "--epochs", "1", "--limit", "128",
+                                  "--optimizer", "sgd", "--lr", "0.01", "--out", str(tmp_path / "w.npz"),
+                                  "--checkpoint", str(tmp_path / "ck.npz"), "--resume"])
+    assert r.exit_code == 0, r.output
+
+
+def test_checkpoint_is_checked_against_an_edited_spec_and_init_accepts_it(tmp_path):
+    ck = tmp_path / "ck.npz"
+    base = ["train", MLP, "--dataset", "digits", "--epochs", "1", "--limit", "128", "--lr", "0.01"]
+    r = CliRunner().invoke(main, base + ["--out", str(tmp_path / "w.npz"), "--checkpoint", str(ck)])
+    assert r.exit_code == 0, r.output
+    edited = tmp_path / "edited.yaml"                                   # same name, fc1 narrower
+    edited.write_text(Path(MLP).read_text().replace("out_features: 128", "out_features: 96"))
+    args = ["--dataset", "digits", "--epochs", "1", "--limit", "128", "--lr", "0.01", "--out",
+            str(tmp_path / "w2.npz")]
+    r = CliRunner().invoke(main, ["train", str(edited), *args, "--checkpoint", str(ck), "--resume"])
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1 and "'fc1.weight' has shape [128, 64], the network needs [96, 64]" in r.stderr
+    r = CliRunner().invoke(main, ["train", str(edited), *args, "--init", str(ck)])
+    assert r.exit_code == 2 and "does not match network 'digits_mlp'" in r.stderr, r.output
+    # --init takes the checkpoint of the same network: training starts from its weights
+    r = CliRunner().invoke(main, ["train", MLP, *args, "--init", str(ck), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

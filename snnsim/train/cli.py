@@ -62,7 +62,8 @@ def _timesteps(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds the initial weights, the data order, augmentation and dropout.")
 @click.option("--init", "init_path", type=click.Path(dir_okay=False),
-              help="Start from these weights instead of PyTorch's default initialisation.")
+              help="Start from these weights (a weights .npz or a training checkpoint) instead of PyTorch's "
+                   "default initialisation.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint file (written atomically).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also checkpoint every N steps within an epoch.")
@@ -77,7 +78,7 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
           augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, pad_input, report_path):
     """Train NETWORK (YAML) on DATASET and write the weights to --out."""
     from ..spec import load_spec
-    from ..weights import load_weights
+    from .checkpoint import load_init
     from .loop import TrainConfig, init_params, train as run_training, write_weights
     from .optim import parse_schedule
     from .surrogate import parse_surrogate
@@ -99,7 +100,7 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
                       weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs, loss=loss,
                       label_smoothing=label_smoothing, tet_lambda=tet_lambda, surrogate=surrogate,
                       detach_reset=detach_reset, seed=seed, augment=augment, limit=limit, pad_input=pad_input)
-    params = dict(load_weights(spec, init_path)) if init_path else init_params(spec, seed)
+    params = load_init(spec, init_path) if init_path else init_params(spec, seed)
     multi = len(Ts) > 1
     out = Path(out_path)
 

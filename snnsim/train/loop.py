@@ -25,7 +25,7 @@ from ..data import fit_to_shape, load_dataset
 from ..errors import InputError, SnnsimError
 from ..spec import NetworkSpec
 from ..weights import check_weights, save_npz
-from .checkpoint import file_keys, load_checkpoint, save_checkpoint
+from .checkpoint import check_against_spec, file_keys, first_not_finite, load_checkpoint, save_checkpoint
 from .forward import NeuronTrainCfg
 from .losses import make_loss
 from .optim import lr_at, make_optimizer, parse_schedule
@@ -36,7 +36,17 @@ ABORT_ENV = "SNNSIM_TRAIN_ABORT_AFTER_STEP"     # tests: die (os._exit) right af
 
 
 class TrainingDiverged(SnnsimError):
-    """The loss became NaN or Inf."""
+    """The loss, a weight or a running statistic became NaN or Inf, or a weight grew beyond ``MAX_WEIGHT``."""
+
+
+# Weights this large mean the optimisation has diverged even while the loss stays finite (a spiking network's
+# outputs are bounded, so an SGD step at a huge learning rate can leave weights of 1e36 and a finite loss):
+# float32 keeps ~7 significant digits, so sums with such terms carry nothing of the O(1) ones.
+MAX_WEIGHT = 1e12
+
+# Options that may change on --resume: the learning rate and its schedule. Everything else (network, data
+# order, method, ...) must equal the checkpoint's, or the resumed run would not be the run it continues.
+RESUMABLE_CHANGES = ("lr", "schedule", "warmup_epochs")
 
 
 @dataclass
@@ -68,6 +78,10 @@ class TrainConfig:
         d = asdict(self)
         d["timesteps"] = list(self.timesteps)
         return d
+
+    def must_match(self) -> dict:
+        """The part of ``resume_key`` a resumed run must share with its checkpoint."""
+        return {k: v for k, v in self.resume_key().items() if k not in RESUMABLE_CHANGES}
 
 
 @dataclass
@@ -165,9 +179,14 @@ def train(spec: NetworkSpec, params: dict, cfg: TrainConfig, *, checkpoint: str 
     ckpt = Path(checkpoint) if checkpoint else None
     if resume and ckpt is not None and ckpt.exists():
         saved, opt_state, meta = load_checkpoint(ckpt)
-        if meta.get("config") != cfg.resume_key() or meta.get("network") != spec.name:
+        old = {k: v for k, v in (meta.get("config") or {}).items() if k not in RESUMABLE_CHANGES}
+        if old != cfg.must_match() or meta.get("network") != spec.name:
+            diff = sorted(k for k in set(old) | set(cfg.must_match()) if old.get(k) != cfg.must_match().get(k))
+            what = f" (--{diff[0].replace('_', '-')})" if diff else ""
             raise InputError(f"--resume {ckpt}: the checkpoint was written by a run with a different network or "
-                             "options; resume with the same command line, or remove the checkpoint")
+                             f"options{what}; resume with the same command line (only --lr, --schedule and "
+                             "--warmup-epochs may change), or remove the checkpoint")
+        check_against_spec(spec, saved, opt_state, f"--resume {ckpt}")
         params.clear()
         params.update({k: np.array(v, np.float32) for k, v in saved.items()})
         opt.load_state_arrays(opt_state)
@@ -183,6 +202,9 @@ def train(spec: NetworkSpec, params: dict, cfg: TrainConfig, *, checkpoint: str 
         if ckpt is not None:
             save_checkpoint(ckpt, p if p is not None else params, opt.state_arrays(), meta())
 
+    problem = _diverged(0.0, params)
+    if problem:
+        raise InputError(f"the initial weights cannot be trained: {problem.replace('became', 'is')}")
     abort_at = int(os.environ.get(ABORT_ENV, "0") or 0)
     reduce = spec.readout.reduce
     while pos["stage"] < len(Ts):
@@ -203,15 +225,17 @@ def train(spec: NetworkSpec, params: dict, cfg: TrainConfig, *, checkpoint: str 
                 t0 = time.perf_counter()
                 res = method.step(params, x, y, T, loss_fn, opt, lr, idx=idx, rng=rng)
                 dt = time.perf_counter() - t0
-                if not np.isfinite(res.loss):
+                problem = _diverged(res.loss, params)
+                if problem:
                     where = f"T={T}, epoch {e + 1}, batch {b + 1} (step {pos['step'] + 1})"
                     if ckpt is not None:
                         save(before)
                         kept = f"the last good state is in checkpoint {ckpt} (step {pos['step']})"
                     else:
                         kept = "no checkpoint was requested (--checkpoint)"
-                    raise TrainingDiverged(f"loss became {res.loss} at {where}; training stopped, {kept}; "
-                                           "lower --lr or check the data")
+                    # 'before' passed this same check after the previous step (or is the checked initial state)
+                    raise TrainingDiverged(f"{problem} at {where}; training stopped, {kept}; "
+                                           "lower --lr (--resume accepts a new --lr) or check the data")
                 pos["batch"] += 1
                 pos["step"] += 1
                 acc = _accuracy(res.outputs, y, reduce)
@@ -254,6 +278,20 @@ def train(spec: NetworkSpec, params: dict, cfg: TrainConfig, *, checkpoint: str 
         opt.reset()
         save()
     return result
+
+
+def _diverged(loss: float, params: dict) -> str | None:
+    """Why the state after a step must not be kept, or None: a non-finite loss, weight or running statistic, or
+    a weight beyond ``MAX_WEIGHT`` (checked on every array, so the state saved as the last good one is good)."""
+    if not np.isfinite(loss):
+        return f"loss became {loss}"
+    bad = first_not_finite(params)
+    if bad:
+        return f"'{bad}' became NaN or Inf"
+    for k, v in params.items():
+        if v.size and float(np.max(np.abs(v))) > MAX_WEIGHT:
+            return f"'{k}' became {float(np.max(np.abs(v))):.3g} in magnitude (more than {MAX_WEIGHT:g}: diverged)"
+    return None
 
 
 def init_params(spec: NetworkSpec, seed: int = 0) -> dict:
