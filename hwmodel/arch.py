@@ -159,6 +159,13 @@ class Arch:
 
 
 # ----------------------------------------------------------------------------- reading YAML
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:                 # an integer beyond float's range
+        return False
+
+
 class _Reader:
     """Typed reads from one mapping; every error names the YAML path of the field."""
 
@@ -204,7 +211,7 @@ class _Reader:
             v = sub.number("value", required=True, positive=positive, integer=integer)
             sub.done()
             return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
             raise self.err(key, f"expected a finite number, got {v!r}")
         if v < 0 or (positive and v == 0):
             raise self.err(key, f"must be {'positive' if positive else 'non-negative'}, got {v!r}")
