@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import kernels as K
+from .kernels.blas import one_blas_thread
 from .kernels.stats import input_stats, input_stats_map
 from . import neurons
 from .errors import InputError
@@ -275,6 +276,13 @@ def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size
     regime: None picks the network's own ('multistep', 'oneshot' at T=1, 'trev' for a T-RevSNN network);
     'oneshot' runs T=1; 'multistep' and 'trev' are checked against the network (docs/regimes.md).
     """
+    # One BLAS thread for the whole run: the kernels' only threads are Numba's (snnsim/kernels/blas.py).
+    with one_blas_thread():
+        return _run(net, x, timesteps=timesteps, batch_size=batch_size, event_threshold=event_threshold,
+                    form=form, probes=probes, progress=progress, regime=regime)
+
+
+def _run(net, x, *, timesteps, batch_size, event_threshold, form, probes, progress, regime) -> RunResult:
     for op in net.ops:
         if hasattr(op, "run_network"):       # T-RevSNN: each column runs once, in its own schedule (snnsim.trev)
             return op.run_network(net, x, timesteps=timesteps, batch_size=batch_size, event_threshold=event_threshold,

@@ -2,10 +2,13 @@
 
 Layouts: x[B, C, H, W], w[O, C // groups, KH, KW] (PyTorch), b[O] or empty.
 
-Dense path: im2col into one buffer reused across the batch + one BLAS sgemm per
-(image chunk, group). Small images are packed side by side into the same column
-buffer so each sgemm is big enough for BLAS to run at full speed; depthwise-style
-layers (one input channel per output) skip BLAS and use direct loops.
+Dense path: im2col (straight from the input, borders as zeros) into a buffer
+reused across the batch + one single-threaded sgemm per (image chunk, group); 1x1
+stride-1 convs multiply the image itself. Small images are packed side by side
+into the same column buffer so each sgemm is big enough for BLAS to run at full
+speed. Large layers split the chunks between two Numba threads, each calling
+single-threaded sgemm (kernels/blas.py). Depthwise-style layers (one input channel
+per output) skip BLAS and use direct loops.
 
 Event path: scatter. Each nonzero input x[b, c, i, j] adds x * w into every output
 it touches, so the cost is (#nonzero inputs) x (fan-out = Og x KH x KW / (sh x sw))
@@ -22,15 +25,21 @@ split. The sgemm path's order is whatever BLAS does.
 import numpy as np
 from numba import njit, prange
 
+from .blas import sgemm
+
 # Upper bound on the im2col buffer (float32 elements, 4 MiB): large enough that
 # small layers get several images per sgemm, small enough to stay in L3.
 _IM2COL_MAX_ELEMS = 1 << 20
-# Work (MACs) above which the direct loops go parallel (the event kernel uses
-# output size >= _PAR_MIN_WORK // 4). A 2-thread region costs ~5-20 us on an idle
-# 2-core machine, which smaller layers never repay. Measured speedups on 2 threads:
-# direct depthwise 5x5 1.3x at 78k MACs, 1.9x at 1.25M; event conv 1.2x at
-# 6k outputs, 1.6x at 25k-65k.
-_PAR_MIN_WORK = 1 << 16
+# Work (MACs) above which the direct loops go parallel (the event kernel: output
+# size >= _PAR_MIN_WORK // 16). A 2-thread region costs ~8 us on an idle 2-core
+# machine, but on a busy one its slowest thread waits for a core: regions of
+# ~0.3 ms had a 90th-percentile time of 2-6 ms under load, regions of ~7 ms
+# 1.1x their median (docs/performance.md, "Threads"). So only layers with about a
+# millisecond of serial work or more are split (~4 M MACs of direct loops).
+_PAR_MIN_WORK = 1 << 22
+# MACs above which the sgemm path splits its image chunks between two threads (each with one BLAS
+# thread): below it the split's start-up and, on a busy machine, its waits cost more than it saves.
+_GEMM_PAR_MIN_WORK = 1 << 25
 
 
 @njit(cache=True, fastmath=False)
@@ -47,86 +56,144 @@ def conv_out_size(n, k, s, p):
 
 
 @njit(cache=True, fastmath=False)
-def _pad_planes(xb, c0, Cg, ph, pw, Hp, Wp, plane, xpad):
-    """Copy channels [c0, c0+Cg) of one image into zero-padded planes, flattened:
-    xpad[c*plane + (i+ph)*Wp + (j+pw)] = xb[c0+c, i, j], with plane >= Hp*Wp."""
-    H = xb.shape[1]
-    W = xb.shape[2]
-    xpad[:Cg * plane] = 0.0
+def _im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, colf, ncols, n0):
+    """colf[((c*KH+kh)*KW+kw)*ncols + n0 + oi*WO + oj] = x[bi, c0+c, oi*sh+kh-ph, oj*sw+kw-pw], 0 outside
+    the image: straight from the input (no padded copy first), so the only copy around sgemm is this one."""
+    H = x.shape[2]
+    W = x.shape[3]
+    zero = np.float32(0.0)
     for c in range(Cg):
-        for i in range(H):
-            d = np.uint64(c * plane + (i + ph) * Wp + pw)
-            src = xb[c0 + c, i]
-            for j in range(np.uint64(W)):
-                xpad[d + j] = src[j]
-
-
-@njit(cache=True, fastmath=False)
-def _im2col(xpad, Cg, KH, KW, sh, sw, Wp, plane, HO, WO, cols, n0):
-    """cols[(c*KH+kh)*KW+kw, n0 + oi*WO + oj] = xpad[c, oi*sh+kh, oj*sw+kw]
-    (padding is already in xpad, so there are no border branches)."""
-    ncols = cols.shape[1]
-    colf = cols.reshape(cols.size)
-    for c in range(Cg):
+        xc = x[bi, c0 + c].reshape(H * W)
         for kh in range(KH):
             for kw in range(KW):
                 r = (c * KH + kh) * KW + kw
+                # output columns whose input column oj*sw + kw - pw lies inside [0, W)
+                j0 = 0 if pw <= kw else min(WO, (pw - kw + sw - 1) // sw)
+                j1 = min(WO, max(j0, (W - 1 + pw - kw) // sw + 1)) if W - 1 + pw - kw >= 0 else j0
                 for oi in range(HO):
                     d = np.uint64(r * ncols + n0 + oi * WO)
-                    s0 = np.uint64(c * plane + (oi * sh + kh) * Wp + kw)
+                    i = oi * sh + kh - ph
+                    if i < 0 or i >= H:
+                        for oj in range(np.uint64(WO)):
+                            colf[d + oj] = zero
+                        continue
+                    for oj in range(np.uint64(j0)):
+                        colf[d + oj] = zero
+                    dj = d + np.uint64(j0)
+                    s0 = np.uint64(i * W + j0 * sw + kw - pw)     # the input of output column j0
                     if sw == 1:
-                        for oj in range(np.uint64(WO)):
-                            colf[d + oj] = xpad[s0 + oj]
+                        for t in range(np.uint64(j1 - j0)):
+                            colf[dj + t] = xc[s0 + t]
                     else:
-                        for oj in range(np.uint64(WO)):
-                            colf[d + oj] = xpad[s0 + oj * np.uint64(sw)]
+                        for t in range(np.uint64(j1 - j0)):
+                            colf[dj + t] = xc[s0 + t * np.uint64(sw)]
+                    for oj in range(np.uint64(j1), np.uint64(WO)):
+                        colf[d + oj] = zero
+
+
+@njit(cache=True, fastmath=False)
+def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res):
+    """Images [b0, b0+n) of the dense conv: per group, im2col of the n images side by side, one sgemm,
+    then (n > 1) each image's block copied to its place with the bias."""
+    C = x.shape[1]
+    O = w2.shape[0]
+    HO, WO = out.shape[2], out.shape[3]
+    L = HO * WO
+    Cg = C // groups
+    Og = O // groups
+    K = Cg * KH * KW
+    outf = out.reshape(out.size)
+    w2f = w2.reshape(w2.size)
+    pointwise = KH == 1 and KW == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    for g in range(groups):
+        wg = w2f[g * Og * K:]
+        if pointwise:
+            # a 1x1 conv is a product with the image itself: no copy at all
+            for q in range(n):
+                o0 = np.uint64(((b0 + q) * O + g * Og) * L)
+                xq = x[b0 + q].reshape(C * L)[g * Cg * L:]
+                sgemm(Og, L, K, wg, xq, False, 0.0, outf[o0:])
+                if b.shape[0] > 0:
+                    for k in range(Og):
+                        bv = b[g * Og + k]
+                        for t in range(np.uint64(L)):
+                            outf[o0 + np.uint64(k * L) + t] += bv
+            continue
+        ncols = n * L
+        for q in range(n):
+            _im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cols, ncols, q * L)
+        if n == 1:
+            # one image: sgemm straight into its (contiguous) output slice
+            o0 = np.uint64((b0 * O + g * Og) * L)
+            sgemm(Og, L, K, wg, cols, False, 0.0, outf[o0:])
+            if b.shape[0] > 0:
+                for k in range(Og):
+                    bv = b[g * Og + k]
+                    for t in range(np.uint64(L)):
+                        outf[o0 + np.uint64(k * L) + t] += bv
+            continue
+        sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
+        for q in range(n):
+            for k in range(Og):
+                o = g * Og + k
+                bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
+                s0 = np.uint64(k * ncols + q * L)
+                d = np.uint64(((b0 + q) * O + o) * L)
+                for t in range(np.uint64(L)):
+                    outf[d + t] = res[s0 + t] + bv
+
+
+@njit(cache=True, fastmath=False)
+def _gemm_plan(x, w, HO, WO):
+    """(images per chunk, chunks, buffer sizes): chunks of whole images whose im2col fits _IM2COL_MAX_ELEMS."""
+    B = x.shape[0]
+    O, Cg, KH, KW = w.shape
+    K = Cg * KH * KW
+    L = HO * WO
+    nb = max(1, min(B, _IM2COL_MAX_ELEMS // max(1, K * L)))
+    groups = x.shape[1] // Cg
+    return nb, (B + nb - 1) // nb, K * nb * L, (O // groups) * nb * L
+
+
+@njit(cache=True, fastmath=False)
+def _conv_gemm_serial(x, w, b, out, sh, sw, ph, pw, groups):
+    O, Cg, KH, KW = w.shape
+    nb, nch, ncol, nres = _gemm_plan(x, w, out.shape[2], out.shape[3])
+    cols = np.empty(ncol, np.float32)
+    res = np.empty(nres, np.float32)
+    w2 = w.reshape(O, Cg * KH * KW)
+    for ch in range(nch):
+        b0 = ch * nb
+        _gemm_chunk(x, w2, b, out, b0, min(nb, x.shape[0] - b0), sh, sw, ph, pw, groups, KH, KW, cols, res)
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _conv_gemm_parallel(x, w, b, out, sh, sw, ph, pw, groups, ntasks):
+    # Each task owns whole chunks of images and its own buffers, and calls single-threaded sgemm:
+    # the only threads are these (one level of parallelism).
+    O, Cg, KH, KW = w.shape
+    nb, nch, ncol, nres = _gemm_plan(x, w, out.shape[2], out.shape[3])
+    w2 = w.reshape(O, Cg * KH * KW)
+    for t in prange(ntasks):
+        cols = np.empty(ncol, np.float32)
+        res = np.empty(nres, np.float32)
+        for ch in range(t * nch // ntasks, (t + 1) * nch // ntasks):
+            b0 = ch * nb
+            _gemm_chunk(x, w2, b, out, b0, min(nb, x.shape[0] - b0), sh, sw, ph, pw, groups, KH, KW, cols, res)
 
 
 @njit(cache=True, fastmath=False)
 def _conv_dense_gemm(x, w, b, sh, sw, ph, pw, groups):
-    B, C, H, W = x.shape
+    B = x.shape[0]
     O, Cg, KH, KW = w.shape
-    HO = conv_out_size(H, KH, sh, ph)
-    WO = conv_out_size(W, KW, sw, pw)
-    Hp = H + 2 * ph
-    Wp = W + 2 * pw
-    plane = Hp * Wp
-    L = HO * WO  # im2col columns per image
-    Og = O // groups
-    K = Cg * KH * KW
+    HO = conv_out_size(x.shape[2], KH, sh, ph)
+    WO = conv_out_size(x.shape[3], KW, sw, pw)
     out = np.empty((B, O, HO, WO), np.float32)
-    w2 = w.reshape(O, K)
-    nb = max(1, min(B, _IM2COL_MAX_ELEMS // max(1, K * L)))
-    buf = np.empty(K * nb * L, np.float32)  # reused for every chunk and group
-    xpad = np.empty(Cg * plane, np.float32)
-    for b0 in range(0, B, nb):
-        n = min(nb, B - b0)
-        cols = buf[:K * n * L].reshape(K, n * L)
-        for g in range(groups):
-            wg = w2[g * Og:(g + 1) * Og]
-            for q in range(n):
-                _pad_planes(x[b0 + q], g * Cg, Cg, ph, pw, Hp, Wp, plane, xpad)
-                _im2col(xpad, Cg, KH, KW, sh, sw, Wp, plane, HO, WO, cols, q * L)
-            if n == 1:
-                # one image: sgemm straight into its (contiguous) output slice
-                og = out[b0, g * Og:(g + 1) * Og].reshape(Og, L)
-                np.dot(wg, cols, og)
-                if b.shape[0] > 0:
-                    for k in range(Og):
-                        og[k] += b[g * Og + k]
-                continue
-            # several images side by side: one wide sgemm, then scatter per image
-            r = np.dot(wg, cols)
-            rf = r.reshape(r.size)
-            for q in range(n):
-                outq = out[b0 + q].reshape(O * L)
-                for k in range(Og):
-                    o = g * Og + k
-                    bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
-                    s0 = np.uint64(k * n * L + q * L)
-                    d = np.uint64(o * L)
-                    for t in range(np.uint64(L)):
-                        outq[d + t] = rf[s0 + t] + bv
+    nb = _gemm_plan(x, w, HO, WO)[0]
+    if B >= 2 * nb and B * O * HO * WO * Cg * KH * KW >= _GEMM_PAR_MIN_WORK:
+        _conv_gemm_parallel(x, w, b, out, sh, sw, ph, pw, groups, np.int64(2))
+    else:
+        _conv_gemm_serial(x, w, b, out, sh, sw, ph, pw, groups)
     return out
 
 
@@ -461,7 +528,7 @@ def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups):
         nparts = 2 if (B == 1 and HO >= 2) else 1
     else:
         nparts = 2 if (B == 1 and groups >= 2) else 1
-    if B * nparts > 1 and B * O * HO * WO >= _PAR_MIN_WORK // 4:
+    if B * nparts > 1 and B * O * HO * WO >= _PAR_MIN_WORK // 16:
         _conv_event_parallel(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
     else:
         _conv_event_serial(x, wev, b, out, groups, sw, rc, rt, rd, cc, ct, cd)

@@ -6,17 +6,22 @@ All kernels are pure: they allocate and return a new float32 array.
 import numpy as np
 from numba import njit, prange
 
+from .blas import sgemm
+
 # The event kernel goes parallel (over batch rows) only for >= 2 rows and a dense
-# size B*I*O >= 2**20: a 2-thread region costs ~5-20 us on an idle 2-core machine
-# (far more on a busy one), which smaller layers never repay.
-# Measured (linear 1568->128, 10 % input density): B=2 1.17x, B=8 1.66x, B=64 2.0x.
-_PAR_MIN_WORK = 1 << 20
+# size B*I*O >= 2**24 (~1 ms of work at 10 % density): on a busy machine a 2-thread
+# region waits for its slowest thread, which small layers never repay (the rule
+# for every kernel: snnsim/kernels/conv.py, _PAR_MIN_WORK).
+_PAR_MIN_WORK = 1 << 24
 
 
 @njit(cache=True, fastmath=False)
 def linear_dense(x, w, b):
-    """out = x @ w.T + b, via np.dot (BLAS sgemm; w.T is an F-ordered view, no copy)."""
-    out = np.dot(x, w.T)
+    """out = x @ w.T + b: one single-threaded sgemm (kernels/blas.py) on the caller's thread. Layers of a
+    spiking network are small (a 1568->128 layer at batch 64 is 13 M MACs, ~0.1 ms), too small to repay
+    a second thread on a busy machine."""
+    out = np.empty((x.shape[0], w.shape[0]), np.float32)
+    sgemm(x.shape[0], w.shape[0], x.shape[1], x, w, True, 0.0, out)
     if b.shape[0] > 0:
         for r in range(out.shape[0]):
             out[r] += b

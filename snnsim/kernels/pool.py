@@ -7,9 +7,9 @@ parallel region costs more than a small pooling layer itself.
 import numpy as np
 from numba import njit, prange
 
-# Work (output elements x window size) above which the plane loop goes parallel.
-# Measured on 2 threads (maxpool 2x2): 1.08x at 12.5k, 1.9x at 65k and above.
-_PAR_MIN_WORK = 1 << 16
+# Work (output elements x window size) above which the plane loop goes parallel:
+# about a millisecond of serial work, the rule for every kernel (conv.py, _PAR_MIN_WORK).
+_PAR_MIN_WORK = 1 << 20
 
 
 @njit(cache=True, fastmath=False)

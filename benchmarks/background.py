@@ -1,0 +1,37 @@
+"""An artificial busy machine: N processes that spin on a core each, started and stopped by the benchmark.
+
+    with background_load(2):
+        ...   # timings here see every core contended, like a shared machine
+
+`machine_load()` is the 1-minute load average, printed beside every number so a reader can tell a quiet
+machine's run from a busy one's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+_SPIN = "import os\nos.nice(0)\nwhile True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def background_load(n: int):
+    """Run n spinning Python processes for the duration of the block (n = 0: nothing)."""
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN], stdin=subprocess.DEVNULL) for _ in range(max(0, n))]
+    try:
+        if procs:
+            time.sleep(0.3)             # let them get scheduled before anything is timed
+        yield
+    finally:
+        for p in procs:                 # only the processes started here, by their own handles
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def machine_load() -> float:
+    return os.getloadavg()[0]

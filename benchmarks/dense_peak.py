@@ -1,0 +1,140 @@
+"""Dense kernels against the machine's peak: snnsim conv/linear vs NumPy sgemm vs torch, GFLOP/s.
+
+    python benchmarks/dense_peak.py [--background-load N] [--rounds R] [--quick]
+
+For each layer shape (the SEW-ResNet's 3x3 convs, the T-RevSNN's depthwise and pointwise convs, the conv
+net's linear layer) and batch size, times in alternating rounds, in one process: snnsim's dense kernel
+(as `engine.run` calls it: one BLAS thread, Numba's threads around it), NumPy sgemm of the same size
+with one and with two BLAS threads, and torch (conv2d / linear, 2 threads). Prints GFLOP/s (median of
+the rounds), the ratios, the load average, and which OpenBLAS kernel ran (threadpoolctl), and writes
+benchmarks/results/dense_peak.csv (dense_peak_load<N>.csv under --background-load N).
+
+--background-load N starts N processes that spin on a core each for the duration (benchmarks/background.py).
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment choose the OpenBLAS kernel; this script does not
+change them (to measure another kernel, set them on its command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before any OpenMP runtime loads
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from background import background_load, machine_load  # noqa: E402
+
+from snnsim.kernels import conv2d_dense, linear_dense  # noqa: E402
+from snnsim.kernels.blas import BLAS_LIBRARY, one_blas_thread  # noqa: E402
+
+# name, kind, (C, O, K, H, stride, pad, groups) for conv, (I, O) for linear
+SHAPES = [
+    ("resnet 3x3 64->64 @16", "conv", (64, 64, 3, 16, 1, 1, 1)),
+    ("resnet 3x3 64->64 @8", "conv", (64, 64, 3, 8, 1, 1, 1)),
+    ("resnet 3x3 32->32 @16", "conv", (32, 32, 3, 16, 1, 1, 1)),
+    ("trev dw 3x3 64 @16", "conv", (64, 64, 3, 16, 1, 1, 64)),
+    ("trev pw 1x1 64->128 @16", "conv", (64, 128, 1, 16, 1, 0, 1)),
+    ("linear 1568->128", "linear", (1568, 128)),
+]
+
+
+def flops_of(kind, p, B):
+    if kind == "linear":
+        return 2 * B * p[0] * p[1]
+    C, O, K, H, s, pad, g = p
+    HO = (H + 2 * pad - K) // s + 1
+    return 2 * B * O * HO * HO * (C // g) * K * K
+
+
+def gemm_shape(kind, p, B):
+    """(M, K, N) of the sgemm with the same multiply-adds (for depthwise: the same FLOPs as one product)."""
+    if kind == "linear":
+        return B, p[0], p[1]
+    C, O, K, H, s, pad, g = p
+    HO = (H + 2 * pad - K) // s + 1
+    return O, (C // g) * K * K, B * HO * HO
+
+
+def cases(kind, p, B, rng):
+    import torch
+
+    if kind == "linear":
+        x = (rng.random((B, p[0])) < 0.2).astype(np.float32)
+        w = rng.standard_normal((p[1], p[0])).astype(np.float32)
+        b = np.zeros(p[1], np.float32)
+        xt, wt, bt = map(torch.from_numpy, (x, w, b))
+        return (lambda: linear_dense(x, w, b)), (lambda: torch.nn.functional.linear(xt, wt, bt))
+    C, O, K, H, s, pad, g = p
+    x = (rng.random((B, C, H, H)) < 0.2).astype(np.float32)
+    w = rng.standard_normal((O, C // g, K, K)).astype(np.float32)
+    b = np.zeros(0, np.float32)
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    return ((lambda: conv2d_dense(x, w, b, s, s, pad, pad, g)),
+            (lambda: torch.nn.functional.conv2d(xt, wt, None, s, pad, 1, g)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--background-load", type=int, default=0, metavar="N", help="spinning processes to run meanwhile")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (median reported)")
+    ap.add_argument("--quick", action="store_true", help="batch 64 only, 3 rounds")
+    args = ap.parse_args()
+    import pandas as pd
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    torch.set_num_threads(2)
+    rounds = 3 if args.quick else args.rounds
+    blas = [d for d in threadpool_info() if d["user_api"] == "blas"]
+    kernel = ", ".join(sorted({f"{d['internal_api']} {d.get('architecture')}" for d in blas}))
+    rng = np.random.default_rng(0)
+    rows = []
+    with background_load(args.background_load):
+        for name, kind, p in SHAPES:
+            for B in ((64,) if args.quick else (1, 64)):
+                ours, theirs = cases(kind, p, B, rng)
+                M, Kd, N = gemm_shape(kind, p, B)
+                a = rng.standard_normal((M, Kd)).astype(np.float32)
+                bm = rng.standard_normal((Kd, N)).astype(np.float32)
+                fns = {"snnsim": ours, "torch": theirs, "sgemm_1t": lambda: np.dot(a, bm),
+                       "sgemm_2t": lambda: np.dot(a, bm)}
+                times = {k: [] for k in fns}
+                reps = max(1, int(2e8 // max(1, flops_of(kind, p, B))))     # ~>= 0.1 s of work per timing
+                for _ in range(rounds):
+                    for k, fn in fns.items():
+                        with torch.no_grad(), (threadpool_limits(2, "blas") if k == "sgemm_2t" else one_blas_thread()):
+                            fn()
+                            t0 = time.perf_counter()
+                            for _ in range(reps):
+                                fn()
+                            times[k].append((time.perf_counter() - t0) / reps)
+                fl = flops_of(kind, p, B)
+                g = {k: fl / np.median(v) / 1e9 for k, v in times.items()}
+                rows.append(dict(layer=name, batch=B, snnsim_gflops=g["snnsim"], torch_gflops=g["torch"],
+                                 sgemm_1t_gflops=g["sgemm_1t"], sgemm_2t_gflops=g["sgemm_2t"],
+                                 snnsim_vs_best_sgemm=g["snnsim"] / max(g["sgemm_1t"], g["sgemm_2t"]),
+                                 snnsim_vs_torch=g["snnsim"] / g["torch"],
+                                 snnsim_us_per_sample=np.median(times["snnsim"]) / B * 1e6,
+                                 background_load=args.background_load, load_avg=machine_load()))
+    df = pd.DataFrame(rows)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = f"_load{args.background_load}" if args.background_load else ""
+    df.to_csv(out / f"dense_peak{suffix}.csv", index=False)
+    pd.set_option("display.width", 250)
+    print(f"Dense kernels, GFLOP/s (median of {rounds} alternating rounds); {args.background_load} spinning "
+          f"background processes; load average at the end {machine_load():.2f}")
+    print(f"BLAS: {kernel}; snnsim calls {BLAS_LIBRARY.split('/')[-1]}; "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print(df.drop(columns=["background_load"]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The sgemm that the dense kernels call, and the one rule for threads around it.
+
+Numba's np.dot calls SciPy's OpenBLAS, whose single-threaded sgemm does not run concurrently from two
+threads (two calls from a 2-thread prange took as long as the same calls in a row), so with it a dense
+layer could use both cores only through OpenBLAS's own threads. Those threads stall for 20-90 ms whenever
+anything else runs on the machine (docs/performance.md). NumPy's OpenBLAS does run concurrent
+single-threaded calls side by side (2 calls: 12.7 ms in a row, 5.6 ms from two threads), so the kernels
+call it (its CBLAS ``sgemm``, registered with LLVM under a fixed name so compiled code stays cacheable)
+and get their parallelism from Numba: one level of threads, with one BLAS thread inside each.
+
+``one_blas_thread()`` holds every BLAS at one thread (threadpoolctl); ``engine.run`` and the training steps
+enter it once around the whole run (entering it inside an outer one does nothing), and benchmarks that call
+the kernels directly must do the same: a dense kernel called while OpenBLAS has two threads measured 10-20x
+slower (OpenBLAS's per-calling-thread setting, openblas_set_num_threads_local, did not help). When NumPy's
+BLAS is not OpenBLAS (a NumPy built against MKL or Accelerate), the symbol is bound to a small compiled
+fallback (np.dot): correct, only slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import carray, cfunc, njit, types
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+_SYMBOL = "snnsim_cblas_sgemm"
+_i32, _i64, _f32, _ptr = types.int32, types.int64, types.float32, types.voidptr
+_SIG = types.void(_i32, _i32, _i32, _i64, _i64, _i64, _f32, _ptr, _i64, _ptr, _i64, _f32, _ptr, _i64)
+_cblas_sgemm = types.ExternalFunction(_SYMBOL, _SIG)
+
+
+def _numpy_openblas():
+    """(path, address of cblas_sgemm) of the OpenBLAS (64-bit integers) that NumPy's wheels bundle, or None."""
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libdir, "libscipy_openblas64_*"))):
+        try:
+            fn = ctypes.CDLL(path).scipy_cblas_sgemm64_
+        except (OSError, AttributeError):
+            continue
+        return path, ctypes.cast(fn, ctypes.c_void_p).value
+    return None
+
+
+def _fallback_address() -> int:
+    # Only the forms the kernels use: row-major, A not transposed, contiguous rows (lda == K, ldc == N,
+    # ldb == N or K for a transposed B).
+    @cfunc(_SIG, cache=True)
+    def sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        A = carray(a, (m, k), np.float32)
+        C = carray(c, (m, n), np.float32)
+        prod = np.dot(A, carray(b, (n, k), np.float32).T) if tb == TRANS else np.dot(A, carray(b, (k, n), np.float32))
+        if beta == 0:
+            C[:] = alpha * prod
+        else:
+            C[:] = alpha * prod + beta * C
+
+    return sgemm.address
+
+
+_found = _numpy_openblas()
+BLAS_LIBRARY = _found[0] if _found else "fallback (np.dot)"
+llvm.add_symbol(_SYMBOL, _found[1] if _found else _fallback_address())
+
+
+@njit(cache=True)
+def sgemm(M, N, K, a, b, b_transposed, beta, c):
+    """c[M, N] = a[M, K] @ b (+ beta * c): b is [K, N], or [N, K] used transposed. Flat or 2-D C-contiguous
+    float32 arrays (slices of flat buffers allowed); the caller checks sizes."""
+    if M == 0 or N == 0:
+        return
+    if K == 0:                                  # BLAS rejects lda = 0; the product is empty
+        cf = c.reshape(c.size)
+        for i in range(M * N):
+            cf[i] = np.float32(0.0) if beta == 0 else np.float32(beta) * cf[i]
+        return
+    ldb = K if b_transposed else N
+    _cblas_sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), np.int32(TRANS if b_transposed else NO_TRANS),
+                 M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, N)
+
+
+_controller = None
+_depth = 0
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Every BLAS library at one thread for the duration (threadpoolctl); nested uses are free no-ops."""
+    global _controller, _depth
+    if _depth:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+    try:
+        if _controller is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot BLAS, used by the training kernels)
+            from threadpoolctl import ThreadpoolController
+            _controller = ThreadpoolController().select(user_api="blas")
+        limit = _controller.limit(limits=1)
+    except ImportError:                         # pragma: no cover - threadpoolctl is a dependency
+        limit = contextlib.nullcontext()
+    _depth = 1
+    try:
+        with limit:
+            yield
+    finally:
+        _depth = 0
