@@ -14,7 +14,6 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import kernels as K
-from .kernels.blas import one_blas_thread
 from .kernels.stats import input_stats, input_stats_map
 from . import neurons
 from .errors import InputError
@@ -180,9 +179,9 @@ class _BatchRun:
         rec.computed[t] = True
         if isinstance(op, NeuronOp):
             out = np.empty_like(x)
-            h = np.empty_like(x)
+            h = np.empty_like(x) if op.name in self.probes else None     # the charge only where probed
             v = self.state[op.name]
-            # always step ('li' layers have state too); the kernel also counts the input's events
+            # always step ('li' layers have state too); one pass also counts the input's events
             n_spikes, nz, binary = neurons.step_stats(op.params, x, v, out, h)
             rec.events_in[t] += nz
             rec.binary_in[t] &= binary
@@ -269,20 +268,13 @@ def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size
     """Run ``x`` through the network for T timesteps and return outputs, readout and trace.
 
     x: ``[N, *input_shape]`` for direct and rate encoding, ``[T, N, *input_shape]`` for events.
-    event_threshold: input density below which layers with weights run event-driven
-    (default ``snnsim.kernels.DEFAULT_EVENT_THRESHOLD``); ``form`` forces 'dense' or 'event'.
+    event_threshold: input density below which layers with weights run event-driven (default: per layer,
+    the form that snnsim/kernels/cost.py prices lower for its shape); ``form`` forces 'dense' or 'event'.
     probes: layer names whose full tensors are kept (neurons: spikes, membrane after the step, charge H).
     progress: called with the number of samples finished after each batch.
     regime: None picks the network's own ('multistep', 'oneshot' at T=1, 'trev' for a T-RevSNN network);
     'oneshot' runs T=1; 'multistep' and 'trev' are checked against the network (docs/regimes.md).
     """
-    # One BLAS thread for the whole run: the kernels' only threads are Numba's (snnsim/kernels/blas.py).
-    with one_blas_thread():
-        return _run(net, x, timesteps=timesteps, batch_size=batch_size, event_threshold=event_threshold,
-                    form=form, probes=probes, progress=progress, regime=regime)
-
-
-def _run(net, x, *, timesteps, batch_size, event_threshold, form, probes, progress, regime) -> RunResult:
     for op in net.ops:
         if hasattr(op, "run_network"):       # T-RevSNN: each column runs once, in its own schedule (snnsim.trev)
             return op.run_network(net, x, timesteps=timesteps, batch_size=batch_size, event_threshold=event_threshold,
@@ -303,8 +295,8 @@ def _run(net, x, *, timesteps, batch_size, event_threshold, form, probes, progre
         raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
     if batch_size < 1:
         raise InputError(f"batch size: expected a positive integer, got {batch_size}")
-    thr = K.DEFAULT_EVENT_THRESHOLD if event_threshold is None else float(event_threshold)
-    if not 0 <= thr <= 1:
+    thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
+    if thr is not None and not 0 <= thr <= 1:
         raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
     enc = spec.encoding
     x = _check_input(net, x, enc.kind, T)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels as K
+from .kernels.cost import event_limit_conv, event_limit_linear
 from . import neurons
 from .spec import BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, NetworkSpec, Neuron, Pool2d, Residual, Scale
 from .weights import check_finite
@@ -181,23 +182,38 @@ def _fold(layer, weight, bias, bn: BatchNorm, w: dict):
     return new_w, new_b
 
 
-# A depthwise conv reaches only Kh*Kw outputs per event, so the scatter wins only at very low density
-# (benchmarks/kernels_dense_vs_event.py: crossover 0.02-0.04 where other convs cross at 0.18-0.38).
-DEPTHWISE_EVENT_THRESHOLD = 0.02
+def _event_limit(op: Op, size: int) -> float | None:
+    """Nonzero inputs below which the op's event form is cheaper (snnsim/kernels/cost.py), per batch size."""
+    per_sample = int(np.prod(op.layer.in_shape))
+    B = size // per_sample if per_sample else 0
+    limits = op.__dict__.setdefault("_event_limits", {})
+    if B not in limits:
+        c = op.layer
+        if isinstance(op, LinearOp):
+            limits[B] = event_limit_linear(B, c.in_features, c.out_features)
+        elif isinstance(op, ConvOp):
+            limits[B] = event_limit_conv(B, c.in_shape, c.out_shape, c.kernel_size, c.stride, c.groups)
+        else:
+            limits[B] = None
+    return limits[B]
 
 
-def kernel_form(op: Op, nonzero: int, size: int, threshold: float) -> str:
-    """'event' when the input's density is below the op's own threshold (depthwise convs) or the run's."""
-    return "event" if nonzero < op.__dict__.get("event_threshold", threshold) * size else "dense"
+def kernel_form(op: Op, nonzero: int, size: int, threshold: float | None) -> str:
+    """'event' or 'dense' for one layer and timestep. With a threshold (the user's event_threshold):
+    'event' when the input's density is below it. Without: whichever form the cost model prices lower
+    for this layer's shape and batch at this many nonzero inputs (snnsim/kernels/cost.py)."""
+    if threshold is None:
+        limit = _event_limit(op, size)
+        if limit is not None:
+            return "event" if nonzero < limit else "dense"
+        threshold = K.DEFAULT_EVENT_THRESHOLD
+    return "event" if nonzero < threshold * size else "dense"
 
 
 def _synaptic_op(layer, weight, bias, folded=()):
     if isinstance(layer, Linear):
         return LinearOp(layer, folded, weight, bias, K.prepare_linear_event(weight))
-    op = ConvOp(layer, folded, weight, bias, K.prepare_conv_event(weight, layer.groups))
-    if layer.groups > 1 and layer.groups == layer.in_channels:
-        op.event_threshold = DEPTHWISE_EVENT_THRESHOLD
-    return op
+    return ConvOp(layer, folded, weight, bias, K.prepare_conv_event(weight, layer.groups))
 
 
 def _build(layers, w: dict, fold: bool) -> list:

@@ -123,7 +123,7 @@ class Sim:
 
     def __init__(self, form: str = "auto", event_threshold: float | None = None):
         self.form = form
-        self.thr = K.DEFAULT_EVENT_THRESHOLD if event_threshold is None else float(event_threshold)
+        self.thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
         self.state: dict[str, list] = {}
         self.risks: list[Risk] = []
 

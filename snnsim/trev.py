@@ -415,8 +415,8 @@ class TRevOp(Op):
             raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
         if batch_size < 1:
             raise InputError(f"batch size: expected a positive integer, got {batch_size}")
-        thr = K.DEFAULT_EVENT_THRESHOLD if event_threshold is None else float(event_threshold)
-        if not 0 <= thr <= 1:
+        thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
+        if thr is not None and not 0 <= thr <= 1:
             raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
         head_cols = self.head_plan(T, spec.readout.reduce)
         x = _check_input(net, x, "direct", T)

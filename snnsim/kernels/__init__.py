@@ -17,14 +17,10 @@ from .events import count_nonzero, density, event_map, is_binary  # noqa: E402
 from .linear import linear_dense, linear_event, prepare_linear_event  # noqa: E402
 from .pool import avgpool2d, maxpool2d, upsample_nearest2d  # noqa: E402
 
-# Fraction of nonzero inputs below which the event-driven kernels are used.
-# Chosen from benchmarks/kernels_dense_vs_event.py (benchmarks/results/
-# kernels_dense_vs_event*.csv): event beats dense below these input densities:
-# conv 3x3 (MNIST 16->32 @14, CIFAR 64->64 @32) 0.18-0.28, linear 1568->128
-# 0.16 (B=64) and > 0.5 (B=1). 0.15 sits just under all of them, so the switch
-# never picks the slower kernel for these layers and keeps event-driven for the
-# usual 1-15 % firing rates. Depthwise convs (groups == C) are the exception:
-# their dense kernel is so cheap that event only wins below ~0.02-0.04.
+# A single density threshold for every layer, used when a run is given event_threshold=DEFAULT_EVENT_THRESHOLD
+# (and by layers that the cost model does not price). By default each layer picks its form from its own
+# shape (cost.py): one threshold is wrong for many layers (a 3136->10 output layer is cheaper dense at
+# every density, a depthwise conv crosses at ~0.02, a 64-channel 3x3 conv at ~0.2).
 DEFAULT_EVENT_THRESHOLD = 0.15
 
 __all__ = [

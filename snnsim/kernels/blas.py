@@ -8,12 +8,13 @@ single-threaded calls side by side (2 calls: 12.7 ms in a row, 5.6 ms from two t
 call it (its CBLAS ``sgemm``, registered with LLVM under a fixed name so compiled code stays cacheable)
 and get their parallelism from Numba: one level of threads, with one BLAS thread inside each.
 
-``one_blas_thread()`` holds every BLAS at one thread (threadpoolctl); ``engine.run`` and the training steps
-enter it once around the whole run (entering it inside an outer one does nothing), and benchmarks that call
-the kernels directly must do the same: a dense kernel called while OpenBLAS has two threads measured 10-20x
-slower (OpenBLAS's per-calling-thread setting, openblas_set_num_threads_local, did not help). When NumPy's
-BLAS is not OpenBLAS (a NumPy built against MKL or Accelerate), the symbol is bound to a small compiled
-fallback (np.dot): correct, only slower.
+Importing this module therefore sets every loaded BLAS to one thread for the process (threadpoolctl), once:
+a dense kernel called while OpenBLAS had two threads measured 10-20x slower (OpenBLAS's per-calling-thread
+setting, openblas_set_num_threads_local, did not help), and OpenBLAS's last bits depend on its thread count,
+so one setting for every caller keeps results reproducible. A user who wants threaded BLAS for their own
+NumPy work can raise it again (threadpoolctl); ``one_blas_thread()`` (training steps) restores one thread
+for its duration. When NumPy's BLAS is not OpenBLAS (a NumPy built against MKL or Accelerate), the symbol
+is bound to a small compiled fallback (np.dot): correct, only slower.
 """
 
 from __future__ import annotations
@@ -83,32 +84,29 @@ def sgemm(M, N, K, a, b, b_transposed, beta, c):
                  M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, N)
 
 
-_controller = None
-_depth = 0
+def _one_thread_everywhere():
+    """Every BLAS library loaded now (NumPy's, and SciPy's that Numba's np.dot calls) at one thread, for the
+    rest of the process: set once, here, so that every caller of the kernels (the engine, training, block
+    inversion, a user's own loop) gets the same threads and the same float32 results (OpenBLAS's last bits
+    depend on its thread count)."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:                         # pragma: no cover - threadpoolctl is a dependency
+        return None
+    controller = ThreadpoolController().select(user_api="blas")
+    controller.limit(limits=1)
+    return controller
+
+
+_controller = _one_thread_everywhere()
 
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """Every BLAS library at one thread for the duration (threadpoolctl); nested uses are free no-ops."""
-    global _controller, _depth
-    if _depth:
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
+    """BLAS at one thread for the duration, in case the user raised it since import (threadpoolctl)."""
+    if _controller is None or all(info["num_threads"] == 1 for info in _controller.info()):
+        yield
         return
-    try:
-        if _controller is None:
-            import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot BLAS, used by the training kernels)
-            from threadpoolctl import ThreadpoolController
-            _controller = ThreadpoolController().select(user_api="blas")
-        limit = _controller.limit(limits=1)
-    except ImportError:                         # pragma: no cover - threadpoolctl is a dependency
-        limit = contextlib.nullcontext()
-    _depth = 1
-    try:
-        with limit:
-            yield
-    finally:
-        _depth = 0
+    with _controller.limit(limits=1):
+        yield

@@ -1,0 +1,56 @@
+"""The kernel-form rule: per layer shape by the cost model (snnsim/kernels/cost.py), or one density threshold."""
+import numpy as np
+import pytest
+
+from snnsim.network import ConvOp, LinearOp, kernel_form
+from snnsim.spec import Conv2d, Linear
+
+
+def linear(i, o):
+    return LinearOp(Linear("fc", (i,), (o,), in_features=i, out_features=o))
+
+
+def conv(c, o, k, h, groups=1, stride=1):
+    ho = (h + 2 * (k // 2) - k) // stride + 1
+    return ConvOp(Conv2d("conv", (c, h, h), (o, ho, ho), in_channels=c, out_channels=o, kernel_size=(k, k),
+                         stride=(stride, stride), padding=(k // 2, k // 2), groups=groups))
+
+
+def density_limit(op, B):
+    """Smallest density (1 % steps) at which the rule picks dense; 1.01 if it never does."""
+    size = B * int(np.prod(op.layer.in_shape))
+    for pct in range(0, 101):
+        if kernel_form(op, int(size * pct / 100), size, None) == "dense":
+            return pct / 100
+    return 1.01
+
+
+@pytest.mark.parametrize("B", [1, 64])
+def test_output_layer_with_ten_outputs_always_runs_dense(B):
+    # 3136 -> 10: finding an input's nonzeros costs more than the whole product (event form 1.4-9x slower)
+    assert density_limit(linear(3136, 10), B) == 0.0
+
+
+@pytest.mark.parametrize("B", [1, 64])
+def test_crossover_depends_on_the_layer_shape(B):
+    wide = density_limit(conv(64, 64, 3, 16), B)
+    depthwise = density_limit(conv(64, 64, 5, 28, groups=64), B)
+    hidden = density_limit(linear(1568, 128), B)
+    assert 0.1 <= wide <= 0.35 and 0.1 <= hidden <= 0.35
+    assert 0.0 < depthwise <= 0.05 < wide         # a depthwise event reaches only 25 outputs
+    assert density_limit(conv(64, 64, 3, 16, groups=64), B) <= 0.05
+
+
+def test_rule_is_monotone_in_the_number_of_events():
+    op = conv(32, 32, 3, 16)
+    size = 64 * 32 * 16 * 16
+    forms = [kernel_form(op, n, size, None) for n in range(0, size + 1, size // 200)]
+    first_dense = forms.index("dense")
+    assert set(forms[:first_dense]) == {"event"} and set(forms[first_dense:]) == {"dense"}
+
+
+def test_explicit_threshold_is_one_density_for_every_layer():
+    for op in (linear(3136, 10), conv(64, 64, 3, 16, groups=64), conv(64, 64, 3, 16)):
+        size = 64 * int(np.prod(op.layer.in_shape))
+        assert kernel_form(op, int(0.149 * size), size, 0.15) == "event"
+        assert kernel_form(op, int(0.151 * size), size, 0.15) == "dense"
