@@ -1,11 +1,14 @@
-"""Inference speed at T=4: snnsim against SpikingJelly 2.0 and snnTorch 1.0, same weights and inputs, one run.
+"""Inference speed: snnsim against SpikingJelly 2.0, Norse 1.1 and snnTorch 1.0, same weights and inputs.
 
-    python benchmarks/inference.py [--quick]
+    python benchmarks/inference.py [--quick] [--background-load N] [--no-cli]
 
-Measures, for the three shipped networks, latency at batch 1 (median over samples) and throughput at
-batch 64, with 2 threads for everyone (NUMBA_NUM_THREADS=2, torch.set_num_threads(2)); then the wall time
-of a cold (Numba compiling into an empty cache) and a warm (cached) `snnsim run` of the MNIST network.
-Prints a table with ratios and writes benchmarks/results/inference.csv.
+For the three shipped networks at T=4 and T=8: latency at batch 1 and time per batch of 64, with 2 threads
+for everyone (NUMBA_NUM_THREADS=2, torch.set_num_threads(2), OMP_WAIT_POLICY=PASSIVE set before any library
+loads), median of alternating rounds (each round times every simulator once, in turn). With
+--background-load N the whole table is measured twice: on the machine as it is, then with N processes that
+spin on a core each (benchmarks/background.py). Then the wall time of `snnsim run` on the MNIST network in a
+new process: cold (empty Numba cache), after `snnsim warmup`, and warm. Prints one table with ratios against
+the fastest peer and the load average, and writes benchmarks/results/inference.csv and inference_cli.csv.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from background import background_load, machine_load  # noqa: E402
 from peer_models import BUILDERS, build, lively_weights, run_sj  # noqa: E402
 
 from snnsim.data import load_dataset  # noqa: E402
@@ -36,7 +41,6 @@ from snnsim.network import build_network  # noqa: E402
 from snnsim.spec import load_spec  # noqa: E402
 from snnsim.weights import check_weights  # noqa: E402
 
-T = 4
 torch.set_num_threads(2)
 
 
@@ -49,48 +53,53 @@ def inputs(name, n):
     return np.ascontiguousarray(x, np.float32)
 
 
-def snntorch_runner(model):
-    """The same layers driven step by step with snnTorch Leaky neurons (beta 0.5, reset to zero)."""
-    import snntorch as snn
-
+def stepwise_runner(model, T, neuron):
+    """The same layers driven timestep by timestep, with each LIF layer replaced by a peer's neuron:
+    ``neuron()`` returns (initial state, step(input, state) -> (spikes, state))."""
     mods = []
     for name, m in model.named_children():
         if type(m).__name__ == "LIFNode":
-            mods.append(("leaky", snn.Leaky(beta=0.5, reset_mechanism="zero")))
-        elif name.startswith("block"):
-            mods.append(("block", m))
+            mods.append(("lif", neuron()))
         else:
             mods.append(("layer", m))
-
-    def step_module(m):
-        # SpikingJelly layer wrappers are torch modules; in single-step use they act per timestep
-        if hasattr(m, "step_mode"):
-            m.step_mode = "s"
-        for c in m.modules():
-            if hasattr(c, "step_mode"):
-                c.step_mode = "s"
-        return m
-
-    for _, m in mods:
-        step_module(m)
+            for c in m.modules():               # SpikingJelly wrappers act per timestep in single-step mode
+                if hasattr(c, "step_mode"):
+                    c.step_mode = "s"
 
     def forward(x):
-        mems = [m.init_leaky() if kind == "leaky" else None for kind, m in mods]
+        from spikingjelly.activation_based import functional
+
+        states = [m[0] if kind == "lif" else None for kind, m in mods]
         outs = []
         with torch.no_grad():
-            from spikingjelly.activation_based import functional
             functional.reset_net(model)
             for _ in range(T):
                 h = x
                 for i, (kind, m) in enumerate(mods):
-                    if kind == "leaky":
-                        h, mems[i] = m(h, mems[i])
+                    if kind == "lif":
+                        h, states[i] = m[1](h, states[i])
                     else:
                         h = m(h)
                 outs.append(h)
         return torch.stack(outs)
 
     return forward
+
+
+def snntorch_neuron():
+    """snnTorch Leaky, beta 0.5, reset to zero: the LIF (tau 2, hard reset) of the networks."""
+    import snntorch as snn
+
+    cell = snn.Leaky(beta=0.5, reset_mechanism="zero")
+    return cell.init_leaky(), lambda h, mem: cell(h, mem)
+
+
+def norse_neuron():
+    """Norse LIFBoxCell (no synaptic current), dt * tau_mem_inv = 0.5, threshold 1, reset to 0."""
+    import norse.torch as nt
+
+    cell = nt.LIFBoxCell(nt.LIFBoxParameters(tau_mem_inv=torch.tensor(500.0)), dt=1e-3)
+    return None, lambda h, state: cell(h, state)
 
 
 def timeit(fn, repeats):
@@ -103,27 +112,40 @@ def timeit(fn, repeats):
     return float(np.median(times))
 
 
-def bench_network(name, quick):
+PEERS = ("spikingjelly", "norse", "snntorch")
+
+
+def bench_network(name, T, rounds, load):
     model = lively_weights(build(name, 0.0))
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     spec = load_spec(ROOT / "networks" / f"{name}.yaml")
     net = build_network(spec, check_weights(spec, sd))
     x64 = inputs(name, 64)
     xs = x64.reshape((64,) + spec.input_shape)
-    reps = 5 if quick else 20
     rows = []
-    st_model = lively_weights(build(name, 0.0))
-    st_forward = snntorch_runner(st_model)
+    runners = {"norse": stepwise_runner(lively_weights(build(name, 0.0)), T, norse_neuron),
+               "snntorch": stepwise_runner(lively_weights(build(name, 0.0)), T, snntorch_neuron)}
     for batch in (1, 64):
         xb = xs[:batch]
         xt = torch.from_numpy(x64[:batch])
-        t_ours = timeit(lambda: run(net, xb, timesteps=T, batch_size=batch), reps)
-        t_sj = timeit(lambda: run_sj(model, x64[:batch], T), reps)
-        t_st = timeit(lambda: st_forward(xt), reps)
-        rows.append(dict(network=name, batch=batch, snnsim_ms=t_ours * 1e3, spikingjelly_ms=t_sj * 1e3,
-                         snntorch_ms=t_st * 1e3, speedup_vs_spikingjelly=t_sj / t_ours,
-                         speedup_vs_snntorch=t_st / t_ours,
-                         snnsim_samples_per_s=batch / t_ours, spikingjelly_samples_per_s=batch / t_sj))
+        fns = {"snnsim": lambda: run(net, xb, timesteps=T, batch_size=batch),
+               "spikingjelly": lambda: run_sj(model, x64[:batch], T),
+               "norse": lambda: runners["norse"](xt), "snntorch": lambda: runners["snntorch"](xt)}
+        times = {k: [] for k in fns}
+        for f in fns.values():                  # warm-up: compiled-code loads, allocators
+            f()
+        reps = 20 if batch == 1 else 3          # calls per timing, so that short calls are not all noise
+        for _ in range(rounds):
+            for k, f in fns.items():            # alternating: every simulator once per round
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    f()
+                times[k].append((time.perf_counter() - t0) / reps)
+        ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+        best = min(PEERS, key=ms.get)
+        rows.append(dict(network=name, T=T, batch=batch, background_load=load, **{f"{k}_ms": v for k, v in ms.items()},
+                         fastest_peer=best, speedup_vs_fastest_peer=ms[best] / ms["snnsim"],
+                         load_avg=round(machine_load(), 2)))
     return rows
 
 
@@ -137,31 +159,50 @@ def bench_cli():
         env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(d) / "numba_cache"))
         cmd = [sys.executable, "-m", "snnsim.cli", "run", str(ROOT / "networks/mnist_conv.yaml"), "--weights", str(w),
                "--dataset", "mnist"]
-        for label in ("cold", "warm"):
+        warmup = [sys.executable, "-m", "snnsim.cli", "warmup"]
+        for label, c in (("cold (empty cache)", cmd), ("warm", cmd), ("warm", cmd)):
             t0 = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True, env=env)
-            rows.append(dict(run=label, wall_s=time.perf_counter() - t0))
+            subprocess.run(c, check=True, capture_output=True, env=env)
+            rows.append(dict(run=label, wall_s=time.perf_counter() - t0, load_avg=round(machine_load(), 2)))
+        env["NUMBA_CACHE_DIR"] = str(Path(d) / "numba_cache_2")
+        t0 = time.perf_counter()
+        subprocess.run(warmup, check=True, capture_output=True, env=env)
+        rows.append(dict(run="snnsim warmup (empty cache)", wall_s=time.perf_counter() - t0,
+                         load_avg=round(machine_load(), 2)))
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        rows.append(dict(run="first run after warmup", wall_s=time.perf_counter() - t0,
+                         load_avg=round(machine_load(), 2)))
     return rows
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="T=4 only, fewer rounds")
+    ap.add_argument("--background-load", type=int, default=0, metavar="N",
+                    help="measure again with N spinning background processes")
+    ap.add_argument("--no-cli", action="store_true", help="skip the start-up measurements")
     args = ap.parse_args()
+    rounds = 3 if args.quick else 7
     rows = []
-    for name in BUILDERS:
-        rows += bench_network(name, args.quick)
+    for load in sorted({0, args.background_load}):
+        with background_load(load):
+            for T in ((4,) if args.quick else (4, 8)):
+                for name in BUILDERS:
+                    rows += bench_network(name, T, rounds, load)
     df = pd.DataFrame(rows)
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "inference.csv", index=False)
-    pd.set_option("display.width", 200)
-    print(f"Inference at T={T}, 2 threads each (median of repeats)")
+    pd.set_option("display.width", 250)
+    print(f"Inference, ms per call (median of {rounds} alternating rounds), 2 threads each, "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; background_load = spinning processes added")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    cli = pd.DataFrame(bench_cli())
-    cli.to_csv(out / "inference_cli.csv", index=False)
-    print("\n`snnsim run networks/mnist_conv.yaml --dataset mnist` (1,000 test images), wall time")
-    print(cli.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if not args.no_cli:
+        cli = pd.DataFrame(bench_cli())
+        cli.to_csv(out / "inference_cli.csv", index=False)
+        print("\n`snnsim run networks/mnist_conv.yaml --weights W --dataset mnist` (1,000 test images), wall time")
+        print(cli.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ backward pass against T and against depth.
 
     python benchmarks/training.py [--quick]
 
-1. Step time (forward + backward + AdamW update, batch 64, T=4, 2 threads for both: NUMBA_NUM_THREADS=2 and
-   torch.set_num_threads(2)) of snnsim's BPTT and of the same SpikingJelly 2.0 network trained by PyTorch
+1. Step time (forward + backward + AdamW update, batch 32 at T=4 and 8, and batch 64 at T=4, 2 threads for both: NUMBA_NUM_THREADS=2 and
+   torch.set_num_threads(2); OMP_WAIT_POLICY=PASSIVE unless set, before any library loads, printed)) of snnsim's BPTT and of the same SpikingJelly 2.0 network trained by PyTorch
    autograd (multi-step LIF, its CPU kernels), with the same weights and batch; median of interleaved repeats.
 2. Peak bytes held for the backward pass (``snnsim.train.memory.Ledger``: stored activations, membranes,
    traces or accumulations, plus the tensor in flight) for bptt, ottt and saf, for T in 1, 2, 4, 8, 16, on the
@@ -27,6 +27,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+# The OpenMP wait policy is read once, when an OpenMP runtime loads (torch's and Numba's): it must be set
+# before any library is imported, the same for both sides. Passive (sleeping) waiting is what snnsim sets on
+# import; spin-waiting threads starve each other whenever anything else runs on the machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OMP_POLICY = os.environ["OMP_WAIT_POLICY"]
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -228,8 +233,11 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.memory_only:
         nets = ["digits_mlp", "mnist_conv"] if args.quick else ["digits_mlp", "mnist_conv", "cifar_sew_resnet"]
-        st = pd.DataFrame([step_time(n, reps=3 if args.quick else 9) for n in nets])
+        # batch 32 at T=4 and T=8 (issue-style comparison), and the earlier batch-64 T=4 point
+        shapes = [(32, 4), (32, 8)] if args.quick else [(32, 4), (32, 8), (64, 4)]
+        st = pd.DataFrame([step_time(n, B=B, T=T, reps=3 if args.quick else 9) for n in nets for B, T in shapes])
         st.to_csv(RESULTS / "training_step_time.csv", index=False)
+        print(f"OMP_WAIT_POLICY={OMP_POLICY} for both (set before any library loaded)")
         print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     mem = memory_table(args.quick)
     mem.to_csv(RESULTS / "training_memory.csv", index=False)

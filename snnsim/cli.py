@@ -1,4 +1,4 @@
-"""Command line: ``snnsim run``, ``snnsim info``, ``snnsim init-weights``.
+"""Command line: ``snnsim run``, ``snnsim info``, ``snnsim init-weights``, ``snnsim warmup``.
 
 Every user error (bad YAML, weights, input, options) ends with a one-line message and exit status 2.
 """
@@ -25,6 +25,7 @@ LAZY_COMMANDS = {
     "import-nir": ("snnsim.nir_cli", "import_nir"),
     "export-nir": ("snnsim.nir_cli", "export_nir"),
     "train": ("snnsim.train.cli", "train"),
+    "warmup": ("snnsim.warmup", "warmup"),
 }
 
 
@@ -195,6 +196,9 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
     x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit, pad_input)
     n = x.shape[1] if spec.encoding.kind == "events" else len(x)
     Ts = _parse_timesteps(timesteps) or [spec.timesteps]
+    from .warmup import note_compilation
+
+    note_compilation()
     if len(Ts) > 1:
         if output or trace_path:
             raise InputError("--output and --trace save a single run; give one value of -T with them")

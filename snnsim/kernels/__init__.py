@@ -3,15 +3,6 @@
 Conventions: float32, C-contiguous, batch-first; PyTorch weight layouts;
 a missing bias is np.zeros(0, np.float32). Inputs are assumed validated.
 """
-import numba
-
-# Start Numba's thread pool now. The public kernels are plain (non-parallel)
-# dispatchers that call parallel=True helpers; when they are loaded from the
-# on-disk cache in a fresh process, nothing else starts the pool and the first
-# call segfaults (numba 0.68; reproduced with conv2d_dense). get_num_threads()
-# launches the pool as a side effect and is public API.
-numba.get_num_threads()
-
 from .conv import conv2d_dense, conv2d_event, conv_out_size, prepare_conv_event  # noqa: E402
 from .events import count_nonzero, density, event_map, is_binary  # noqa: E402
 from .linear import linear_dense, linear_event, prepare_linear_event  # noqa: E402

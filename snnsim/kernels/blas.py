@@ -1,12 +1,13 @@
 """The sgemm that the dense kernels call, and the one rule for threads around it.
 
 Numba's np.dot calls SciPy's OpenBLAS, whose single-threaded sgemm does not run concurrently from two
-threads (two calls from a 2-thread prange took as long as the same calls in a row), so with it a dense
+threads (two calls from a 2-thread Numba prange took as long as the same calls in a row), so with it a dense
 layer could use both cores only through OpenBLAS's own threads. Those threads stall for 20-90 ms whenever
 anything else runs on the machine (docs/performance.md). NumPy's OpenBLAS does run concurrent
 single-threaded calls side by side (2 calls: 12.7 ms in a row, 5.6 ms from two threads), so the kernels
 call it (its CBLAS ``sgemm``, registered with LLVM under a fixed name so compiled code stays cacheable)
-and get their parallelism from Numba: one level of threads, with one BLAS thread inside each.
+and get their parallelism from their own threads (kernels/threads.py): one level of threads, with one BLAS
+thread inside each.
 
 Importing this module therefore sets every loaded BLAS to one thread for the process (threadpoolctl), once:
 a dense kernel called while OpenBLAS had two threads measured 10-20x slower (OpenBLAS's per-calling-thread
@@ -26,7 +27,7 @@ import os
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import njit, types
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _SYMBOL = "snnsim_cblas_sgemm"
@@ -48,6 +49,8 @@ def _numpy_openblas():
 
 
 def _fallback_address() -> int:
+    from numba import carray, cfunc     # here: importing them loads cffi's C parser (~0.2 s of start-up)
+
     # Only the forms the kernels use: row-major, A not transposed, contiguous rows (lda == K, ldc == N,
     # ldb == N or K for a transposed B).
     @cfunc(_SIG, cache=True)
@@ -84,29 +87,38 @@ def sgemm(M, N, K, a, b, b_transposed, beta, c):
                  M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, N)
 
 
-def _one_thread_everywhere():
-    """Every BLAS library loaded now (NumPy's, and SciPy's that Numba's np.dot calls) at one thread, for the
-    rest of the process: set once, here, so that every caller of the kernels (the engine, training, block
-    inversion, a user's own loop) gets the same threads and the same float32 results (OpenBLAS's last bits
-    depend on its thread count)."""
-    import scipy.linalg.cython_blas  # noqa: F401
+def _blas_libraries():
+    """threadpoolctl's handle on every BLAS library loaded now, or None without threadpoolctl."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:                         # pragma: no cover - threadpoolctl is a dependency
         return None
-    controller = ThreadpoolController().select(user_api="blas")
-    controller.limit(limits=1)
-    return controller
+    return ThreadpoolController().select(user_api="blas")
 
 
-_controller = _one_thread_everywhere()
+def _one_thread_everywhere():
+    """Every BLAS library loaded now at one thread, for the rest of the process: set once, here, so that
+    every caller of the kernels (the engine, training, block inversion, a user's own loop) gets the same
+    threads and the same float32 results (OpenBLAS's last bits depend on its thread count)."""
+    libs = _blas_libraries()
+    if libs is not None:
+        libs.limit(limits=1)
+
+
+_one_thread_everywhere()
+_training_libs = None
 
 
 @contextlib.contextmanager
 def one_blas_thread():
-    """BLAS at one thread for the duration, in case the user raised it since import (threadpoolctl)."""
-    if _controller is None or all(info["num_threads"] == 1 for info in _controller.info()):
+    """Every BLAS at one thread for the duration (threadpoolctl), including SciPy's, which Numba's np.dot
+    calls (the training kernels) and which is loaded only when they are: a training step enters this once."""
+    global _training_libs
+    if _training_libs is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (load it first, so that it is limited too)
+        _training_libs = _blas_libraries()
+    if _training_libs is None or all(info["num_threads"] == 1 for info in _training_libs.info()):
         yield
         return
-    with _controller.limit(limits=1):
+    with _training_libs.limit(limits=1):
         yield

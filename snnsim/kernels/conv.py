@@ -6,8 +6,8 @@ Dense path: im2col (straight from the input, borders as zeros) into a buffer
 reused across the batch + one single-threaded sgemm per (image chunk, group); 1x1
 stride-1 convs multiply the image itself. Small images are packed side by side
 into the same column buffer so each sgemm is big enough for BLAS to run at full
-speed. Large layers split the chunks between two Numba threads, each calling
-single-threaded sgemm (kernels/blas.py). Depthwise-style layers (one input channel
+speed. Large layers split the chunks between threads (kernels/threads.py), each
+calling single-threaded sgemm (kernels/blas.py). Depthwise-style layers (one input channel
 per output) skip BLAS and use direct loops.
 
 Event path: scatter. Each nonzero input x[b, c, i, j] adds x * w into every output
@@ -23,9 +23,10 @@ additions for each output does not depend on the thread count or on how work is
 split. The sgemm path's order is whatever BLAS does.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .blas import sgemm
+from .threads import split
 
 # Upper bound on the im2col buffer (float32 elements, 4 MiB): large enough that
 # small layers get several images per sgemm, small enough to stay in L3.
@@ -155,46 +156,22 @@ def _gemm_plan(x, w, HO, WO):
     return nb, (B + nb - 1) // nb, K * nb * L, (O // groups) * nb * L
 
 
-@njit(cache=True, fastmath=False)
-def _conv_gemm_serial(x, w, b, out, sh, sw, ph, pw, groups):
+def _images_per_chunk(B, K, L):
+    return max(1, min(B, _IM2COL_MAX_ELEMS // max(1, K * L)))
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_gemm_chunks(x, w, b, out, sh, sw, ph, pw, groups, ch0, ch1):
+    """Image chunks [ch0, ch1) of the sgemm path, with their own buffers (threads.split runs several
+    ranges at once, each calling single-threaded sgemm)."""
     O, Cg, KH, KW = w.shape
     nb, nch, ncol, nres = _gemm_plan(x, w, out.shape[2], out.shape[3])
     cols = np.empty(ncol, np.float32)
     res = np.empty(nres, np.float32)
     w2 = w.reshape(O, Cg * KH * KW)
-    for ch in range(nch):
+    for ch in range(ch0, ch1):
         b0 = ch * nb
         _gemm_chunk(x, w2, b, out, b0, min(nb, x.shape[0] - b0), sh, sw, ph, pw, groups, KH, KW, cols, res)
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _conv_gemm_parallel(x, w, b, out, sh, sw, ph, pw, groups, ntasks):
-    # Each task owns whole chunks of images and its own buffers, and calls single-threaded sgemm:
-    # the only threads are these (one level of parallelism).
-    O, Cg, KH, KW = w.shape
-    nb, nch, ncol, nres = _gemm_plan(x, w, out.shape[2], out.shape[3])
-    w2 = w.reshape(O, Cg * KH * KW)
-    for t in prange(ntasks):
-        cols = np.empty(ncol, np.float32)
-        res = np.empty(nres, np.float32)
-        for ch in range(t * nch // ntasks, (t + 1) * nch // ntasks):
-            b0 = ch * nb
-            _gemm_chunk(x, w2, b, out, b0, min(nb, x.shape[0] - b0), sh, sw, ph, pw, groups, KH, KW, cols, res)
-
-
-@njit(cache=True, fastmath=False)
-def _conv_dense_gemm(x, w, b, sh, sw, ph, pw, groups):
-    B = x.shape[0]
-    O, Cg, KH, KW = w.shape
-    HO = conv_out_size(x.shape[2], KH, sh, ph)
-    WO = conv_out_size(x.shape[3], KW, sw, pw)
-    out = np.empty((B, O, HO, WO), np.float32)
-    nb = _gemm_plan(x, w, HO, WO)[0]
-    if B >= 2 * nb and B * O * HO * WO * Cg * KH * KW >= _GEMM_PAR_MIN_WORK:
-        _conv_gemm_parallel(x, w, b, out, sh, sw, ph, pw, groups, np.int64(2))
-    else:
-        _conv_gemm_serial(x, w, b, out, sh, sw, ph, pw, groups)
-    return out
 
 
 @njit(cache=True, fastmath=False)
@@ -275,64 +252,60 @@ def _direct_scratch(x, w, HO, sw, ph, pw):
     return np.empty(Hp * Wp + w.shape[3], np.float32), np.empty(HO * Wd, np.float32)
 
 
-@njit(cache=True, fastmath=False)
-def _conv_direct_serial(x, w, b, out, Og, sh, sw, ph, pw):
-    xpad, acc = _direct_scratch(x, w, out.shape[2], sw, ph, pw)
-    for bi in range(x.shape[0]):
-        for o in range(w.shape[0]):
-            _direct_plane(x, w, b, out, bi, o, Og, sh, sw, ph, pw, xpad, acc)
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _conv_direct_parallel(x, w, b, out, Og, sh, sw, ph, pw):
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_direct_planes(x, w, b, out, Og, sh, sw, ph, pw, p0, p1):
+    """Output planes [p0, p1) (plane p = image p // O, channel p % O) of the direct loops."""
     O = w.shape[0]
-    B = x.shape[0]
-    nt = 8  # tasks (each with its own scratch); >= threads for load balance
-    for t in prange(nt):
-        xpad, acc = _direct_scratch(x, w, out.shape[2], sw, ph, pw)
-        for p in range(t * B * O // nt, (t + 1) * B * O // nt):
-            bi = p // O
-            _direct_plane(x, w, b, out, bi, p - bi * O, Og, sh, sw, ph, pw, xpad, acc)
+    xpad, acc = _direct_scratch(x, w, out.shape[2], sw, ph, pw)
+    for p in range(p0, p1):
+        bi = p // O
+        _direct_plane(x, w, b, out, bi, p - bi * O, Og, sh, sw, ph, pw, xpad, acc)
 
 
-@njit(cache=True, fastmath=False)
+def _out_hw(x, KH, KW, sh, sw, ph, pw):
+    return (x.shape[2] + 2 * ph - KH) // sh + 1, (x.shape[3] + 2 * pw - KW) // sw + 1
+
+
 def conv2d_dense(x, w, b, sh, sw, ph, pw, groups):
-    """Dense conv2d; out[B, O, HO, WO] = torch.nn.functional.conv2d(x, w, b, (sh, sw), (ph, pw), 1, groups)."""
+    """Dense conv2d; out[B, O, HO, WO] = torch.nn.functional.conv2d(x, w, b, (sh, sw), (ph, pw), 1, groups).
+    The path (direct loops or sgemm, split between threads or not) is chosen here, in Python, so that a
+    process compiles (or loads) only the compiled functions its layers use."""
     B = x.shape[0]
     O, Cg, KH, KW = w.shape
+    HO, WO = _out_hw(x, KH, KW, sh, sw, ph, pw)
+    out = np.empty((B, O, HO, WO), np.float32)
+    work = B * O * HO * WO * Cg * KH * KW
     if Cg == 1:
-        HO = conv_out_size(x.shape[2], KH, sh, ph)
-        WO = conv_out_size(x.shape[3], KW, sw, pw)
-        out = np.empty((B, O, HO, WO), np.float32)
-        if B * O * HO * WO * KH * KW >= _PAR_MIN_WORK:
-            _conv_direct_parallel(x, w, b, out, O // groups, sh, sw, ph, pw)
+        args = (x, w, b, out, O // groups, sh, sw, ph, pw)
+        if work >= _PAR_MIN_WORK:
+            split(_conv_direct_planes, B * O, *args)
         else:
-            _conv_direct_serial(x, w, b, out, O // groups, sh, sw, ph, pw)
+            _conv_direct_planes(*args, 0, B * O)
         return out
-    return _conv_dense_gemm(x, w, b, sh, sw, ph, pw, groups)
+    nch = -(-B // _images_per_chunk(B, Cg * KH * KW, HO * WO))
+    args = (x, w, b, out, sh, sw, ph, pw, groups)
+    if nch >= 2 and work >= _GEMM_PAR_MIN_WORK:
+        split(_conv_gemm_chunks, nch, *args)
+    else:
+        _conv_gemm_chunks(*args, 0, nch)
+    return out
 
 
 # --------------------------------------------------------------------------- event
 
 
-@njit(cache=True, fastmath=False)
 def prepare_conv_event(w, groups):
     """Event layout wev[C, KH, KW, Og]: wev[c, kh, KW-1-kw, k] = w[g*Og + k, c - g*Cg, kh, kw],
     g = c // Cg. Everything one input channel scatters, output channel fastest;
     kernel columns are stored reversed because an input pixel at column j feeds
     output column j + pw - kw: reversed, the taps of one kernel row line up with
     consecutive output pixels, so (groups == 1, stride-1 width) they are a single
-    contiguous axpy of length n_taps * O."""
+    contiguous axpy of length n_taps * O. (NumPy, not Numba: it runs once per network build.)"""
     O, Cg, KH, KW = w.shape
     Og = O // groups
-    wev = np.empty((Cg * groups, KH, KW, Og), np.float32)
-    for g in range(groups):
-        for ci in range(Cg):
-            for kh in range(KH):
-                for kw in range(KW):
-                    for k in range(Og):
-                        wev[g * Cg + ci, kh, KW - 1 - kw, k] = w[g * Og + k, ci, kh, kw]
-    return wev
+    g = np.asarray(w, np.float32).reshape(groups, Og, Cg, KH, KW)
+    # [groups, Cg, KH, KW, Og] -> [C, KH, KW, Og], kernel columns reversed
+    return np.ascontiguousarray(g.transpose(0, 2, 3, 4, 1)[:, :, :, ::-1, :].reshape(groups * Cg, KH, KW, Og))
 
 
 @njit(cache=True, fastmath=False)
@@ -471,65 +444,48 @@ def _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, 
 _PLANAR_MAX_OG = 8
 
 
-@njit(cache=True, fastmath=False)
-def _conv_event_serial(x, wev, b, out, groups, sw, rc, rt, rd, cc, ct, cd):
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_event_tasks(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd, t0, t1):
+    """Tasks [t0, t1): task t = (image t // nparts, part t % nparts), a band of output rows, or a range of
+    groups for the planar scatter. Tasks write disjoint outputs (no races) and each output's sum has the
+    same order however the tasks are split (bitwise-equal results)."""
     O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
-    # np.int64(0), not a literal 0: a literal argument makes Numba compile a second
-    # specialisation of each helper (the parallel driver passes variables).
-    zero = np.int64(0)
     if wev.shape[3] < _PLANAR_MAX_OG:
-        for bi in range(x.shape[0]):
-            _scatter_planar(x, wev, b, out, bi, zero, groups, groups, sw, rc, rt, rd, cc, ct, cd)
+        for t in range(t0, t1):
+            bi = t // nparts
+            part = t - bi * nparts
+            _scatter_planar(x, wev, b, out, bi, part * groups // nparts, (part + 1) * groups // nparts, groups,
+                            sw, rc, rt, rd, cc, ct, cd)
         return
-    acc = np.empty(HO * WO * O, np.float32)
-    for bi in range(x.shape[0]):
-        acc[:] = 0.0
-        _scatter_nhwc(x, wev, bi, zero, HO, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO)
-        _nhwc_to_out(acc, b, out, bi, zero, HO)
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _conv_event_parallel(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd):
-    # Tasks = (image, band of output rows), or (image, range of groups) for the
-    # planar scatter. Tasks write disjoint outputs (no races) and each output's
-    # sum has the serial kernel's order (bitwise-equal results).
-    O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
-    planar = wev.shape[3] < _PLANAR_MAX_OG
-    for t in prange(x.shape[0] * nparts):
+    acc = np.empty(((HO + nparts - 1) // nparts) * WO * O, np.float32)
+    for t in range(t0, t1):
         bi = t // nparts
         part = t - bi * nparts
-        if planar:
-            g0 = part * groups // nparts
-            g1 = (part + 1) * groups // nparts
-            _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, cd)
-        else:
-            r0 = part * HO // nparts
-            r1 = (part + 1) * HO // nparts
-            acc = np.zeros((r1 - r0) * WO * O, np.float32)
-            _scatter_nhwc(x, wev, bi, r0, r1, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO)
-            _nhwc_to_out(acc, b, out, bi, r0, r1)
+        r0 = part * HO // nparts
+        r1 = (part + 1) * HO // nparts
+        acc[:(r1 - r0) * WO * O] = 0.0
+        _scatter_nhwc(x, wev, bi, r0, r1, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO)
+        _nhwc_to_out(acc, b, out, bi, r0, r1)
 
 
-@njit(cache=True, fastmath=False)
 def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups):
     """Event-driven conv2d with weights from prepare_conv_event; same result as conv2d_dense.
     Cost ~ (#nonzero inputs) x Og x KH x KW / (sh x sw), plus one pass over the input
     (the nonzero scan) and one over the output (zero + write)."""
     B, C, H, W = x.shape
-    HO = conv_out_size(H, KH, sh, ph)
-    WO = conv_out_size(W, KW, sw, pw)
+    HO, WO = _out_hw(x, KH, KW, sh, sw, ph, pw)
     out = np.empty((B, O, HO, WO), np.float32)
     rc, rt, rd = _tap_table(H, HO, KH, sh, ph)
     cc, ct, cd = _tap_table(W, WO, KW, sw, pw)
     # A single image is split in 2 (bands of output rows, or ranges of groups for
     # the planar scatter), one part per core of the 2-core target.
-    # (numba.get_num_threads() here would make this function uncacheable.)
     if wev.shape[3] >= _PLANAR_MAX_OG:
         nparts = 2 if (B == 1 and HO >= 2) else 1
     else:
         nparts = 2 if (B == 1 and groups >= 2) else 1
+    args = (x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
     if B * nparts > 1 and B * O * HO * WO >= _PAR_MIN_WORK // 16:
-        _conv_event_parallel(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
+        split(_conv_event_tasks, B * nparts, *args)
     else:
-        _conv_event_serial(x, wev, b, out, groups, sw, rc, rt, rd, cc, ct, cd)
+        _conv_event_tasks(*args, 0, B * nparts)
     return out

@@ -4,9 +4,10 @@ Layouts: x[B, I], w[O, I] (PyTorch), b[O] or an empty array for "no bias".
 All kernels are pure: they allocate and return a new float32 array.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .blas import sgemm
+from .threads import split
 
 # The event kernel goes parallel (over batch rows) only for >= 2 rows and a dense
 # size B*I*O >= 2**24 (~1 ms of work at 10 % density): on a busy machine a 2-thread
@@ -28,14 +29,14 @@ def linear_dense(x, w, b):
     return out
 
 
-@njit(cache=True, fastmath=False)
 def prepare_linear_event(w):
     """Transposed contiguous copy wt[I, O]: each input's fan-out row is contiguous,
-    so one event is a single vectorised axpy over O."""
-    return np.ascontiguousarray(w.T)
+    so one event is a single vectorised axpy over O. (NumPy, not Numba: it runs once per
+    network build, and loading a compiled function costs more start-up than it saves.)"""
+    return np.ascontiguousarray(np.asarray(w, np.float32).T)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _linear_event_rows(x, wt, b, out, r0, r1):
     """Rows [r0, r1) of the event-driven product: per row, scan x[r] and add one
     contiguous weight row per nonzero (terms in ascending i for every output).
@@ -60,28 +61,13 @@ def _linear_event_rows(x, wt, b, out, r0, r1):
                 outf[ob + o] += b[o]
 
 
-@njit(cache=True, fastmath=False)
-def _linear_event_serial(x, wt, b):
-    out = np.empty((x.shape[0], wt.shape[1]), np.float32)
-    _linear_event_rows(x, wt, b, out, np.int64(0), np.int64(x.shape[0]))
-    return out
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _linear_event_parallel(x, wt, b, nparts):
-    # Each task owns a block of batch rows: no races, same per-output order.
-    out = np.empty((x.shape[0], wt.shape[1]), np.float32)
-    B = x.shape[0]
-    for t in prange(nparts):
-        _linear_event_rows(x, wt, b, out, t * B // nparts, (t + 1) * B // nparts)
-    return out
-
-
-@njit(cache=True, fastmath=False)
 def linear_event(x, wt, b):
-    """Event-driven linear layer: for each nonzero x[r, i], out[r, :] += x[r, i] * wt[i, :]; then + b."""
-    if x.shape[0] >= 2 and x.shape[0] * x.shape[1] * wt.shape[1] >= _PAR_MIN_WORK:
-        # 2 row blocks = one per core of the 2-core target (numba.get_num_threads()
-        # here would make the function uncacheable).
-        return _linear_event_parallel(x, wt, b, 2)
-    return _linear_event_serial(x, wt, b)
+    """Event-driven linear layer: for each nonzero x[r, i], out[r, :] += x[r, i] * wt[i, :]; then + b.
+    (The serial/parallel choice is made in Python so that only the variant used is compiled.)"""
+    B = x.shape[0]
+    out = np.empty((B, wt.shape[1]), np.float32)
+    if B >= 2 and B * x.shape[1] * wt.shape[1] >= _PAR_MIN_WORK:
+        split(_linear_event_rows, B, x, wt, b, out)     # blocks of rows: same per-output order
+    else:
+        _linear_event_rows(x, wt, b, out, 0, B)
+    return out

@@ -1,11 +1,13 @@
 """Pooling and upsampling on x[B, C, H, W] (PyTorch semantics, ceil_mode=False).
 
-Each (batch, channel) plane is independent; a shared per-plane function is driven
-by a serial loop for small tensors and a prange loop for large ones, because a
-parallel region costs more than a small pooling layer itself.
+Each (batch, channel) plane is independent; one compiled function pools a range of
+planes, called once for small tensors and split between threads (kernels/threads.py)
+for large ones, because a parallel region costs more than a small pooling layer itself.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import split
 
 # Work (output elements x window size) above which the plane loop goes parallel:
 # about a millisecond of serial work, the rule for every kernel (conv.py, _PAR_MIN_WORK).
@@ -52,48 +54,37 @@ def _max_plane(xp, op, kh, kw, sh, sw, ph, pw):
             op[oi, oj] = m
 
 
-@njit(cache=True, fastmath=False)
-def _pool_serial(x, out, kind, kh, kw, sh, sw, ph, pw):
-    for b in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            if kind == 0:
-                _avg_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
-            else:
-                _max_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
-
-
-@njit(cache=True, fastmath=False, parallel=True)
-def _pool_parallel(x, out, kind, kh, kw, sh, sw, ph, pw):
+@njit(cache=True, fastmath=False, nogil=True)
+def _pool_planes(x, out, kind, kh, kw, sh, sw, ph, pw, p0, p1):
+    """Planes [p0, p1) (plane p = image p // C, channel p % C)."""
     C = x.shape[1]
-    for bc in prange(x.shape[0] * C):
-        b = bc // C
-        c = bc - b * C
+    for p in range(p0, p1):
+        b = p // C
+        c = p - b * C
         if kind == 0:
             _avg_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
         else:
             _max_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
 
 
-@njit(cache=True, fastmath=False)
 def _pool(x, kind, kh, kw, sh, sw, ph, pw):
     B, C, H, W = x.shape
-    HO = _out_size(H, kh, sh, ph)
-    WO = _out_size(W, kw, sw, pw)
+    HO = (H + 2 * ph - kh) // sh + 1
+    WO = (W + 2 * pw - kw) // sw + 1
     out = np.empty((B, C, HO, WO), np.float32)
+    args = (x, out, kind, kh, kw, sh, sw, ph, pw)
     if B * C * HO * WO * kh * kw >= _PAR_MIN_WORK:
-        _pool_parallel(x, out, kind, kh, kw, sh, sw, ph, pw)
+        split(_pool_planes, B * C, *args)
     else:
-        _pool_serial(x, out, kind, kh, kw, sh, sw, ph, pw)
+        _pool_planes(*args, 0, B * C)
     return out
 
 
-@njit(cache=True, fastmath=False)
 def avgpool2d(x, kh, kw, sh, sw, ph, pw):
     """torch.nn.functional.avg_pool2d with count_include_pad=True, ceil_mode=False."""
     return _pool(x, 0, kh, kw, sh, sw, ph, pw)
 
 
-@njit(cache=True, fastmath=False)
 def maxpool2d(x, kh, kw, sh, sw, ph, pw):
     """torch.nn.functional.max_pool2d (padding is -inf), ceil_mode=False."""
     return _pool(x, 1, kh, kw, sh, sw, ph, pw)

@@ -21,11 +21,18 @@ Neuron backward (SpikingJelly 2.0 ``_ops/lif/cpu.py::_backward_impl``; plif and 
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
-from ..neurons import neuron_step
-from .surrogate import surrogate_grad, surrogate_primitive
+# Start Numba's thread pool now. Plain dispatchers here call parallel=True helpers; when they are loaded
+# from the on-disk cache in a fresh process, nothing else starts the pool and the first call segfaults
+# (numba 0.68). get_num_threads() launches the pool as a side effect and is public API. (Inference does not
+# need it: its kernels split work with kernels/threads.py.)
+numba.get_num_threads()
+
+from ..neurons import neuron_step  # noqa: E402
+from .surrogate import surrogate_grad, surrogate_primitive  # noqa: E402
 
 # Elements per parallel chunk of the element-wise neuron loops (fixed, so results do not depend on threads).
 _CHUNK = 1 << 14

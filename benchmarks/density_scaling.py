@@ -1,0 +1,158 @@
+"""Cost against activity: layer time vs input spike density (0-50 %), and whole networks auto vs forced forms.
+
+    python benchmarks/density_scaling.py [--quick] [--background-load N]
+
+1. Layers (the SEW-ResNet's block conv 64->64 3x3 at 8x8 and 16x16, the conv net's linear 1568->128, its
+   3136->10-sized output layer), batch 1 and 64, random binary inputs at densities 0, 1, 2, 5, 10, 20, 50 %:
+   time of the event kernel, the dense kernel and the form the default rule picks (snnsim/kernels/cost.py),
+   median (and min) of alternating rounds. Printed per layer: the zero-activity floor (event time at 0 % as a share of
+   its time at 5 %) and the growth from 1 % to 20 % density (proportional would be 20x).
+2. The three shipped networks on real inputs (batch 64, T=4): the default rule against forced dense and
+   forced event, and the mean input density of their synaptic layers.
+Writes benchmarks/results/density_scaling.csv and density_networks.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))
+from background import background_load, machine_load  # noqa: E402
+
+from snnsim.network import ConvOp, LinearOp, kernel_form  # noqa: E402
+from snnsim.spec import Conv2d, Linear  # noqa: E402
+from snnsim import kernels as K  # noqa: E402
+
+DENSITIES = [0.0, 0.01, 0.02, 0.05, 0.10, 0.20, 0.50]
+
+
+def layer_cases():
+    def conv(name, C, O, H):
+        layer = Conv2d(name, (C, H, H), (O, H, H), in_channels=C, out_channels=O, kernel_size=(3, 3),
+                       padding=(1, 1))
+        w = np.random.default_rng(0).standard_normal((O, C, 3, 3)).astype(np.float32) * 0.1
+        return ConvOp(layer, (), w, np.zeros(0, np.float32), K.prepare_conv_event(w, 1))
+
+    def linear(name, I, O):
+        w = np.random.default_rng(0).standard_normal((O, I)).astype(np.float32) * 0.1
+        return LinearOp(Linear(name, (I,), (O,), in_features=I, out_features=O), (), w,
+                        np.zeros(O, np.float32), K.prepare_linear_event(w))
+
+    return [conv("resnet conv 64->64 3x3 @8", 64, 64, 8), conv("resnet conv 64->64 3x3 @16", 64, 64, 16),
+            linear("linear 1568->128", 1568, 128), linear("output 3136->10", 3136, 10)]
+
+
+def bench_layers(rounds, quick, load):
+    rows = []
+    rng = np.random.default_rng(1)
+    for op in layer_cases():
+        for B in ((64,) if quick else (1, 64)):
+            shape = (B,) + tuple(op.layer.in_shape)
+            for d in DENSITIES:
+                x = (rng.random(shape) < d).astype(np.float32)
+                nz = int(np.count_nonzero(x))
+                picked = kernel_form(op, nz, x.size, None)
+                fns = {"event": lambda: op.forward(x, "event"), "dense": lambda: op.forward(x, "dense")}
+                times = {k: [] for k in fns}
+                for f in fns.values():
+                    f()
+                reps = 50 if B == 1 else 5
+                for _ in range(rounds):
+                    for k, f in fns.items():
+                        t0 = time.perf_counter()
+                        for _ in range(reps):
+                            f()
+                        times[k].append((time.perf_counter() - t0) / reps)
+                ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+                lo = {k: 1e3 * float(np.min(v)) for k, v in times.items()}   # the least disturbed round
+                rows.append(dict(layer=op.name, batch=B, density=d, event_ms=ms["event"], dense_ms=ms["dense"],
+                                 event_min_ms=lo["event"], dense_min_ms=lo["dense"],
+                                 rule_picks=picked, rule_ms=ms[picked], best_ms=min(ms.values()),
+                                 background_load=load, load_avg=round(machine_load(), 2)))
+    return rows
+
+
+def summarise(df):
+    lines = []
+    for (layer, B, load), g in df.groupby(["layer", "batch", "background_load"]):
+        ev = g.set_index("density")["event_ms"]
+        worst = (g["rule_ms"] / g["best_ms"]).max()
+        lines.append(f"{layer}, batch {B}, +{load} load: event floor at 0 % = {ev[0.0]:.3g} ms = "
+                     f"{100 * ev[0.0] / ev[0.05]:.0f} % of 5 %; 1 % -> 20 % grows {ev[0.2] / ev[0.01]:.1f}x "
+                     f"(proportional 20x); rule within {worst:.2f}x of the faster form")
+    return lines
+
+
+def bench_networks(rounds, load):
+    from peer_models import BUILDERS, build, lively_weights
+    from snnsim.data import load_dataset
+    from snnsim.engine import run
+    from snnsim.network import build_network
+    from snnsim.spec import load_spec
+    from snnsim.weights import check_weights
+
+    rows = []
+    for name in BUILDERS:
+        model = lively_weights(build(name, 0.0))
+        spec = load_spec(ROOT / "networks" / f"{name}.yaml")
+        net = build_network(spec, check_weights(spec, {k: v.detach().numpy() for k, v in model.state_dict().items()}))
+        x = load_dataset("digits" if name == "digits_mlp" else "mnist").x[:64]
+        if name == "cifar_sew_resnet":
+            x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
+        x = np.ascontiguousarray(x.reshape((64,) + spec.input_shape), np.float32)
+        res = run(net, x, timesteps=4)
+        syn = [r for r in res.trace.layers if r.kind in ("linear", "conv2d")]
+        dens = float(np.mean([r.events_in.sum() / (np.prod(r.in_shape) * 64 * r.computed.sum()) for r in syn]))
+        fns = {f: (lambda f=f: run(net, x, timesteps=4, form=f)) for f in ("auto", "dense", "event")}
+        times = {k: [] for k in fns}
+        for _ in range(rounds):
+            for k, f in fns.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+        ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+        rows.append(dict(network=name, batch=64, T=4, mean_input_density=dens, auto_ms=ms["auto"],
+                         dense_ms=ms["dense"], event_ms=ms["event"], dense_over_auto=ms["dense"] / ms["auto"],
+                         background_load=load, load_avg=round(machine_load(), 2)))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="batch 64 only, 3 rounds")
+    ap.add_argument("--background-load", type=int, default=0, metavar="N",
+                    help="measure again with N spinning background processes")
+    args = ap.parse_args()
+    rounds = 3 if args.quick else 7
+    layers, nets = [], []
+    for load in sorted({0, args.background_load}):
+        with background_load(load):
+            layers += bench_layers(rounds, args.quick, load)
+            nets += bench_networks(rounds, load)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    df, dn = pd.DataFrame(layers), pd.DataFrame(nets)
+    df.to_csv(out / "density_scaling.csv", index=False)
+    dn.to_csv(out / "density_networks.csv", index=False)
+    pd.set_option("display.width", 250)
+    print(f"Layer time (ms) against input density, median of {rounds} alternating rounds")
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print("\n".join(summarise(df)))
+    print("\nWhole networks, batch 64, T=4, real inputs: default rule against forced forms (ms)")
+    print(dn.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+if __name__ == "__main__":
+    main()
