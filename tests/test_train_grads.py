@@ -331,3 +331,33 @@ def test_maxpool_argmax_is_first_maximum():
     idx = G.maxpool_argmax(x, 2, 2, 2, 2, 0, 0, 2, 2)
     assert idx[0, 0].tolist() == [[3, 1], [0, 0]]
     np.testing.assert_array_equal(K.maxpool2d(x, 2, 2, 2, 2, 0, 0)[0, 0], [[1, 1], [0, 0]])
+
+
+@pytest.mark.parametrize("groups,need_gx", [(1, True), (2, True), (1, False)])
+def test_conv_backward_split_batch_matches_torch(groups, need_gx):
+    """A batch large enough to be split in two parts (and in several im2row chunks per part) gives torch's
+    conv2d gradients; and the same bits when the work runs on one thread or two."""
+    import torch
+
+    from snnsim.kernels import threads
+    from snnsim.train.grads import conv2d_backward
+
+    rng = np.random.default_rng(4)
+    x = (rng.random((16, 32, 32, 32)) < 0.2).astype(np.float32)
+    w = rng.standard_normal((16, 32 // groups, 3, 3)).astype(np.float32)
+    gy = rng.standard_normal((16, 16, 32, 32)).astype(np.float32)
+    gw, gx = conv2d_backward(x, w, gy, 1, 1, 1, 1, groups, need_gx)
+    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    torch.nn.functional.conv2d(xt, wt, None, 1, 1, 1, groups).backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-2)
+    if need_gx:
+        np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-3)
+    else:
+        assert gx.shape[0] == 0
+    one = threads.n_threads
+    try:
+        threads.n_threads = lambda: 1
+        gw1, gx1 = conv2d_backward(x, w, gy, 1, 1, 1, 1, groups, need_gx)
+    finally:
+        threads.n_threads = one
+    assert np.array_equal(gw1, gw) and np.array_equal(gx1, gx)

@@ -31,6 +31,8 @@ from numba import njit, prange
 # need it: its kernels split work with kernels/threads.py.)
 numba.get_num_threads()
 
+from ..kernels.blas import sgemm  # noqa: E402
+from ..kernels.threads import split  # noqa: E402
 from ..neurons import neuron_step  # noqa: E402
 from .surrogate import surrogate_grad, surrogate_primitive  # noqa: E402
 
@@ -280,8 +282,13 @@ def _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q):
             dst[q * HW + p] = so[p]
 
 
-@njit(cache=True, fastmath=False)
-def _conv_bwd_range(x, gy, wts, KH, KW, i0, i1, sh, sw, ph, pw, groups, need_gx, nb, gw, gx):
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, nparts, gw_parts, gx, p0, p1):
+    """Parts [p0, p1) of the batch (part p: image chunks [p * nch // nparts, (p+1) * nch // nparts)), the
+    weight gradient of part p accumulated in gw_parts[p]. The parts are fixed, whatever the thread count,
+    so the float32 sums are too. Single-threaded sgemm (snnsim.kernels.blas) inside, so that parts run
+    side by side (threads.split)."""
+    N = x.shape[0]
     Cg = x.shape[1] // groups
     O = gy.shape[1]
     HO = gy.shape[2]
@@ -289,30 +296,41 @@ def _conv_bwd_range(x, gy, wts, KH, KW, i0, i1, sh, sw, ph, pw, groups, need_gx,
     HW = HO * WO
     Og = O // groups
     K = Cg * KH * KW
+    nch = (N + nb - 1) // nb
     cbuf = np.empty(K * nb * HW, np.float32)
     gbuf = np.empty(Og * nb * HW, np.float32)
-    for b0 in range(i0, i1, nb):
-        n = min(nb, i1 - b0)
-        cv = cbuf[:K * n * HW].reshape(n * HW, K)
-        gv = gbuf[:Og * n * HW].reshape(Og, n * HW)
-        for g in range(groups):
-            for q in range(n):
-                _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
-            gw[g * Og:(g + 1) * Og] += np.dot(gv, cv)
-            if need_gx:
-                dcols = np.dot(wts[g], gv)
+    dbuf = np.empty(K * nb * HW, np.float32)
+    for part in range(p0, p1):
+        gw = gw_parts[part].reshape(O * K)
+        for ch in range(part * nch // nparts, (part + 1) * nch // nparts):
+            b0 = ch * nb
+            n = min(nb, N - b0)
+            cv = cbuf[:K * n * HW].reshape(n * HW, K)
+            gv = gbuf[:Og * n * HW].reshape(Og, n * HW)
+            for g in range(groups):
                 for q in range(n):
-                    _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
+                    _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
+                # gw[g] += gv @ cv, accumulated by sgemm itself (beta = 1)
+                sgemm(Og, K, n * HW, gbuf, cbuf, False, 1.0, gw[g * Og * K:])
+                if need_gx:
+                    dcols = dbuf[:K * n * HW].reshape(K, n * HW)
+                    sgemm(K, n * HW, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
+                    for q in range(n):
+                        _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
 
 
-@njit(cache=True, fastmath=False)
+# MACs of a conv backward above which its batch is split in two parts run side by side
+_BWD_SPLIT_MIN_WORK = 1 << 25
+
+
 def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     """Gradients of out = conv2d(x, w) (no bias; its gradient is gy summed over batch and space).
 
     x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
     Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
     Per chunk of images: im2row, one sgemm for the weight gradient (both operands in the fast NN layout) and
-    one for the column gradient, scattered back per image; sums run in a fixed order.
+    one for the column gradient, scattered back per image. Large layers split the batch into two fixed parts
+    (threads.split), each with its own weight-gradient sum, added at the end: sums run in a fixed order.
     """
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
@@ -320,13 +338,14 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     Og = O // groups
     K = Cg * KH * KW
     gx = np.zeros((N, C, H, W), np.float32) if need_gx else np.zeros((0, C, H, W), np.float32)
-    w2 = np.ascontiguousarray(w.reshape(O, K))
-    wts = np.empty((groups, K, Og), np.float32)
-    for g in range(groups):
-        wts[g] = w2[g * Og:(g + 1) * Og].T
+    w2 = np.ascontiguousarray(w, np.float32).reshape(O, K)
+    wts = np.ascontiguousarray(w2.reshape(groups, Og, K).transpose(0, 2, 1))
     nb = max(1, min(N, _COLS_MAX_ELEMS // max(1, K * HW)))
-    gw = np.zeros((O, K), np.float32)
-    _conv_bwd_range(x, gy, wts, KH, KW, 0, N, sh, sw, ph, pw, groups, need_gx, nb, gw, gx)
+    nch = -(-N // nb)
+    nparts = 2 if nch >= 2 and N * O * HW * K * (2 if need_gx else 1) >= _BWD_SPLIT_MIN_WORK else 1
+    gw_parts = np.zeros((nparts, O, K), np.float32)
+    split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, nparts, gw_parts, gx)
+    gw = gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]
     return gw.reshape(O, Cg, KH, KW), gx
 
 
