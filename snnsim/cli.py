@@ -26,6 +26,7 @@ LAZY_COMMANDS = {
     "export-nir": ("snnsim.nir_cli", "export_nir"),
     "train": ("snnsim.train.cli", "train"),
     "warmup": ("snnsim.warmup", "warmup"),
+    "import-torch": ("snnsim.torch_cli", "import_torch"),
 }
 
 

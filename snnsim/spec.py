@@ -199,6 +199,7 @@ class NetworkSpec:
     fold_batchnorm: bool = True
     description: str = ""
     source: str | None = None
+    weight_ignore: tuple[str, ...] = ()      # glob patterns of file keys that are not parameters (snnsim.weights)
 
     @property
     def output_shape(self) -> Shape:
@@ -521,6 +522,9 @@ def parse_spec(raw: Any, source: str | None = None) -> NetworkSpec:
     if not isinstance(rename, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                for k, v in rename.items()):
         raise w_f.err("rename", "expected a mapping from file key to snnsim key")
+    ignore = w_f.get("ignore", []) or []
+    if not isinstance(ignore, list) or not all(isinstance(k, str) and k for k in ignore):
+        raise w_f.err("ignore", "expected a list of file keys or glob patterns (e.g. ['*.mem'])")
     w_f.done()
     defaults = f.section("neuron_defaults")
     if not isinstance(defaults, dict) or not all(k in NEURON_KINDS and isinstance(v, dict)
@@ -537,7 +541,7 @@ def parse_spec(raw: Any, source: str | None = None) -> NetworkSpec:
         raise f.err("description", f"expected text, got {_show(desc)}")
     f.done()
     spec = NetworkSpec(name, tuple(shape), layers, timesteps, encoding, readout, prefix,
-                       tuple(rename.items()), fold, str(desc), source)
+                       tuple(rename.items()), fold, str(desc), source, weight_ignore=tuple(ignore))
     if readout.source == "membrane" and not isinstance(layers[-1], Neuron):
         raise SpecError("readout.source", "'membrane' needs the last layer to be a neuron layer", source)
     _check_sizes(spec)

@@ -3,18 +3,25 @@
 A PyTorch model's weights load with no renaming when saved as
 ``np.savez(path, **{k: v.detach().numpy() for k, v in model.state_dict().items()})``.
 The spec's ``weights.prefix`` is stripped from file keys and ``weights.rename`` maps file keys to snnsim
-keys, so a model whose module names differ can still be loaded.
+keys, so a model whose module names differ can still be loaded; keys matching a ``weights.ignore`` glob
+pattern are skipped.
+
+snnTorch stores a ``Leaky`` neuron's parameters in its ``state_dict`` (``<layer>.beta``, ``.threshold``,
+``.graded_spikes_factor``, ``.reset_mechanism_val``). On an snnsim neuron layer of the same name they are
+read as that layer's parameters and must agree with its YAML fields (``tau = 1/(1 - beta)``,
+``v_threshold``, the reset); a disagreement is an error naming the key and the field to set.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WeightError
-from .spec import NetworkSpec
+from .spec import NetworkSpec, Neuron
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)
 _MAX_LISTED = 8
@@ -47,10 +54,20 @@ def check_weights(spec: NetworkSpec, arrays: dict[str, np.ndarray], source: str 
     found: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
     unexpected = []
+    neurons = {layer.name: layer for layer in spec.all_layers() if isinstance(layer, Neuron)}
+    problems = []
     for key, arr in arrays.items():
-        if key.endswith(IGNORED_SUFFIXES):
+        if key.endswith(IGNORED_SUFFIXES) or any(fnmatch.fnmatchcase(key, p) for p in spec.weight_ignore):
             continue
         name = rename.get(key, key)
+        layer_name, _, param = name.rpartition(".")
+        if spec.weight_prefix and layer_name.startswith(spec.weight_prefix):
+            layer_name = layer_name[len(spec.weight_prefix):]
+        if param in NEURON_BUFFERS and layer_name in neurons and f"{layer_name}.{param}" not in expected:
+            problem = neuron_buffer_problem(neurons[layer_name], param, arr)
+            if problem:
+                problems.append(f"key '{key}': {problem}")
+            continue
         if spec.weight_prefix and name not in rename.values():
             if not name.startswith(spec.weight_prefix):
                 unexpected.append(key)
@@ -62,7 +79,6 @@ def check_weights(spec: NetworkSpec, arrays: dict[str, np.ndarray], source: str 
         found[name] = arr
         origin[name] = key
 
-    problems = []
     missing = [k for k in expected if k not in found]
     for k in missing[:_MAX_LISTED]:
         problems.append(f"missing key '{spec.weight_prefix}{k}' (expected shape {list(expected[k])})")
@@ -70,7 +86,8 @@ def check_weights(spec: NetworkSpec, arrays: dict[str, np.ndarray], source: str 
         problems.append(f"... and {len(missing) - _MAX_LISTED} more missing keys")
     for k in unexpected[:_MAX_LISTED]:
         problems.append(f"unexpected key '{k}' (shape {list(np.shape(arrays[k]))}); no layer of the network "
-                        "has this parameter: check layer names, or map it with weights.rename in the YAML")
+                        "has this parameter: check layer names, map it with weights.rename, "
+                        "or skip it with weights.ignore in the YAML")
     if len(unexpected) > _MAX_LISTED:
         problems.append(f"... and {len(unexpected) - _MAX_LISTED} more unexpected keys")
     out = {}
@@ -120,6 +137,40 @@ def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
         if not np.all(np.isfinite(a)):
             raise WeightError(f"'{key}' is not finite (NaN or Inf) after {what}; the weights it is computed from "
                               "are too large, or a variance too small, for float32")
+
+
+NEURON_BUFFERS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
+
+
+def neuron_buffer_problem(layer: Neuron, param: str, arr) -> str | None:
+    """Why an snnTorch neuron buffer disagrees with the snnsim neuron layer it belongs to (None: it agrees)."""
+    if np.asarray(arr).dtype.kind not in "fiub":
+        return f"dtype {np.asarray(arr).dtype} is not numeric"
+    a = np.asarray(arr, np.float32).reshape(-1)
+    if a.size == 0 or not np.all(a == a[0]):
+        return "differs across neurons; an snnsim neuron layer has one value"
+    v = float(a[0])
+    where = f"layer '{layer.name}'"
+    if param == "threshold" and np.float32(v) != np.float32(layer.v_threshold):
+        return f"threshold {v:.9g}, but {where} has v_threshold {layer.v_threshold}: set v_threshold: {v:.9g}"
+    if param == "graded_spikes_factor" and v != 1.0:
+        return f"graded spikes ({v:.9g}) have no snnsim equivalent"
+    if param == "reset_mechanism_val":
+        want = {0: None, 1: 0.0}.get(int(v), "none")
+        if want == "none":
+            return "reset_mechanism 'none' has no snnsim equivalent"
+        if layer.v_reset != want:
+            return (f"snnTorch reset '{'subtract' if want is None else 'zero'}', but {where} has v_reset "
+                    f"{layer.v_reset}: set v_reset: {'null' if want is None else 0}")
+    if param == "beta":
+        beta = min(max(v, 0.0), 1.0)            # snnTorch clamps beta to [0, 1]
+        if not 0 < beta < 1:
+            return f"beta {v:.9g} gives no leak snnsim can compute (needs 0 < beta < 1)"
+        tau = 1.0 / (1.0 - beta)
+        if layer.neuron != "lif" or layer.decay_input or np.float32(tau) != np.float32(layer.tau):
+            return (f"beta {v:.9g} is snnsim 'lif' with decay_input: false and tau: {tau:.9g}, but {where} is "
+                    f"'{layer.neuron}' with tau {layer.tau}, decay_input {str(layer.decay_input).lower()}")
+    return None
 
 
 def load_weights(spec: NetworkSpec, path: str | Path) -> dict[str, np.ndarray]:

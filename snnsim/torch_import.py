@@ -1,0 +1,634 @@
+"""Turn a PyTorch module (SpikingJelly, snnTorch, Norse or plain ``torch.nn``) into an snnsim network.
+
+``from_torch(module, example_input)`` walks the module graph -- with ``torch.fx`` where the module traces,
+else in module registration order (a plain chain) -- and maps every module to snnsim layers, so that
+snnsim computes what the module computes. A split that meets again at an addition (a SEW-ResNet block)
+becomes a ``residual`` layer. Anything snnsim cannot compute exactly is refused with a one-line
+``SnnsimError`` naming the module.
+
+Neuron equations and how they map (docs/torch_import.md has the derivations):
+
+- SpikingJelly ``LIFNode`` / ``IFNode`` / ``ParametricLIFNode``: snnsim's ``lif`` / ``if`` / ``plif`` are
+  SpikingJelly's own expressions (spike at ``H >= v_threshold``); soft reset (``v_reset=None``) is snnsim's
+  subtract reset.
+- snnTorch ``Leaky``: ``mem = beta*mem + x``, spike at ``mem > threshold`` -> ``lif`` with ``decay_input:
+  false``, ``tau = 1/(1-beta)``, ``spike_rule: gt``. Zero reset maps for either ``reset_delay``; subtract
+  reset only with ``reset_delay=False`` (snnTorch's delayed subtraction is not decayed, snnsim's is), and
+  then the same while no membrane exceeds twice the threshold: snnTorch skips a spike test after a reset
+  that leaves the membrane above threshold, snnsim does not.
+- Norse ``LIFBoxCell``: ``v += dt*tau_mem_inv*(x + v_leak - v)``, spike at ``v - v_th > 0`` -> ``lif`` with
+  ``tau = 1/(dt*tau_mem_inv)``, ``spike_rule: gt``. ``LIFCell`` (current-based) -> ``li`` (the synaptic
+  current, ``tau = 1/(dt*tau_syn_inv)``) then ``lif``.
+
+Spikes match the module bit for bit when the decay factors are powers of two (beta = 1 - 2^-k,
+dt*tau_inv = 2^-k): then ``v/tau`` and ``v*(1-beta)`` round identically. Otherwise the membranes agree to
+float32 round-off.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SnnsimError
+
+__all__ = ["TorchImport", "from_torch", "load_module"]
+
+
+@dataclass
+class TorchImport:
+    """The result of ``from_torch``: a YAML-ready spec dict, float32 weights keyed by snnsim name, notes."""
+
+    spec: dict
+    weights: dict[str, np.ndarray]
+    notes: list[str] = field(default_factory=list)
+
+    def network(self):
+        """The runnable ``snnsim.network.Network`` (spec parsed and weights checked)."""
+        from .network import build_network
+        from .spec import parse_spec
+        from .weights import check_weights
+
+        spec = parse_spec(self.spec, source=self.spec.get("name"))
+        return build_network(spec, check_weights(spec, self.weights, "from_torch"))
+
+    def run(self, x, **kwargs):
+        """Run snnsim on ``x`` (numpy or torch; ``[N, ...]``, or ``[T, N, ...]`` for events): a RunResult."""
+        from .engine import run
+
+        return run(self.network(), _numpy(x), **kwargs)
+
+    def save(self, yaml_path, weights_path) -> None:
+        """Write the network YAML and the weights ``.npz`` (each atomically)."""
+        import os
+        from pathlib import Path
+
+        import yaml
+
+        from .weights import save_npz
+
+        path = Path(yaml_path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        header = "".join(f"# {n}\n" for n in self.notes)
+        tmp.write_text(header + yaml.safe_dump(self.spec, sort_keys=False))
+        tmp.replace(path)
+        save_npz(weights_path, self.weights)
+
+
+def _numpy(x):
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class _Refuse(SnnsimError):
+    pass
+
+
+def _refuse(qual, m, why):
+    return _Refuse(f"module '{qual or '<root>'}' ({type(m).__name__}): {why}")
+
+
+def _f32(t) -> float:
+    """One float from a scalar or uniform tensor/number, as float32 (what the module computes with)."""
+    a = np.asarray(_numpy(t), dtype=np.float32).reshape(-1)
+    if a.size == 0 or not np.all(a == a[0]):
+        raise ValueError(f"values differ across neurons (range {a.min()}..{a.max()})")
+    return float(a[0])
+
+
+# ----------------------------------------------------------------------------- module -> snnsim layers
+def _library_classes():
+    """Neuron classes of the installed peers, by library (missing libraries are simply absent)."""
+    out = {}
+    try:
+        from spikingjelly.activation_based import layer as sj_layer, neuron as sj_neuron
+
+        out["sj"] = (sj_neuron, sj_layer)
+    except ImportError:
+        pass
+    try:
+        import snntorch
+
+        out["snntorch"] = snntorch
+    except ImportError:
+        pass
+    try:
+        import norse.torch as norse
+
+        out["norse"] = norse
+    except ImportError:
+        pass
+    return out
+
+
+def _sj_containers(libs):
+    if "sj" not in libs:
+        return ()
+    layer = libs["sj"][1]
+    return (layer.SeqToANNContainer, layer.MultiStepContainer)
+
+
+def _convert(qual, m, libs) -> list[dict] | None:
+    """snnsim layer dicts for one leaf module (``_q``: torch name, ``_w``: its weights), or None if unknown.
+
+    An empty list means the module is the identity at inference (Identity, Dropout in eval mode is kept as
+    snnsim's dropout, which is the identity too)."""
+    import torch.nn as nn
+
+    def layer(kind, weights=None, q=qual, **fields):
+        return dict(type=kind, **fields, _q=q, _w=weights or {})
+
+    def w(name):
+        t = getattr(m, name)
+        return None if t is None else np.asarray(_numpy(t), np.float32)
+
+    if isinstance(m, nn.Identity):
+        return []
+    if isinstance(m, nn.Linear):
+        ws = {"weight": w("weight")}
+        if m.bias is not None:
+            ws["bias"] = w("bias")
+        return [layer("linear", ws, out_features=m.out_features, bias=m.bias is not None)]
+    if isinstance(m, nn.Conv2d):
+        if tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros":
+            raise _refuse(qual, m, "snnsim convolutions have dilation 1 and zero padding")
+        pad = m.padding
+        if isinstance(pad, str):
+            if pad == "valid":
+                pad = (0, 0)
+            elif tuple(m.stride) == (1, 1) and all(k % 2 for k in m.kernel_size):
+                pad = tuple(k // 2 for k in m.kernel_size)
+            else:
+                raise _refuse(qual, m, "padding='same' needs stride 1 and odd kernels in snnsim")
+        ws = {"weight": w("weight")}
+        if m.bias is not None:
+            ws["bias"] = w("bias")
+        return [layer("conv2d", ws, out_channels=m.out_channels, kernel_size=list(m.kernel_size),
+                      stride=list(m.stride), padding=list(pad), groups=m.groups, bias=m.bias is not None)]
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if not m.track_running_stats or m.running_mean is None:
+            raise _refuse(qual, m, "batch norm without running statistics has no inference form")
+        ws = {"running_mean": w("running_mean"), "running_var": w("running_var")}
+        if m.affine:
+            ws.update(weight=w("weight"), bias=w("bias"))
+        kind = "batchnorm2d" if isinstance(m, nn.BatchNorm2d) else "batchnorm1d"
+        return [layer(kind, ws, eps=float(m.eps), affine=bool(m.affine))]
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        pair = lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v]   # noqa: E731
+        if m.ceil_mode or getattr(m, "dilation", 1) not in (1, (1, 1)):
+            raise _refuse(qual, m, "snnsim pooling has ceil_mode=False and dilation 1")
+        if isinstance(m, nn.AvgPool2d) and (m.divisor_override or (not m.count_include_pad and m.padding)):
+            raise _refuse(qual, m, "snnsim average pooling divides by the full window (count_include_pad=True)")
+        kind = "maxpool2d" if isinstance(m, nn.MaxPool2d) else "avgpool2d"
+        stride = m.stride if m.stride is not None else m.kernel_size
+        return [layer(kind, kernel_size=pair(m.kernel_size), stride=pair(stride), padding=pair(m.padding))]
+    if isinstance(m, nn.Flatten):
+        if m.end_dim != -1 or m.start_dim != 1:
+            raise _refuse(qual, m, "only a flatten of all per-sample dimensions (start_dim=1) is supported")
+        return [layer("flatten")]
+    if isinstance(m, nn.Dropout):
+        return [layer("dropout", p=float(m.p))]
+    return _convert_neuron(qual, m, libs)
+
+
+def _convert_neuron(qual, m, libs):
+    def neuron(kind, weights=None, q=qual, **fields):
+        return dict(type=kind, **fields, _q=q, _w=weights or {})
+
+    try:
+        if "sj" in libs:
+            sj = libs["sj"][0]
+            if type(m) in (sj.LIFNode, sj.IFNode, sj.ParametricLIFNode):
+                return _sj_neuron(qual, m, sj, neuron)
+            if isinstance(m, sj.BaseNode):
+                raise _refuse(qual, m, "snnsim has LIFNode, IFNode and ParametricLIFNode of SpikingJelly only")
+        if "snntorch" in libs:
+            snn = libs["snntorch"]
+            if type(m) is snn.Leaky:
+                return _snntorch_leaky(qual, m, neuron)
+            if isinstance(m, snn.SpikingNeuron):
+                raise _refuse(qual, m, "snnsim has snnTorch's Leaky only (no synaptic/alpha/recurrent neurons)")
+        if "norse" in libs:
+            nt = libs["norse"]
+            if type(m) is nt.LIFBoxCell:
+                return _norse_box(qual, m, neuron)
+            if type(m) is nt.LIFCell:
+                return _norse_lif(qual, m, neuron)
+            if type(m).__module__.startswith("norse."):
+                raise _refuse(qual, m, "snnsim has Norse's LIFBoxCell and LIFCell only (run them one step at "
+                                       "a time, e.g. in a SequentialState)")
+    except ValueError as e:         # non-uniform parameters
+        raise _refuse(qual, m, f"{e}; snnsim neuron layers have one value per parameter") from None
+    return None
+
+
+def _sj_neuron(qual, m, sj, neuron):
+    if not isinstance(m.v_threshold, (int, float)) or not (m.v_reset is None or isinstance(m.v_reset, (int, float))):
+        raise _refuse(qual, m, "v_threshold and v_reset must be numbers")
+    common = dict(v_threshold=float(m.v_threshold), v_reset=None if m.v_reset is None else float(m.v_reset),
+                  spike_rule="ge")
+    if type(m) is sj.IFNode:
+        return [neuron("if", **common)]
+    if type(m) is sj.ParametricLIFNode:
+        return [neuron("plif", {"w": np.asarray(_numpy(m.w), np.float32).reshape(())},
+                       decay_input=bool(m.decay_input), **common)]
+    return [neuron("lif", tau=float(m.tau), decay_input=bool(m.decay_input), **common)]
+
+
+def _tau_from_decay(decay: float, qual, m, what) -> float:
+    """tau such that snnsim's v - v/tau equals the module's decay*v (exact when 1-decay is 2^-k)."""
+    keep = 1.0 - decay
+    if not 0 < keep < 1:
+        raise _refuse(qual, m, f"{what} = {decay} gives no leak snnsim can compute (needs 0 < {what} < 1)")
+    return 1.0 / keep
+
+
+def _snntorch_leaky(qual, m, neuron):
+    mech = m.reset_mechanism
+    if m.state_quant or m.inhibition or _f32(m.graded_spikes_factor) != 1.0:
+        raise _refuse(qual, m, "state_quant, inhibition and graded spikes have no snnsim equivalent")
+    if mech == "none":
+        raise _refuse(qual, m, "reset_mechanism='none' (a spiking neuron that never resets) has no snnsim "
+                               "equivalent")
+    if mech == "subtract" and m.reset_delay:
+        raise _refuse(qual, m, "reset_mechanism='subtract' with reset_delay=True subtracts the threshold one "
+                               "step late and undecayed; snnsim subtracts at once: build it with "
+                               "reset_delay=False, or use reset_mechanism='zero'")
+    beta = min(max(_f32(m.beta), 0.0), 1.0)       # snnTorch clamps beta to [0, 1]
+    tau = _tau_from_decay(beta, qual, m, "beta")
+    return [neuron("lif", tau=tau, decay_input=False, v_threshold=_f32(m.threshold),
+                   v_reset=0.0 if mech == "zero" else None, spike_rule="gt")]
+
+
+def _norse_factor(m, inv) -> float:
+    """dt * tau_inv as Norse computes it (a Python float times a float32 tensor, in float32)."""
+    return _f32(m.dt * inv)
+
+
+def _norse_common(qual, m):
+    p = m.p
+    v_leak, v_reset = _f32(p.v_leak), _f32(p.v_reset)
+    reset = getattr(p, "reset_method", None)
+    if reset is not None and getattr(reset, "__name__", "") != "reset_value":
+        raise _refuse(qual, m, "only Norse's reset_value (hard reset) is supported")
+    if v_leak != v_reset:
+        raise _refuse(qual, m, f"v_leak ({v_leak}) differs from v_reset ({v_reset}); snnsim leaks toward the "
+                               "reset potential")
+    return dict(v_threshold=_f32(p.v_th), v_reset=v_reset, spike_rule="gt")
+
+
+def _norse_box(qual, m, neuron):
+    k = _norse_factor(m, m.p.tau_mem_inv)
+    return [neuron("lif", tau=_tau_from_decay(1.0 - k, qual, m, "1 - dt*tau_mem_inv"), decay_input=True,
+                   **_norse_common(qual, m))]
+
+
+def _norse_lif(qual, m, neuron):
+    common = _norse_common(qual, m)
+    k_syn = _norse_factor(m, m.p.tau_syn_inv)
+    k_mem = _norse_factor(m, m.p.tau_mem_inv)
+    # Norse adds the input to the current first, drives v with that current, then decays the current:
+    # the current is snnsim 'li' (c - c/tau + x, output c) and v is 'lif' driven by it.
+    return [neuron("li", q=f"{qual}_syn", tau=_tau_from_decay(1.0 - k_syn, qual, m, "1 - dt*tau_syn_inv"),
+                   decay_input=False, v_reset=0.0),
+            neuron("lif", tau=_tau_from_decay(1.0 - k_mem, qual, m, "1 - dt*tau_mem_inv"), decay_input=True,
+                   **common)]
+
+
+# ----------------------------------------------------------------------------- graph walking
+@dataclass
+class _Node:
+    id: str
+    op: str                       # input | layer | add | output | state
+    layers: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+
+
+def _is_leaf_type(m, libs) -> bool:
+    """A module ``_convert`` handles (decided by type, without reading parameters)."""
+    import torch.nn as nn
+
+    if isinstance(m, (nn.Identity, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d,
+                      nn.AvgPool2d, nn.Flatten, nn.Dropout)):
+        return True
+    if "sj" in libs and isinstance(m, libs["sj"][0].BaseNode):
+        return True
+    if "snntorch" in libs and isinstance(m, libs["snntorch"].SpikingNeuron):
+        return True
+    return type(m).__module__.startswith("norse.") and type(m).__name__.endswith("Cell")
+
+
+def _chain_containers(libs):
+    """Containers whose forward runs their children in order, so module order is their graph."""
+    import torch.nn as nn
+
+    out = (nn.Sequential,) + _sj_containers(libs)
+    if "norse" in libs:
+        out += (libs["norse"].SequentialState,)
+    return out
+
+
+def _module_order(module, libs, prefix="", reason="") -> list[dict]:
+    """Leaf modules of a chain container in registration order (the graph when fx cannot trace)."""
+    out = []
+    for name, child in module.named_children():
+        qual = f"{prefix}{name}"
+        if _is_leaf_type(child, libs):
+            conv = _convert(qual, child, libs)
+            if conv is None:
+                raise _refuse(qual, child, "snnsim has no equivalent layer")
+            out += conv
+        elif isinstance(child, _chain_containers(libs)):
+            out += _module_order(child, libs, qual + ".", reason)
+        elif any(True for _ in child.children()):
+            raise _refuse(qual, child, "torch.fx could not trace the model" + (f" ({reason})" if reason else "")
+                          + " and this module has its own forward, so its graph is unknown")
+        else:
+            raise _refuse(qual, child, "snnsim has no equivalent layer")
+    return out
+
+
+def _fx_graph(module, example, libs, lead: int) -> list[_Node]:
+    """The module's dataflow as _Nodes (leaf modules already converted), via torch.fx."""
+    import torch
+    import torch.fx as fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    containers = _sj_containers(libs)
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qual):
+            # by type only: while tracing, reading a parameter would record it in the graph
+            return isinstance(m, containers) or _is_leaf_type(m, libs) or super().is_leaf_module(m, qual)
+
+    probe = copy.deepcopy(module)
+    graph = Tracer().trace(probe)
+    gm = fx.GraphModule(probe, graph)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(example)
+    mods = dict(gm.named_modules())
+    nodes, alias = [], {}
+
+    def src(a):
+        return alias.get(a.name, a.name)
+
+    def tensor_args(n):
+        return [a for a in list(n.args) + list(n.kwargs.values()) if isinstance(a, fx.Node)]
+
+    def shape(n):
+        meta = n.meta.get("tensor_meta")
+        return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+    for n in graph.nodes:
+        if n.op == "placeholder":
+            if nodes:                          # a second forward argument (e.g. a state) must be left at None
+                if n.meta.get("tensor_meta") is not None:
+                    raise SnnsimError(f"forward argument '{n.name}': from_torch passes one input tensor only")
+                continue
+            nodes.append(_Node(n.name, "input"))
+        elif n.op == "call_module":
+            m = mods[n.target]
+            ins = [src(a) for a in tensor_args(n)]
+            if isinstance(m, containers):
+                layers = _module_order(m, libs, n.target + ".")
+            else:
+                layers = _convert(n.target, m, libs)
+                if layers is None:
+                    raise _refuse(n.target, m, "snnsim has no equivalent layer")
+            if len(ins) != 1:
+                raise _refuse(n.target, m, "called with more than one tensor (pass state inside the module)")
+            nodes.append(_Node(n.name, "layer", layers, ins))
+        elif n.op == "call_function" and n.target is operator.getitem:
+            base = n.args[0]
+            if n.args[1] == 0:
+                alias[n.name] = src(base)
+            else:
+                nodes.append(_Node(n.name, "state", inputs=[src(base)]))
+        elif (n.op == "call_function" and n.target in (operator.add, operator.iadd, torch.add)) or \
+                (n.op == "call_method" and n.target in ("add", "add_", "__add__")):
+            ins = [src(a) for a in tensor_args(n)]
+            if len(ins) != 2 or len(n.args) != 2:
+                raise SnnsimError(f"operation '{n.name}' ({n.target}): only the sum of two tensors is supported")
+            nodes.append(_Node(n.name, "add", inputs=ins))
+        elif (n.op == "call_function" and n.target in (torch.flatten, torch.reshape)) or \
+                (n.op == "call_method" and n.target in ("flatten", "view", "reshape")):
+            x = n.args[0]
+            si, so = shape(x), shape(n)
+            if si is None or so is None or si[:lead] != so[:lead] or len(so) != lead + 1:
+                raise SnnsimError(f"operation '{n.name}' ({n.target}): only a flatten of all per-sample "
+                                  "dimensions is supported")
+            nodes.append(_Node(n.name, "layer", [dict(type="flatten", _q=n.name, _w={})], [src(x)]))
+        elif n.op == "call_method" and n.target in ("size", "dim") or \
+                (n.op == "call_function" and n.target is getattr):
+            continue                           # shape queries feeding a view
+        elif n.op == "output":
+            out = n.args[0]
+            while isinstance(out, (tuple, list)):
+                out = out[0]
+            nodes.append(_Node(n.name, "output", inputs=[src(out)]))
+        else:
+            raise SnnsimError(f"operation '{n.name}' ({n.op} {getattr(n.target, '__name__', n.target)}): "
+                              "snnsim has no equivalent")
+    return nodes
+
+
+
+def _nest(nodes: list[_Node]) -> list[dict]:
+    """Chains and splits that meet at an addition -> a layer list with nested residual blocks."""
+    users: dict[str, list[_Node]] = {n.id: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            users[i].append(n)
+    for n in nodes:
+        if n.op == "state" and any(u.op != "output" for u in users[n.id]):
+            raise SnnsimError(f"'{n.id}': a neuron's state is used in the computation; snnsim keeps neuron "
+                              "state inside the layer")
+
+    def live(uses):
+        return [u for u in uses if u.op != "state"]
+
+    def follow(cur: str, layers: list) -> tuple[list, _Node | None]:
+        """Extend ``layers`` from node ``cur`` until the output or an addition; returns (layers, add node)."""
+        while True:
+            us = live(users[cur])
+            if not us or (len(us) == 1 and us[0].op == "output"):
+                return layers, None
+            if len(us) == 1:
+                u = us[0]
+                if u.op == "add":
+                    return layers, u
+                layers = layers + u.layers
+                cur = u.id
+                continue
+            if len(us) != 2:
+                raise SnnsimError(f"'{cur}' feeds {len(us)} operations; snnsim supports two paths that meet "
+                                  "again at an addition (residual blocks)")
+            paths, ends = [], []
+            for u in us:
+                if u.op == "add":
+                    paths.append([])
+                    ends.append(u)
+                else:
+                    p, end = follow(u.id, list(u.layers))
+                    paths.append(p)
+                    ends.append(end)
+            if ends[0] is None or ends[0] is not ends[1]:
+                raise SnnsimError(f"the two paths leaving '{cur}' do not meet at one addition; snnsim residual "
+                                  "blocks are out = body(x) + shortcut(x)")
+            body, short = sorted(paths, key=len, reverse=True)
+            layers = layers + [dict(type="residual", body=body, shortcut=short, _q=ends[0].id, _w={})]
+            cur = ends[0].id
+
+    start = next(n for n in nodes if n.op == "input")
+    layers, stray = follow(start.id, [])
+    if stray is not None:
+        raise SnnsimError(f"addition '{stray.id}' adds a tensor computed outside the block it closes; snnsim "
+                          "residual blocks are out = body(x) + shortcut(x)")
+    return layers
+
+
+# ----------------------------------------------------------------------------- naming
+def _common_prefix(quals: list[str]) -> str:
+    parts = [q.split(".") for q in quals]
+    common = []
+    for items in zip(*parts):
+        if len(set(items)) != 1:
+            break
+        common.append(items[0])
+    # never the whole name of a layer: a block needs children below it
+    while common and any(len(p) == len(common) for p in parts):
+        common.pop()
+    return ".".join(common)
+
+
+def _leaf_quals(layers):
+    for layer in layers:
+        if layer["type"] == "residual":
+            yield from _leaf_quals(layer["body"] + layer["shortcut"])
+        else:
+            yield layer["_q"]
+
+
+def _name(layers, prefix, weights, rename, used):
+    """Give every layer its YAML name and collect the weights under the full snnsim name."""
+    for layer in layers:
+        q = layer.pop("_q")
+        ws = layer.pop("_w")
+        if layer["type"] == "residual":
+            block = _common_prefix(list(_leaf_quals(layer["body"] + layer["shortcut"])))
+            if not block or not block.startswith(prefix) or block[len(prefix):] == "":
+                block = prefix + q
+            local = block[len(prefix):]
+            full = prefix + local
+            _name(layer["body"], full + ".", weights, rename, used)
+            _name(layer["shortcut"], full + ".", weights, rename, used)
+        else:
+            local = q[len(prefix):] if q.startswith(prefix) and len(q) > len(prefix) else q
+            full = prefix + local
+            for p, arr in ws.items():
+                weights[f"{full}.{p}"] = arr
+                if full != q:
+                    rename[f"{q}.{p}"] = f"{full}.{p}"
+        if full in used:
+            local = f"{local}_{len(used)}"
+            full = prefix + local
+        used.add(full)
+        layer["name"] = local
+        if layer["type"] == "residual" and not layer["shortcut"]:
+            del layer["shortcut"]
+
+
+# ----------------------------------------------------------------------------- entry points
+def _multi_step(module, libs) -> bool | None:
+    modes = {getattr(m, "step_mode") for m in module.modules()
+             if "sj" in libs and hasattr(m, "step_mode") and isinstance(getattr(m, "step_mode"), str)}
+    if len(modes) > 1:
+        raise SnnsimError("module mixes SpikingJelly step_mode 's' and 'm'; use one step mode throughout")
+    return modes == {"m"}
+
+
+def from_torch(module, example_input, *, timesteps: int | None = None, encoding: str = "direct",
+               name: str | None = None, readout: str = "mean") -> TorchImport:
+    """Convert ``module`` to an snnsim network; ``example_input`` is one batch it accepts.
+
+    For a single-step module (snnTorch, Norse cells, SpikingJelly ``step_mode='s'``) the example is
+    ``[N, *input_shape]`` and the module is one timestep; for SpikingJelly ``step_mode='m'`` it is
+    ``[T, N, *input_shape]`` and ``timesteps`` defaults to its T. ``encoding``: 'direct' (the same input
+    every step), 'rate' or 'events' (one input per step). Returns a ``TorchImport`` (``.spec``, ``.weights``,
+    ``.network()``, ``.run(x)``, ``.save(yaml, npz)``).
+    """
+    import torch
+
+    libs = _library_classes()
+    example = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
+        np.asarray(example_input, np.float32))
+    multi = _multi_step(module, libs)
+    lead = 2 if multi else 1
+    if example.ndim <= lead:
+        raise SnnsimError(f"example_input: shape {list(example.shape)} has no per-sample dimensions "
+                          f"(expected {'[T, N, ...]' if multi else '[N, ...]'})")
+    notes = []
+    module = module.eval()
+    try:
+        import torch.fx  # noqa: F401
+
+        graph = _fx_graph(module, example, libs, lead)
+        layers = _nest(graph)
+        notes.append("graph read with torch.fx")
+    except _Refuse:
+        raise
+    except SnnsimError:
+        raise
+    except Exception as e:        # fx cannot trace data-dependent Python: fall back to module order
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0][:100]}" if str(e) else type(e).__name__
+        if not isinstance(module, _chain_containers(libs)):
+            raise _refuse("", module, f"torch.fx could not trace it ({reason}) and it is not a chain "
+                                      "container (nn.Sequential, SequentialState)") from None
+        layers = _module_order(module, libs, "", reason)
+        notes.append(f"graph read in module order (torch.fx could not trace: {reason})")
+    if not layers:
+        raise SnnsimError("module: no layers snnsim can run were found")
+    weights, rename = {}, {}
+    _name(layers, "", weights, rename, set())
+    T = int(timesteps or (example.shape[0] if multi else 4))
+    spec = dict(name=name or type(module).__name__, input_shape=[int(s) for s in example.shape[lead:]],
+                timesteps=T, encoding=encoding, readout=dict(reduce=readout), fold_batchnorm=False)
+    if rename:
+        spec["weights"] = dict(rename=rename)
+    spec["layers"] = layers
+    notes.insert(0, f"converted from {type(module).__module__}.{type(module).__name__} by snnsim.from_torch")
+    return TorchImport(spec, weights, notes)
+
+
+def load_module(ref: str):
+    """``FILE.py:factory`` (a function or class called with no arguments) or a file saved with
+    ``torch.save(module)``; returns the module."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    path, _, attr = ref.partition(":")
+    p = Path(path)
+    if not p.exists():
+        raise SnnsimError(f"{path}: file not found")
+    if not attr:
+        try:
+            return torch.load(p, weights_only=False)
+        except Exception as e:
+            raise SnnsimError(f"{path}: not a module saved with torch.save ({str(e).splitlines()[0]}); "
+                              "or give FILE.py:factory") from None
+    spec = importlib.util.spec_from_file_location(p.stem, p)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:
+        raise SnnsimError(f"{path}: importing it failed: {type(e).__name__}: {e}") from None
+    if not hasattr(mod, attr):
+        raise SnnsimError(f"{path}: has no '{attr}'")
+    return getattr(mod, attr)()
+
