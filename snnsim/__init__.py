@@ -31,6 +31,7 @@ _EXPORTS = {
     "load_dataset": "data",
     "SnnsimError": "errors", "SpecError": "errors", "WeightError": "errors", "InputError": "errors",
     "TrainConfig": "train.loop",
+    "from_torch": "torch_import", "TorchImport": "torch_import",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -55,6 +55,12 @@ class TorchImport:
         spec = parse_spec(self.spec, source=self.spec.get("name"))
         return build_network(spec, check_weights(spec, self.weights, "from_torch"))
 
+    def model(self):
+        """The converted network as an ``snnsim.Model`` (run, price, train, export_nir; docs/api.md)."""
+        from .api import load
+
+        return load(self.spec, self.weights)
+
     def run(self, x, **kwargs):
         """Run snnsim on ``x`` (numpy or torch; ``[N, ...]``, or ``[T, N, ...]`` for events): a RunResult."""
         from .engine import run
@@ -559,7 +565,7 @@ def from_torch(module, example_input, *, timesteps: int | None = None, encoding:
     ``[N, *input_shape]`` and the module is one timestep; for SpikingJelly ``step_mode='m'`` it is
     ``[T, N, *input_shape]`` and ``timesteps`` defaults to its T. ``encoding``: 'direct' (the same input
     every step), 'rate' or 'events' (one input per step). Returns a ``TorchImport`` (``.spec``, ``.weights``,
-    ``.network()``, ``.run(x)``, ``.save(yaml, npz)``).
+    ``.model()`` (an ``snnsim.Model``), ``.network()``, ``.run(x)``, ``.save(yaml, npz)``).
     """
     import torch
 

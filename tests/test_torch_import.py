@@ -176,6 +176,9 @@ def test_norse_lif_mlp(tmp_path):
     assert [layer["type"] for layer in imp.spec["layers"]] == ["linear", "lif", "linear", "li", "lif"]
     res = imp.run(x, probes=["1"])
     assert np.array_equal(res.outputs, ref) and 0 < ref.mean() < 1
+    import snnsim
+
+    assert np.array_equal(snnsim.from_torch(net, x[0], encoding="events", timesteps=T).model().run(x).outputs, ref)
     assert np.array_equal(res.trace.probes["1"]["spikes"], np.stack(rec["1"]))
     # Norse keeps neuron parameters out of its state_dict: it loads as it is
     from snnsim.spec import load_spec
