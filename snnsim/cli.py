@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "train": ("snnsim.train.cli", "train"),
     "warmup": ("snnsim.warmup", "warmup"),
     "import-torch": ("snnsim.torch_cli", "import_torch"),
+    "plot": ("snnsim.plot_cli", "plot"),
 }
 
 
@@ -86,7 +87,7 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="snnsim")
 def main():
     """snnsim: a Numba spiking-network simulator with an event-driven accelerator model."""
@@ -181,11 +182,13 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False)
               help="Kernel form for layers with weights; auto picks per layer and timestep by density.")
 @click.option("--event-threshold", type=click.FloatRange(0, 1), help="Input density below which 'auto' "
               "runs event-driven.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Save outputs [T, N, classes] and per-layer "
-              "spike counts to this .npz.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Save outputs [T, N, classes] and per-layer, "
+              "per-timestep totals (spike_count/<layer>, nonzero_out/<layer>) to this .npz.")
+@click.option("--save", "save", help="With --output, also store full per-layer tensors [T, N, ...]: a comma list "
+              "of spikes, membrane, outputs (non-neuron layers). Memory grows with N x T x neurons.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Save the full trace (.npz).")
 def run(network, weights_path, input_path, labels_path, dataset, split, limit, pad_input, timesteps, batch_size,
-        form, event_threshold, output, trace_path):
+        form, event_threshold, output, trace_path, save=None):
     """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
     from .engine import accuracy, run as run_net, stats_rows
     from .outputs import check_output
@@ -206,26 +209,43 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
         _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold)
         return
     T = Ts[0]
+    save_kinds = _parse_save(save, output)
+    probes = []
+    if save_kinds:
+        from .plot import probe_names
+
+        probes = probe_names(net, save_kinds)
     with click.progressbar(length=n, label=f"{spec.name} T={T}", file=sys.stderr,
                            hidden=n < PROGRESS_MIN_SAMPLES) as bar:
         result = run_net(net, x, timesteps=T, batch_size=batch_size, form=form,
-                         event_threshold=event_threshold, progress=bar.update)
+                         event_threshold=event_threshold, progress=bar.update, probes=probes)
     click.echo(f"network {spec.name}: {n} samples, T={T}, encoding {spec.encoding.kind}, "
                f"regime {result.trace.regime}")
     if y is not None:
         click.echo(f"accuracy: {accuracy(result, y):.4f}")
     click.echo(format_rows(stats_rows(result.trace)))
     if output:
-        arrays = {"output": result.outputs, "readout": result.readout, "prediction": result.predictions()}
-        for rec in result.trace.layers:
-            arrays[f"spikes/{rec.name}"] = rec.events_out
-        if y is not None:
-            arrays["labels"] = y
-        _save(output, arrays)
+        from .plot import run_arrays
+
+        _save(output, run_arrays(result, save_kinds, y))
         click.echo(f"saved outputs to {output}")
     if trace_path:
         result.trace.save(trace_path)
         click.echo(f"saved trace to {trace_path}")
+
+
+def _parse_save(text, output):
+    if not text:
+        return ()
+    from .plot import SAVE_KINDS
+
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in SAVE_KINDS]
+    if bad or not kinds:
+        raise InputError(f"--save: expected a comma list of {', '.join(SAVE_KINDS)}, got {text!r}")
+    if not output:
+        raise InputError("--save stores tensors in the --output file; give --output FILE.npz")
+    return tuple(kinds)
 
 
 def _parse_timesteps(text):

@@ -42,8 +42,9 @@ def test_run_on_input_with_labels_and_output(tmp_path, mlp_weights):
     assert "accuracy:" in r.output and "firing_rate" in r.output and "sn1" in r.output
     with np.load(out) as z:
         assert z["output"].shape == (3, 10, 10)
-        assert z["spikes/sn1"].shape == (3,)
-        assert int(z["spikes/sn2"].sum()) == int(z["output"].sum())
+        assert z["spike_count/sn1"].shape == (3,)
+        assert int(z["spike_count/sn2"].sum()) == int(z["output"].sum())
+        assert "nonzero_out/fc1" in z.files and "spikes/sn1" not in z.files
     assert trace.exists()
 
 
