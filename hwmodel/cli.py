@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from snnsim.data import pad_to_shape  # noqa: F401  (re-exported: notebooks and tests use it here)
+from snnsim.cli import DATASET_CHOICE, DATASET_HELP
 from snnsim.errors import InputError, SnnsimError
 
 from .arch import DATAFLOW, load_arch, presets, with_dataflow
@@ -60,9 +61,17 @@ def resolve_regimes(text: str | None, network: str, is_trev: bool) -> tuple[list
     return names, ""
 
 
-def run_regimes(net, x, T: int, regimes, batch_size: int = 64) -> dict:
-    """One engine run per regime on the same network, weights and input; returns {regime: trace}."""
+def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None) -> dict:
+    """One engine run per regime on the same network, weights and input; returns {regime: trace}.
+    With a Dask ``client`` each run is sharded over its workers (snnsim.distributed; the same traces)."""
     from snnsim.engine import run
+
+    if client is not None:
+        from functools import partial
+
+        from snnsim.distributed import run_sharded
+
+        run = partial(run_sharded, net.spec, net.weights, client=client)
 
     traces = {}
     events = net.spec.encoding.kind == "events"
@@ -71,17 +80,19 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64) -> dict:
             raise InputError("--regimes oneshot: an event-stream network has one input frame per timestep; "
                              "a T=1 run of it is not the same task")
         steps = 1 if reg == "oneshot" else T
-        traces[reg] = run(net, x, timesteps=steps, batch_size=batch_size, regime=reg).trace
+        args = (x,) if client is not None else (net, x)
+        traces[reg] = run(*args, timesteps=steps, batch_size=batch_size, regime=reg).trace
     return traces
 
 
-def load_samples(spec, input_path, dataset, split, limit, pad: bool) -> np.ndarray:
+def load_samples(spec, input_path, dataset, split, limit, pad: bool, data_dir=None, timesteps=None) -> np.ndarray:
     """The samples to run: as ``snnsim run`` loads them, or padded to the input shape with --pad-input."""
     from snnsim.cli import load_inputs
 
     if not pad:
         try:
-            return load_inputs(spec, input_path, None, dataset, split, limit)[0]
+            return load_inputs(spec, input_path, None, dataset, split, limit, data_dir=data_dir,
+                               timesteps=timesteps)[0]
         except InputError as e:
             if "do not fit" in str(e):
                 raise InputError(f"{e}; --pad-input zero-pads images and repeats a single channel") from None
@@ -120,7 +131,8 @@ def _fmt(v):
 @click.option("--arch", "arch_name", default="evt45", show_default=True,
               help="A preset (see --list-presets) or an architecture YAML file.")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), help="Samples .npy [N, ...].")
-@click.option("--dataset", type=click.Choice(["digits", "mnist"]), help="A shipped real dataset.")
+@click.option("--dataset", type=DATASET_CHOICE, help=DATASET_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder tonic saved the event dataset to.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N samples.")
 @click.option("--timesteps", "-T", type=click.IntRange(min=1), help="T of the multi-step regime.")
@@ -138,8 +150,12 @@ def _fmt(v):
 @click.option("--convention", type=click.Choice(["hwmodel", "neurobench"]), default="hwmodel", show_default=True,
               help="neurobench: report NeuroBench 2.3.0's workload metrics of the T-step run instead of prices "
               "(the samples are one NeuroBench batch).")
+@click.option("--workers", type=click.IntRange(min=1), help="Shard the samples over a local Dask cluster of N "
+              "worker processes (pip install 'snnsim[dask]'); the totals are the single-process ones.")
+@click.option("--scheduler", help="Shard the samples over a running Dask cluster (its scheduler address).")
 def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, pad_input,
-       encoder, training, batch_size, out_dir, show_presets, convention):
+       encoder, training, batch_size, out_dir, show_presets, convention, data_dir=None, workers=None,
+       scheduler=None):
     """Price real runs of NETWORK on an event-driven accelerator (--arch); compare execution regimes."""
     if show_presets:
         click.echo(list_presets())
@@ -161,12 +177,18 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     spec = load_spec(network)
     names, note = resolve_regimes(regimes, spec.name, trev_layer(spec) is not None)
     net = build_network(spec, load_weights(spec, weights_path))
-    x = load_samples(spec, input_path, dataset, split, limit, pad_input)
     T = timesteps or spec.timesteps
+    x = load_samples(spec, input_path, dataset, split, limit, pad_input, data_dir, T)
     if convention == "neurobench":
         _neurobench_report(spec, net, x, T, batch_size, out_dir)
         return
-    traces = run_regimes(net, x, T, names, batch_size)
+    if workers or scheduler:
+        from snnsim.distributed import client as dask_client
+
+        with dask_client(workers, scheduler) as c:
+            traces = run_regimes(net, x, T, names, batch_size, client=c)
+    else:
+        traces = run_regimes(net, x, T, names, batch_size)
     table, reports = compare(traces, arch)
     n = next(iter(traces.values())).samples
 

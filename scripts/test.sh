@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 python -m pip install --quiet --disable-pip-version-check --no-deps "spikingjelly==2.0.0" "norse==1.1.0"
-python -m pip install --quiet --disable-pip-version-check -e ".[test,reference,data]"
+python -m pip install --quiet --disable-pip-version-check -e ".[test,reference,data,events,dask]"
 python -m pytest -q "$@"

@@ -117,12 +117,15 @@ def read_npy(path, option: str) -> np.ndarray:
     return x
 
 
-def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False):
-    """The samples (and labels, if any) that a command runs on (``pad``: the --pad-input option)."""
+def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False, data_dir=None, timesteps=None):
+    """The samples (and labels, if any) that a command runs on (``pad``: the --pad-input option;
+    ``data_dir``: the folder of an event dataset read by tonic, binned to ``timesteps`` frames)."""
     from .data import fit_to_shape, load_dataset, pad_to_shape
 
     if (input_path is None) == (dataset is None):
         raise InputError("give exactly one of --input X.npy or --dataset NAME")
+    if dataset in EVENT_DATASETS:
+        return _event_inputs(spec, dataset, data_dir, split, limit, timesteps)
     if dataset:
         x, y = load_dataset(dataset).split(split)
     else:
@@ -162,6 +165,25 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False)
     return x, y
 
 
+EVENT_DATASETS = ("nmnist", "dvsgesture", "shd")       # read by tonic from --data-dir (snnsim.datasets)
+DATASET_CHOICE = click.Choice(["digits", "mnist", *EVENT_DATASETS])
+DATASET_HELP = ("A shipped real dataset (digits, mnist), or an event dataset on your disk read by tonic "
+                "(nmnist, dvsgesture, shd; with --data-dir; binned to T frames for an 'events' network).")
+
+
+def _event_inputs(spec, dataset, data_dir, split, limit, timesteps):
+    from .data import fit_to_shape
+    from .datasets import load_event_dataset
+
+    if spec.encoding.kind != "events":
+        raise InputError(f"--dataset {dataset}: event frames need a network with 'encoding: events'; "
+                         f"'{spec.name}' uses '{spec.encoding.kind}'")
+    T = int(timesteps or spec.timesteps)
+    x, y = load_event_dataset(dataset, data_dir, split, T, limit)
+    frames = fit_to_shape(x.reshape((-1,) + x.shape[2:]), spec.input_shape, f"--dataset {dataset} frames")
+    return frames.reshape((T, -1) + tuple(spec.input_shape)), y
+
+
 @main.command()
 @click.argument("network", type=click.Path(dir_okay=False))
 @click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
@@ -169,7 +191,8 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), help="Samples .npy [N, ...] "
               "(or [T, N, ...] spike events for an 'events' network).")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Labels .npy [N].")
-@click.option("--dataset", type=click.Choice(["digits", "mnist"]), help="A shipped real dataset.")
+@click.option("--dataset", type=DATASET_CHOICE, help=DATASET_HELP)
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder tonic saved the event dataset to.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
               help="Part of --dataset to run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Run only the first N samples.")
@@ -187,8 +210,11 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False)
 @click.option("--save", "save", help="With --output, also store full per-layer tensors [T, N, ...]: a comma list "
               "of spikes, membrane, outputs (non-neuron layers). Memory grows with N x T x neurons.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False), help="Save the full trace (.npz).")
+@click.option("--workers", type=click.IntRange(min=1), help="Shard the samples over a local Dask cluster of N "
+              "worker processes (pip install 'snnsim[dask]'); the result is the single-process one.")
+@click.option("--scheduler", help="Shard the samples over a running Dask cluster (its scheduler address).")
 def run(network, weights_path, input_path, labels_path, dataset, split, limit, pad_input, timesteps, batch_size,
-        form, event_threshold, output, trace_path, save=None):
+        form, event_threshold, output, trace_path, save=None, data_dir=None, workers=None, scheduler=None):
     """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
     from .engine import accuracy, run as run_net, stats_rows
     from .outputs import check_output
@@ -197,13 +223,15 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
         if path:
             check_output(path, option)
     spec, net = _load(network, weights_path)
-    x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit, pad_input)
-    n = x.shape[1] if spec.encoding.kind == "events" else len(x)
     Ts = _parse_timesteps(timesteps) or [spec.timesteps]
+    x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit, pad_input, data_dir, Ts[0])
+    n = x.shape[1] if spec.encoding.kind == "events" else len(x)
     from .warmup import note_compilation
 
     note_compilation()
     if len(Ts) > 1:
+        if workers or scheduler:
+            raise InputError("--workers/--scheduler shard a single run; give one value of -T with them")
         if output or trace_path:
             raise InputError("--output and --trace save a single run; give one value of -T with them")
         _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold)
@@ -215,10 +243,17 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
         from .plot import probe_names
 
         probes = probe_names(net, save_kinds)
-    with click.progressbar(length=n, label=f"{spec.name} T={T}", file=sys.stderr,
-                           hidden=n < PROGRESS_MIN_SAMPLES) as bar:
-        result = run_net(net, x, timesteps=T, batch_size=batch_size, form=form,
-                         event_threshold=event_threshold, progress=bar.update, probes=probes)
+    if workers or scheduler:
+        from .distributed import client as dask_client, run_sharded
+
+        with dask_client(workers, scheduler) as c:
+            result = run_sharded(spec, net.weights, x, client=c, timesteps=T, batch_size=batch_size, form=form,
+                                 event_threshold=event_threshold, probes=probes)
+    else:
+        with click.progressbar(length=n, label=f"{spec.name} T={T}", file=sys.stderr,
+                               hidden=n < PROGRESS_MIN_SAMPLES) as bar:
+            result = run_net(net, x, timesteps=T, batch_size=batch_size, form=form,
+                             event_threshold=event_threshold, progress=bar.update, probes=probes)
     click.echo(f"network {spec.name}: {n} samples, T={T}, encoding {spec.encoding.kind}, "
                f"regime {result.trace.regime}")
     if y is not None:

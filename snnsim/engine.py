@@ -264,7 +264,8 @@ def _rate_spikes(x: np.ndarray, T: int, seed: int, gain: float, first_index: int
 # ----------------------------------------------------------------------------- public entry point
 def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
         event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
-        progress: Callable[[int], None] | None = None, regime: str | None = None) -> RunResult:
+        progress: Callable[[int], None] | None = None, regime: str | None = None,
+        first_index: int = 0) -> RunResult:
     """Run ``x`` through the network for T timesteps and return outputs, readout and trace.
 
     x: ``[N, *input_shape]`` for direct and rate encoding, ``[T, N, *input_shape]`` for events.
@@ -274,6 +275,8 @@ def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size
     progress: called with the number of samples finished after each batch.
     regime: None picks the network's own ('multistep', 'oneshot' at T=1, 'trev' for a T-RevSNN network);
     'oneshot' runs T=1; 'multistep' and 'trev' are checked against the network (docs/regimes.md).
+    first_index: the index of ``x``'s first sample in the whole data set (rate coding seeds each sample's spikes
+    by its index, so a shard of the data, ``snnsim.distributed``, draws the spikes a whole run would).
     """
     for op in net.ops:
         if hasattr(op, "run_network"):       # T-RevSNN: each column runs once, in its own schedule (snnsim.trev)
@@ -318,7 +321,7 @@ def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size
         if enc.kind == "events":
             xin = x[:, start:stop]
         elif enc.kind == "rate":
-            xin = _rate_spikes(x[start:stop], T, enc.seed, enc.gain, start)
+            xin = _rate_spikes(x[start:stop], T, enc.seed, enc.gain, first_index + start)
         else:
             xin = None
         cached = None

@@ -29,10 +29,53 @@ def _timesteps(text: str) -> tuple[int, ...]:
     return ts
 
 
+def _array_data(spec, dataset, input_path, labels_path, test_input_path, test_labels_path, pad):
+    """(x_train, y_train, x_test, y_test) from --input/--labels [--test-input/--test-labels]; None for --dataset."""
+    import numpy as np
+
+    from ..cli import read_npy
+    from ..data import fit_to_shape, pad_to_shape
+
+    if (input_path is None) == (dataset is None):
+        raise InputError("give exactly one of --dataset NAME or --input X.npy --labels Y.npy")
+    if dataset:
+        if test_input_path or test_labels_path:
+            raise InputError("--test-input/--test-labels go with --input; --dataset has its own test split")
+        return None
+    if labels_path is None:
+        raise InputError("--input needs --labels Y.npy (one integer class per sample)")
+    if (test_input_path is None) != (test_labels_path is None):
+        raise InputError("give both --test-input and --test-labels, or neither")
+
+    def pair(xp, yp, xo, yo):
+        x, y = read_npy(xp, xo), read_npy(yp, yo).reshape(-1)
+        if y.dtype.kind not in "iu":
+            raise InputError(f"{yo} {yp}: labels must be integers, got dtype {y.dtype}")
+        if len(y) != len(x):
+            raise InputError(f"{yo} {yp}: {len(y)} labels for {len(x)} samples")
+        if pad:
+            x = pad_to_shape(x, spec.input_shape)
+        x = np.ascontiguousarray(fit_to_shape(x, spec.input_shape, f"{xo} {xp}"), dtype=np.float32)
+        return x, y.astype(np.int64)
+
+    xtr, ytr = pair(input_path, labels_path, "--input", "--labels")
+    if test_input_path:
+        xte, yte = pair(test_input_path, test_labels_path, "--test-input", "--test-labels")
+    else:
+        xte, yte = xtr, ytr
+    return xtr, ytr, xte, yte
+
+
 @click.command()
 @click.argument("network", type=click.Path(dir_okay=False))
-@click.option("--dataset", type=click.Choice(["digits", "mnist"]), required=True,
+@click.option("--dataset", type=click.Choice(["digits", "mnist"]),
               help="Trains on its train split, reports accuracy on its held-out test split.")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False),
+              help="Training samples .npy [N, ...] (instead of --dataset); needs --labels.")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Training labels .npy [N].")
+@click.option("--test-input", "test_input_path", type=click.Path(dir_okay=False),
+              help="Held-out samples .npy for the reported test accuracy (default: the training samples).")
+@click.option("--test-labels", "test_labels_path", type=click.Path(dir_okay=False), help="Held-out labels .npy.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Trained weights (.npz, PyTorch state_dict names); runs with 'snnsim run'.")
 @click.option("--method", type=click.Choice(["bptt", "reversible", "ottt", "saf"]), default="bptt", show_default=True)
@@ -75,8 +118,9 @@ def _timesteps(text: str) -> tuple[int, ...]:
               help="Write per-epoch and per-stage results, and per-layer memory, as JSON.")
 def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_size, optimizer, lr, momentum,
           weight_decay, schedule, warmup_epochs, loss, label_smoothing, tet_lambda, surrogate, detach_reset,
-          augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, pad_input, report_path):
-    """Train NETWORK (YAML) on DATASET and write the weights to --out."""
+          augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, pad_input, report_path,
+          input_path=None, labels_path=None, test_input_path=None, test_labels_path=None):
+    """Train NETWORK (YAML) on --dataset or on --input/--labels arrays and write the weights to --out."""
     from ..spec import load_spec
     from .checkpoint import load_init
     from .loop import TrainConfig, init_params, train as run_training, write_weights
@@ -90,6 +134,9 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
         if path:
             check_output(path, option)
     spec = load_spec(network)
+    data = _array_data(spec, dataset, input_path, labels_path, test_input_path, test_labels_path, pad_input)
+    if data is not None:
+        dataset = f"input:{Path(input_path).name}"
     Ts = _timesteps(timesteps) if timesteps else (spec.timesteps,)
     parse_surrogate(surrogate)
     parse_schedule(schedule)
@@ -131,7 +178,7 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
         state["bar"].update(1)
 
     result = run_training(spec, params, cfg, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                          resume=resume, stage_out=stage_out, progress=progress)
+                          resume=resume, stage_out=stage_out, progress=progress, data=data)
     write_weights(spec, result.params, out_path)
     click.echo(f"saved weights to {out_path}")
     if multi:
