@@ -25,7 +25,9 @@ import click
 @click.option("--encoding", type=click.Choice(["events", "direct", "rate"]), help="Input encoding written into "
               "the spec (default: the graph metadata, else events: one input tensor per timestep, [T, N, ...]).")
 @click.option("--name", help="Network name (default: the graph metadata, else the file name).")
-def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, name):
+@click.option("--fix", "fix", type=click.Choice(["norse-tau"]), multiple=True, help="norse-tau: the file was "
+              "written by Norse's to_nir, which stores dt*tau as tau (norse/norse#411 on GitHub); read tau/dt instead.")
+def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, name, fix=()):
     """Convert a NIR graph (MODEL.nir) into a network YAML and a weights .npz that `snnsim run` executes."""
     from .nir_import import import_nir as do_import, write_import
 
@@ -34,7 +36,8 @@ def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, nam
     weights_out = weights_out or str(Path(out).with_suffix(".npz"))
     check_output(out, "--out")
     check_output(weights_out, "--weights-out")
-    result = do_import(model, dt=dt, spike_rule=spike_rule, timesteps=timesteps, encoding=encoding, name=name)
+    result = do_import(model, dt=dt, spike_rule=spike_rule, timesteps=timesteps, encoding=encoding, name=name,
+                       fix=tuple(fix))
     write_import(result, out, weights_out)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)

@@ -81,11 +81,19 @@ def _nice(x: float) -> float:
     return float(repr(np.float32(x)).replace("np.float32(", "").rstrip(")"))
 
 
+FIXES = ("norse-tau",)
+
+
 def import_nir(path: str | Path, *, dt: float | None = None, spike_rule: str | None = None,
-               timesteps: int | None = None, encoding: str | None = None, name: str | None = None) -> ImportResult:
+               timesteps: int | None = None, encoding: str | None = None, name: str | None = None,
+               fix: tuple[str, ...] = ()) -> ImportResult:
     """Read ``path`` and convert it. ``dt`` overrides the graph's metadata; without either, a graph with
     time constants is an error. ``spike_rule`` ('gt' or 'ge') overrides the metadata; the default is NIR's
-    ``v > threshold``."""
+    ``v > threshold``. ``fix``: 'norse-tau' reads every time constant as Norse 1.1's ``to_nir`` writes it,
+    ``dt / tau_inv`` (= dt * tau, norse/norse#411 on GitHub), so the true tau is the written one divided by ``dt``."""
+    bad = [f for f in fix if f not in FIXES]
+    if bad:
+        raise NirError(f"--fix: unknown fix {bad[0]!r}; known: {', '.join(FIXES)}")
     require_nir()
     if dt is not None and not (dt > 0 and math.isfinite(dt)):
         raise NirError(f"--dt: expected a positive time step in seconds, got {dt}")
@@ -94,7 +102,9 @@ def import_nir(path: str | Path, *, dt: float | None = None, spike_rule: str | N
     if encoding is not None and encoding not in ENCODINGS:
         raise NirError(f"--encoding: expected one of {', '.join(ENCODINGS)}, got {encoding!r}")
     graph = read_graph(path)
-    return _Importer(graph, str(path), dt, spike_rule, timesteps, encoding, name).run()
+    importer = _Importer(graph, str(path), dt, spike_rule, timesteps, encoding, name)
+    importer.norse_tau = "norse-tau" in fix
+    return importer.run()
 
 
 def write_import(result: ImportResult, yaml_path: str | Path, weights_path: str | Path) -> None:
@@ -276,7 +286,7 @@ class _Importer:
         self.topo = {n: i for i, n in enumerate(order)}
         self._postdominators(order)
 
-        shape = self._input_shape()
+        shape = self._drop_batch(self._input_shape())
         layers, out_shape = self._seq(self.input, self.output, shape)
         if not layers:
             raise NirError(f"{self.source}: the graph has no layers between its input and output")
@@ -322,6 +332,30 @@ class _Importer:
             pdom[n] = {n} | (set.intersection(*sets) if sets else set())
         self.ipdom = {n: min(p - {n}, key=self.topo.get) for n, p in pdom.items() if len(p) > 1}
 
+    batch = 0       # the example batch size an exporter wrote into the Input and Output shapes (0: none)
+
+    def _drop_batch(self, shape):
+        """Exporters that trace an example batch (Norse, snnTorch without ignore_dims) write the batch size as
+        the Input's first dimension; a first layer whose weights take the rest shows it. Drop it, with a note."""
+        import nir
+
+        first = [self.nodes[n] for n in self.succ[self.input]]
+        if len(shape) < 2 or not first:
+            return shape
+        node = first[0]
+        takes_rest = False
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            n_in = np.asarray(node.weight).shape[-1]
+            takes_rest = len(shape) == 2 and n_in == shape[1] and n_in != int(np.prod(shape))
+        elif isinstance(node, nir.Conv2d):
+            takes_rest = len(shape) == 4 and np.asarray(node.weight).shape[1] * node.groups == shape[1]
+        if not takes_rest:
+            return shape
+        self.batch = shape[0]
+        self.notes.append(f"Input node '{self.input}' has shape {list(shape)}: its first dimension is the "
+                          f"exporter's example batch ({shape[0]} samples); the network input is {list(shape[1:])}")
+        return tuple(shape[1:])
+
     def _input_shape(self):
         v = self.nodes[self.input].input_type.get("input")
         try:
@@ -338,6 +372,8 @@ class _Importer:
             want = tuple(int(s) for s in np.asarray(v).reshape(-1))
         except (TypeError, ValueError):
             return
+        if self.batch and want and want[0] == self.batch and math.prod(want[1:]) == math.prod(shape):
+            return                                  # the Output carries the example batch too
         if want and math.prod(want) != math.prod(shape):
             raise NirError(f"{self.source}: Output node '{self.output}' has shape {list(want)} but the graph "
                            f"computes {list(shape)}")
@@ -585,12 +621,20 @@ class _Importer:
                 return False, None
         return True, a.astype(np.float32)
 
+    norse_tau = False
+
     def _tau_steps(self, n, fld, value, shape):
         tau = self.uniform(n, fld, value, shape)
+        if self.norse_tau:
+            tau = tau / self.dt            # Norse wrote dt * tau
         tau_s = tau / self.dt
         if not tau_s > 1:
+            hint = ""
+            if not self.norse_tau and tau_s / self.dt > 1:
+                hint = ("; if Norse's to_nir wrote this file (it writes tau = dt * tau, norse/norse#411 on GitHub), "
+                        "add --fix norse-tau")
             raise self.err(n, f"{fld}/dt = {tau:g}/{self.dt:g} = {tau_s:g} is not > 1; forward Euler needs a time step "
-                              "shorter than the time constant (give a smaller --dt)")
+                              f"shorter than the time constant (give a smaller --dt){hint}")
         return _nice(tau_s)
 
     def _leaky(self, n, node, shape, kind, tau_fld, r_fld, v_leak, thr=None, v_reset=None, suffix=""):

@@ -206,6 +206,60 @@ def snntorch_to_nir(module, sample_data, path: str | Path | None = None, *, allo
     return graph
 
 
+def plain_arrays(graph):
+    """The graph with every tensor parameter as a NumPy array of at least one dimension, as ``nir.write``
+    needs (Norse 1.1's exporter leaves 0-d torch tensors, which HDF5 cannot compress)."""
+    import dataclasses
+
+    for node in graph.nodes.values():
+        if hasattr(node, "nodes"):
+            plain_arrays(node)
+            continue
+        for f in dataclasses.fields(node):
+            v = getattr(node, f.name)
+            if hasattr(v, "detach"):
+                v = v.detach().cpu().numpy()
+            if isinstance(v, np.ndarray) and v.ndim == 0:
+                v = v.reshape(1)
+            setattr(node, f.name, v)
+    return graph
+
+
+NORSE_TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
+
+
+def norse_to_nir(module, sample_data, path: str | Path | None = None, *, dt: float = 1e-3):
+    """Export a Norse model with ``norse.torch.to_nir``, correct its time constants and record Norse's
+    conventions (dt, spike rule ``gt``: Norse spikes at ``v - v_th > 0``) in the graph metadata.
+
+    Norse 1.1 writes ``tau = dt / tau_mem_inv``, which is ``dt * tau`` (norse/norse#411 on GitHub); here every ``tau``,
+    ``tau_mem`` and ``tau_syn`` is divided by ``dt`` once, so the file holds the time constants in seconds and
+    any reader (``snnsim import-nir`` with no options) gets Norse's ``tau``. For a file Norse wrote itself use
+    ``snnsim import-nir --dt 1e-3 --fix norse-tau``."""
+    import norse.torch as norse
+
+    graph = plain_arrays(norse.to_nir(module, sample_data, dt=dt))
+    modules = dict(module.named_modules())
+    inverse = {"tau": "tau_mem_inv", "tau_mem": "tau_mem_inv", "tau_syn": "tau_syn_inv"}
+    for name, node in graph.nodes.items():
+        p = getattr(modules.get(name), "p", None)
+        for f in NORSE_TAU_FIELDS:
+            written = getattr(node, f, None)
+            if not isinstance(written, np.ndarray):
+                continue
+            inv = getattr(p, inverse[f], None)
+            if inv is not None:     # 1/tau_inv in float64: the time constant the module integrates with
+                tau = 1.0 / np.asarray(inv.detach().cpu().numpy() if hasattr(inv, "detach") else inv, np.float64)
+                setattr(node, f, np.broadcast_to(tau, written.shape).copy())
+            else:
+                setattr(node, f, written / np.float64(dt))
+    graph.metadata = dict(graph.metadata or {})
+    graph.metadata.update({META_SOURCE: "norse", META_DT: dt, META_SPIKE_RULE: "gt"})
+    if path is not None:
+        write_graph(graph, path)
+    return graph
+
+
 def spikingjelly_to_nir(net, example_input, path: str | Path | None = None, *, dt: float = 1e-4):
     """Export a SpikingJelly model with its ``export_to_nir`` and record SpikingJelly's conventions in the
     metadata (``dt`` as given; spike rule ``ge``, as SpikingJelly spikes at ``v >= v_threshold``).

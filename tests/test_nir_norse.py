@@ -1,0 +1,63 @@
+"""Norse -> NIR -> snnsim: Norse's tau bug (its to_nir writes dt*tau) fixed on export or with --fix norse-tau,
+and the example batch an exporter writes into the Input/Output shapes dropped on import; the spikes are
+Norse's own, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("nir")
+pytest.importorskip("h5py")
+torch = pytest.importorskip("torch")
+nt = pytest.importorskip("norse.torch")
+
+import snnsim  # noqa: E402
+from snnsim.cli import main  # noqa: E402
+from snnsim.nir_import import import_nir  # noqa: E402
+from snnsim.nir_io import NirError, norse_to_nir, plain_arrays, write_graph  # noqa: E402
+
+T = 12
+
+
+@pytest.fixture(scope="module")
+def norse_run():
+    torch.manual_seed(2)
+    box = nt.LIFBoxParameters(tau_mem_inv=torch.tensor(500.0), v_th=torch.tensor(0.5))      # dt*inv = 1/2
+    net = nt.SequentialState(torch.nn.Linear(20, 32), nt.LIFBoxCell(box), torch.nn.Linear(32, 10),
+                             nt.LIFBoxCell(box))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[2].weight.mul_(4.0)
+    x = torch.from_numpy((np.random.default_rng(2).random((T, 5, 20)) < 0.4).astype(np.float32))
+    s, outs = None, []
+    with torch.no_grad():
+        for t in range(T):
+            z, s = net(x[t], s)
+            outs.append(z.numpy())
+    ref = np.stack(outs)
+    assert 0 < ref.mean() < 1
+    return net, x, ref
+
+
+def test_norse_to_nir_runs_identically(norse_run, tmp_path):
+    net, x, ref = norse_run
+    norse_to_nir(net, x[0], tmp_path / "m.nir")           # a batch of 5 as the example: batched shapes
+    r = import_nir(tmp_path / "m.nir", timesteps=T)
+    assert any("example batch (5 samples)" in n for n in r.notes)
+    assert [layer.get("tau") for layer in r.spec["layers"] if layer["type"] == "lif"] == [2.0, 2.0]
+    assert np.array_equal(snnsim.load(r.spec, r.weights).run(x).outputs, ref)
+
+
+def test_norse_own_export_needs_the_tau_fix(norse_run, tmp_path):
+    net, x, ref = norse_run
+    write_graph(plain_arrays(nt.to_nir(net, x[0])), tmp_path / "raw.nir")      # Norse's exporter, as it is
+    with pytest.raises(NirError, match="add --fix norse-tau"):
+        import_nir(tmp_path / "raw.nir", dt=1e-3)
+    out = tmp_path / "n.yaml"
+    r = CliRunner().invoke(main, ["import-nir", str(tmp_path / "raw.nir"), "-o", str(out), "--dt", "1e-3",
+                                  "--fix", "norse-tau", "-T", str(T)])
+    assert r.exit_code == 0, r.output
+    model = snnsim.load(str(out), str(out.with_suffix(".npz")))
+    assert np.array_equal(model.run(x).outputs, ref)
