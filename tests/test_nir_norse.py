@@ -61,3 +61,27 @@ def test_norse_own_export_needs_the_tau_fix(norse_run, tmp_path):
     assert r.exit_code == 0, r.output
     model = snnsim.load(str(out), str(out.with_suffix(".npz")))
     assert np.array_equal(model.run(x).outputs, ref)
+
+
+def test_export_says_which_peer_cannot_read_which_node(tmp_path):
+    """The notes name the nodes each peer's importer has no module for, and the peers indeed fail on them."""
+    from pathlib import Path
+
+    from snnsim.nir_export import export_file
+
+    nets = Path(__file__).resolve().parents[1] / "networks"
+    res = export_file(nets / "cifar_sew_resnet.yaml", nets / "cifar_sew_resnet.npz", tmp_path / "s.nir")
+    lines = [n for n in res.notes if "cannot read" in n]
+    assert len(lines) == 2
+    assert lines[0].startswith("snnTorch 1.0 cannot read node 'block1.add' (Scale)")
+    assert lines[1].startswith("Norse 1.1 cannot read node ") and "'block1.add' (Scale)" in lines[1]
+    from snntorch.import_nir import import_from_nir
+
+    with pytest.raises(Exception):
+        import_from_nir(res.graph)
+    with pytest.raises(Exception):
+        nt.from_nir(res.graph)
+    # a network made of nodes both read: no such note, and both build a module from it
+    mlp = export_file(nets / "digits_mlp.yaml", nets / "digits_mlp.npz", tmp_path / "m.nir")
+    assert not [n for n in mlp.notes if "cannot read" in n]
+    assert import_from_nir(mlp.graph) is not None and nt.from_nir(mlp.graph) is not None
