@@ -23,7 +23,7 @@ from snnsim.errors import SnnsimError
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 MEMORIES = ("weights", "membrane", "events")
 BITS = ("weight", "membrane", "bias", "activation", "event")
-ENERGIES = ("ac", "mac", "add", "mul", "compare", "leak", "reset", "neuron_update", "spike", "hop")
+ENERGIES = ("ac", "mac", "add", "mul", "compare", "leak", "reset", "neuron_update", "spike", "hop", "register")
 TIMINGS = ("synop", "mac", "neuron", "packet", "op", "hop", "sram", "barrier")
 DATAFLOW = {   # switch -> allowed values, the first is the default
     "membrane": ("per_neuron", "per_synop"),     # membrane read-modify-write once per neuron-step, or per synop
@@ -34,6 +34,33 @@ DATAFLOW = {   # switch -> allowed values, the first is the default
     "narrow_words": ("scale", "full"),           # a value narrower than the word: pay b/word or a full word
 }
 MAPPINGS = ("sequential", "pipelined")
+LOOPS = {("timestep", "layer", "tile"), ("layer", "timestep", "tile"), ("layer", "tile", "timestep")}
+ACCUMULATE = ("per_op", "registers")
+
+
+@dataclass(frozen=True)
+class LoopMapping:
+    """One schedule of a layer (Timeloop-style loop nest, outermost first) the mapper may choose.
+
+    timestep, layer, tile: timestep outermost runs every layer once per step (weights and membranes of all
+    layers held across steps); layer outermost runs a layer for all T before the next (SATA: weights loaded
+    once; only that layer's membranes held); timestep innermost runs all T of an output tile of
+    ``tile_neurons`` before the next (SpinalFlow, LoAS: the tile's membranes stay in registers). accumulate:
+    partial sums read-modify-written in the membrane buffer per op, or kept in registers."""
+
+    name: str
+    loops: tuple
+    accumulate: str
+    tile_neurons: float = float("inf")
+    source: str = ""
+
+    @property
+    def t_outer(self) -> bool:
+        return self.loops[0] == "timestep"
+
+    @property
+    def t_inner(self) -> bool:
+        return self.loops[-1] == "timestep"
 SRAM_LAWS = ("loglog", "linear", "table", "fixed")
 GRADED = ("price", "refuse")      # layers with graded (non-spike) inputs: price them as MACs, or refuse
 
@@ -103,6 +130,14 @@ class Arch:
     path: str | None = None
     static_mw_per_kib: float = 0.0   # SRAM leakage per KiB of on-chip buffer (every core's buffers)
     graded_inputs: str = "price"     # 'refuse': a layer with graded inputs is an error (binary-spike chips)
+    mappings: tuple = ()             # LoopMapping choices; empty: the fixed schedule of the dataflow switches
+
+    def loop_mappings(self) -> tuple:
+        """The mapper's choices; without a ``mappings`` section, one: timestep-outer with the membrane switch."""
+        if self.mappings:
+            return self.mappings
+        acc = "per_op" if self.dataflow["membrane"] == "per_synop" else "registers"
+        return (LoopMapping("fixed", ("timestep", "layer", "tile"), acc, source="dataflow switches"),)
 
     def params(self) -> dict:
         """Every number the pricing needs, flat; switches are 0/1. A sweep replaces entries by arrays."""
@@ -154,8 +189,12 @@ class Arch:
                 "loglog": "log-log interp " + ", ".join(f"{s:g}B:{e:g}" for s, e in law.points)}[law.law]
         rows.append(("energy_pj.sram", desc, f"pJ per {law.ref_bits}-bit access", "energy_pj.sram"))
         rows += [(f"timing_ns.{k}", v, "ns", f"timing_ns.{k}") for k, v in self.timing.items()]
-        return pd.DataFrame([dict(constant=c, value=v, unit=u, source=self.sources.get(s, ""))
-                             for c, v, u, s in rows])
+        out = [dict(constant=c, value=v, unit=u, source=self.sources.get(s, "")) for c, v, u, s in rows]
+        for m in self.mappings:
+            tile = f", tile {m.tile_neurons:g} neurons" if m.t_inner else ""
+            out.append(dict(constant=f"mappings.{m.name}", value=f"{' > '.join(m.loops)}, {m.accumulate}{tile}",
+                            unit="loops outer > inner", source=m.source))
+        return pd.DataFrame(out)
 
 
 # ----------------------------------------------------------------------------- reading YAML
@@ -283,6 +322,37 @@ def _sram(r: _Reader) -> SramLaw:
     return out
 
 
+def _mappings(r: _Reader, placement: str, pes_total: int) -> tuple:
+    """The ``mappings`` list: [{name, loops: [timestep|layer|tile, ...], accumulate, tile_neurons, source}]."""
+    raw = r.get("mappings")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise r.err("mappings", "expected a non-empty list of {name, loops, accumulate}")
+    out, names = [], set()
+    for i, item in enumerate(raw):
+        m = _Reader(item, r.where(f"mappings[{i}]"), r.src, r.sources)
+        name = m.text("name")
+        if not name or name in names:
+            raise m.err("name", f"expected a unique, non-empty name, got {name!r}")
+        loops = m.get("loops", required=True)
+        if not isinstance(loops, list) or tuple(loops) not in LOOPS:
+            raise m.err("loops", "expected one of " + "; ".join(str(list(x)) for x in sorted(LOOPS))
+                        + f", got {loops!r}")
+        acc = m.choice("accumulate", ACCUMULATE)
+        tile = m.number("tile_neurons", float(pes_total), positive=True)
+        src = m.text("source")
+        m.done()
+        lm = LoopMapping(name, tuple(loops), acc, tile, src)
+        if lm.t_inner and acc != "registers":
+            raise m.err("accumulate", "timestep innermost keeps a tile's membranes in registers: 'registers'")
+        if placement == "pipelined" and not lm.t_outer:
+            raise m.err("loops", "the pipelined placement runs every layer at every step: timestep outermost only")
+        names.add(name)
+        out.append(lm)
+    return tuple(out)
+
+
 def parse_arch(raw, source: str | None = None) -> Arch:
     """Validate a parsed YAML document and return the architecture."""
     sources: dict = {}
@@ -325,12 +395,13 @@ def parse_arch(raw, source: str | None = None) -> Arch:
     static = r.number("static_mw_per_core", 0.0)
     static_kib = r.number("static_mw_per_kib", 0.0)
     graded = r.choice("graded_inputs", GRADED)
+    loop_maps = _mappings(r, mapping, cores * pes)
     t = r.sub("timing_ns")
     timing = {k: t.number(k, 0.0, clock_mhz=clock) for k in TIMINGS}
     t.done()
     r.done()
     return Arch(name, desc, src, cores, pes, clock, mapping, bits, memories, dram, hops, dataflow, energy,
-                sram, static, timing, sources, source, static_kib, graded)
+                sram, static, timing, sources, source, static_kib, graded, loop_maps)
 
 
 def presets() -> dict[str, Path]:

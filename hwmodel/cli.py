@@ -147,6 +147,11 @@ def _fmt(v):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write CSV tables and the plot here.")
 @click.option("--list-presets", "show_presets", is_flag=True,
               help="List the architecture presets with their sources.")
+@click.option("--objective", type=click.Choice(["energy", "latency", "edp"]), default="energy", show_default=True,
+              help="What the mapper minimises per layer (each regime on its own best mappings).")
+@click.option("--mapping", "mapping_choice", default="search", show_default=True,
+              help="'search', or fixed:NAME to run every layer on one mapping of the architecture (its "
+              "'mappings' list; e.g. fixed:timestep_outer reproduces the timestep-major schedule).")
 @click.option("--convention", type=click.Choice(["hwmodel", "neurobench"]), default="hwmodel", show_default=True,
               help="neurobench: report NeuroBench 2.3.0's workload metrics of the T-step run instead of prices "
               "(the samples are one NeuroBench batch).")
@@ -154,8 +159,8 @@ def _fmt(v):
               "worker processes (pip install 'snnsim[dask]'); the totals are the single-process ones.")
 @click.option("--scheduler", help="Shard the samples over a running Dask cluster (its scheduler address).")
 def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, pad_input,
-       encoder, training, batch_size, out_dir, show_presets, convention, data_dir=None, workers=None,
-       scheduler=None):
+       encoder, training, batch_size, out_dir, show_presets, objective, mapping_choice, convention, data_dir=None,
+       workers=None, scheduler=None):
     """Price real runs of NETWORK on an event-driven accelerator (--arch); compare execution regimes."""
     if show_presets:
         click.echo(list_presets())
@@ -182,6 +187,9 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     if convention == "neurobench":
         _neurobench_report(spec, net, x, T, batch_size, out_dir)
         return
+    from .mapping import parse_choice
+
+    parse_choice(mapping_choice, arch)          # a bad NAME fails before anything is priced
     if workers or scheduler:
         from snnsim.distributed import client as dask_client
 
@@ -189,7 +197,7 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
             traces = run_regimes(net, x, T, names, batch_size, client=c)
     else:
         traces = run_regimes(net, x, T, names, batch_size)
-    table, reports = compare(traces, arch)
+    table, reports = compare(traces, arch, objective, mapping_choice)
     n = next(iter(traces.values())).samples
 
     click.echo(f"network {spec.name}: {n} samples, T={T}; arch {arch.name} ({arch.mapping}, "
@@ -198,7 +206,10 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     click.echo(f"source: {arch.source}")
     if note:
         click.echo(note)
-    click.echo(table.to_string(index=False, float_format=_fmt))
+    click.echo(table.drop(columns="mappings").to_string(index=False, float_format=_fmt))
+    click.echo(f"\nmappings (objective {objective}):")
+    click.echo(pd.concat([r.mapping.assign(regime=k) for k, r in reports.items()])[
+        ["regime", "layer", "mapping", "energy_pj", "time_ns"]].to_string(index=False, float_format=_fmt))
     comp = components_table(reports)
     click.echo("\nenergy by component (pJ per inference):")
     click.echo(comp.to_string(float_format=_fmt))
@@ -213,6 +224,8 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
             out.mkdir(parents=True, exist_ok=True)
             table.to_csv(out / "hw_regimes.csv", index=False)
             comp.to_csv(out / "hw_components.csv", index_label="component")
+            pd.concat([r.mapping.assign(regime=k) for k, r in reports.items()]).to_csv(
+                out / "hw_mappings.csv", index=False)
             pd.concat([r.breakdown.assign(regime=k) for k, r in reports.items()]).to_csv(
                 out / "hw_breakdown.csv", index=False)
             arch.constants().to_csv(out / "hw_constants.csv", index=False)
@@ -221,7 +234,8 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
             paths = plot(reports, out / "hw_energy", f"{spec.name} on {arch.name}: energy by component")
         except OSError as e:
             raise InputError(f"--out {out_dir}: cannot write ({e.strerror})") from None
-        click.echo(f"\nwrote {out / 'hw_regimes.csv'}, hw_components.csv, hw_breakdown.csv, hw_constants.csv"
+        click.echo(f"\nwrote {out / 'hw_regimes.csv'}, hw_components.csv, hw_mappings.csv, hw_breakdown.csv, "
+                   "hw_constants.csv"
                    f"{', hw_training.csv' if summary is not None else ''}, {paths[0].name}, {paths[1].name}")
 
 

@@ -65,6 +65,13 @@ def evaluate(c: Counts, params: dict) -> dict:
         e_word = e_word[..., None] if e_word.ndim else e_word
         return e_word * word / sram.ref_bits * _words_per_value(bits, word, narrow)
 
+    # --- the mapping of each unit (loop order and accumulation), as 0/1 per unit [.., U] -> per row / layer
+    mp = unit_mapping(params, U)
+    at_row = lambda a: np.take(a, row_unit, axis=-1)          # noqa: E731
+    at_layer = lambda a: np.take(a, unit_of_layer, axis=-1)   # noqa: E731
+    t_outer, t_inner, per_op = at_row(mp["t_outer"]), at_row(mp["t_inner"]), at_row(mp["per_op"])
+    e_reg = lambda bits: g("e_register") * bits / 32          # noqa: E731  a register access, per value
+
     # --- arithmetic and accesses per row
     synaptic_row = lay.synaptic.to_numpy()[row_layer]
     nz = g("macs_nonzero")
@@ -76,8 +83,13 @@ def evaluate(c: Counts, params: dict) -> dict:
     dense_w = per_mac * macs_syn + (1 - per_mac) * col["dense_w_reads"]
     dense_in = per_mac * macs_syn + (1 - per_mac) * in_reads_reuse
     weight_reads = col["synops"] + dense_w
-    acc_rw = g("per_synop") * (col["synops"] + col["stateless_nu"])      # reads; writes are as many
+    # accumulation per op (read-modify-write of the target's partial sum for every synop AND every MAC, one
+    # rule for event and dense layers) or in registers (one membrane access per neuron and step)
+    acc_rw = per_op * (col["synops"] + macs_syn + col["stateless_nu"])      # reads; writes are as many
     hops = col["packets"] * g("hops")
+    # timestep-innermost per output tile: every tile re-reads the input events of all T
+    out_numel_row = lay.out_numel.to_numpy()[row_layer]
+    tiles = 1 + t_inner * synaptic_row * (np.ceil(out_numel_row / at_row(mp["tile"])) - 1)
 
     E = {}
     E["synops"] = g("e_ac") * col["synops"]
@@ -90,10 +102,13 @@ def evaluate(c: Counts, params: dict) -> dict:
     E["bias"] = g("e_add") * col["bias_adds"] + per_value_pj("weights", bb) * col["bias_reads"]
     E["weight_mem"] = per_value_pj("weights", wb) * weight_reads
     state_rw = 2 * col["u_rw"] + col["state_reads"] + col["state_writes"]    # the state buffer, b_u words
-    E["membrane_mem"] = per_value_pj("membrane", ub) * state_rw
-    E["accum_mem"] = per_value_pj("membrane", ub) * 2 * acc_rw
-    E["event_mem"] = (per_value_pj("events", eb) * 2 * col["entries_binary"]
-                      + per_value_pj("events", ab) * (col["entries_analog"] + dense_in + col["copy_words"]))
+    # timestep-innermost: a tile's membranes and partial sums stay in registers for all T
+    u_rw2 = 2 * col["u_rw"]
+    E["membrane_mem"] = (per_value_pj("membrane", ub) * (state_rw - t_inner * u_rw2)
+                         + e_reg(ub) * t_inner * u_rw2)
+    E["accum_mem"] = ((1 - t_inner) * per_value_pj("membrane", ub) + t_inner * e_reg(ub)) * 2 * acc_rw
+    E["event_mem"] = (per_value_pj("events", eb) * (1 + tiles) * col["entries_binary"]
+                      + per_value_pj("events", ab) * (col["entries_analog"] + dense_in * tiles + col["copy_words"]))
     E["noc"] = g("e_spike") * col["packets"] + g("e_hop") * hops
     E["addr"] = g("e_mul") * col["addr_mul"] + g("e_add") * col["addr_add"]
     E["other"] = g("e_add") * col["other_ops"] + g("e_mul") * col["mul_ops"]
@@ -130,21 +145,47 @@ def evaluate(c: Counts, params: dict) -> dict:
     s_spill = _group_spill_v(pipelined * s_bits + (1 - pipelined) * s_bits_slot, cores_l * u_cap, start)
     w_spill_layer = pipelined * w_spill + (1 - pipelined) * np.take(w_spill, w_slot, axis=-1)
     s_spill_layer = pipelined * s_spill + (1 - pipelined) * np.take(s_spill, s_slot, axis=-1)
+    # layer-major loop orders: a layer's membranes are held only while it runs its T steps, alone
+    to_l, ti_l = at_layer(mp["t_outer"]), at_layer(mp["t_inner"])
+    s_alone = np.clip(s_bits_slot - cores_l * u_cap, 0, None)
+    s_spill_layer = to_l * s_spill_layer + (1 - to_l) * (1 - ti_l) * np.take(s_alone, s_slot, axis=-1)
 
     computed = col["computed"]
     stateful_row = lay.stateful.to_numpy()[row_layer]
     w_bits_row = np.take(w_bits, row_layer, axis=-1)
-    dram_w = synaptic_row * computed * (g("refetch") * w_bits_row
-                                        + (1 - g("refetch")) * np.take(w_spill_layer, row_layer, axis=-1))
+    # spilled weights: streamed at every step (timestep-outer) or once per inference (layer-major orders)
+    runs = np.maximum(1, np.bincount(row_layer, weights=computed, minlength=len(lay)))[row_layer]
+    w_times = t_outer * computed + (1 - t_outer) * computed / runs
+    dram_w = synaptic_row * (g("refetch") * computed * w_bits_row
+                             + (1 - g("refetch")) * w_times * np.take(w_spill_layer, row_layer, axis=-1))
     dram_u = stateful_row * computed * 2 * np.take(s_spill_layer, row_layer, axis=-1)
+    # accumulators of a unit without carried state (stateless and one-shot layers) under per-op accumulation:
+    # they share the membrane buffers with the state held at the time; the share that does not fit is
+    # read and written in DRAM
+    acc_need = accumulator_bits(lay, ub)                                               # [.., L]
+    held = np.sum(s_bits_slot * to_l, axis=-1, keepdims=True)
+    room = np.maximum(0, cores_l * u_cap - to_l * np.minimum(held, cores_l * u_cap))
+    acc_frac = np.where(acc_need > 0, np.clip(acc_need - room, 0, None) / np.maximum(acc_need, 1e-300), 0.0)
+    acc_frac_u = _per_unit_max(acc_frac * (1 - ti_l), unit_of_layer, U)
+    dram_acc = 2 * acc_rw * at_row(acc_frac_u) * ub
+    # event queues: one step of a layer's input (timestep-outer) or all T steps of it (layer-major orders)
     queue_bits = col["entries_binary"] * eb + col["entries_analog"] * ab
-    e_spill = np.maximum(0, queue_bits - np.take(cores_u, row_unit, axis=-1) * e_cap)
-    dram_bits = dram_w + dram_u + 2 * e_spill
+    cap_row = np.take(cores_u, row_unit, axis=-1) * e_cap
+    step_spill = np.maximum(0, queue_bits - cap_row)
+    q_unit = _per_unit_sum(np.broadcast_to(queue_bits, np.broadcast_shapes(np.shape(queue_bits), np.shape(t_outer))),
+                           row_unit, U)
+    all_spill_u = np.maximum(0, q_unit - cores_u * e_cap)
+    share = queue_bits / np.maximum(at_row(q_unit), 1e-300)
+    e_spill = t_outer * step_spill + (1 - t_outer) * at_row(all_spill_u) * share
+    dram_bits = dram_w + dram_u + dram_acc + 2 * e_spill
     E["dram"] = g("dram_pj_bit") * dram_bits
 
     no_dram = np.asarray(params["has_dram"], np.float64) == 0
-    spills = dict(weights=w_spill, membrane=s_spill, events=e_spill)
-    infeasible = too_few_cores | (no_dram & ((w_spill.sum(-1) + s_spill.sum(-1) + e_spill.sum(-1)) > 0))
+    spills = dict(weights=w_spill, membrane=s_spill_layer, events=e_spill, accumulators=acc_frac * acc_need)
+    spilled_u = (_per_unit_sum(w_spill_layer + s_spill_layer + acc_frac * acc_need, unit_of_layer, U)
+                 + _per_unit_sum(e_spill, row_unit, U))
+    infeasible_u = np.asarray(no_dram)[..., None] & (spilled_u > 0)
+    infeasible = too_few_cores | np.any(infeasible_u, axis=-1)
 
     # --- latency: per (unit, t) core time = max(compute, memory, NoC) over the unit's cores
     M = (row_unit[:, None] * T + rows.t.to_numpy()[:, None] == np.arange(U * T)[None, :]).astype(np.float64)
@@ -155,9 +196,10 @@ def evaluate(c: Counts, params: dict) -> dict:
                      / g("pes"))
     w_words = per_ut(weight_reads * _words_per_value(wb, g("weights_word"), narrow)
                      + col["bias_reads"] * _words_per_value(bb, g("weights_word"), narrow))
-    u_words = per_ut((state_rw + 2 * acc_rw) * _words_per_value(ub, g("membrane_word"), narrow))
-    e_words = per_ut((2 * col["entries_binary"]) * _words_per_value(eb, g("events_word"), narrow)
-                     + (col["entries_analog"] + dense_in + col["copy_words"])
+    u_words = per_ut(((state_rw - t_inner * u_rw2) + 2 * acc_rw * (1 - t_inner))
+                     * _words_per_value(ub, g("membrane_word"), narrow))
+    e_words = per_ut(((1 + tiles) * col["entries_binary"]) * _words_per_value(eb, g("events_word"), narrow)
+                     + (col["entries_analog"] + dense_in * tiles + col["copy_words"])
                      * _words_per_value(ab, g("events_word"), narrow))
     t_sram = np.asarray(params["t_sram"], np.float64)[..., None, None]
     memory = np.maximum(np.maximum(w_words, u_words), e_words) * t_sram
@@ -187,10 +229,54 @@ def evaluate(c: Counts, params: dict) -> dict:
 
     total = sum(np.sum(e, axis=-1) for e in E.values()) + E_static
     proxy = PROXY_MAC_PJ * macs.sum(-1) + PROXY_AC_PJ * col["synops"].sum()
+    # per unit: time (its share of the sequential schedule) and energy with its share of the leakage
+    unit_ns = np.where(pipelined > 0, core.sum(-1), np.maximum(core, dram_ns).sum(-1))          # [.., U]
+    unit_pj = _per_unit_sum(sum(np.broadcast_to(e, np.broadcast_shapes(np.shape(e), (len(rows),)))
+                                for e in E.values()), row_unit, U) + p_static[..., None] * unit_ns
+    unit_pj = np.where(infeasible_u, np.inf, unit_pj)
+    unit_ns = np.where(infeasible_u, np.inf, unit_ns)
     return dict(E=E, E_static=E_static, total=total, latency=latency, step=latency / hw_steps,
+                unit_pj=unit_pj, unit_ns=unit_ns,
                 hw_steps=hw_steps, proxy=proxy, dram_bits=dram_bits, spills=spills, cores_u=cores_u,
                 infeasible=infeasible, too_few_cores=too_few_cores, macs=macs, weight_reads=weight_reads,
                 acc_rw=acc_rw, hops=hops, seq_steps=seq_steps, pipe_steps=pipe_steps)
+
+
+def unit_mapping(params: dict, U: int) -> dict:
+    """Per unit [.., U]: t_outer (timestep loop outside the layer loop), t_inner (timestep innermost, per
+    output tile of ``tile`` neurons), per_op (accumulation per op, else in registers). Without a ``mapping``
+    entry: timestep-outer with the architecture's membrane switch (the fixed schedule)."""
+    m = params.get("mapping")
+    if m is None:
+        one = np.ones(U)
+        return dict(t_outer=one, t_inner=0 * one, per_op=np.asarray(params["per_synop"], np.float64)[..., None] * one,
+                    tile=np.full(U, np.inf))
+    return {k: np.asarray(m[k], np.float64) for k in ("t_outer", "t_inner", "per_op", "tile")}
+
+
+def accumulator_bits(lay, ub):
+    """Bits of partial sums a layer with weights needs while it runs when its unit carries no state (its
+    outputs, at membrane width); 0 where a stateful neuron's membrane is the accumulator."""
+    unit = lay.unit.to_numpy()
+    stateful_unit = np.bincount(unit, weights=lay.stateful.to_numpy(np.float64), minlength=unit.max() + 1) > 0
+    need = lay.out_numel.to_numpy() * lay.synaptic.to_numpy() * ~stateful_unit[unit]
+    return need * ub
+
+
+def _per_unit_sum(x, idx, U):
+    """Sum the last axis of x [.., N] into U groups given by idx [N]."""
+    onehot = (np.asarray(idx)[:, None] == np.arange(U)[None, :]).astype(np.float64)
+    return np.asarray(x, np.float64) @ onehot
+
+
+def _per_unit_max(x, idx, U):
+    x = np.asarray(x, np.float64)
+    out = np.zeros(x.shape[:-1] + (U,))
+    for u in range(U):
+        sel = np.asarray(idx) == u
+        if sel.any():
+            out[..., u] = x[..., sel].max(axis=-1)
+    return out
 
 
 def _group_spill_v(sizes, cap, start):
@@ -213,6 +299,7 @@ class Report:
     totals: dict              # per inference
     constants: pd.DataFrame   # every constant of the architecture with its source
     steps_ns: np.ndarray      # time of each (hardware) timestep: T of them, or T + units - 1 if pipelined
+    mapping: pd.DataFrame | None = None   # per unit (a layer with weights and what follows it): the mapping
 
     def components(self) -> pd.Series:
         return pd.Series({k: self.totals[f"e_{k}"] for k in COMPONENTS})
@@ -271,13 +358,17 @@ def check_graded(c: Counts, arch: Arch) -> None:
                         "or price it on an architecture with MACs (evt45)", arch.path)
 
 
-def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
-    """Price one run on one architecture. The encoder convention is the architecture's dataflow.encoder."""
+def price(trace_or_counts: Trace | Counts, arch: Arch, objective: str = "energy",
+          mapping: str | None = None) -> Report:
+    """Price one run on one architecture, every layer on its best mapping under ``objective`` (energy,
+    latency, edp) or on ``mapping='fixed:NAME'``. The encoder convention is the architecture's dataflow.encoder."""
+    from .mapping import parse_choice, search
+
     c = trace_or_counts
     if isinstance(c, Trace):
         c = count(c, arch.dataflow["encoder"])
     check_graded(c, arch)
-    res = evaluate(c, arch.params())
+    res, choice = search(c, arch, objective=objective, fixed=parse_choice(mapping, arch))
     check_fit(c, arch, res)
     df = c.rows.copy()
     for k, v in res["E"].items():
@@ -313,4 +404,12 @@ def price(trace_or_counts: Trace | Counts, arch: Arch) -> Report:
         membrane_spill_bytes=float(np.sum(res["spills"]["membrane"]) / 8),
         cores_used=float(np.sum(res["cores_u"])) if arch.mapping == "pipelined" else float(arch.cores))
     steps = res["pipe_steps"] if arch.mapping == "pipelined" else res["seq_steps"]
-    return Report(arch, c, df, totals, arch.constants(), np.asarray(steps, np.float64))
+    maps = arch.loop_mappings()
+    lay = c.layers
+    first = lay.groupby("unit", sort=True).layer.first()
+    chosen = pd.DataFrame(dict(unit=np.arange(c.n_units), layer=first.to_numpy(),
+                               mapping=[maps[i].name for i in np.asarray(choice).reshape(-1)],
+                               energy_pj=np.asarray(res["unit_pj"], np.float64).reshape(-1),
+                               time_ns=np.asarray(res["unit_ns"], np.float64).reshape(-1)))
+    totals["mappings"] = ", ".join(f"{k} x{v}" for k, v in chosen.mapping.value_counts(sort=False).items())
+    return Report(arch, c, df, totals, arch.constants(), np.asarray(steps, np.float64), chosen)

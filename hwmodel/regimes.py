@@ -18,16 +18,20 @@ from .energy import COMPONENTS, Report, price
 ORDER = ("multistep", "trev", "oneshot")
 LABELS = {"multistep": "multi-step", "trev": "temporal-reversible", "oneshot": "one-shot"}
 TABLE_COLUMNS = ("regime", "timesteps", "energy_pj", "latency_ns", "step_ns", "state_bytes",
-                 "state_carried_bytes", "proxy_pj", "spikes_per_synapse", "synops", "macs", "dram_bytes")
+                 "state_carried_bytes", "proxy_pj", "spikes_per_synapse", "synops", "macs", "dram_bytes",
+                 "mappings")
 
 
-def compare(traces: dict, arch: Arch) -> tuple[pd.DataFrame, dict[str, Report]]:
-    """Price every regime's trace; return the table (one row per regime) and the reports.
+def compare(traces: dict, arch: Arch, objective: str = "energy",
+            mapping: str | None = None) -> tuple[pd.DataFrame, dict[str, Report]]:
+    """Price every regime's trace, each on its own best mapping per layer under ``objective`` (or all on
+    ``mapping='fixed:NAME'``); return the table (one row per regime) and the reports (``Report.mapping``
+    says which mapping won per layer).
 
     state_bytes: state held at once across a timestep boundary; state_carried_bytes: written at t and read
     at t+1, summed over the inference. Ratio columns are to the first of multistep, trev present (column
     ``ratio_to``)."""
-    reports = {name: price(tr, arch) for name, tr in _ordered(traces)}
+    reports = {name: price(tr, arch, objective, mapping) for name, tr in _ordered(traces)}
     rows = [{k: r.totals[k] for k in TABLE_COLUMNS if k != "regime"} | {"regime": name}
             for name, r in reports.items()]
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -55,7 +59,7 @@ def plot(reports: dict[str, Report], stem: str | Path, title: str = "") -> list[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    comp = components_table(reports) / 1e6          # pJ -> uJ
+    comp = components_table(reports) / 1e6          # pJ -> µJ
     comp = comp.loc[[k for k in COMPONENTS if comp.loc[k].sum() > 0]]
     fig, ax = plt.subplots(figsize=(3.0 + 1.5 * len(reports), 4.2))
     bottom = None
@@ -64,7 +68,7 @@ def plot(reports: dict[str, Report], stem: str | Path, title: str = "") -> list[
     for i, (name, vals) in enumerate(comp.iterrows()):
         ax.bar(labels, vals.values, bottom=bottom, label=name, color=cmap(i % 20))
         bottom = vals.values if bottom is None else bottom + vals.values
-    ax.set_ylabel("energy per inference (uJ)")
+    ax.set_ylabel("energy per inference (µJ)")
     arch = next(iter(reports.values())).arch.name if reports else ""
     ax.set_title(title or f"energy by component, arch {arch}", fontsize=10)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))

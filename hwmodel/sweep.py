@@ -14,7 +14,8 @@ import pandas as pd
 
 from .arch import Arch, ArchError
 from .counts import Counts
-from .energy import COMPONENTS, evaluate
+from .energy import COMPONENTS
+from .mapping import parse_choice, search
 
 # friendly column -> params key (and a unit conversion)
 ALIASES = {"weights_kib": ("weights_bytes", 1024), "membrane_kib": ("membrane_bytes", 1024),
@@ -28,9 +29,9 @@ def grid(**axes) -> pd.DataFrame:
 
 
 def default_grid() -> pd.DataFrame:
-    """1,000 variants: weight and membrane buffer sizes, weight and membrane bits, two dataflow switches."""
-    return grid(weights_kib=[16, 32, 64, 128, 256], membrane_kib=[4, 8, 16, 32, 64],
-                bits_weight=[4, 8], bits_membrane=[8, 12, 16, 24, 32], per_synop=[0, 1], refetch=[0, 1])
+    """1,000 variants: weight, membrane and event buffer sizes, weight and membrane bits, weight refetch."""
+    return grid(weights_kib=[16, 32, 64, 128, 256], membrane_kib=[4, 8, 16, 32, 64], events_kib=[4, 16],
+                bits_weight=[4, 8], bits_membrane=[8, 12, 16, 24, 32], refetch=[0, 1])
 
 
 def variant_params(arch: Arch, variants: pd.DataFrame) -> dict:
@@ -47,9 +48,11 @@ def variant_params(arch: Arch, variants: pd.DataFrame) -> dict:
     return p
 
 
-def sweep(c: Counts, arch: Arch, variants: pd.DataFrame) -> pd.DataFrame:
-    """Energy (pJ per inference, total and per component), latency (ns) and feasibility per variant."""
-    res = evaluate(c, variant_params(arch, variants))
+def sweep(c: Counts, arch: Arch, variants: pd.DataFrame, objective: str = "energy",
+          mapping: str | None = None) -> pd.DataFrame:
+    """Energy (pJ per inference, total and per component), latency (ns) and feasibility per variant, every
+    variant's layers on their best mappings under ``objective`` (or all on ``mapping='fixed:NAME'``)."""
+    res, choice = search(c, arch, variant_params(arch, variants), objective, parse_choice(mapping, arch))
     out = variants.reset_index(drop=True).copy()
     V = len(out)
     out["energy_pj"] = np.broadcast_to(res["total"], (V,))
@@ -60,4 +63,7 @@ def sweep(c: Counts, arch: Arch, variants: pd.DataFrame) -> pd.DataFrame:
     out["dram_bytes"] = np.broadcast_to(np.sum(res["dram_bits"], axis=-1) / 8, (V,))
     out["feasible"] = ~np.broadcast_to(res["infeasible"], (V,))
     out.loc[~out.feasible, ["energy_pj", "latency_ns"]] = np.nan
+    names = np.array([m.name for m in arch.loop_mappings()])
+    choice = np.broadcast_to(choice, (V, c.n_units))
+    out["mappings"] = [",".join(names[row]) for row in choice]
     return out
