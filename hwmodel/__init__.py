@@ -11,7 +11,8 @@ trace (snnsim.trace) -> counts (per layer, per timestep) -> energy and latency o
 
 from .arch import Arch, ArchError, load_arch, parse_arch, presets
 from .counts import Counts, count
-from .energy import COMPONENTS, Report, evaluate, price
+from .energy import COMPONENTS, evaluate
+from .report import Report, price
 from .neurobench import neurobench_metrics
 from .regimes import compare, plot
 from .sweep import sweep

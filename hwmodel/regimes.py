@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from .arch import Arch
-from .energy import COMPONENTS, Report, price
+from .energy import COMPONENTS
+from .report import Report, price
 
 ORDER = ("multistep", "trev", "oneshot")
 LABELS = {"multistep": "multi-step", "trev": "temporal-reversible", "oneshot": "one-shot"}

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .arch import Arch
 from .counts import Counts
-from .energy import price
+from .report import price
 
 METHODS = ("bptt", "reversible", "online")
 SATA_SP_DU = 0.7    # sparsity of dL/du, SATA_Sim default (hw.md §4.1)

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from hwmodel.arch import ArchError, load_arch, parse_arch
 from hwmodel.counts import count
-from hwmodel.energy import COMPONENTS, evaluate, price
+from hwmodel.energy import COMPONENTS, evaluate
+from hwmodel.report import price
 from hwmodel.regimes import compare, plot
 from hwmodel.sweep import default_grid, sweep
 from hwmodel.training import training_cost

@@ -21,7 +21,7 @@ from test_hwmodel import arch, conv_geometry, synaptic
 
 from hwmodel.arch import load_arch
 from hwmodel.counts import check_fanout, count
-from hwmodel.energy import price
+from hwmodel.report import price
 from hwmodel.regimes import compare
 from snnsim.trace import LayerTrace, Trace
 
