@@ -282,7 +282,7 @@ def check_fanout(trace: Trace) -> list[str]:
 
 
 def spikes_per_synapse(c: Counts) -> float:
-    """Synaptic ops per inference / synapses of the layers that received spikes (hw.md §9.2). Both sides
+    """Synaptic ops per inference / synapses of the layers that received spikes (docs/hwmodel.md). Both sides
     count real connections only: a synapse is an (input position, output) pair that the geometry connects
     (the sum of the fan-out map), so padding taps are in neither the numerator nor the denominator."""
     r = c.rows

@@ -14,7 +14,7 @@ from .counts import Counts
 
 COMPONENTS = ("synops", "macs", "neuron", "bias", "weight_mem", "membrane_mem", "accum_mem", "event_mem",
               "noc", "addr", "other", "dram", "static")
-PROXY_MAC_PJ, PROXY_AC_PJ = 4.6, 0.9      # Horowitz 2014 FP32, the papers' proxy (hw.md §1.1)
+PROXY_MAC_PJ, PROXY_AC_PJ = 4.6, 0.9      # Horowitz 2014 FP32, the papers' proxy (BICLab's SOP formula, docs/energy_sources.md)
 
 
 def _p(params, key):

@@ -1,4 +1,4 @@
-"""Training cost per sample, SATA-style (Yin et al., TCAD 2023; shared/research/hw.md §4.1), from a trace.
+"""Training cost per sample, SATA-style (Yin et al., IEEE TCAD 2023; docs/energy_sources.md), from a trace.
 
 Phases and counts, per sample, per synaptic layer l (A_in/A_out: input/output entries per step, W: weights,
 N: neurons, b_u: membrane bits, spikes 1 bit; all sparsities measured from the trace except sp_du):
@@ -6,7 +6,7 @@ N: neurons, b_u: membrane bits, spikes 1 bit; all sparsities measured from the t
   forward    the priced inference (hwmodel.energy.price) - arithmetic and memory of what the run did
   store      BPTT keeps s and u of every neuron at every step for backward: T * sum N * (1 + b_u) bits,
              written in the forward and read back in the backward (DRAM if there is one, else SRAM)
-  recompute  reversible training re-runs the forward inside the backward (T-RevSNN/RevCol, hw.md §6.1)
+  recompute  reversible training re-runs the forward inside the backward (T-RevSNN/RevCol, docs/regimes.md)
   backward   PGU (surrogate gradient x delta) per neuron-step: 1 mul + 2 add (SATA's unit);
              input-gradient MACs (1 - sp_du) * dense MACs per step, for every layer but the first;
              GLB traffic 7 T A_out + 2 T A_in + W values (SATA get_workload), DRAM T (A_out + A_in)
@@ -28,7 +28,7 @@ from .counts import Counts
 from .report import price
 
 METHODS = ("bptt", "reversible", "online")
-SATA_SP_DU = 0.7    # sparsity of dL/du, SATA_Sim default (hw.md §4.1)
+SATA_SP_DU = 0.7    # sparsity of dL/du, SATA_Sim default (docs/energy_sources.md)
 
 
 def training_cost(c: Counts, arch: Arch, sp_du: float = SATA_SP_DU) -> tuple[pd.DataFrame, pd.DataFrame]:

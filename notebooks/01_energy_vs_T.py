@@ -19,7 +19,7 @@
 # **The question the seed papers raise.** T-RevSNN (Hu et al., ICML 2024) claims **1.6x** lower inference
 # energy than the Spike-driven Transformer at T = 4, and IIR-SNN (Chowdhury et al.) motivates T = 1 by the
 # "memory access overhead of fetching membrane potentials". Both energy claims come from the arithmetic-only
-# proxy E = 4.6 pJ x MACs + 0.9 pJ x SOPs (shared/research/hw.md §0, §6.1, §6.2): the proxy has no term for the
+# proxy E = 4.6 pJ x MACs + 0.9 pJ x SOPs (docs/energy_sources.md): the proxy has no term for the
 # membrane traffic the argument is about. Here we price the same runs under the proxy (`proxy45`) and under a
 # memory-aware 45 nm accelerator (`evt45`: 8-bit weights, 16-bit membranes, SRAM energy growing with buffer
 # size, DRAM behind it; docs/hwmodel.md), and split the energy into synaptic ops, membrane traffic, weights,
@@ -67,16 +67,19 @@ print(f"size={U.SIZE}: Part A {N_A} images, T in {TS_A}; Part B {N_B} images, T 
 # ## Architectures
 #
 # `proxy45` is the papers' formula (Horowitz 2014 FP32; the direct-encoded first layer charged at every step,
-# BICLab's convention). `evt45` is the memory-aware preset with its default dataflow: every synaptic op
-# reads and writes its target potential in SRAM (`membrane: per_synop`, Lemaire 2022's event-driven
-# dataflow). `evt45 per_neuron` changes only that switch (output-stationary: the potential is accumulated
+# BICLab's convention). `evt45` is the memory-aware preset with every synaptic op (and MAC) reading and
+# writing its target potential in SRAM (per-op accumulation, Lemaire 2022's event-driven dataflow), each
+# layer on its best loop order (timestep outer, SATA's weights once, or SpinalFlow's timestep inner:
+# docs/hwmodel.md "Mappings"). `evt45 per_neuron` changes only the accumulation (output-stationary: the potential is accumulated
 # in a register and the membrane state is read and written once per neuron and step), the other end of the
-# dataflow choice hw.md §0.2 calls the biggest one.
+# dataflow choice docs/energy_sources.md calls the largest single one.
 
 # %%
 ARCHS = {
     "proxy45": load_arch("proxy45"),
-    "evt45": load_arch("evt45"),
+    # every layer on its best per-op-accumulation mapping (the event-driven dataflow), or on its best
+    # register-accumulation mapping (output-stationary); docs/hwmodel.md "Mappings"
+    "evt45": U.arch_variant(load_arch("evt45"), "evt45", membrane="per_synop"),
     "evt45 per_neuron": U.arch_variant(load_arch("evt45"), "evt45 per_neuron", membrane="per_neuron"),
 }
 for name, a in ARCHS.items():
@@ -131,7 +134,7 @@ def stacked(ax, table, label_col, title):
         ax.bar(table[label_col].astype(str), vals, bottom=bottom, color=U.GROUP_COLORS[gname], label=gname)
         bottom += vals
     ax.set_title(title, fontsize=10)
-    ax.set_ylabel("energy per inference (uJ)")
+    ax.set_ylabel("energy per inference (µJ)")
 
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -203,7 +206,8 @@ plt.show()
 
 # %%
 ARCHS_B = dict(ARCHS)
-ARCHS_B["evt45 fits"] = U.arch_variant(load_arch("evt45"), "evt45 fits", weights_kib=256, membrane_kib=128)
+ARCHS_B["evt45 fits"] = U.arch_variant(load_arch("evt45"), "evt45 fits", weights_kib=256, membrane_kib=128,
+                                       membrane="per_synop")
 nets_b = {name: U.load_net(name) for name in ("ms_resnet18_small", "trev_small")}
 print("parameters:", {name: f"{U.n_params(spec):,}" for name, (spec, _) in nets_b.items()},
       f"(mnist_conv: {U.n_params(spec_a):,})")
@@ -239,11 +243,11 @@ print(tab_b[["network", "T", "regime", "arch", "energy_uJ", "x T=1", "latency_us
 # ### The 1.6x question: multi-step energy / T-RevSNN energy at the same T
 #
 # T-RevSNN's 1.6x is the proxy ratio of a different, larger network (the Spike-driven Transformer) to
-# T-RevSNN at T = 4 (shared/research/rev.md A1, A10; hw.md §6.1). The ratio below is ours, at equal T, on the
+# T-RevSNN at T = 4 (docs/papers.md, T-RevSNN). The ratio below is ours, at equal T, on the
 # same input, for two networks of similar size. A ratio above 1 means the multi-step network costs more.
 
 # %%
-PAPER_TREV_RATIO = 1.6   # T-RevSNN abstract: inference energy 1.6x better than SDT, proxy (rev.md A1, hw.md §6.1)
+PAPER_TREV_RATIO = 1.6   # T-RevSNN abstract: inference energy 1.6x better than SDT, proxy (docs/papers.md, T-RevSNN)
 ratio = (tab_b[tab_b.network == "ms_resnet18_small"].set_index(["T", "arch"]).energy_uJ
          / tab_b[tab_b.network == "trev_small"].set_index(["T", "arch"]).energy_uJ).unstack("arch")
 ratio = ratio[list(ARCHS_B)]
@@ -263,7 +267,7 @@ for an, style in zip(ARCHS, ("o--", "s-", "^-")):
         ax.plot(d["T"], d.energy_uJ, style, color=color, label=f"{name}, {an}")
 ax.set_yscale("log")
 ax.set_xlabel("T (T = 1: one-shot)")
-ax.set_ylabel("energy per inference (uJ)")
+ax.set_ylabel("energy per inference (µJ)")
 ax.set_title("energy against T: multi-step (black, blue) vs T-RevSNN (orange)", fontsize=10)
 ax.legend(fontsize=6.5, ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5))
 ax = axes[1]
@@ -310,8 +314,8 @@ Tm = T_MAIN
 findings = []
 for an in ARCHS:
     r1, rT = row(tab_a, T=1, arch=an), row(tab_a, T=Tm, arch=an)
-    findings.append(f"mnist_conv (trained), {an}: T={Tm} costs {rT.energy_uJ:.3g} uJ per inference, "
-                    f"{rT.energy_uJ / r1.energy_uJ:.2f}x the one-shot T=1 run ({r1.energy_uJ:.3g} uJ); "
+    findings.append(f"mnist_conv (trained), {an}: T={Tm} costs {rT.energy_uJ:.3g} µJ per inference, "
+                    f"{rT.energy_uJ / r1.energy_uJ:.2f}x the one-shot T=1 run ({r1.energy_uJ:.3g} µJ); "
                     f"accuracy {rT.accuracy:.3f} vs {r1.accuracy:.3f} on {N_A} test images.")
 for an in ("evt45", "evt45 per_neuron"):
     rT, r1 = row(tab_a, T=Tm, arch=an), row(tab_a, T=1, arch=an)

@@ -17,7 +17,7 @@
 # # 2. Break-even against an ANN of the same topology
 #
 # **The question.** When is a spiking network cheaper than the ANN it could have been? Hardware-aware studies
-# put the break-even far lower than the arithmetic proxy suggests (shared/research/hw.md §0.4, §3):
+# put the break-even far lower than the arithmetic proxy suggests (docs/energy_sources.md, "Break-even spike rates"):
 #
 # | source | break-even | baseline |
 # |---|---|---|
@@ -31,9 +31,10 @@
 # across time. hwmodel has no ANN mode, so `nbutil.ann_trace` builds the trace such an ANN would leave from the
 # SNN's one-shot trace (same layers, every input dense and analog) and hwmodel prices it with its own
 # dense-layer rules (the ones it applies to an SNN's encoding layer: every weight and every input read once per
-# evaluation). The ANN runs output-stationary (`membrane: per_neuron`: partial sums in a register); the SNN is
-# priced with evt45 as shipped (`per_synop`, the event-driven dataflow) and output-stationary. A cell below
-# checks the ANN's price against a closed form from the preset's energy table.
+# evaluation). Both are priced by the same code with the same choices: every layer of either network on its
+# best mapping (loop order and accumulation, docs/hwmodel.md "Mappings"), and both restricted to per-op
+# accumulation (Lemaire's no-reuse assumption applied to the ANN as well). A cell below checks the ANN's
+# price on the output-stationary mapping against a closed form from the preset's energy table.
 #
 # To move the spike rate at fixed weights, all neuron thresholds are scaled (the network was trained at
 # v_threshold = 1); accuracy is printed next to every point, so the energy of an operating point can be read
@@ -62,15 +63,18 @@ TS = U.pick((1, 2, 4, 8), (1, 2, 4, 8))
 THRESHOLDS = U.pick((0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0), (0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0))
 print(f"size={U.SIZE}: {N} MNIST test images, T in {TS}, thresholds {THRESHOLDS}")
 
-# published break-even points (shared/research/hw.md §0.4 and §3)
+# published break-even points (docs/energy_sources.md, "Break-even spike rates")
 DAMPFHOFFER_SPS = (0.15, 1.38)    # spikes / synapse / inference, Dampfhoffer et al. 2023 [P]
 DAVIDSON_SPS = 1.72               # Davidson & Furber 2021, as transcribed [S]
 YAN_RATE, YAN_T = 0.057, 5        # Yan et al. 2024 v4 [P]: spike rate < 5.7 % at T = 5 (QNN baseline)
 
 EVT = load_arch("evt45")
-ARCH_SNN = {"evt45 (per_synop)": EVT,
-            "evt45 output-stationary": U.arch_variant(EVT, "evt45 output-stationary", membrane="per_neuron")}
-ARCH_ANN = ARCH_SNN["evt45 output-stationary"]
+# both networks priced by the same code on the same architecture: every layer on its best mapping
+# (docs/hwmodel.md "Mappings"), and, for the no-reuse view, restricted to per-op accumulation (every synop and
+# every MAC read-modify-writes its partial sum in SRAM: Lemaire's assumption, now for the ANN too)
+ARCH_SNN = {"evt45 (mapper)": EVT,
+            "evt45 per-op accumulation": U.arch_variant(EVT, "evt45 per-op accumulation", membrane="per_synop")}
+ARCH_ANN = ARCH_SNN
 PROXY = load_arch("proxy45")
 
 # %% [markdown]
@@ -81,13 +85,17 @@ x, y = U.dataset("mnist", "test", N, (1, 28, 28))
 spec, net = U.load_net("mnist_conv")
 one = run(net, x, timesteps=1).trace
 ann = U.ann_trace(one)
-ann_rep = price(ann, ARCH_ANN)
+ann_reps = {an: price(ann, a) for an, a in ARCH_ANN.items()}
+E_ANNS = {an: r.totals["energy_pj"] for an, r in ann_reps.items()}
+ann_rep = ann_reps["evt45 (mapper)"]
+print("mappings the ANN's layers won:", list(ann_rep.mapping.mapping))
 ann_proxy = price(ann, PROXY)
 E_ANN = ann_rep.totals["energy_pj"]
 E_ANN_PROXY = ann_proxy.totals["energy_pj"]
 MACS = U.ann_macs(one)
 print(f"dense MACs per inference: {MACS:,.0f}")
-print(f"ANN on {ARCH_ANN.name}: {U.fmt(E_ANN, 'pJ')} per inference; under the proxy (4.6 pJ/MAC): "
+print(f"ANN on evt45: {U.fmt(E_ANN, 'pJ')} per inference with the mapper, "
+      f"{U.fmt(E_ANNS['evt45 per-op accumulation'], 'pJ')} with per-op accumulation; under the proxy (4.6 pJ/MAC): "
       f"{U.fmt(E_ANN_PROXY, 'pJ')}")
 print((ann_rep.components()[ann_rep.components() > 0] / 1e3).rename("nJ").to_string(float_format=lambda v: f"{v:.2f}"))
 
@@ -97,22 +105,24 @@ print((ann_rep.components()[ann_rep.components() > 0] / 1e3).rename("nJ").to_str
 # (hwmodel's narrow-word scaling: a b-bit value costs b/64 of a 64-bit access).
 
 # %%
-p = ARCH_ANN.params()
+A = EVT
+p = A.params()
+ann_os = price(ann, A, mapping="fixed:timestep_outer_os")
 
 
 def sram_pj(mem, bits):
-    size = ARCH_ANN.memories[mem].size_bytes
-    word = ARCH_ANN.memories[mem].word_bits
-    return float(ARCH_ANN.sram.access_pj(size)) * word / ARCH_ANN.sram.ref_bits * bits / word
+    size = A.memories[mem].size_bytes
+    word = A.memories[mem].word_bits
+    return float(A.sram.access_pj(size)) * word / A.sram.ref_bits * bits / word
 
 
-layers = ann_rep.counts.layers
+layers = ann_os.counts.layers
 weights = float(layers[layers.synaptic].n_weights.sum())
 acts = float(layers[layers.synaptic].in_numel.sum())
-closed = {"macs": MACS * p["e_mac"], "weight_mem": weights * sram_pj("weights", ARCH_ANN.bits["weight"]),
-          "event_mem": 2 * acts * sram_pj("events", ARCH_ANN.bits["activation"])}
+closed = {"macs": MACS * p["e_mac"], "weight_mem": weights * sram_pj("weights", A.bits["weight"]),
+          "event_mem": 2 * acts * sram_pj("events", A.bits["activation"])}
 check = pd.DataFrame({"closed form (pJ)": closed,
-                      "hwmodel (pJ)": {k: ann_rep.totals[f"e_{k}"] for k in closed}})
+                      "hwmodel (pJ)": {k: ann_os.totals[f"e_{k}"] for k in closed}})
 check["rel. diff"] = check["hwmodel (pJ)"] / check["closed form (pJ)"] - 1
 print(check.to_string(float_format=lambda v: f"{v:.4g}"))
 assert (check["rel. diff"].abs() < 1e-6).all(), "the dense-ANN pricing disagrees with the closed form"
@@ -132,8 +142,8 @@ for th in THRESHOLDS:
                    synops=prox.totals["synops"], proxy_ratio=prox.totals["energy_pj"] / E_ANN_PROXY)
         for an, arch in ARCH_SNN.items():
             e = price(res.trace, arch).totals["energy_pj"]
-            row[f"E {an} (uJ)"] = e / 1e6
-            row[f"ratio {an}"] = e / E_ANN
+            row[f"E {an} (µJ)"] = e / 1e6
+            row[f"ratio {an}"] = e / E_ANNS[an]     # each SNN pricing against the ANN priced the same way
         rows.append(row)
 tab = pd.DataFrame(rows)
 print("ratio = E_SNN / E_ANN (below 1: the SNN is cheaper)")
@@ -174,15 +184,14 @@ print(f"\npublished: Dampfhoffer {DAMPFHOFFER_SPS[0]}-{DAMPFHOFFER_SPS[1]} spike
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw=dict(width_ratios=[1.2, 1.2, 0.8]))
 markers = dict(zip(TS, "osD^v<>"))
-colors = {"proxy45": "tab:grey", "evt45 (per_synop)": "tab:red", "evt45 output-stationary": "tab:blue"}
+colors = {"proxy45": "tab:grey", "evt45 (mapper)": "tab:blue", "evt45 per-op accumulation": "tab:red"}
 for ax, xcol, xlabel in ((axes[0], "spikes_per_synapse", "spikes per synapse per inference"),
                          (axes[1], "firing_rate", "spike rate (spikes per neuron per step)")):
     for name, col in PRICINGS.items():
         for T in TS:
             d = tab[tab["T"] == T].sort_values(xcol)
             d = d[d[xcol] > 0]
-            ax.plot(d[xcol], d[col], marker=markers[T], color=colors[name], ms=4, lw=1,
-                    label=f"{name}, T={T}" if ax is axes[0] else None)
+            ax.plot(d[xcol], d[col], marker=markers[T], color=colors[name], ms=4, lw=1)
     ax.axhline(1, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -204,11 +213,16 @@ ax.set_xscale("log", base=2)
 ax.set_xlabel("T")
 ax.set_ylabel("E_SNN / E_ANN")
 ax.set_title("against T", fontsize=10)
-handles = axes[0].get_legend_handles_labels()
-h1 = axes[1].get_legend_handles_labels()
-h2 = ax.get_legend_handles_labels()
-fig.legend(handles[0] + h1[0] + h2[0], handles[1] + h1[1] + h2[1], fontsize=7, ncol=5, loc="upper center",
-           bbox_to_anchor=(0.5, 0.0))
+# one legend entry per pricing (colour) and per T (marker) instead of one per pair; the published points are
+# labelled in their own panels
+from matplotlib.lines import Line2D  # noqa: E402
+
+keys = ([Line2D([], [], color=colors[n], lw=2, label=n) for n in PRICINGS]
+        + [Line2D([], [], color="k", marker=markers[T], ls="", label=f"T={T}") for T in TS])
+fig.legend(handles=keys, fontsize=7, ncol=len(keys), loc="upper center", bbox_to_anchor=(0.5, 0.0))
+axes[0].legend(fontsize=7, loc="lower right")
+axes[1].legend(fontsize=7, loc="lower right")
+ax.legend(fontsize=7, loc="lower right")
 fig.tight_layout()
 U.savefig(fig, "02_break_even")
 plt.show()
@@ -218,7 +232,8 @@ plt.show()
 
 # %%
 findings = [f"ANN of mnist_conv's topology: {MACS:,.0f} MACs, {U.fmt(E_ANN, 'pJ')} per inference on "
-            f"{ARCH_ANN.name}, {U.fmt(E_ANN_PROXY, 'pJ')} under the proxy."]
+            f"evt45 (mapper), {U.fmt(E_ANNS['evt45 per-op accumulation'], 'pJ')} with per-op accumulation, "
+            f"{U.fmt(E_ANN_PROXY, 'pJ')} under the proxy."]
 if 1.0 in THRESHOLDS:
     for T in TS:
         r = tab[(tab["T"] == T) & (tab.threshold == 1.0)].iloc[0]

@@ -18,12 +18,12 @@
 #
 # **The question.** Each seed paper sells a training-cost property:
 #
-# | method | claim | the paper's numbers (shared/research) |
+# | method | claim | the paper's numbers (docs/papers.md) |
 # |---|---|---|
-# | RevSNN (Zhang & Zhang, AAAI 2024) | memory per image does not grow with depth | 3.79x less GPU memory per image (RevSResNet37 vs its counterpart), 3.00x (RevSFormer-4-384) [ABS, rev.md B1]; re-measured by ParaRevSNN: MS-ResNet18 58.88 vs RevSResNet21 32.41 MB/img, MS-ResNet34 103.59 vs RevSResNet37 38.13 MB/img [SEC, rev.md B7] |
-# | T-RevSNN (Hu et al., ICML 2024) | O(L) training memory instead of BPTT's O(L x T) | 8.6x memory and 2.0x training time vs the Spike-driven Transformer [ABS]; ablation on MS-ResNet-34: 267.1 -> 88.1 MB/img, 11.2 -> 7.4 min/epoch [SEC, rev.md A10] |
-# | OTTT (Xiao et al., NeurIPS 2022) | training memory constant in T | O(L B N), "agnostic to time steps" [ABS, saf_iir.md §1.6] |
-# | SAF (Saiin et al.) | halves the forward operations of OTTT | 1 linear op per layer and step instead of OTTT's 2 [saf_iir.md §3.5]; memory 1.184 vs 1.656 GB (SAF-E vs OTTT_O), 1.157 vs 1.656 GB (SAF-F vs OTTT_A); time per minibatch 0.468 vs 0.666 s and 0.247 vs 0.661 s [saf_iir.md §3.6] |
+# | RevSNN (Zhang & Zhang, AAAI 2024) | memory per image does not grow with depth | 3.79x less GPU memory per image (RevSResNet37 vs its counterpart), 3.00x (RevSFormer-4-384) [ABS]; re-measured by ParaRevSNN: MS-ResNet18 58.88 vs RevSResNet21 32.41 MB/img, MS-ResNet34 103.59 vs RevSResNet37 38.13 MB/img [SEC] |
+# | T-RevSNN (Hu et al., ICML 2024) | O(L) training memory instead of BPTT's O(L x T) | 8.6x memory and 2.0x training time vs the Spike-driven Transformer [ABS]; ablation on MS-ResNet-34: 267.1 -> 88.1 MB/img, 11.2 -> 7.4 min/epoch [SEC] |
+# | OTTT (Xiao et al., NeurIPS 2022) | training memory constant in T | O(L B N), "agnostic to time steps" [ABS (docs/papers.md)] |
+# | SAF (Saiin et al.) | halves the forward operations of OTTT | 1 linear op per layer and step instead of OTTT's 2 [ (docs/papers.md)]; memory 1.184 vs 1.656 GB (SAF-E vs OTTT_O), 1.157 vs 1.656 GB (SAF-F vs OTTT_A); time per minibatch 0.468 vs 0.666 s and 0.247 vs 0.661 s [ (docs/papers.md)] |
 #
 # **How we measure.** With snnsim's own training code (`snnsim.train`): one training step (forward, backward,
 # AdamW update) on a batch of scikit-learn digits, and its **peak bytes held for the backward pass**
@@ -210,11 +210,11 @@ plt.show()
 # on the 1-hidden-layer MLP at T = 6, the T of SAF's Table 2. Forward work per step is what each implementation
 # reports (`StepOut.forward_ops`): synaptic-layer evaluations and state arrays updated. snnsim's OTTT
 # evaluates each synaptic layer once (its explicit backward does not need the official code's second
-# evaluation on the traces, saf_iir.md §1.5), so the count the "halving" claim refers to is printed as well.
+# evaluation on the traces (docs/papers.md)), so the count the "halving" claim refers to is printed as well.
 
 # %%
 PAPER_SAF = {("saf-E", "ottt-O"): dict(mem=(1.184, 1.656), time=(0.468, 0.666)),
-             ("saf-F", "ottt-A"): dict(mem=(1.157, 1.656), time=(0.247, 0.661))}   # saf_iir.md §3.6 (GB, s)
+             ("saf-F", "ottt-A"): dict(mem=(1.157, 1.656), time=(0.247, 0.661))}   # (docs/papers.md) (GB, s)
 spec1 = mlp(1)
 pairs = {lab: measure(spec1, lab.split("-")[0], 6, lab.split("-")[1]) for lab in ("ottt-O", "ottt-A", "saf-E", "saf-F")}
 n_syn = sum(1 for layer in spec1.layers if layer.kind in ("linear", "conv2d"))

@@ -18,7 +18,7 @@
 #
 # **The question.** IIR-SNN (Chowdhury, Rathi, Roy; arXiv 2110.05929, ECCV 2022) trains at T = 5 and then
 # retrains at T = 4, 3, 2, 1, each stage initialised from the previous one, because training directly at T = 1
-# suffers "layerwise spike vanishing". Its claims (shared/research/saf_iir.md §5.1, §5.5; hw.md §6.2): VGG16 at
+# suffers "layerwise spike vanishing". Its claims (docs/papers.md): VGG16 at
 # T = 1 reaches 93.05 % on CIFAR-10, 70.15 % on CIFAR-100 and 69.00 % on ImageNet; latency 5-2500x lower than
 # other SNNs; **25-33x higher energy efficiency than the equivalent DNN**, computed with the arithmetic proxy
 # (E_MAC 4.6 pJ on the analog first layer, E_AC 0.9 pJ x spike rate x FLOPs elsewhere, E_DNN = 4.6 pJ x FLOPs).
@@ -66,12 +66,15 @@ EPOCHS = U.pick(1, 2)                 # epochs per stage
 print(f"size={U.SIZE}: eval on {N_EVAL} test images; IIR stages of {EPOCHS} epoch(s) on "
       f"{N_TRAIN or 'all'} training images")
 
-IIR_ENERGY_X = (25, 33)   # IIR-SNN abstract: 25-33x higher energy efficiency than the DNN (proxy), saf_iir.md §5.1
-IIR_T1_ACC = {"CIFAR-10": 0.9305, "CIFAR-100": 0.7015, "ImageNet": 0.6900}   # VGG16 at T = 1, saf_iir.md §5.1
+IIR_ENERGY_X = (25, 33)   # IIR-SNN abstract: 25-33x higher energy efficiency than the DNN (proxy) (docs/papers.md)
+IIR_RATIO = (1 / IIR_ENERGY_X[1], 1 / IIR_ENERGY_X[0])    # the same claim as E_SNN / E_ANN
+IIR_T1_ACC = {"CIFAR-10": 0.9305, "CIFAR-100": 0.7015, "ImageNet": 0.6900}   # VGG16 at T = 1 (docs/papers.md)
 
 EVT = load_arch("evt45")
+# the SNN and the ANN priced by the same code on the same architecture, every layer on its best mapping
+# (docs/hwmodel.md "Mappings"), or restricted to per-op accumulation (no reuse, for both)
 ARCHS = {"proxy45": load_arch("proxy45"), "evt45": EVT,
-         "evt45 output-stationary": U.arch_variant(EVT, "evt45 output-stationary", membrane="per_neuron")}
+         "evt45 per-op accumulation": U.arch_variant(EVT, "evt45 per-op accumulation", membrane="per_synop")}
 
 # %%
 spec, net = U.load_net("mnist_conv")
@@ -80,9 +83,8 @@ xtr, ytr = U.dataset("mnist", "train", N_TRAIN, spec.input_shape)
 shipped = {k: np.array(v, np.float32) for k, v in load_weights(spec, U.NETS / "mnist_conv.npz").items()}
 
 ann = U.ann_trace(run(net, xte, timesteps=1).trace)
-E_ANN = {an: price(ann, a if an != "evt45" else ARCHS["evt45 output-stationary"]).totals["energy_pj"]
-         for an, a in ARCHS.items()}
-print("the same topology as a dense ANN (output-stationary on evt45):",
+E_ANN = {an: price(ann, a).totals["energy_pj"] for an, a in ARCHS.items()}
+print("the same topology as a dense ANN, priced the same way:",
       ", ".join(f"{an} {U.fmt(e, 'pJ')}" for an, e in E_ANN.items()))
 
 
@@ -93,10 +95,10 @@ def evaluate(weights: dict, T: int, label: str) -> tuple[dict, dict]:
                firing_rate=U.firing_rate(res.trace))
     for an, arch in ARCHS.items():
         rep = price(res.trace, arch)
-        row[f"E {an} (uJ)"] = rep.totals["energy_pj"] / 1e6
-        row[f"ANN/SNN {an}"] = E_ANN[an] / rep.totals["energy_pj"]
+        row[f"E {an} (µJ)"] = rep.totals["energy_pj"] / 1e6
+        row[f"SNN/ANN {an}"] = rep.totals["energy_pj"] / E_ANN[an]
         if an == "evt45":
-            row["latency evt45 (us)"] = rep.totals["latency_ns"] / 1e3
+            row["latency evt45 (µs)"] = rep.totals["latency_ns"] / 1e3
             row["state (B)"] = rep.totals["state_bytes"]
     rates = {r.name: r.events_out.sum() / max(1, r.neuron_updates.sum())
              for r in res.trace.layers if r.kind == "neuron"}
@@ -146,25 +148,28 @@ axes[0].set_title("accuracy as T is reduced", fontsize=10)
 for an, color in zip(ARCHS, ("tab:grey", "tab:red", "tab:blue")):
     for label, d in both.groupby("weights", sort=False):
         iir_stage = label.startswith("IIR")
-        axes[1].plot(d["T"], d[f"E {an} (uJ)"], "o-" if iir_stage else "x:", color=color,
+        axes[1].plot(d["T"], d[f"E {an} (µJ)"], "o-" if iir_stage else "x:", color=color,
                      label=f"{an}, {'IIR stages' if iir_stage else 'shipped weights'}")
 axes[1].set_yscale("log")
 axes[1].set_xlabel("T")
-axes[1].set_ylabel("energy per inference (uJ)")
+axes[1].set_ylabel("energy per inference (µJ)")
 axes[1].invert_xaxis()
 axes[1].legend(fontsize=7)
 axes[1].set_title("energy per inference", fontsize=10)
 for an, color in zip(ARCHS, ("tab:grey", "tab:red", "tab:blue")):
     d = both[both.weights == "IIR stage"]
-    axes[2].plot(d["T"], d[f"ANN/SNN {an}"], "o-", color=color, label=an)
-axes[2].axhspan(*IIR_ENERGY_X, color="tab:green", alpha=0.2, label="IIR-SNN claim: 25-33x (proxy, VGG16)")
+    axes[2].plot(d["T"], d[f"SNN/ANN {an}"], "o-", color=color, label=an)
+axes[2].axhspan(*IIR_RATIO, color="tab:green", alpha=0.2, label="IIR-SNN claim: 1/33-1/25 (proxy, VGG16)")
 axes[2].axhline(1, color="k", lw=0.8)
 axes[2].set_yscale("log")
 axes[2].set_xlabel("T")
-axes[2].set_ylabel("E_ANN / E_SNN (above 1: the SNN is cheaper)")
+axes[2].set_ylabel("E_SNN / E_ANN (below 1: the SNN is cheaper)")
 axes[2].invert_xaxis()
 axes[2].legend(fontsize=7)
 axes[2].set_title("energy efficiency against the same topology as an ANN", fontsize=10)
+for ax in axes:
+    ax.set_xticks(TS)                      # T is an integer: one tick per T run, no 4.5
+    ax.minorticks_off()
 fig.tight_layout()
 U.savefig(fig, "04_iir_accuracy_energy")
 plt.show()
@@ -196,12 +201,12 @@ findings = [
         f"{k} {layer_rates[1][k]:.3f}/{layer_rates[5][k]:.3f}" for k in layer_rates[1]),
 ]
 for an in ARCHS:
-    findings.append(f"{an}: energy per inference T=5 -> T=1 (IIR stages) {i5[f'E {an} (uJ)']:.3g} -> "
-                    f"{i1[f'E {an} (uJ)']:.3g} uJ ({i5[f'E {an} (uJ)'] / i1[f'E {an} (uJ)']:.2f}x less); "
-                    f"E_ANN/E_SNN at T=1 {i1[f'ANN/SNN {an}']:.3g}x "
-                    f"(IIR-SNN: {IIR_ENERGY_X[0]}-{IIR_ENERGY_X[1]}x, proxy, VGG16)")
-findings.append(f"latency on evt45: {i5['latency evt45 (us)']:.3g} us at T=5 -> {i1['latency evt45 (us)']:.3g} us at "
-                f"T=1 ({i5['latency evt45 (us)'] / i1['latency evt45 (us)']:.2f}x); membrane state held "
+    findings.append(f"{an}: energy per inference T=5 -> T=1 (IIR stages) {i5[f'E {an} (µJ)']:.3g} -> "
+                    f"{i1[f'E {an} (µJ)']:.3g} µJ ({i5[f'E {an} (µJ)'] / i1[f'E {an} (µJ)']:.2f}x less); "
+                    f"E_SNN/E_ANN at T=1 {i1[f'SNN/ANN {an}']:.3g} "
+                    f"(IIR-SNN: {IIR_RATIO[0]:.3f}-{IIR_RATIO[1]:.3f}, i.e. 25-33x cheaper, proxy, VGG16)")
+findings.append(f"latency on evt45: {i5['latency evt45 (µs)']:.3g} µs at T=5 -> {i1['latency evt45 (µs)']:.3g} µs at "
+                f"T=1 ({i5['latency evt45 (µs)'] / i1['latency evt45 (µs)']:.2f}x); membrane state held "
                 f"{i5['state (B)'] / 1024:.1f} KiB -> {i1['state (B)'] / 1024:.1f} KiB")
 findings.append(f"training: BPTT step {iir['train step (ms)'].iloc[0]:.0f} ms at T=5 -> "
                 f"{iir['train step (ms)'].iloc[-1]:.0f} ms "

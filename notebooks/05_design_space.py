@@ -17,7 +17,7 @@
 # # 5. Design space: SRAM sizes, bit widths and dataflow for one trace
 #
 # **The question.** The seeds' energy claims are single points priced with one formula. An accelerator
-# designer picks buffer sizes, word widths, a dataflow and a core count; hw.md §0 argues that memory terms
+# designer picks buffer sizes, word widths, a dataflow and a core count; docs/energy_sources.md ("Memory terms and dataflow") argues that memory terms
 # decide the answer. So: over a grid of designs, what is the Pareto front of energy against latency for one
 # real trace, and which execution regime (multi-step, temporal-reversible, one-shot) wins where?
 #
@@ -42,6 +42,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from dataclasses import replace
+
 import nbutil as U
 from hwmodel import count, load_arch, sweep
 from hwmodel.arch import SramLaw
@@ -51,13 +53,16 @@ from snnsim.engine import accuracy, run
 pd.set_option("display.width", 200)
 N_A = U.pick(64, 500)
 N_B = U.pick(8, 32)
-EVT = load_arch("evt45")
+EVT_SEARCH = load_arch("evt45")
+# the grid's per_synop axis is the accumulation of the fixed timestep-outer schedule, so the sweep runs on
+# evt45 without its mappings list; the mapper's choice on evt45 itself is printed beside it below
+EVT = replace(EVT_SEARCH, mappings=())
 GRID = grid(weights_kib=[8, 16, 32, 64, 128, 256], membrane_kib=[2, 4, 8, 16, 32, 64], events_kib=[2, 8, 32],
             bits_weight=[4, 8], bits_membrane=[8, 16, 32], per_synop=[0, 1], refetch=[0, 1])
 print(f"size={U.SIZE}: {N_A} images for mnist_conv, {N_B} for the CIFAR-shaped pair; {len(GRID)} designs")
 print("axes:", {c: sorted(GRID[c].unique().tolist()) for c in GRID.columns})
 print(f"fixed: {EVT.cores} cores x {EVT.pes_per_core} PEs at {EVT.clock_mhz:g} MHz, {EVT.mapping} mapping, "
-      f"static power {EVT.static_mw_per_core:g} mW/core; evt45 itself: weights/membrane/events "
+      f"static power {EVT.static_mw_per_core:g} mW/core + {EVT.static_mw_per_kib:g} mW/KiB of SRAM; evt45 itself: weights/membrane/events "
       + "/".join(f"{EVT.memories[m].size_bytes // 1024}" for m in ("weights", "membrane", "events"))
       + f" KiB per core, {EVT.bits['weight']}-bit weights, {EVT.bits['membrane']}-bit membranes, "
       f"membrane {EVT.dataflow['membrane']}, weights {EVT.dataflow['weights']}")
@@ -66,10 +71,9 @@ print(f"fixed: {EVT.cores} cores x {EVT.pes_per_core} PEs at {EVT.clock_mhz:g} M
 # `per_synop = 1` is the event-driven dataflow (every synaptic op reads and writes its target potential),
 # `0` output-stationary; `refetch = 1` streams every weight from DRAM at every step a layer runs, `0` keeps
 # weights in the buffers (spilling to DRAM only what does not fit). Buffer sizes are per core; the SRAM access
-# energy grows with the buffer size (Lemaire 2022's law), so a bigger buffer is not free in energy, and it costs
-# area. The core count is held at evt45's: evt45 has no static power and the model no area, so more cores would
-# cost nothing and always win. On-chip SRAM (cores x the three buffers) is therefore reported as a third
-# objective, the area a design pays.
+# energy grows with the buffer size (Horowitz 2014's table) and every KiB leaks (static power over the
+# latency), so a bigger buffer is not free in energy, and it costs area. The core count is held at evt45's.
+# On-chip SRAM (cores x the three buffers) is also reported as a third objective, the area a design pays.
 
 # %%
 spec, net = U.load_net("mnist_conv")
@@ -85,6 +89,13 @@ for name in ("ms_resnet18_small", "trev_small"):
     traces[f"{name} T=4"] = run(n, xb, timesteps=4).trace
 counts = {k: count(t, EVT.dataflow["encoder"]) for k, t in traces.items()}
 sweeps = {k: sweep(c, EVT, GRID) for k, c in counts.items()}
+for k, c in counts.items():     # evt45 as shipped, every layer on its best mapping (docs/hwmodel.md "Mappings")
+    one = pd.DataFrame(dict(refetch=[0]))
+    fixed = sweep(c, EVT_SEARCH, one, mapping="fixed:timestep_outer")
+    best = sweep(c, EVT_SEARCH, one)
+    won = pd.Series(best.mappings.iloc[0].split(",")).value_counts().to_dict()
+    print(f"{k:24s} evt45 mapper: {U.fmt(best.energy_pj.iloc[0], 'pJ')} (layers per mapping: {won}) against "
+          f"{U.fmt(fixed.energy_pj.iloc[0], 'pJ')} on the fixed timestep-outer schedule")
 print("accuracy (mnist_conv):", {k: round(v, 4) for k, v in acc.items()})
 for k, s in sweeps.items():
     print(f"{k:24s} feasible {s.feasible.mean():.0%}; energy {U.fmt(s.energy_pj.min(), 'pJ')} .. "
@@ -156,8 +167,8 @@ ax.scatter(front3.latency_ns / 1e3, front3.energy_pj / 1e6, s=22, facecolors="no
 ax.plot(front.latency_ns / 1e3, front.energy_pj / 1e6, "k*", ms=14, label="front in energy, latency")
 ax.set_xscale("log")
 ax.set_yscale("log")
-ax.set_xlabel("latency per inference (us)")
-ax.set_ylabel("energy per inference (uJ)")
+ax.set_xlabel("latency per inference (µs)")
+ax.set_ylabel("energy per inference (µJ)")
 ax.set_title(f"mnist_conv (trained) T=4: {len(main)} evt45 variants", fontsize=10)
 ax.legend(fontsize=7)
 ax = axes[1]
@@ -169,7 +180,7 @@ for (ps, rf), (label, color) in DATAFLOWS.items():
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel(f"on-chip SRAM, {EVT.cores} cores x (weights + membrane + events) (KiB)")
-ax.set_ylabel("energy per inference (uJ)")
+ax.set_ylabel("energy per inference (µJ)")
 ax.set_title("the three-objective front: energy against SRAM", fontsize=10)
 ax.legend(fontsize=7)
 ax = axes[2]
@@ -181,8 +192,8 @@ for key, color in (("mnist_conv T=4", "tab:red"), ("mnist_conv T=1", "tab:green"
                label=f"{key.split()[1]} ({'one-shot' if key.endswith('1') else 'multi-step'}): 3-objective front")
 ax.set_xscale("log")
 ax.set_yscale("log")
-ax.set_xlabel("latency per inference (us)")
-ax.set_ylabel("energy per inference (uJ)")
+ax.set_xlabel("latency per inference (µs)")
+ax.set_ylabel("energy per inference (µJ)")
 ax.set_title("multi-step T=4 vs one-shot T=1, same trained weights", fontsize=10)
 ax.legend(fontsize=7)
 fig.tight_layout()
@@ -278,8 +289,8 @@ for key, color in (("ms_resnet18_small T=4", "tab:blue"), ("trev_small T=4", "ta
             label=f"{key.split()[0]}: energy-latency front")
 ax.set_xscale("log")
 ax.set_yscale("log")
-ax.set_xlabel("latency per inference (us)")
-ax.set_ylabel("energy per inference (uJ)")
+ax.set_xlabel("latency per inference (µs)")
+ax.set_ylabel("energy per inference (µJ)")
 ax.set_title("multi-step vs T-RevSNN at T=4 (untrained weights)", fontsize=9)
 ax.legend(fontsize=8)
 ax = axes[2]

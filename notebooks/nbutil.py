@@ -6,7 +6,9 @@ is in the notebooks themselves.
 
 Environment:
     SNNSIM_NB_SIZE    small (default: a few samples, a short T sweep; well under a minute) | full
-    SNNSIM_NB_FIGDIR  where figures go (default notebooks/figures); the tests point it at a temporary directory
+    SNNSIM_NB_FIGDIR  where figures go (default build/figures, git-ignored); the tests point it at a temporary
+                      directory
+    SNNSIM_NB_UPDATE_FIGURES=1  write into notebooks/figures instead, to update the committed figures
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ NETS = ROOT / "networks"
 SIZE = os.environ.get("SNNSIM_NB_SIZE", "small").strip().lower() or "small"
 if SIZE not in ("small", "full"):
     raise SystemExit(f"SNNSIM_NB_SIZE: expected small or full, got {SIZE!r}")
-FIGDIR = Path(os.environ.get("SNNSIM_NB_FIGDIR") or ROOT / "notebooks" / "figures")
+_COMMITTED = ROOT / "notebooks" / "figures"
+FIGDIR = Path(os.environ.get("SNNSIM_NB_FIGDIR")
+              or (_COMMITTED if os.environ.get("SNNSIM_NB_UPDATE_FIGURES") == "1" else ROOT / "build" / "figures"))
 _T0 = time.perf_counter()
 
 
@@ -156,14 +160,14 @@ def firing_rate(trace) -> float:
 
 
 def fmt(v: float, unit: str = "") -> str:
-    """Compact engineering format: 1.23e+06 pJ -> '1.23 uJ'."""
+    """Compact engineering format: 1.23e+06 pJ -> '1.23 µJ'."""
     if unit == "pJ":
-        for scale, u in ((1e6, "uJ"), (1e3, "nJ"), (1, "pJ")):
+        for scale, u in ((1e6, "µJ"), (1e3, "nJ"), (1, "pJ")):
             if abs(v) >= scale:
                 return f"{v / scale:.3g} {u}"
         return f"{v:.3g} pJ"
     if unit == "ns":
-        for scale, u in ((1e6, "ms"), (1e3, "us"), (1, "ns")):
+        for scale, u in ((1e6, "ms"), (1e3, "µs"), (1, "ns")):
             if abs(v) >= scale:
                 return f"{v / scale:.3g} {u}"
         return f"{v:.3g} ns"
@@ -188,6 +192,9 @@ def arch_variant(arch, name: str, weights_kib: float | None = None, membrane_kib
     if membrane_kib is not None:
         mem["membrane"] = Memory(int(membrane_kib * 1024), mem["membrane"].word_bits)
     out = replace(arch, name=name, memories=mem)
+    if "membrane" in dataflow and out.mappings:   # the mapper then chooses among that accumulation's mappings
+        acc = "per_op" if dataflow["membrane"] == "per_synop" else "registers"
+        out = replace(out, mappings=tuple(m for m in out.mappings if m.accumulate == acc))
     return with_dataflow(out, **dataflow) if dataflow else out
 
 

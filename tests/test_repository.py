@@ -26,10 +26,9 @@ FORBIDDEN = {
 # Lines that must keep a match, with the reason: (path, text on the line).
 ALLOWED: list[tuple[str, str]] = []
 
-# TODO: hwmodel/, notebooks/ and docs/hwmodel.md are being rewritten on another branch and still cite the notes
-# (hw.md, rev.md, saf_iir.md, shared/research). Remove each entry once its references point into docs/;
-# test_pending_entries_still_needed fails as soon as an entry is no longer needed.
-PENDING = ("hwmodel/", "notebooks/", "docs/hwmodel.md")
+# Paths still allowed to cite outside the repository while they are rewritten (none left). Remove each entry
+# once its references point into docs/; test_pending_entries_still_needed fails as soon as one is not needed.
+PENDING: tuple[str, ...] = ()
 
 
 def tracked_text_files() -> list[str]:
