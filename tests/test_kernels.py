@@ -387,3 +387,15 @@ def test_event_helpers_fixed():
 
 def test_default_threshold_is_a_fraction():
     assert isinstance(DEFAULT_EVENT_THRESHOLD, float) and 0.0 < DEFAULT_EVENT_THRESHOLD < 1.0
+
+
+@pytest.mark.parametrize("groups,O", [(1, 16), (8, 8)])
+def test_conv_event_silent_images_give_the_bias(groups, O):
+    # an image without events skips the scatter and writes the bias; the others scatter as usual
+    rng = np.random.default_rng(12)
+    x = make_input(rng, (3, 8, 10, 10), "binary", 0.2)
+    x[1] = 0.0
+    w = rng.standard_normal((O, 8 // groups, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    dense, event = check_conv(x, w, b, 1, 1, 1, 1, groups)
+    np.testing.assert_array_equal(event[1], np.broadcast_to(b[:, None, None], event[1].shape))
