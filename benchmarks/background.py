@@ -35,3 +35,23 @@ def background_load(n: int):
 
 def machine_load() -> float:
     return os.getloadavg()[0]
+
+
+def add_load_option(ap) -> None:
+    ap.add_argument("--background-load", type=int, default=0, metavar="N",
+                    help="measure (again) with N spinning background processes")
+
+
+def alternate(fns: dict, rounds: int, reps: int = 1) -> dict:
+    """Seconds per call of each function, one timing per round, the functions taking turns within a round
+    (so that a change in the machine's load hits all of them alike). Each is called once first (warm-up)."""
+    for f in fns.values():
+        f()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                f()
+            times[k].append((time.perf_counter() - t0) / reps)
+    return times

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from background import background_load, machine_load  # noqa: E402
+from background import add_load_option, background_load, machine_load  # noqa: E402
 
 from snnsim.kernels import conv2d_dense, linear_dense  # noqa: E402
 from snnsim.kernels.blas import BLAS_LIBRARY, one_blas_thread  # noqa: E402
@@ -82,7 +82,7 @@ def cases(kind, p, B, rng):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--background-load", type=int, default=0, metavar="N", help="spinning processes to run meanwhile")
+    add_load_option(ap)
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (median reported)")
     ap.add_argument("--quick", action="store_true", help="batch 64 only, 3 rounds")
     args = ap.parse_args()

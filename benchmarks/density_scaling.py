@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
-from background import background_load, machine_load  # noqa: E402
+from background import add_load_option, alternate, background_load, machine_load  # noqa: E402
 
 from snnsim.network import ConvOp, LinearOp, kernel_form  # noqa: E402
 from snnsim.spec import Conv2d, Linear  # noqa: E402
@@ -65,16 +64,7 @@ def bench_layers(rounds, quick, load):
                 nz = int(np.count_nonzero(x))
                 picked = kernel_form(op, nz, x.size, None)
                 fns = {"event": lambda: op.forward(x, "event"), "dense": lambda: op.forward(x, "dense")}
-                times = {k: [] for k in fns}
-                for f in fns.values():
-                    f()
-                reps = 50 if B == 1 else 5
-                for _ in range(rounds):
-                    for k, f in fns.items():
-                        t0 = time.perf_counter()
-                        for _ in range(reps):
-                            f()
-                        times[k].append((time.perf_counter() - t0) / reps)
+                times = alternate(fns, rounds, 50 if B == 1 else 5)
                 ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
                 lo = {k: 1e3 * float(np.min(v)) for k, v in times.items()}   # the least disturbed round
                 rows.append(dict(layer=op.name, batch=B, density=d, event_ms=ms["event"], dense_ms=ms["dense"],
@@ -115,13 +105,8 @@ def bench_networks(rounds, load):
         res = run(net, x, timesteps=4)
         syn = [r for r in res.trace.layers if r.kind in ("linear", "conv2d")]
         dens = float(np.mean([r.events_in.sum() / (np.prod(r.in_shape) * 64 * r.computed.sum()) for r in syn]))
-        fns = {f: (lambda f=f: run(net, x, timesteps=4, form=f)) for f in ("auto", "dense", "event")}
-        times = {k: [] for k in fns}
-        for _ in range(rounds):
-            for k, f in fns.items():
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
+        times = alternate({f: (lambda f=f: run(net, x, timesteps=4, form=f)) for f in ("auto", "dense", "event")},
+                          rounds)
         ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
         rows.append(dict(network=name, batch=64, T=4, mean_input_density=dens, auto_ms=ms["auto"],
                          dense_ms=ms["dense"], event_ms=ms["event"], dense_over_auto=ms["dense"] / ms["auto"],
@@ -132,8 +117,7 @@ def bench_networks(rounds, load):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 64 only, 3 rounds")
-    ap.add_argument("--background-load", type=int, default=0, metavar="N",
-                    help="measure again with N spinning background processes")
+    add_load_option(ap)
     args = ap.parse_args()
     rounds = 3 if args.quick else 7
     layers, nets = [], []

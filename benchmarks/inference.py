@@ -32,7 +32,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from background import background_load, machine_load  # noqa: E402
+from background import add_load_option, alternate, background_load, machine_load  # noqa: E402
 from peer_models import BUILDERS, build, lively_weights, run_sj  # noqa: E402
 
 from snnsim.data import load_dataset  # noqa: E402
@@ -102,16 +102,6 @@ def norse_neuron():
     return None, lambda h, state: cell(h, state)
 
 
-def timeit(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 PEERS = ("spikingjelly", "norse", "snntorch")
 
 
@@ -131,16 +121,8 @@ def bench_network(name, T, rounds, load):
         fns = {"snnsim": lambda: run(net, xb, timesteps=T, batch_size=batch),
                "spikingjelly": lambda: run_sj(model, x64[:batch], T),
                "norse": lambda: runners["norse"](xt), "snntorch": lambda: runners["snntorch"](xt)}
-        times = {k: [] for k in fns}
-        for f in fns.values():                  # warm-up: compiled-code loads, allocators
-            f()
-        reps = 20 if batch == 1 else 3          # calls per timing, so that short calls are not all noise
-        for _ in range(rounds):
-            for k, f in fns.items():            # alternating: every simulator once per round
-                t0 = time.perf_counter()
-                for _ in range(reps):
-                    f()
-                times[k].append((time.perf_counter() - t0) / reps)
+        # alternating: every simulator once per round; several calls per timing at batch 1
+        times = alternate(fns, rounds, 20 if batch == 1 else 3)
         ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
         best = min(PEERS, key=ms.get)
         rows.append(dict(network=name, T=T, batch=batch, background_load=load, **{f"{k}_ms": v for k, v in ms.items()},
@@ -179,8 +161,7 @@ def bench_cli():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="T=4 only, fewer rounds")
-    ap.add_argument("--background-load", type=int, default=0, metavar="N",
-                    help="measure again with N spinning background processes")
+    add_load_option(ap)
     ap.add_argument("--no-cli", action="store_true", help="skip the start-up measurements")
     args = ap.parse_args()
     rounds = 3 if args.quick else 7

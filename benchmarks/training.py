@@ -1,10 +1,11 @@
 """Training benchmark: step time against SpikingJelly BPTT, and the memory each training method holds for its
 backward pass against T and against depth.
 
-    python benchmarks/training.py [--quick]
+    python benchmarks/training.py [--quick] [--step-only | --memory-only]
 
-1. Step time (forward + backward + AdamW update, batch 32 at T=4 and 8, and batch 64 at T=4, 2 threads for both: NUMBA_NUM_THREADS=2 and
-   torch.set_num_threads(2); OMP_WAIT_POLICY=PASSIVE unless set, before any library loads, printed)) of snnsim's BPTT and of the same SpikingJelly 2.0 network trained by PyTorch
+1. Step time (forward + backward + AdamW update; batch 32 at T=4 and 8, and batch 64 at T=4; 2 threads for
+   both: NUMBA_NUM_THREADS=2 and torch.set_num_threads(2); OMP_WAIT_POLICY=PASSIVE unless already set, fixed
+   before any library loads and printed) of snnsim's BPTT and of the same SpikingJelly 2.0 network trained by PyTorch
    autograd (multi-step LIF, its CPU kernels), with the same weights and batch; median of interleaved repeats.
 2. Peak bytes held for the backward pass (``snnsim.train.memory.Ledger``: stored activations, membranes,
    traces or accumulations, plus the tensor in flight) for bptt, ottt and saf, for T in 1, 2, 4, 8, 16, on the
@@ -229,6 +230,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="skip the step-time comparison")
+    ap.add_argument("--step-only", action="store_true", help="only the step-time comparison")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.memory_only:
@@ -239,6 +241,9 @@ def main():
         st.to_csv(RESULTS / "training_step_time.csv", index=False)
         print(f"OMP_WAIT_POLICY={OMP_POLICY} for both (set before any library loaded)")
         print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print(f"load average {os.getloadavg()[0]:.2f}")
+    if args.step_only:
+        return
     mem = memory_table(args.quick)
     mem.to_csv(RESULTS / "training_memory.csv", index=False)
     for fam, d in mem.groupby(mem.network.str.rstrip("0123456789")):

@@ -51,12 +51,12 @@ def _numpy_openblas():
 def _fallback_address() -> int:
     from numba import carray, cfunc     # here: importing them loads cffi's C parser (~0.2 s of start-up)
 
-    # Only the forms the kernels use: row-major, A not transposed, contiguous rows (lda == K, ldc == N,
-    # ldb == N or K for a transposed B).
+    # Only the forms the kernels use: row-major, A not transposed, contiguous rows (lda == K, ldb == N or K
+    # for a transposed B), rows of C ldc apart.
     @cfunc(_SIG, cache=True)
     def sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         A = carray(a, (m, k), np.float32)
-        C = carray(c, (m, n), np.float32)
+        C = carray(c, (m, ldc), np.float32)[:, :n] if m > 0 else carray(c, (0, n), np.float32)
         prod = np.dot(A, carray(b, (n, k), np.float32).T) if tb == TRANS else np.dot(A, carray(b, (k, n), np.float32))
         if beta == 0:
             C[:] = alpha * prod
@@ -72,19 +72,27 @@ llvm.add_symbol(_SYMBOL, _found[1] if _found else _fallback_address())
 
 
 @njit(cache=True)
-def sgemm(M, N, K, a, b, b_transposed, beta, c):
-    """c[M, N] = a[M, K] @ b (+ beta * c): b is [K, N], or [N, K] used transposed. Flat or 2-D C-contiguous
-    float32 arrays (slices of flat buffers allowed); the caller checks sizes."""
+def sgemm_ldc(M, N, K, a, b, b_transposed, beta, c, ldc):
+    """c[M, N] = a[M, K] @ b (+ beta * c), the rows of c ldc elements apart: b is [K, N], or [N, K] used
+    transposed. Flat or 2-D C-contiguous float32 arrays (slices of flat buffers allowed); the caller checks
+    sizes."""
     if M == 0 or N == 0:
         return
     if K == 0:                                  # BLAS rejects lda = 0; the product is empty
         cf = c.reshape(c.size)
-        for i in range(M * N):
-            cf[i] = np.float32(0.0) if beta == 0 else np.float32(beta) * cf[i]
+        for i in range(M):
+            for j in range(N):
+                cf[i * ldc + j] = np.float32(0.0) if beta == 0 else np.float32(beta) * cf[i * ldc + j]
         return
     ldb = K if b_transposed else N
     _cblas_sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), np.int32(TRANS if b_transposed else NO_TRANS),
-                 M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, N)
+                 M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, ldc)
+
+
+@njit(cache=True)
+def sgemm(M, N, K, a, b, b_transposed, beta, c):
+    """c[M, N] = a[M, K] @ b (+ beta * c), c contiguous (see sgemm_ldc)."""
+    sgemm_ldc(M, N, K, a, b, b_transposed, beta, c, N)
 
 
 def _blas_libraries():

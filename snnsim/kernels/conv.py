@@ -25,12 +25,16 @@ split. The sgemm path's order is whatever BLAS does.
 import numpy as np
 from numba import njit
 
-from .blas import sgemm
+from .blas import sgemm, sgemm_ldc
 from .threads import split
 
-# Upper bound on the im2col buffer (float32 elements, 4 MiB): large enough that
-# small layers get several images per sgemm, small enough to stay in L3.
-_IM2COL_MAX_ELEMS = 1 << 20
+# Upper bound on the im2col buffer of several images side by side (float32
+# elements, 512 KiB): small layers get several images per sgemm; larger images go
+# one at a time, in bands of output rows of at most _BAND_ELEMS (256 KiB, within
+# L2), so that the columns sgemm reads are still in cache. (4 MiB chunks measured
+# 2-3x slower per image at batch 64 than one image alone.)
+_IM2COL_MAX_ELEMS = 1 << 17
+_BAND_ELEMS = 1 << 16
 # Work (MACs) above which the direct loops go parallel (the event kernel: output
 # size >= _PAR_MIN_WORK // 16). A 2-thread region costs ~8 us on an idle 2-core
 # machine, but on a busy one its slowest thread waits for a core: regions of
@@ -57,9 +61,10 @@ def conv_out_size(n, k, s, p):
 
 
 @njit(cache=True, fastmath=False)
-def _im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, colf, ncols, n0):
-    """colf[((c*KH+kh)*KW+kw)*ncols + n0 + oi*WO + oj] = x[bi, c0+c, oi*sh+kh-ph, oj*sw+kw-pw], 0 outside
-    the image: straight from the input (no padded copy first), so the only copy around sgemm is this one."""
+def _im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, oi0, oi1, WO, colf, ncols, n0):
+    """colf[((c*KH+kh)*KW+kw)*ncols + n0 + (oi-oi0)*WO + oj] = x[bi, c0+c, oi*sh+kh-ph, oj*sw+kw-pw] for
+    output rows oi0 <= oi < oi1, 0 outside the image: straight from the input (no padded copy first), so
+    the only copy around sgemm is this one."""
     H = x.shape[2]
     W = x.shape[3]
     zero = np.float32(0.0)
@@ -71,8 +76,8 @@ def _im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, colf, ncols, n0):
                 # output columns whose input column oj*sw + kw - pw lies inside [0, W)
                 j0 = 0 if pw <= kw else min(WO, (pw - kw + sw - 1) // sw)
                 j1 = min(WO, max(j0, (W - 1 + pw - kw) // sw + 1)) if W - 1 + pw - kw >= 0 else j0
-                for oi in range(HO):
-                    d = np.uint64(r * ncols + n0 + oi * WO)
+                for oi in range(oi0, oi1):
+                    d = np.uint64(r * ncols + n0 + (oi - oi0) * WO)
                     i = oi * sh + kh - ph
                     if i < 0 or i >= H:
                         for oj in range(np.uint64(WO)):
@@ -120,19 +125,25 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
                         for t in range(np.uint64(L)):
                             outf[o0 + np.uint64(k * L) + t] += bv
             continue
-        ncols = n * L
-        for q in range(n):
-            _im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cols, ncols, q * L)
         if n == 1:
-            # one image: sgemm straight into its (contiguous) output slice
+            # one image, in bands of output rows whose columns fit _BAND_ELEMS (L2): im2col of a band,
+            # then sgemm straight into the band of the output (rows of C L apart)
             o0 = np.uint64((b0 * O + g * Og) * L)
-            sgemm(Og, L, K, wg, cols, False, 0.0, outf[o0:])
+            rows = max(1, min(HO, _BAND_ELEMS // max(1, K * WO)))
+            for r0 in range(0, HO, rows):
+                r1 = min(HO, r0 + rows)
+                ncols = (r1 - r0) * WO
+                _im2col(x, b0, g * Cg, Cg, KH, KW, sh, sw, ph, pw, r0, r1, WO, cols, ncols, 0)
+                sgemm_ldc(Og, ncols, K, wg, cols, False, 0.0, outf[o0 + np.uint64(r0 * WO):], L)
             if b.shape[0] > 0:
                 for k in range(Og):
                     bv = b[g * Og + k]
                     for t in range(np.uint64(L)):
                         outf[o0 + np.uint64(k * L) + t] += bv
             continue
+        ncols = n * L
+        for q in range(n):
+            _im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cols, ncols, q * L)
         sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
         for q in range(n):
             for k in range(Og):
