@@ -34,17 +34,23 @@ _SYMBOL = "snnsim_cblas_sgemm"
 _i32, _i64, _f32, _ptr = types.int32, types.int64, types.float32, types.voidptr
 _SIG = types.void(_i32, _i32, _i32, _i64, _i64, _i64, _f32, _ptr, _i64, _ptr, _i64, _f32, _ptr, _i64)
 _cblas_sgemm = types.ExternalFunction(_SYMBOL, _SIG)
+# y = A @ x for one sample: OpenBLAS's sgemm with M = 1 measured 4-5x slower than its sgemv
+_GEMV_SYMBOL = "snnsim_cblas_sgemv"
+_GEMV_SIG = types.void(_i32, _i32, _i64, _i64, _f32, _ptr, _i64, _ptr, _i64, _f32, _ptr, _i64)
+_cblas_sgemv = types.ExternalFunction(_GEMV_SYMBOL, _GEMV_SIG)
 
 
 def _numpy_openblas():
-    """(path, address of cblas_sgemm) of the OpenBLAS (64-bit integers) that NumPy's wheels bundle, or None."""
+    """(path, address of cblas_sgemm, of cblas_sgemv) of the OpenBLAS (64-bit integers) that NumPy's wheels
+    bundle, or None."""
     libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
     for path in sorted(glob.glob(os.path.join(libdir, "libscipy_openblas64_*"))):
         try:
-            fn = ctypes.CDLL(path).scipy_cblas_sgemm64_
+            lib = ctypes.CDLL(path)
+            fns = lib.scipy_cblas_sgemm64_, lib.scipy_cblas_sgemv64_
         except (OSError, AttributeError):
             continue
-        return path, ctypes.cast(fn, ctypes.c_void_p).value
+        return (path,) + tuple(ctypes.cast(fn, ctypes.c_void_p).value for fn in fns)
     return None
 
 
@@ -63,12 +69,20 @@ def _fallback_address() -> int:
         else:
             C[:] = alpha * prod + beta * C
 
-    return sgemm.address
+    @cfunc(_GEMV_SIG, cache=True)
+    def sgemv(order, ta, m, n, alpha, a, lda, x, incx, beta, y, incy):
+        y_ = carray(y, (m,), np.float32)
+        prod = np.dot(carray(a, (m, n), np.float32), carray(x, (n,), np.float32))
+        y_[:] = alpha * prod if beta == 0 else alpha * prod + beta * y_
+
+    return sgemm.address, sgemv.address
 
 
 _found = _numpy_openblas()
 BLAS_LIBRARY = _found[0] if _found else "fallback (np.dot)"
-llvm.add_symbol(_SYMBOL, _found[1] if _found else _fallback_address())
+_addresses = _found[1:] if _found else _fallback_address()
+llvm.add_symbol(_SYMBOL, _addresses[0])
+llvm.add_symbol(_GEMV_SYMBOL, _addresses[1])
 
 
 @njit(cache=True)
@@ -87,6 +101,18 @@ def sgemm_ldc(M, N, K, a, b, b_transposed, beta, c, ldc):
     ldb = K if b_transposed else N
     _cblas_sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), np.int32(TRANS if b_transposed else NO_TRANS),
                  M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, ldc)
+
+
+@njit(cache=True)
+def sgemv(M, N, a, x, y):
+    """y[M] = a[M, N] @ x[N] (contiguous float32)."""
+    if M == 0:
+        return
+    if N == 0:
+        y[:M] = 0.0
+        return
+    _cblas_sgemv(np.int32(ROW_MAJOR), np.int32(NO_TRANS), M, N, np.float32(1.0), a.ctypes, N, x.ctypes, 1,
+                 np.float32(0.0), y.ctypes, 1)
 
 
 @njit(cache=True)

@@ -473,11 +473,12 @@ def _image_is_silent(x, bi):
 @njit(cache=True, fastmath=False)
 def _bias_rows(b, out, bi, r0, r1):
     """out[bi, :, r0:r1] = bias (0 without one): the output of a silent image."""
-    O, WO = out.shape[1], out.shape[3]
+    O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
+    outf = out[bi].reshape(O * HO * WO)
     for o in range(O):
         bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
-        for i in range(r0, r1):
-            out[bi, o, i, :] = bv
+        for p in range(np.uint64((o * HO + r0) * WO), np.uint64((o * HO + r1) * WO)):
+            outf[p] = bv
 
 
 @njit(cache=True, fastmath=False, nogil=True)

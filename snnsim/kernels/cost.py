@@ -6,7 +6,8 @@ density (finding the nonzeros of its input costs more than the whole sgemm), a d
 per-unit costs (ns, one thread) read off benchmarks/results/kernels_dense_vs_event_t1.csv
 (benchmarks/kernels_dense_vs_event.py --threads 1):
 
-    dense  = MACs x (GEMM_NS or, for one input channel per group, DIRECT_NS)
+    dense  = MACs x (GEMM_NS; GEMV_NS for a linear layer with 1-2 samples; DIRECT_NS for one input channel
+             per group)
     event  = inputs x SCAN_NS + outputs x OUT_NS + nonzero inputs x fan-out x (EVENT_NS or PLANAR_NS)
 
 Both forms use the same threads, so the ratio, which is all the rule needs, holds for one or two. The
@@ -16,6 +17,7 @@ fitted model reproduces the measured crossovers: conv 64->64 3x3 ~0.23 (measured
 from __future__ import annotations
 
 GEMM_NS = 0.03        # per multiply-add, sgemm path (conv with im2col, linear)
+GEMV_NS = 0.05        # per multiply-add, linear layers with one or two samples (one sgemv each)
 DIRECT_NS = 0.057     # per multiply-add, depthwise direct loops
 EVENT_NS = 0.12       # per multiply-add of a scattered event (channels-last runs, linear rows)
 PLANAR_NS = 1.1       # per multiply-add of a depthwise event (short runs straight into NCHW)
@@ -26,7 +28,7 @@ _PLANAR_MAX_OG = 8    # as in conv.py: fewer output channels per group scatter s
 
 def event_limit_linear(B: int, I: int, O: int) -> float:
     """Number of nonzero inputs below which the event form of a B x I -> O linear layer is cheaper."""
-    dense = B * I * O * GEMM_NS
+    dense = B * I * O * (GEMV_NS if B <= 2 else GEMM_NS)
     floor = B * I * SCAN_NS + B * O * OUT_NS
     return (dense - floor) / (O * EVENT_NS)
 

@@ -6,7 +6,7 @@ All kernels are pure: they allocate and return a new float32 array.
 import numpy as np
 from numba import njit
 
-from .blas import sgemm
+from .blas import sgemm, sgemv
 from .threads import split
 
 # The event kernel goes parallel (over batch rows) only for >= 2 rows and a dense
@@ -14,6 +14,9 @@ from .threads import split
 # region waits for its slowest thread, which small layers never repay (the rule
 # for every kernel: snnsim/kernels/conv.py, _PAR_MIN_WORK).
 _PAR_MIN_WORK = 1 << 24
+# Up to this many samples the dense layer runs one sgemv per sample: at batch 1 OpenBLAS's sgemm took 4-5x
+# the time of its sgemv (linear 1568->128: 38 us against 7.6 us).
+_GEMV_MAX_ROWS = 2
 
 
 @njit(cache=True, fastmath=False)
@@ -22,7 +25,11 @@ def linear_dense(x, w, b):
     spiking network are small (a 1568->128 layer at batch 64 is 13 M MACs, ~0.1 ms), too small to repay
     a second thread on a busy machine."""
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    sgemm(x.shape[0], w.shape[0], x.shape[1], x, w, True, 0.0, out)
+    if x.shape[0] <= _GEMV_MAX_ROWS:         # a few samples: one sgemv each (sgemm is slow for few rows)
+        for r in range(x.shape[0]):
+            sgemv(w.shape[0], w.shape[1], w, x[r], out[r])
+    else:
+        sgemm(x.shape[0], w.shape[0], x.shape[1], x, w, True, 0.0, out)
     if b.shape[0] > 0:
         for r in range(out.shape[0]):
             out[r] += b
