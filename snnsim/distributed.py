@@ -69,7 +69,7 @@ def run_sharded(spec, weights, x, *, client, timesteps=None, batch_size: int = 6
         raise InputError("input: no samples")
     shards = shards or max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
     bounds = shard_bounds(n, shards, batch_size)
-    spec_f, weights_f = client.scatter([spec, weights], broadcast=True)
+    spec_f, weights_f = client.scatter([spec, weights], broadcast=True, hash=False)
     futures = [client.submit(_run_shard, spec_f, weights_f, x[:, a:b] if events else x[a:b], a,
                              dict(timesteps=timesteps, batch_size=batch_size, **options), pure=False)
                for a, b in bounds]
@@ -115,7 +115,7 @@ def study(networks: dict, x, *, timesteps=(4,), regimes=("multistep", "oneshot")
     if client is None:
         results = [_study_task(*job) for job in jobs]
     else:
-        x_f = client.scatter(x, broadcast=True)
+        x_f = client.scatter(x, broadcast=True, hash=False)
         results = client.gather([client.submit(_study_task, *(job[:3] + (x_f,) + job[4:]), pure=False)
                                  for job in jobs])
     return pd.DataFrame([row for rows in results for row in rows])

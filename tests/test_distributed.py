@@ -91,3 +91,21 @@ def test_without_dask_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(InputError, match=r"pip install 'snnsim\[dask\]'"):
         client(workers=2)
+
+
+def test_run_scheduler_twice_matches_one_process(tmp_path):
+    """`snnsim run --scheduler` on a running cluster, twice in a row with the same data (each run scatters and
+    releases its own copy), gives the single-process output file."""
+    from dask.distributed import LocalCluster
+
+    args = ["run", str(NET / "digits_mlp.yaml"), "--weights", str(NET / "digits_mlp.npz"), "--dataset", "digits",
+            "--limit", "100", "--batch-size", "32"]
+    r = CliRunner().invoke(main, args + ["--output", str(tmp_path / "one.npz")])
+    assert r.exit_code == 0, r.output
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        for i in range(2):
+            r = CliRunner().invoke(main, args + ["--scheduler", cluster.scheduler_address, "--output",
+                                                 str(tmp_path / f"d{i}.npz")])
+            assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "one.npz") as a, np.load(tmp_path / "d1.npz") as b:
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
