@@ -58,13 +58,16 @@ def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, nam
               help="Seconds per snnsim timestep; time constants are written as tau * dt.")
 @click.option("--allow-lossy", is_flag=True, help="Export neurons NIR cannot express (subtract reset) as the "
               "nearest NIR neuron, with a warning naming each layer, instead of failing.")
-def export_nir(network, weights_path, out, dt, allow_lossy):
+@click.option("--for", "reader", type=click.Choice(["snntorch"]), help="Write the graph the way this reader runs "
+              "it identically (snntorch: residual sums as nirtorch's multi-input nodes, Flatten over the batched "
+              "tensor; see docs/nir.md), or fail naming what it cannot run.")
+def export_nir(network, weights_path, out, dt, allow_lossy, reader=None):
     """Write NETWORK (YAML) with its weights as a NIR graph, with snnsim's dt and conventions in the metadata."""
     from .nir_export import export_file
     from .outputs import check_output
 
     check_output(out, "--out")
-    result = export_file(network, weights_path, out, dt=dt, allow_lossy=allow_lossy)
+    result = export_file(network, weights_path, out, dt=dt, allow_lossy=allow_lossy, reader=reader)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     for n in result.notes:

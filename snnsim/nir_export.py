@@ -33,16 +33,41 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
 
 
-def export_nir(spec, weights: dict, *, dt: float = 1e-4, allow_lossy: bool = False) -> ExportResult:
-    """Build the NIR graph of ``spec`` with checked ``weights`` (as ``snnsim.weights.check_weights`` gives)."""
+READERS = ("snntorch",)
+SNNTORCH_DT = 1e-4     # snnTorch 1.0's import_from_nir computes beta = 1 - 1e-4 / tau whatever the file says
+
+
+def export_nir(spec, weights: dict, *, dt: float = 1e-4, allow_lossy: bool = False,
+               reader: str | None = None) -> ExportResult:
+    """Build the NIR graph of ``spec`` with checked ``weights`` (as ``snnsim.weights.check_weights`` gives).
+
+    ``reader='snntorch'`` writes the graph the way snnTorch 1.0's ``import_from_nir`` runs it identically (see
+    docs/nir.md): residual sums as edges from both paths into the next node (nirtorch sums a node's inputs),
+    Flatten with ``start_dim=1`` (snnTorch applies it to the batched tensor; NIR's own type check then fails,
+    so read the file with ``nir.read(path, type_check=False)``), and only layers snnTorch's ``Leaky``
+    computes exactly; anything else is an error naming the layer or node."""
     require_nir()
     if not (dt > 0 and math.isfinite(dt)):
         raise NirError(f"--dt: expected a positive time step in seconds, got {dt}")
+    if reader is not None and reader not in READERS:
+        raise NirError(f"--for: expected one of {', '.join(READERS)}, got {reader!r}")
+    if reader == "snntorch" and dt != SNNTORCH_DT:
+        raise NirError(f"--for snntorch: snnTorch's import assumes dt = {SNNTORCH_DT:g}; leave --dt at its default")
     from .network import build_network
 
     net = build_network(spec, weights)
-    result = _Exporter(spec, float(dt), allow_lossy).run(net)
-    result.notes.extend(peer_notes(result.graph))
+    exporter = _Exporter(spec, float(dt), allow_lossy)
+    exporter.reader = reader
+    result = exporter.run(net)
+    notes = peer_notes(result.graph)
+    if reader == "snntorch":
+        bad = [n for n in notes if n.startswith("snnTorch 1.0 cannot")]
+        if bad:
+            raise NirError(f"--for snntorch: {bad[0]}")
+        result.notes.append("written for snnTorch 1.0: read it with nir.read(path, type_check=False), then "
+                            "snntorch.import_nir.import_from_nir(graph)")
+    else:
+        result.notes.extend(notes)
     return result
 
 
@@ -72,13 +97,14 @@ def peer_notes(graph) -> list[str]:
     return notes
 
 
-def export_file(network_path, weights_path, out_path, *, dt: float = 1e-4, allow_lossy: bool = False) -> ExportResult:
+def export_file(network_path, weights_path, out_path, *, dt: float = 1e-4, allow_lossy: bool = False,
+                reader: str | None = None) -> ExportResult:
     from .spec import load_spec
     from .weights import load_weights
 
     spec = load_spec(network_path)
     weights = load_weights(spec, weights_path)
-    result = export_nir(spec, weights, dt=dt, allow_lossy=allow_lossy)
+    result = export_nir(spec, weights, dt=dt, allow_lossy=allow_lossy, reader=reader)
     write_graph(result.graph, out_path)
     return result
 
@@ -91,6 +117,8 @@ class _Exporter:
         self.warnings: list[str] = []
         self.notes: list[str] = []
         self.rules: Counter = Counter()
+
+    reader = None        # 'snntorch': the conventions of snnTorch's importer (export_nir)
 
     def lossy(self, name: str, kind: str, msg: str, fix: str) -> None:
         text = f"layer '{name}' ({kind}): {msg}"
@@ -140,7 +168,9 @@ class _Exporter:
         if self.warnings:
             meta[META_LOSSY] = "; ".join(self.warnings)
         try:
-            graph = nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=meta, type_check=True)
+            if self.reader:
+                meta["reader"] = self.reader
+            graph = nir.NIRGraph(nodes=self.nodes, edges=self.edges, metadata=meta, type_check=self.reader is None)
         except Exception as e:  # pragma: no cover - an exporter bug, reported with NIR's own words
             raise NirError(f"the exported graph fails NIR's type check: {e}") from None
         return ExportResult(graph, self.warnings, self.notes)
@@ -227,7 +257,9 @@ class _Exporter:
     def flatten(self, op):
         import nir
 
-        return nir.Flatten(input_type={"input": np.array(op.layer.in_shape)}, start_dim=0, end_dim=-1)
+        # NIR counts dimensions per sample (start_dim 0); snnTorch applies start_dim to the batched tensor
+        start = 1 if self.reader == "snntorch" else 0
+        return nir.Flatten(input_type={"input": np.array(op.layer.in_shape)}, start_dim=start, end_dim=-1)
 
     def scale(self, op):
         import nir
@@ -243,6 +275,8 @@ class _Exporter:
         if len(set(both)) != len(both):
             raise self.refuse(op.name, "residual", "adds a value to itself (both paths are the identity); "
                                                    "NIR edges cannot express x + x")
+        if self.reader == "snntorch":      # nirtorch adds the inputs of a node: the next node is the sum
+            return both
         # The explicit join node: NIR sums all inputs of a node; a Scale of ones makes that sum a node of its
         # own, so a later block can split from it (snnsim's import turns '<block>.add' back into the block).
         return self.add(f"{op.name}.add", nir.Scale(scale=np.ones(op.layer.out_shape, np.float32)), both)
@@ -253,6 +287,11 @@ class _Exporter:
 
         layer, p = op.layer, op.params
         kind = layer.neuron
+        if self.reader == "snntorch" and not (kind == "lif" and not layer.decay_input and layer.spike_rule == "gt"
+                                               and layer.v_reset == 0.0):
+            raise self.refuse(op.name, kind, "snnTorch's import builds Leaky(beta = 1 - dt/tau, zero reset), which "
+                                             "computes beta*v + x and spikes at v > threshold: --for snntorch needs "
+                                             "lif with decay_input: false, spike_rule: gt, v_reset: 0")
         shape = tuple(layer.out_shape)
         full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
         meta = {NODE_SPIKE_RULE: layer.spike_rule}
