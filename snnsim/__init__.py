@@ -32,6 +32,7 @@ _EXPORTS = {
     "SnnsimError": "errors", "SpecError": "errors", "WeightError": "errors", "InputError": "errors",
     "TrainConfig": "train.loop",
     "from_torch": "torch_import", "TorchImport": "torch_import",
+    "event_frames": "datasets", "study": "distributed",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
