@@ -61,9 +61,10 @@ def resolve_regimes(text: str | None, network: str, is_trev: bool) -> tuple[list
     return names, ""
 
 
-def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None) -> dict:
+def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None, labels=None, accuracy=None) -> dict:
     """One engine run per regime on the same network, weights and input; returns {regime: trace}.
-    With a Dask ``client`` each run is sharded over its workers (snnsim.distributed; the same traces)."""
+    With a Dask ``client`` each run is sharded over its workers (snnsim.distributed; the same traces).
+    With ``labels``, each regime's accuracy is written into the ``accuracy`` dict."""
     from snnsim.engine import run
 
     if client is not None:
@@ -81,8 +82,37 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None) -> d
                              "a T=1 run of it is not the same task")
         steps = 1 if reg == "oneshot" else T
         args = (x,) if client is not None else (net, x)
-        traces[reg] = run(*args, timesteps=steps, batch_size=batch_size, regime=reg).trace
+        result = run(*args, timesteps=steps, batch_size=batch_size, regime=reg)
+        traces[reg] = result.trace
+        if labels is not None and accuracy is not None:
+            from snnsim.engine import accuracy as score
+
+            accuracy[reg] = score(result, labels)
     return traces
+
+
+def load_labels(labels_path, dataset, split, limit, n, data_dir, spec, T):
+    """The labels of the samples: --labels for --input, the dataset's own for --dataset (None without them)."""
+    from snnsim.cli import EVENT_DATASETS, read_npy
+
+    if labels_path is not None:
+        if dataset is not None:
+            raise InputError("--labels goes with --input; a --dataset has its own labels")
+        y = read_npy(labels_path, "--labels").reshape(-1)
+    elif dataset in EVENT_DATASETS:
+        from snnsim.datasets import load_event_dataset
+
+        y = load_event_dataset(dataset, data_dir, split, T, limit)[1]
+    elif dataset is not None:
+        from snnsim.data import load_dataset
+
+        y = load_dataset(dataset).split(split)[1]
+        y = y[:limit] if limit else y
+    else:
+        return None
+    if len(y) != n:
+        raise InputError(f"--labels: {len(y)} labels for {n} samples")
+    return y
 
 
 def load_samples(spec, input_path, dataset, split, limit, pad: bool, data_dir=None, timesteps=None) -> np.ndarray:
@@ -158,9 +188,11 @@ def _fmt(v):
 @click.option("--workers", type=click.IntRange(min=1), help="Shard the samples over a local Dask cluster of N "
               "worker processes (pip install 'snnsim[dask]'); the totals are the single-process ones.")
 @click.option("--scheduler", help="Shard the samples over a running Dask cluster (its scheduler address).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+              help="Labels .npy [N] for --input: print each regime's accuracy (a --dataset has its own labels).")
 def hw(network, weights_path, arch_name, input_path, dataset, split, limit, timesteps, regimes, pad_input,
        encoder, training, batch_size, out_dir, show_presets, objective, mapping_choice, convention, data_dir=None,
-       workers=None, scheduler=None):
+       workers=None, scheduler=None, labels_path=None):
     """Price real runs of NETWORK on an event-driven accelerator (--arch); compare execution regimes."""
     if show_presets:
         click.echo(list_presets())
@@ -190,19 +222,24 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     from .mapping import parse_choice
 
     parse_choice(mapping_choice, arch)          # a bad NAME fails before anything is priced
+    y = load_labels(labels_path, dataset, split, limit, len(x[0]) if spec.encoding.kind == "events" else len(x),
+                    data_dir, spec, T)
+    acc = {}
     if workers or scheduler:
         from snnsim.distributed import client as dask_client
 
         with dask_client(workers, scheduler) as c:
-            traces = run_regimes(net, x, T, names, batch_size, client=c)
+            traces = run_regimes(net, x, T, names, batch_size, client=c, labels=y, accuracy=acc)
     else:
-        traces = run_regimes(net, x, T, names, batch_size)
+        traces = run_regimes(net, x, T, names, batch_size, labels=y, accuracy=acc)
     table, reports = compare(traces, arch, objective, mapping_choice)
     n = next(iter(traces.values())).samples
 
     click.echo(f"network {spec.name}: {n} samples, T={T}; arch {arch.name} ({arch.mapping}, "
                f"membrane {arch.dataflow['membrane']}, weights {arch.dataflow['weights']}, "
                f"encoder {arch.dataflow['encoder']}); per inference")
+    if acc:
+        click.echo("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
     click.echo(f"source: {arch.source}")
     if note:
         click.echo(note)

@@ -132,3 +132,25 @@ def test_train_on_input_arrays(tmp_path):
     assert f"test acc {acc:.4f}" in r.output and acc > 0.5
     r = CliRunner().invoke(main, args[:4] + ["--out", str(tmp_path / "w2.npz")])
     assert r.exit_code == 2 and "--labels" in r.output
+
+
+def test_hw_takes_input_and_labels(tmp_path):
+    """hw --input/--labels prints each regime's accuracy: the fraction of argmax readouts equal to the labels,
+    which snnsim run reports for the same samples."""
+    from snnsim.data import load_dataset
+
+    x, y = load_dataset("digits").split("test")
+    np.save(tmp_path / "x.npy", x[:60])
+    np.save(tmp_path / "y.npy", y[:60])
+    net, w = str(ROOT / "networks" / "digits_mlp.yaml"), str(ROOT / "networks" / "digits_mlp.npz")
+    r = CliRunner().invoke(main, ["hw", net, "--weights", w, "--input", str(tmp_path / "x.npy"), "--labels",
+                                  str(tmp_path / "y.npy"), "--regimes", "multistep"])
+    assert r.exit_code == 0, r.output
+    run = CliRunner().invoke(main, ["run", net, "--weights", w, "--input", str(tmp_path / "x.npy"), "--labels",
+                                    str(tmp_path / "y.npy")])
+    acc = run.output.split("accuracy: ")[1].split()[0]
+    assert f"accuracy: multistep {acc}" in r.output
+    np.save(tmp_path / "y5.npy", y[:5])
+    r = CliRunner().invoke(main, ["hw", net, "--weights", w, "--input", str(tmp_path / "x.npy"), "--labels",
+                                  str(tmp_path / "y5.npy")])
+    assert r.exit_code == 2 and "5 labels for 60 samples" in r.output
