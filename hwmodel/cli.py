@@ -235,9 +235,10 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     table, reports = compare(traces, arch, objective, mapping_choice)
     n = next(iter(traces.values())).samples
 
-    click.echo(f"network {spec.name}: {n} samples, T={T}; arch {arch.name} ({arch.mapping}, "
-               f"membrane {arch.dataflow['membrane']}, weights {arch.dataflow['weights']}, "
-               f"encoder {arch.dataflow['encoder']}); per inference")
+    how = (f"mappings {mapping_choice} ({objective})" if arch.mappings
+           else f"membrane {arch.dataflow['membrane']}")
+    click.echo(f"network {spec.name}: {n} samples, T={T}; arch {arch.name} ({arch.mapping}, {how}, "
+               f"weights {arch.dataflow['weights']}, encoder {arch.dataflow['encoder']}); per inference")
     if acc:
         click.echo("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
     click.echo(f"source: {arch.source}")
