@@ -234,15 +234,20 @@ class _Reader:
         v = self.get(key, {} if not required else None, required)
         return _Reader(v if v is not None else {}, self.where(key), self.src, self.sources)
 
+    def sourced(self, key, v: dict) -> "_Reader":
+        """A reader of ``{value|cycles: ..., source: "..."}`` that has recorded the source of ``key``."""
+        sub = _Reader(v, self.where(key), self.src, self.sources)
+        src = sub.get("source")
+        if src is not None:
+            if not isinstance(src, str):
+                raise sub.err("source", "expected a string")
+            self.sources[self.where(key)] = src
+        return sub
+
     def number(self, key, default=None, required=False, positive=False, integer=False, clock_mhz=None):
         v = self.get(key, default, required)
         if isinstance(v, dict):           # {value: x, source: "..."} or {cycles: n, source: "..."}
-            sub = _Reader(v, self.where(key), self.src, self.sources)
-            src = sub.get("source")
-            if src is not None:
-                if not isinstance(src, str):
-                    raise sub.err("source", "expected a string")
-                self.sources[self.where(key)] = src
+            sub = self.sourced(key, v)
             if "cycles" in v and clock_mhz is not None:
                 cyc = sub.number("cycles", required=True)
                 sub.done()
@@ -261,12 +266,7 @@ class _Reader:
     def choice(self, key, choices):
         v = self.get(key, choices[0])
         if isinstance(v, dict):           # {value: name, source: "..."}
-            sub = _Reader(v, self.where(key), self.src, self.sources)
-            src = sub.get("source")
-            if src is not None:
-                if not isinstance(src, str):
-                    raise sub.err("source", "expected a string")
-                self.sources[self.where(key)] = src
+            sub = self.sourced(key, v)
             v = sub.get("value", required=True)
             sub.done()
         if v not in choices:
