@@ -228,6 +228,73 @@ U.savefig(fig, "02_break_even")
 plt.show()
 
 # %% [markdown]
+# ## Sensitivity: where the conclusion flips
+#
+# E_SNN / E_ANN at the trained operating point (thresholds 1) for T = 1 and T = 4, the SNN and the ANN priced
+# the same way (evt45, every layer on its best mapping), as one factor is scaled at a time: the spike activity
+# (the threshold sweep above), the energy of every memory access (the SRAM table and DRAM together), and the
+# size of every buffer (which also scales the leakage). The printed crossings are where the SNN stops (or
+# starts) being the cheaper one.
+
+# %%
+from dataclasses import replace  # noqa: E402
+
+from hwmodel.arch import Memory  # noqa: E402
+
+SCALES = (0.1, 0.3, 1.0, 3.0, 10.0)
+trained = {T: run(net, x, timesteps=T).trace for T in (1, 4)}
+
+
+def memory_energy_scaled(a, k):
+    law = replace(a.sram, points=tuple((b, e * k) for b, e in a.sram.points))
+    return replace(a, sram=law, dram=dict(a.dram, pj_per_bit=a.dram["pj_per_bit"] * k))
+
+
+def buffers_scaled(a, k):
+    return replace(a, memories={m: Memory(max(8, int(v.size_bytes * k)), v.word_bits) for m, v in a.memories.items()})
+
+
+sens = []
+for factor, change in (("memory energy", memory_energy_scaled), ("buffer size", buffers_scaled)):
+    for k in SCALES:
+        a = change(EVT, k)
+        e_ann = price(ann, a).totals["energy_pj"]
+        for T, tr in trained.items():
+            sens.append(dict(factor=factor, scale=k, T=T, ratio=price(tr, a).totals["energy_pj"] / e_ann))
+sens = pd.DataFrame(sens)
+print(sens.pivot_table(index=["factor", "scale"], columns="T", values="ratio").to_string(float_format=lambda v: f"{v:.3g}"))
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+act = tab[tab["T"].isin(list(trained))]
+for T, marker in zip(trained, "os"):
+    d = act[act["T"] == T].sort_values("firing_rate")
+    axes[0].plot(d.firing_rate, d["ratio evt45 (mapper)"], marker=marker, label=f"T={T}")
+    for ax, factor in zip(axes[1:], ("memory energy", "buffer size")):
+        d = sens[(sens.factor == factor) & (sens["T"] == T)]
+        ax.plot(d.scale, d.ratio, marker=marker, label=f"T={T}")
+axes[0].set_xlabel("spike rate (spikes per neuron per step)")
+axes[1].set_xlabel("memory access energy (x evt45's)")
+axes[2].set_xlabel("buffer sizes (x evt45's)")
+axes[0].set_ylabel("E_SNN / E_ANN (below 1: the SNN is cheaper)")
+for ax in axes:
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+fig.suptitle("trained mnist_conv vs its ANN on evt45 (mapper): one factor at a time", fontsize=10)
+fig.tight_layout()
+U.savefig(fig, "02_sensitivity")
+plt.show()
+flips = []
+for factor in ("memory energy", "buffer size"):
+    for T in trained:
+        d = sens[(sens.factor == factor) & (sens["T"] == T)]
+        c = crossing(d.scale, d.ratio)
+        flips.append(f"{factor} at T={T}: " + (f"flips at {c:.3g}x evt45's" if np.isfinite(c) else
+                                                f"no flip in {SCALES[0]}-{SCALES[-1]}x (ratio "
+                                                f"{d.ratio.min():.3g}-{d.ratio.max():.3g})"))
+
+# %% [markdown]
 # ## Findings (computed above)
 
 # %%
@@ -255,5 +322,6 @@ for name in PRICINGS:
                        if len(floor) else "."))
 findings.append(f"published: {DAMPFHOFFER_SPS[0]}-{DAMPFHOFFER_SPS[1]} spikes/synapse (Dampfhoffer), ~{DAVIDSON_SPS} "
                 f"(Davidson & Furber), spike rate < {YAN_RATE:.1%} at T={YAN_T} (Yan et al.).")
+findings.append("sensitivity of E_SNN/E_ANN at the trained point (evt45, mapper): " + "; ".join(flips) + ".")
 print("\n".join(f"- {f}" for f in findings))
 print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")
