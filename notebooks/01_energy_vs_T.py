@@ -300,6 +300,54 @@ U.savefig(fig, "01_components_trev_vs_multistep")
 plt.show()
 
 # %% [markdown]
+# ## Sensitivity: when does T = 1's advantage change?
+#
+# E(T=4) / E(T=1) of the trained `mnist_conv` on evt45 with every layer on its best mapping (any accumulation),
+# as one factor is scaled at a time: the energy of every memory access (the SRAM table and DRAM together)
+# and the size of every buffer (which also scales the leakage).
+
+# %%
+from dataclasses import replace as _replace  # noqa: E402
+
+from hwmodel.arch import Memory  # noqa: E402
+
+SCALES = (0.1, 0.3, 1.0, 3.0, 10.0)
+EVT_MAP = load_arch("evt45")
+runs = {T: run(net_a, xa, timesteps=T).trace for T in (1, 4)}
+
+
+def memory_energy_scaled(a, k):
+    law = _replace(a.sram, points=tuple((b, e * k) for b, e in a.sram.points))
+    return _replace(a, sram=law, dram=dict(a.dram, pj_per_bit=a.dram["pj_per_bit"] * k))
+
+
+def buffers_scaled(a, k):
+    return _replace(a, memories={m: Memory(max(8, int(v.size_bytes * k)), v.word_bits) for m, v in a.memories.items()})
+
+
+sens = []
+for factor, change in (("memory energy", memory_energy_scaled), ("buffer size", buffers_scaled)):
+    for k in SCALES:
+        a = change(EVT_MAP, k)
+        e = {T: price(tr, a) for T, tr in runs.items()}
+        sens.append(dict(factor=factor, scale=k, ratio=e[4].totals["energy_pj"] / e[1].totals["energy_pj"],
+                         mappings_T4=e[4].totals["mappings"]))
+sens = pd.DataFrame(sens)
+print(sens.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+fig, ax = plt.subplots(figsize=(5.5, 3.6))
+for factor, d in sens.groupby("factor", sort=False):
+    ax.plot(d.scale, d.ratio, "o-", label=factor)
+ax.axhline(1, color="k", lw=0.8)
+ax.set_xscale("log")
+ax.set_xlabel("factor (x evt45's)")
+ax.set_ylabel("E(T=4) / E(T=1)")
+ax.set_title("mnist_conv on evt45 (mapper): one factor at a time", fontsize=10)
+ax.legend(fontsize=8)
+fig.tight_layout()
+U.savefig(fig, "01_sensitivity")
+plt.show()
+
+# %% [markdown]
 # ## Findings (computed above)
 
 # %%
@@ -343,5 +391,9 @@ for name in nets_b:
                     f"{r['share membrane traffic']:.0%}, state held {r.state_B / 1024:.1f} KiB, "
                     f"weights that do not fit the 4 x 64 KiB buffers {r.weight_spill_B / 1024:.0f} KiB, "
                     f"DRAM traffic {r.dram_B / 1024:.0f} KiB per inference.")
+findings.append("E(T=4)/E(T=1) of mnist_conv on evt45 (mapper) over 0.1-10x memory energy: "
+                + ", ".join(f"{r.ratio:.2f}" for r in sens[sens.factor == "memory energy"].itertuples())
+                + "; over 0.1-10x buffer sizes: "
+                + ", ".join(f"{r.ratio:.2f}" for r in sens[sens.factor == "buffer size"].itertuples()) + ".")
 print("\n".join(f"- {f}" for f in findings))
 print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {
-    "01_energy_vs_T.py": ["01_components_mnist_conv", "01_membrane_share_by_stage", "01_energy_vs_T",
+    "01_energy_vs_T.py": ["01_components_mnist_conv", "01_membrane_share_by_stage", "01_energy_vs_T", "01_sensitivity",
                           "01_components_trev_vs_multistep"],
     "02_break_even_ann.py": ["02_break_even", "02_sensitivity"],
     "03_training_memory.py": ["03_training_memory_time"],
