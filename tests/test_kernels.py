@@ -147,11 +147,12 @@ def test_prepare_linear_event_layout():
     np.testing.assert_array_equal(wt, w.T)
 
 
+@pytest.mark.usefixtures("always_split")
 def test_linear_large_batch_parallel_path_is_deterministic():
     rng = np.random.default_rng(0)
-    x = make_input(rng, (64, 1024), "binary", 0.1)  # B*I*O above the parallel threshold (2**24)
-    w = rng.standard_normal((260, 1024)).astype(np.float32)
-    b = rng.standard_normal(260).astype(np.float32)
+    x = make_input(rng, (64, 400), "binary", 0.1)
+    w = rng.standard_normal((50, 400)).astype(np.float32)
+    b = rng.standard_normal(50).astype(np.float32)
     wt = prepare_linear_event(w)
     e1 = linear_event(x, wt, b)
     # a batch of one takes the serial path; the per-output sum order is the same
@@ -234,19 +235,31 @@ def test_conv_edge_cases(B, C, O, groups, H, W, k, s, p, bias):
     check_conv(x, w, b, s, s, p, p, groups)
 
 
+@pytest.fixture
+def always_split(monkeypatch):
+    """The kernels split between threads from the smallest size (the thresholds are read in Python)."""
+    from snnsim.kernels import conv, linear, pool
+
+    for module, names in ((conv, ("_PAR_MIN_WORK", "_EVENT_PAR_MIN_OUT", "_GEMM_PAR_MIN_WORK")),
+                          (linear, ("_PAR_MIN_WORK",)), (pool, ("_PAR_MIN_WORK",))):
+        for name in names:
+            monkeypatch.setattr(module, name, 0)
+
+
 @pytest.mark.parametrize(
     "B,C,O,groups,H,k,s,p",
     [
-        (1, 8, 64, 1, 64, 3, 1, 1),    # B=1: event kernel splits output rows across threads
+        (1, 8, 64, 1, 24, 3, 1, 1),    # B=1: event kernel splits output rows across threads
         (3, 8, 16, 1, 75, 3, 1, 1),    # im2col chunks of 2 images + a partial chunk of 1
         (2, 32, 8, 1, 48, 3, 1, 1),    # im2col buffer holds one image: sgemm into the output
-        (4, 16, 16, 16, 112, 5, 1, 2),  # depthwise, parallel direct loops
-        (1, 32, 32, 32, 92, 3, 1, 1),  # depthwise B=1: event kernel splits the groups across threads
-        (16, 8, 16, 2, 64, 3, 2, 1),   # grouped, parallel over images in the event kernel
-        (16, 16, 32, 1, 32, 3, 1, 1),  # sgemm chunks split between two threads
+        (2, 16, 16, 16, 20, 5, 1, 2),  # depthwise, split direct loops
+        (1, 32, 32, 32, 24, 3, 1, 1),  # depthwise B=1: event kernel splits the groups across threads
+        (4, 8, 16, 2, 12, 3, 2, 1),    # grouped, split over images in the event kernel
+        (4, 16, 32, 1, 32, 3, 1, 1),   # sgemm path: images split between threads, bands of rows
         (3, 8, 6, 2, 5, 1, 1, 0),      # grouped 1x1: sgemm on the image itself
     ],
 )
+@pytest.mark.usefixtures("always_split")
 def test_conv_parallel_and_chunked_paths(B, C, O, groups, H, k, s, p):
     rng = np.random.default_rng(7)
     x = make_input(rng, (B, C, H, H), "binary", 0.15)
@@ -311,12 +324,13 @@ def test_pools_vs_loop_reference(case, seed):
     assert avg.dtype == np.float32 and mx.dtype == np.float32
 
 
+@pytest.mark.usefixtures("always_split")
 def test_pools_large_parallel_path():
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((4, 64, 64, 64)).astype(np.float32)    # 4 * 64 * 32 * 32 * 4 >= 2**20
-    np.testing.assert_allclose(avgpool2d(x, 2, 2, 2, 2, 0, 0), x.reshape(4, 64, 32, 2, 32, 2).mean(axis=(3, 5)),
+    x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(avgpool2d(x, 2, 2, 2, 2, 0, 0), x.reshape(4, 16, 16, 2, 16, 2).mean(axis=(3, 5)),
                                rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(maxpool2d(x, 2, 2, 2, 2, 0, 0), x.reshape(4, 64, 32, 2, 32, 2).max(axis=(3, 5)))
+    np.testing.assert_array_equal(maxpool2d(x, 2, 2, 2, 2, 0, 0), x.reshape(4, 16, 16, 2, 16, 2).max(axis=(3, 5)))
 
 
 def test_maxpool_padding_is_minus_inf():

@@ -35,16 +35,16 @@ from .threads import split
 # 2-3x slower per image at batch 64 than one image alone.)
 _IM2COL_MAX_ELEMS = 1 << 17
 _BAND_ELEMS = 1 << 16
-# Work (MACs) above which the direct loops go parallel (the event kernel: output
-# size >= _PAR_MIN_WORK // 16). A 2-thread region costs ~8 us on an idle 2-core
-# machine, but on a busy one its slowest thread waits for a core: regions of
-# ~0.3 ms had a 90th-percentile time of 2-6 ms under load, regions of ~7 ms
-# 1.1x their median (docs/performance.md, "Threads"). So only layers with about a
-# millisecond of serial work or more are split (~4 M MACs of direct loops).
-_PAR_MIN_WORK = 1 << 22
-# MACs above which the sgemm path splits its image chunks between two threads (each with one BLAS
-# thread): below it the split's start-up and, on a busy machine, its waits cost more than it saves.
-_GEMM_PAR_MIN_WORK = 1 << 25
+# Work above which a kernel splits between threads (kernels/threads.py). A split
+# costs little on an idle 2-core machine, but on a busy one handing work to the
+# other thread waits for a core: under a load average of 6-9 a hand-off took
+# milliseconds, and the conv net at batch 64 ran several times slower with its
+# 1-2 ms layers split than without. So only layers with several milliseconds of
+# serial work are split: direct loops above _PAR_MIN_WORK multiply-adds, the event
+# scatter above _EVENT_PAR_MIN_OUT outputs, the sgemm path above _GEMM_PAR_MIN_WORK.
+_PAR_MIN_WORK = 1 << 25
+_EVENT_PAR_MIN_OUT = 1 << 21
+_GEMM_PAR_MIN_WORK = 1 << 27
 
 
 @njit(cache=True, fastmath=False)
@@ -527,7 +527,7 @@ def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups):
     else:
         nparts = 2 if (B == 1 and groups >= 2) else 1
     args = (x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
-    if B * nparts > 1 and B * O * HO * WO >= _PAR_MIN_WORK // 16:
+    if B * nparts > 1 and B * O * HO * WO >= _EVENT_PAR_MIN_OUT:
         split(_conv_event_tasks, B * nparts, *args)
     else:
         _conv_event_tasks(*args, 0, B * nparts)

@@ -9,11 +9,10 @@ from numba import njit
 from .blas import sgemm, sgemv
 from .threads import split
 
-# The event kernel goes parallel (over batch rows) only for >= 2 rows and a dense
-# size B*I*O >= 2**24 (~1 ms of work at 10 % density): on a busy machine a 2-thread
-# region waits for its slowest thread, which small layers never repay (the rule
-# for every kernel: snnsim/kernels/conv.py, _PAR_MIN_WORK).
-_PAR_MIN_WORK = 1 << 24
+# The event kernel splits its batch rows between threads only for >= 2 rows and a
+# dense size B*I*O >= 2**26 (several ms of work at 10 % density): the rule for
+# every kernel, snnsim/kernels/conv.py, _PAR_MIN_WORK.
+_PAR_MIN_WORK = 1 << 26
 # Up to this many samples the dense layer runs one sgemv per sample: at batch 1 OpenBLAS's sgemm took 4-5x
 # the time of its sgemv (linear 1568->128: 38 us against 7.6 us).
 _GEMV_MAX_ROWS = 2

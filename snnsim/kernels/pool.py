@@ -9,9 +9,9 @@ from numba import njit
 
 from .threads import split
 
-# Work (output elements x window size) above which the plane loop goes parallel:
-# about a millisecond of serial work, the rule for every kernel (conv.py, _PAR_MIN_WORK).
-_PAR_MIN_WORK = 1 << 20
+# Work (output elements x window size) above which the planes are split between
+# threads: several milliseconds of serial work, the rule for every kernel (conv.py).
+_PAR_MIN_WORK = 1 << 23
 
 
 @njit(cache=True, fastmath=False)

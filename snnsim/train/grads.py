@@ -320,7 +320,7 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, npa
 
 
 # MACs of a conv backward above which its batch is split in two parts run side by side
-_BWD_SPLIT_MIN_WORK = 1 << 25
+_BWD_SPLIT_MIN_WORK = 1 << 27
 
 
 def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
