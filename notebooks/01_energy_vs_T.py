@@ -307,32 +307,16 @@ plt.show()
 # and the size of every buffer (which also scales the leakage).
 
 # %%
-from dataclasses import replace as _replace  # noqa: E402
-
-from hwmodel.arch import Memory  # noqa: E402
-
-SCALES = (0.1, 0.3, 1.0, 3.0, 10.0)
 EVT_MAP = load_arch("evt45")
 runs = {T: run(net_a, xa, timesteps=T).trace for T in (1, 4)}
 
 
-def memory_energy_scaled(a, k):
-    law = _replace(a.sram, points=tuple((b, e * k) for b, e in a.sram.points))
-    return _replace(a, sram=law, dram=dict(a.dram, pj_per_bit=a.dram["pj_per_bit"] * k))
+def t4_over_t1(a):
+    e = {T: price(tr, a) for T, tr in runs.items()}
+    return dict(ratio=e[4].totals["energy_pj"] / e[1].totals["energy_pj"], mappings_T4=e[4].totals["mappings"])
 
 
-def buffers_scaled(a, k):
-    return _replace(a, memories={m: Memory(max(8, int(v.size_bytes * k)), v.word_bits) for m, v in a.memories.items()})
-
-
-sens = []
-for factor, change in (("memory energy", memory_energy_scaled), ("buffer size", buffers_scaled)):
-    for k in SCALES:
-        a = change(EVT_MAP, k)
-        e = {T: price(tr, a) for T, tr in runs.items()}
-        sens.append(dict(factor=factor, scale=k, ratio=e[4].totals["energy_pj"] / e[1].totals["energy_pj"],
-                         mappings_T4=e[4].totals["mappings"]))
-sens = pd.DataFrame(sens)
+sens = U.one_factor_at_a_time(EVT_MAP, t4_over_t1)
 print(sens.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 fig, ax = plt.subplots(figsize=(5.5, 3.6))
 for factor, d in sens.groupby("factor", sort=False):

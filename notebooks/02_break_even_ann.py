@@ -237,31 +237,17 @@ plt.show()
 # starts) being the cheaper one.
 
 # %%
-from dataclasses import replace  # noqa: E402
-
-from hwmodel.arch import Memory  # noqa: E402
-
-SCALES = (0.1, 0.3, 1.0, 3.0, 10.0)
 trained = {T: run(net, x, timesteps=T).trace for T in (1, 4)}
 
 
-def memory_energy_scaled(a, k):
-    law = replace(a.sram, points=tuple((b, e * k) for b, e in a.sram.points))
-    return replace(a, sram=law, dram=dict(a.dram, pj_per_bit=a.dram["pj_per_bit"] * k))
+def snn_over_ann(a):
+    e_ann = price(ann, a).totals["energy_pj"]
+    return {f"T={T}": price(tr, a).totals["energy_pj"] / e_ann for T, tr in trained.items()}
 
 
-def buffers_scaled(a, k):
-    return replace(a, memories={m: Memory(max(8, int(v.size_bytes * k)), v.word_bits) for m, v in a.memories.items()})
-
-
-sens = []
-for factor, change in (("memory energy", memory_energy_scaled), ("buffer size", buffers_scaled)):
-    for k in SCALES:
-        a = change(EVT, k)
-        e_ann = price(ann, a).totals["energy_pj"]
-        for T, tr in trained.items():
-            sens.append(dict(factor=factor, scale=k, T=T, ratio=price(tr, a).totals["energy_pj"] / e_ann))
-sens = pd.DataFrame(sens)
+sens = U.one_factor_at_a_time(EVT, snn_over_ann).melt(id_vars=["factor", "scale"], var_name="T",
+                                                       value_name="ratio")
+sens["T"] = sens["T"].str[2:].astype(int)
 print(sens.pivot_table(index=["factor", "scale"], columns="T", values="ratio").to_string(float_format=lambda v: f"{v:.3g}"))
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
@@ -291,7 +277,7 @@ for factor in ("memory energy", "buffer size"):
         d = sens[(sens.factor == factor) & (sens["T"] == T)]
         c = crossing(d.scale, d.ratio)
         flips.append(f"{factor} at T={T}: " + (f"flips at {c:.3g}x evt45's" if np.isfinite(c) else
-                                                f"no flip in {SCALES[0]}-{SCALES[-1]}x (ratio "
+                                                f"no flip in {U.SCALES[0]}-{U.SCALES[-1]}x (ratio "
                                                 f"{d.ratio.min():.3g}-{d.ratio.max():.3g})"))
 
 # %% [markdown]

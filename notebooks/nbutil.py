@@ -208,3 +208,34 @@ def n_params(spec) -> int:
               if isinstance(layer, ExtConv2d) and getattr(layer, "shared_from", "") for p in layer.param_shapes()}
     return sum(int(np.prod(s)) for k, s in spec.param_shapes().items()
                if k not in shared and not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+
+
+def memory_energy_scaled(arch, k: float):
+    """A copy of an architecture with every memory access (the SRAM table and DRAM) k times as costly."""
+    from dataclasses import replace
+
+    law = replace(arch.sram, points=tuple((b, e * k) for b, e in arch.sram.points))
+    return replace(arch, sram=law, dram=dict(arch.dram, pj_per_bit=arch.dram["pj_per_bit"] * k))
+
+
+def buffers_scaled(arch, k: float):
+    """A copy of an architecture with every per-core buffer k times as large (at least 8 bytes)."""
+    from dataclasses import replace
+
+    from hwmodel.arch import Memory
+
+    return replace(arch, memories={m: Memory(max(8, int(v.size_bytes * k)), v.word_bits)
+                                   for m, v in arch.memories.items()})
+
+
+SCALES = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def one_factor_at_a_time(arch, measure, scales=SCALES) -> pd.DataFrame:
+    """``measure(arch_variant)`` -> dict of numbers, for the memory access energy and then the buffer sizes of
+    ``arch`` scaled by each factor in turn; one row per (factor, scale)."""
+    rows = []
+    for factor, change in (("memory energy", memory_energy_scaled), ("buffer size", buffers_scaled)):
+        for k in scales:
+            rows.append(dict(factor=factor, scale=k, **measure(change(arch, k))))
+    return pd.DataFrame(rows)
