@@ -21,6 +21,9 @@ def plot(kind, result, out, layers, sample, arch):
     from pathlib import Path
 
     from . import plot as P
+    from .outputs import check_output
+
+    check_output(out, "-o/--out")
 
     if kind == "energy":
         fig = P.energy(result, arch)

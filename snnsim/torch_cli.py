@@ -22,7 +22,11 @@ def import_torch(model, out, weights_out, input_shape, timesteps, encoding):
     network YAML and a weights .npz. Refuses, naming the module, anything snnsim cannot compute exactly."""
     import torch
 
+    from .outputs import check_output
     from .torch_import import _library_classes, _multi_step, from_torch, load_module
+
+    check_output(out, "-o/--out")
+    check_output(weights_out, "--weights-out")
 
     try:
         shape = [int(s) for s in input_shape.split(",") if s.strip()]

@@ -232,3 +232,37 @@ def test_import_torch_cli(tmp_path):
                                   "--weights-out", f"{tmp_path}/b.npz", "--input-shape", "4"])
     assert r.exit_code == 2 and r.output.strip() == "error: module '1' (Tanh): snnsim has no equivalent layer"
     assert not (tmp_path / "b.yaml").exists()
+
+
+def test_spikingjelly_containers_soft_reset_and_plif():
+    """SeqToANNContainer children, soft reset (v_reset=None) and ParametricLIFNode, on events [T, N, ...]."""
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        layer.SeqToANNContainer(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.BatchNorm2d(6)),
+        neuron.LIFNode(tau=2.0, v_reset=None, step_mode="m"),
+        layer.SeqToANNContainer(torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(6 * 4 * 4, 10)),
+        neuron.ParametricLIFNode(init_tau=2.0, step_mode="m", decay_input=False))
+    with torch.no_grad():
+        net[0][1].running_var.uniform_(0.1, 0.3)
+        net[0][1].weight.uniform_(1, 2)
+        net[2][2].weight.mul_(3)
+        net[2][2].bias.uniform_(0.5, 1.0)
+    net.eval()
+    x = torch.rand(5, 4, 1, 8, 8)
+    rec, handles = _hooks(net, ["1"])
+    functional.reset_net(net)
+    with torch.no_grad():
+        ref = net(x).numpy()
+    for h in handles:
+        h.remove()
+    functional.reset_net(net)
+    imp = from_torch(net, x, encoding="events")
+    assert [layer["type"] for layer in imp.spec["layers"]] == ["conv2d", "batchnorm2d", "lif", "avgpool2d",
+                                                                "flatten", "linear", "plif"]
+    assert imp.spec["layers"][2]["v_reset"] is None and "2.2.weight" in imp.weights
+    res = imp.run(x, probes=["1"])
+    assert np.array_equal(res.outputs, ref) and 0 < ref.mean() < 1
+    assert np.array_equal(res.trace.probes["1"]["spikes"], rec["1"][0])
