@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 python -m pip install --quiet --disable-pip-version-check --no-deps "spikingjelly==2.0.0" "norse==1.1.0"
 python -m pip install --quiet --disable-pip-version-check -e ".[test,reference,data,events,dask]"
-python -m pytest -q "$@"
+# Random test order (pytest-random-order; the seed is printed, rerun one order with --random-order-seed=N):
+# every test must pass whatever ran before it.
+python -m pytest -q --random-order "$@"
