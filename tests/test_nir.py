@@ -244,6 +244,40 @@ def test_hand_built_graph_follows_forward_euler(tmp_path):
     np.testing.assert_allclose(out.outputs, ref_li, rtol=1e-5, atol=1e-6)
 
 
+def test_graph_dt_versus_the_dt_option(tmp_path):
+    """The graph's metadata dt is used when --dt is absent, and --dt overrides it: each import follows NIR's
+    equations integrated by hand at its own step (the two steps give different spikes, so neither passes by
+    accident)."""
+    W = np.random.default_rng(5).normal(0, 0.8, (6, 8)).astype(np.float32)
+    full = lambda v: np.full(6, v)  # noqa: E731
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([2, 4, 4])}),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1),
+        "w": nir.Linear(weight=W),
+        "half": nir.Scale(scale=np.full(6, 0.5, np.float32)),
+        "int": nir.I(r=full(2000.0)),
+        "cuba": nir.CubaLIF(tau_syn=full(2e-3), tau_mem=full(4e-3), r=full(1.0), v_leak=full(0.0),
+                            v_threshold=full(0.4), v_reset=full(0.0), w_in=full(3.0)),
+        "li": nir.LI(tau=full(5e-3), r=full(1.0), v_leak=full(0.1)),
+        "output": nir.Output(output_type={"output": np.array([6])}),
+    }
+    order = list(nodes)
+    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), metadata={"dt": 1e-3}, type_check=False)
+    nir.write(tmp_path / "dt.nir", graph)
+    x = (np.random.default_rng(7).random((12, 3, 2, 4, 4)) < 0.4).astype(np.float32)
+    spikes = {}
+    for dt_opt, dt in ((None, 1e-3), (5e-4, 5e-4)):
+        res, spec, w = imported(tmp_path / "dt.nir", dt=dt_opt, timesteps=12)
+        assert res.dt == dt
+        out = run_spec(spec, w, x, 12, ["cuba"])
+        _, ref_spk, ref_li = _euler_reference(x.astype(np.float64), dt)
+        np.testing.assert_array_equal(out.trace.probes["cuba"]["spikes"], ref_spk)
+        np.testing.assert_allclose(out.outputs, ref_li, rtol=1e-5, atol=1e-6)
+        spikes[dt] = ref_spk
+    assert (spikes[1e-3] != spikes[5e-4]).any()
+
+
 # ----------------------------------------------------------------------------- snnTorch
 @pytest.fixture
 def snntorch():

@@ -363,3 +363,26 @@ def test_trev_column_with_alpha_zero_and_no_top_down_equals_the_feed_forward_net
             want = fw.logits[t] if head else fw.states[t][-1]
             np.testing.assert_array_equal(out, want)
         assert not np.array_equal(fw.states[t][-1], fw.states[t - 1][-1])    # columns have their own weights
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_revsnn_bound_holds_for_a_perturbation_at_the_bound(seed):
+    """The inverse's bound must cover an error in y as large as the bound it is given, not only float32
+    round-off: y is moved by exactly +-eps (a random sign per element) and eps (plus the rounding of that move)
+    is passed as y's bound. Every reconstructed element must lie within the returned bound of the true input,
+    and the bound must be reached in part (the perturbation really propagates; a bound that ignored its input
+    bound would fail the first assertion)."""
+    net = rev_net(rev_raw(1, 4, 6, 3), seed)
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((2, 8, 6, 6)) * 1.5).astype(f32)
+    ops, ins, outs = rev_forward(net, x, 3)
+    y = outs[0]
+    eps = (1e-5 * (1.0 + np.abs(y))).astype(f32)
+    moved = (y + rng.choice([-1.0, 1.0], y.shape) * eps).astype(f32)
+    given = (eps + 2 * U * np.abs(moved) + 1e-37).astype(f32)      # |moved - y| <= eps + one rounding
+    assert np.all(np.abs(moved.astype(np.float64) - y) <= given)
+    r = invert_block(ops[0], moved, given, on_risk="keep")
+    err = np.abs(r.x.astype(np.float64) - ins[0])
+    assert not r.flagged                 # no charge within its bound of a threshold for these seeds
+    assert np.all(err <= r.bound), f"error {float((err - r.bound).max()):.3g} above the inverse's bound"
+    assert float((err / r.bound).max()) > 0.2
