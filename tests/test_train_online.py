@@ -176,3 +176,58 @@ def test_online_methods_learn(method, variant, net):
                         eval_limit=200, seed=1)
     r = L.train(spec, L.init_params(spec, 0), cfg)
     assert r.history[-1]["test_acc"] > 0.5, r.history
+
+
+def test_saf_f_gradients_equal_autograd_of_its_final_step():
+    """SAF-F (docs/papers.md): one loss at t = T on the weighted firing rate a_out[T] / c_T and one backward at
+    T with the temporal path cut (each layer's accumulation before T is a constant). Written out in PyTorch
+    float64 from those equations and differentiated by autograd, independently of snnsim's backward:
+        U = k (W a_in[T] + c_T b),  h = U - thr * lam * a[T-1],  s = H(h - thr) (sigmoid surrogate, alpha 4),
+        a[T] = lam * a[T-1] + s,  loss = CE(a_out[T] / c_T, y),  lam = 1 - 1/tau, k = 1/tau, c_T = sum lam^j."""
+    torch = pytest.importorskip("torch")
+    spec, p, x, y = _soft()
+    T, tau, thr, alpha = 5, 2.0, 1.0, 4.0
+    lam, k = 1.0 - 1.0 / tau, 1.0 / tau
+    r = Recorder()
+    ours = make_online(spec, NeuronTrainCfg(), "saf", "F").step(dict(p), x, y, T, None, r, 0.1)
+
+    class Spike(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return (v >= 0).to(v.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (v,) = ctx.saved_tensors
+            s = torch.sigmoid(alpha * v)
+            return g * alpha * s * (1 - s)
+
+    W = {n: torch.tensor(p[f"{n}.weight"], dtype=torch.float64, requires_grad=True) for n in ("fc1", "fc2")}
+    b = {n: torch.tensor(p[f"{n}.bias"], dtype=torch.float64, requires_grad=True) for n in ("fc1", "fc2")}
+    xin = torch.tensor(x.reshape(len(x), -1), dtype=torch.float64)
+    acc = {"sn1": torch.zeros(len(x), 128, dtype=torch.float64), "sn2": torch.zeros(len(x), 10, dtype=torch.float64)}
+    a0 = torch.zeros_like(xin)
+    c = 0.0
+    for t in range(T):
+        c = lam * c + 1.0
+        a0 = lam * a0 + xin                            # direct encoding: the same input every step
+        last = t == T - 1
+        a = a0
+        for fc, sn in (("fc1", "sn1"), ("fc2", "sn2")):
+            prev = acc[sn].detach()                    # the temporal path is cut
+            U = k * (a @ W[fc].T + c * b[fc])
+            h = U - thr * lam * prev
+            s = Spike.apply(h - thr)
+            a = lam * prev + s
+            acc[sn] = a if last else a.detach()
+            if not last:
+                a = a.detach()
+    loss = torch.nn.functional.cross_entropy(acc["sn2"] / c, torch.tensor(y))
+    loss.backward()
+    assert ours.loss == pytest.approx(loss.item(), rel=1e-6)
+    assert len(r.grads) == 1
+    for n in ("fc1", "fc2"):
+        for key, ref in ((f"{n}.weight", W[n].grad.numpy()), (f"{n}.bias", b[n].grad.numpy())):
+            assert np.abs(ref).max() > 0, key
+            np.testing.assert_allclose(r.grads[0][key], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max(), err_msg=key)

@@ -286,6 +286,14 @@ class SAF(_Online):
             if not np.isfinite(lt):
                 return StepOut(float("nan"), outs, grads, ledger.report())
             back_nodes(self.nodes, gt.reshape((B,) + gt.shape[1:]), ctx, False, stop=self.first)
+            if final:
+                # SAF-F differentiates its one loss through the accumulated form, where a bias enters as c_T * b
+                # (U = k (W a_in + c_T b)); the shared backward gives the per-step bias gradient, so scale it by
+                # c_T as the weights' gradients already carry the accumulated inputs (tests/test_train_online.py
+                # checks both against autograd). SAF-E keeps OTTT_O's per-step rule (Theorem 1).
+                for node in walk_nodes(self.nodes):
+                    if isinstance(node, SYNAPTIC) and node.layer.bias and node.key("bias") in grads:
+                        grads[node.key("bias")] *= c_t
             ledger.live()
             if not self._update(params, grads, opt, lr):
                 return StepOut(float("nan"), outs, grads, ledger.report())
