@@ -210,8 +210,8 @@ def _euler_reference(x, dt):
     return np.array(out_int), np.array(out_spk), np.array(out_li)
 
 
-def test_hand_built_graph_follows_forward_euler(tmp_path):
-    """SumPool2d, Flatten, Linear, Scale, I, CubaLIF and LI against NIR's equations integrated by hand."""
+def _write_hand_graph(path, metadata=None):
+    """The graph _euler_reference integrates: SumPool2d, Flatten, Linear, Scale, I, CubaLIF, LI."""
     W = np.random.default_rng(5).normal(0, 0.8, (6, 8)).astype(np.float32)
     full = lambda v: np.full(6, v)  # noqa: E731
     nodes = {
@@ -227,8 +227,13 @@ def test_hand_built_graph_follows_forward_euler(tmp_path):
         "output": nir.Output(output_type={"output": np.array([6])}),
     }
     order = list(nodes)
-    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), type_check=False)
-    nir.write(tmp_path / "hand.nir", graph)
+    nir.write(path, nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), metadata=metadata or {},
+                                 type_check=False))
+
+
+def test_hand_built_graph_follows_forward_euler(tmp_path):
+    """SumPool2d, Flatten, Linear, Scale, I, CubaLIF and LI against NIR's equations integrated by hand."""
+    _write_hand_graph(tmp_path / "hand.nir")
     with pytest.raises(NirError, match="--dt"):
         import_nir(tmp_path / "hand.nir")
     dt = 1e-3
@@ -248,23 +253,7 @@ def test_graph_dt_versus_the_dt_option(tmp_path):
     """The graph's metadata dt is used when --dt is absent, and --dt overrides it: each import follows NIR's
     equations integrated by hand at its own step (the two steps give different spikes, so neither passes by
     accident)."""
-    W = np.random.default_rng(5).normal(0, 0.8, (6, 8)).astype(np.float32)
-    full = lambda v: np.full(6, v)  # noqa: E731
-    nodes = {
-        "input": nir.Input(input_type={"input": np.array([2, 4, 4])}),
-        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-        "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1),
-        "w": nir.Linear(weight=W),
-        "half": nir.Scale(scale=np.full(6, 0.5, np.float32)),
-        "int": nir.I(r=full(2000.0)),
-        "cuba": nir.CubaLIF(tau_syn=full(2e-3), tau_mem=full(4e-3), r=full(1.0), v_leak=full(0.0),
-                            v_threshold=full(0.4), v_reset=full(0.0), w_in=full(3.0)),
-        "li": nir.LI(tau=full(5e-3), r=full(1.0), v_leak=full(0.1)),
-        "output": nir.Output(output_type={"output": np.array([6])}),
-    }
-    order = list(nodes)
-    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), metadata={"dt": 1e-3}, type_check=False)
-    nir.write(tmp_path / "dt.nir", graph)
+    _write_hand_graph(tmp_path / "dt.nir", {"dt": 1e-3})
     x = (np.random.default_rng(7).random((12, 3, 2, 4, 4)) < 0.4).astype(np.float32)
     spikes = {}
     for dt_opt, dt in ((None, 1e-3), (5e-4, 5e-4)):
