@@ -32,6 +32,7 @@ import numpy as np
 
 from . import kernels as K
 from .errors import InputError, SnnsimError, SpecError
+from .limits import over
 from .layers_extra import ExtConv2d, LayerScale, Upsample, quant_neuron
 from .network import Op
 from .engine import note_add
@@ -197,6 +198,10 @@ def parse_trevsnn(f, name: str, shape: Shape, names: set) -> TRevSNN:
             raise f.err("strides", f"level {l + 1} ({shapes[l + 1][1]}x{shapes[l + 1][2]}) upsampled x2 does not "
                                    f"match level {l} ({shapes[l][1]}x{shapes[l][2]}); use an input size divisible "
                                    "by the total stride")
+    at_least = T * L * 3                  # each column and level: two blocks and a state, before their children
+    if over("layers", at_least):
+        raise f.err("columns", f"{T} columns of {L} levels make at least {at_least:,} layers: "
+                               f"{over('layers', at_least)}")
     levels = []
     for t in range(T):
         col = []

@@ -123,6 +123,11 @@ def test_sizes_are_bounded_with_the_limit_and_its_variable_named(tmp_path, monke
     assert r.exit_code == 0 and "total: 64016000000 parameters" in r.output, r.output   # 4000*16e6 weights + 16e6 biases
     text = "input_shape: [3, 8, 8]\nlayers:\n  - {type: trevsnn, columns: 100000000, classes: 2}\n"
     refused(["info", _net(tmp_path, text, "t.yaml")], "SNNSIM_MAX_TIMESTEPS")
+    # within the T limit, but far too many layers: refused before the columns are built (it took minutes)
+    trev = (NETWORKS / "trev_small.yaml").read_text()
+    assert "columns: 4" in trev
+    refused(["info", _net(tmp_path, trev.replace("columns: 4", "columns: 100000"), "c.yaml")],
+            "100000 columns of 4 levels make at least 1,200,000 layers")
     refused(["info", _net(tmp_path, BASE + "timesteps: 1000000000\n", "T.yaml")], "SNNSIM_MAX_TIMESTEPS")
 
 
