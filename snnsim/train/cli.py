@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..errors import InputError
 from .memory import fmt_bytes
@@ -177,8 +179,12 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
                          f"mem {fmt_bytes(info['memory'].get('peak_bytes', 0))}")
         state["bar"].update(1)
 
-    result = run_training(spec, params, cfg, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                          resume=resume, stage_out=stage_out, progress=progress, data=data)
+    # The loop checks the loss and every parameter after each step (TrainingDiverged names what went wrong and
+    # keeps the last good checkpoint), so numpy's overflow warnings on the way there are not the CLI's errors.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = run_training(spec, params, cfg, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                              resume=resume, stage_out=stage_out, progress=progress, data=data)
     write_weights(spec, result.params, out_path)
     click.echo(f"saved weights to {out_path}")
     if multi:
