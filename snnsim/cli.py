@@ -114,6 +114,8 @@ def read_npy(path, option: str) -> np.ndarray:
         raise InputError(f"{option} {path}: an .npz archive; {option} takes a single array saved with numpy.save")
     if x.dtype.kind not in "fiub":
         raise InputError(f"{option} {path}: dtype {x.dtype} is not numeric")
+    if x.ndim == 0:
+        raise InputError(f"{option} {path}: expected an array, got shape [] (a single number)")
     return x
 
 

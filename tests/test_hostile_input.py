@@ -310,3 +310,12 @@ def test_a_full_disk_leaves_the_previous_file_intact(mlp_files, monkeypatch):
     line = refused(["init-weights", MLP, "-o", str(tmp_path / "w.npz")], "No space left on device")
     with np.load(tmp_path / "w.npz") as z:         # the weights file was not touched either
         assert "fc1.weight" in z.files
+
+
+def test_train_on_arrays_with_bad_labels_or_a_scalar_input(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((6, 64)).astype(np.float32))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 3, 4, 10]))
+    np.save(tmp_path / "s.npy", np.float32(1))
+    base = ["train", MLP, "--out", str(tmp_path / "w.npz"), "--epochs", "1"]
+    refused(base + ["--input", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")], "labels must be in 0..9")
+    refused(base + ["--input", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy")], "got shape []")

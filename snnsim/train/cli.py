@@ -4,6 +4,7 @@ with ``main.add_command(train)``)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -55,6 +56,10 @@ def _array_data(spec, dataset, input_path, labels_path, test_input_path, test_la
             raise InputError(f"{yo} {yp}: labels must be integers, got dtype {y.dtype}")
         if len(y) != len(x):
             raise InputError(f"{yo} {yp}: {len(y)} labels for {len(x)} samples")
+        classes = math.prod(spec.output_shape)
+        if len(y) and (y.min() < 0 or y.max() >= classes):
+            raise InputError(f"{yo} {yp}: labels must be in 0..{classes - 1} (the network has {classes} outputs), "
+                             f"found {int(y.min())}..{int(y.max())}")
         if pad:
             x = pad_to_shape(x, spec.input_shape)
         x = np.ascontiguousarray(fit_to_shape(x, spec.input_shape, f"{xo} {xp}"), dtype=np.float32)
