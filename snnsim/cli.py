@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import sys
-import warnings
 from pathlib import Path
 
 import click
@@ -67,12 +66,12 @@ class _Group(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
-        # A numpy floating-point warning (overflow, invalid value) means a NaN or Inf was made somewhere the
-        # checks at load did not foresee: it stops the command with one line instead of printing a warning
-        # above a result that may be wrong.
+        # A numpy floating-point problem (overflow, invalid value, division by zero) means a NaN or Inf was made
+        # somewhere the checks at load did not foresee: it stops the command with one line instead of printing
+        # a warning above a result that may be wrong. np.errstate is per thread (unlike a warnings filter, which
+        # would also turn warnings in Dask's or the kernels' threads into exceptions).
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", RuntimeWarning)
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
                 return super().invoke(ctx)
         except SnnsimError as e:
             click.echo(f"error: {e}", err=True)
@@ -81,7 +80,7 @@ class _Group(click.Group):
             sub = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
             click.echo(f"error: {e.format_message()} (see 'snnsim{sub} --help')", err=True)
             ctx.exit(2)
-        except (RuntimeWarning, FloatingPointError) as e:
+        except FloatingPointError as e:
             click.echo(f"error: numerical problem ({e}): a value overflowed float32 or became NaN; check the "
                        "weights and inputs for very large values", err=True)
             ctx.exit(2)

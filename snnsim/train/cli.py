@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import warnings
 from pathlib import Path
 
 import click
@@ -185,9 +184,8 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
         state["bar"].update(1)
 
     # The loop checks the loss and every parameter after each step (TrainingDiverged names what went wrong and
-    # keeps the last good checkpoint), so numpy's overflow warnings on the way there are not the CLI's errors.
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
+    # keeps the last good checkpoint), so numpy's overflow on the way there is not the CLI's error.
+    with np.errstate(all="ignore"):
         result = run_training(spec, params, cfg, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                               resume=resume, stage_out=stage_out, progress=progress, data=data)
     write_weights(spec, result.params, out_path)
