@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
+from .datasets import as_array, as_arrays
 from .engine import RunResult, accuracy as _accuracy, run as _run
 from .errors import InputError
 from .network import Network, build_network
@@ -27,16 +28,6 @@ from .spec import NetworkSpec, layer_table, load_spec, parse_spec
 from .weights import check_weights, read_npz, save_npz
 
 __all__ = ["Model", "as_array", "layer_table", "load", "load_network", "import_nir"]
-
-
-def as_array(x: Any, what: str = "input") -> np.ndarray:
-    """A NumPy array from anything array-like: NumPy arrays, lists, torch tensors (detached, moved to the CPU)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):        # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{what}: not an array ({e})") from None
 
 
 def load_network(network: str | Path | dict | NetworkSpec) -> NetworkSpec:
@@ -82,10 +73,11 @@ class Model:
     def run(self, x, *, timesteps: int | None = None, batch_size: int = 64, probes: Iterable[str] = (),
             form: str = "auto", event_threshold: float | None = None, regime: str | None = None) -> RunResult:
         """Run samples through the network. ``x``: ``[N, *input_shape]`` (``[T, N, *input_shape]`` for an
-        ``events`` network), any array-like. ``probes``: layer names whose full tensors are kept
+        ``events`` network), any array-like, or a DataLoader / iterable of batches (labels, if any, ignored). ``probes``: layer names whose full tensors are kept
         (``result.spikes(name)``, ``result.membrane(name)``). Returns outputs ``[T, N, ...]``, the readout
         and the trace (``result.trace``)."""
-        return _run(self.network, as_array(x), timesteps=timesteps, batch_size=batch_size, probes=probes,
+        x = as_array(x) if hasattr(x, "shape") or isinstance(x, list) else as_arrays(x)[0]
+        return _run(self.network, x, timesteps=timesteps, batch_size=batch_size, probes=probes,
                     form=form, event_threshold=event_threshold, regime=regime)
 
     def accuracy(self, result: RunResult, labels) -> float:
@@ -106,8 +98,9 @@ class Model:
         trace = getattr(result_or_trace, "trace", result_or_trace)
         return price(trace, load_arch(arch))
 
-    def train(self, x, y, *, x_test=None, y_test=None, **options):
-        """Train the weights in place on ``x``/``y`` (array-likes); ``options`` are ``snnsim.train.TrainConfig``
+    def train(self, x, y=None, *, x_test=None, y_test=None, **options):
+        """Train the weights in place on ``x``/``y`` (array-likes, or ``x`` a DataLoader of (input, label) batches
+        and no ``y``; the test set likewise); ``options`` are ``snnsim.train.TrainConfig``
         fields (method, timesteps, epochs, batch_size, optimizer, lr, surrogate, seed, ...). Without a test set
         the training set is evaluated. Returns the ``TrainResult`` (history per epoch, memory held)."""
         from .train.loop import TrainConfig, train
@@ -118,9 +111,10 @@ class Model:
             cfg = TrainConfig(**options)
         except TypeError as e:
             raise InputError(f"train: {e}") from None
-        x, y = as_array(x), as_array(y, "labels").reshape(-1)
-        x_test = x if x_test is None else as_array(x_test)
-        y_test = y if y_test is None else as_array(y_test, "labels").reshape(-1)
+        x, y = as_arrays(x, y)
+        x_test, y_test = (x, y) if x_test is None else as_arrays(x_test, y_test)
+        if y is None or y_test is None:
+            raise InputError("train: the training and test data need labels (y, or (input, label) batches)")
         data = tuple(np.ascontiguousarray(a, np.float32) if i % 2 == 0 else a.astype(np.int64)
                      for i, a in enumerate((x, y, x_test, y_test)))
         result = train(self.spec, self.weights, cfg, data=data)

@@ -33,8 +33,9 @@ TONIC_SETS = {
 }
 
 
-def _to_numpy(a, what):
-    if hasattr(a, "detach") and hasattr(a, "cpu"):
+def as_array(a, what: str = "input") -> np.ndarray:
+    """A NumPy array from anything array-like: NumPy arrays, lists, torch tensors (detached, moved to the CPU)."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):        # torch.Tensor, without importing torch
         return a.detach().cpu().numpy()
     try:
         return np.asarray(a)
@@ -45,18 +46,18 @@ def _to_numpy(a, what):
 def as_arrays(data, labels=None):
     """``(x, y)`` as NumPy arrays (``y`` None when there are no labels) from arrays, tensors or batches."""
     if labels is not None:
-        return _to_numpy(data, "input"), _to_numpy(labels, "labels").reshape(-1)
+        return as_array(data, "input"), as_array(labels, "labels").reshape(-1)
     if isinstance(data, tuple) and len(data) == 2:
-        return _to_numpy(data[0], "input"), _to_numpy(data[1], "labels").reshape(-1)
+        return as_array(data[0], "input"), as_array(data[1], "labels").reshape(-1)
     if hasattr(data, "shape") or isinstance(data, (list, np.ndarray)):
-        return _to_numpy(data, "input"), None
+        return as_array(data, "input"), None
     xs, ys = [], []
     for i, batch in enumerate(data):                       # a DataLoader or any iterable of batches
         if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-            xs.append(_to_numpy(batch[0], f"batch {i} input"))
-            ys.append(_to_numpy(batch[1], f"batch {i} labels").reshape(-1))
+            xs.append(as_array(batch[0], f"batch {i} input"))
+            ys.append(as_array(batch[1], f"batch {i} labels").reshape(-1))
         else:
-            xs.append(_to_numpy(batch, f"batch {i}"))
+            xs.append(as_array(batch, f"batch {i}"))
     if not xs:
         raise InputError("input: the data loader gave no batches")
     if ys and len(ys) != len(xs):
