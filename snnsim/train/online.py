@@ -108,6 +108,10 @@ class _Online:
             return lambda t: Act(np.ascontiguousarray(sp[t]), False)
         return lambda t: Act(x, True)
 
+    def step(self, params, x, y, T, loss_fn, opt, lr, *, idx=None, rng=None) -> StepOut:
+        with single_threaded_blas():
+            return self._step(params, x, y, T, opt, lr, idx, rng)
+
     def _update(self, params, grads, opt, lr) -> bool:
         if not all(np.all(np.isfinite(g)) for g in grads.values()):
             return False
@@ -119,10 +123,6 @@ class _Online:
 
 class OTTT(_Online):
     name = "ottt"
-
-    def step(self, params, x, y, T, loss_fn, opt, lr, *, idx=None, rng=None) -> StepOut:
-        with single_threaded_blas():
-            return self._step(params, x, y, T, opt, lr, idx, rng)
 
     def _step(self, params, x, y, T, opt, lr, idx, rng) -> StepOut:
         B = len(x)
@@ -246,10 +246,6 @@ class SAF(_Online):
         ctx.probed.setdefault(node.name, []).append(out.reshape(shape))
         # what the next layer consumes: the accumulation (spikes for the per-step output of the last layer)
         return Act(new.reshape(shape), False), out.reshape(shape)
-
-    def step(self, params, x, y, T, loss_fn, opt, lr, *, idx=None, rng=None) -> StepOut:
-        with single_threaded_blas():
-            return self._step(params, x, y, T, opt, lr, idx, rng)
 
     def _step(self, params, x, y, T, opt, lr, idx, rng) -> StepOut:
         B = len(x)
