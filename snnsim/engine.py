@@ -261,6 +261,28 @@ def _rate_spikes(x: np.ndarray, T: int, seed: int, gain: float, first_index: int
     return out
 
 
+def check_run_options(form: str, batch_size: int, event_threshold: float | None) -> float | None:
+    """Check the options every run takes; returns the event threshold (None: the per-shape cost rule)."""
+    if form not in FORMS:
+        raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
+    if batch_size < 1:
+        raise InputError(f"batch size: expected a positive integer, got {batch_size}")
+    thr = None if event_threshold is None else float(event_threshold)
+    if thr is not None and not 0 <= thr <= 1:
+        raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
+    return thr
+
+
+def check_probes(probes, names: set, where: str = "") -> set:
+    """The probed layer names, each checked against the layers that run."""
+    probes = set(probes)
+    unknown = probes - names
+    if unknown:
+        listed = ", ".join(sorted(names)[:12]) + (", ..." if len(names) > 12 else "")
+        raise InputError(f"probes: no layer named {sorted(unknown)[0]!r}{where}; layers: {listed}")
+    return probes
+
+
 # ----------------------------------------------------------------------------- public entry point
 def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
         event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
@@ -294,20 +316,10 @@ def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size
     T = int(timesteps or spec.timesteps)
     if T < 1:
         raise InputError(f"timesteps: expected a positive integer, got {T}")
-    if form not in FORMS:
-        raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
-    if batch_size < 1:
-        raise InputError(f"batch size: expected a positive integer, got {batch_size}")
-    thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
-    if thr is not None and not 0 <= thr <= 1:
-        raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
+    thr = check_run_options(form, batch_size, event_threshold)
     enc = spec.encoding
     x = _check_input(net, x, enc.kind, T)
-    names = {op.name for op in walk_ops(net.ops)}
-    probes = set(probes)
-    unknown = probes - names
-    if unknown:
-        raise InputError(f"probes: no layer named {sorted(unknown)[0]!r}; layers: {', '.join(sorted(names))}")
+    probes = check_probes(probes, {op.name for op in walk_ops(net.ops)})
 
     N = x.shape[1] if enc.kind == "events" else x.shape[0]
     outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)

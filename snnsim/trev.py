@@ -396,7 +396,7 @@ class TRevOp(Op):
 
     def run_network(self, net, x, *, timesteps=None, batch_size=64, event_threshold=None, form="auto", probes=(),
                     progress=None, regime=None):
-        from .engine import FORMS, RunResult, _BatchRun, _check_input
+        from .engine import RunResult, _BatchRun, _check_input, check_probes, check_run_options
 
         spec = net.spec
         if len(spec.layers) != 1:
@@ -416,23 +416,12 @@ class TRevOp(Op):
         if not 1 <= T <= layer.columns:
             raise InputError(f"timesteps: a T-RevSNN network has {layer.columns} columns (one per timestep); "
                              f"T={T} is not between 1 and {layer.columns}")
-        if form not in FORMS:
-            raise InputError(f"form: expected one of {', '.join(FORMS)}, got {form!r}")
-        if batch_size < 1:
-            raise InputError(f"batch size: expected a positive integer, got {batch_size}")
-        thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
-        if thr is not None and not 0 <= thr <= 1:
-            raise InputError(f"event threshold: expected a fraction in [0, 1], got {thr}")
+        thr = check_run_options(form, batch_size, event_threshold)
         head_cols = self.head_plan(T, spec.readout.reduce)
         x = _check_input(net, x, "direct", T)
         ops = self.flat_ops(T, head_cols)
         from .network import walk_ops
-        names = {op.name for op in walk_ops(ops)}
-        probes = set(probes)
-        unknown = probes - names
-        if unknown:
-            raise InputError(f"probes: no layer named {sorted(unknown)[0]!r} in a T={T} run; e.g. "
-                             f"{', '.join(sorted(names)[:6])}, ...")
+        probes = check_probes(probes, {op.name for op in walk_ops(ops)}, f" in a T={T} run")
         N = x.shape[0]
         outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
         trace = None
