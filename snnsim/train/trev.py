@@ -131,10 +131,14 @@ class TRevBPTT(BPTT):
         return gd, gu
 
     # ------------------------------------------------------------------ forward
-    def forward_columns(self, params, img, T, ctx, keep_states):
-        """Stem, then columns 0..T-1. Returns (stem output, states[t][l], head outputs [H, B, classes])."""
+    def run_stem(self, img, ctx) -> np.ndarray:
+        return run_nodes(self.stem, Act(np.ascontiguousarray(img, np.float32), False), ctx).x
+
+    def forward_columns(self, xs, T, ctx, keep=lambda t: True, track_live=False):
+        """Columns 0..T-1 from the stem output ``xs``: the one column schedule of training (BPTT and reversible).
+        ``keep(t)``: column t's states are returned and held for the backward (else None). Returns
+        (states[t][l], head outputs [H, B, classes])."""
         L = len(self.cols[0])
-        xs = run_nodes(self.stem, Act(np.ascontiguousarray(img, np.float32), False), ctx).x
         prev = [None] * L
         states, outs = [], []
         for t in range(T):
@@ -143,26 +147,30 @@ class TRevBPTT(BPTT):
                 below = xs if l == 0 else cur[l - 1]
                 o = self._level(t, l, below, prev[l + 1] if l + 1 < L else None, ctx)
                 cur.append(self.cols[t][l][3].couple(o, prev[l], ctx))
+                if track_live:
+                    ctx.ledger.live(cur[-1])
             if t in self.heads:
                 outs.append(run_nodes(self.heads[t], Act(cur[-1], False), ctx).x)
-            states.append(cur)
-            if keep_states:
+            kept = keep(t)
+            states.append(cur if kept else [None] * L)
+            if kept:
                 for l, c in enumerate(cur):
                     ctx.ledger.hold(self.cols[t][l][3].name, "c", c)
             prev = cur
-        return xs, states, np.stack(outs)
+        return states, np.stack(outs)
 
     def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
         hc = self.head_cols(T)
         ctx = Ctx(1, len(x), params, grads, ledger, rng=rng, update_stats=update_stats, store=True)
-        xs, states, out = self.forward_columns(params, x, T, ctx, keep_states=True)
+        xs = self.run_stem(x, ctx)
+        states, out = self.forward_columns(xs, T, ctx)
         ctx.tape["__trev__"] = {"T": T, "states": states, "heads": hc, "xs": xs}
         return out[:len(hc)], ctx
 
     def forward(self, params, x, T, *, idx=None, store=True, update_stats=True, rng=None, ledger=None, grads=None,
                 probes=()):
         ctx = Ctx(1, len(x), params, grads, ledger or Ledger(), rng=rng, update_stats=update_stats, store=store)
-        _, _, out = self.forward_columns(params, x, T, ctx, keep_states=False)
+        _, out = self.forward_columns(self.run_stem(x, ctx), T, ctx, keep=lambda t: False)
         return out, ctx
 
     # ------------------------------------------------------------------ backward
@@ -213,31 +221,13 @@ class TRevReversible(TRevBPTT):
     def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
         hc = self.head_cols(T)
         ctx = Ctx(1, len(x), params, grads, ledger, rng=rng, update_stats=update_stats, store=True)
-        L = len(self.cols[0])
-        xs = run_nodes(self.stem, Act(np.ascontiguousarray(x, np.float32), False), ctx).x   # stem: stored
+        xs = self.run_stem(x, ctx)                                # the stem's graph is stored
         ctx.ledger.hold("stem", "output", xs)
         ctx.store = False
-        prev = [None] * L
-        states, outs = [], []
-        for t in range(T):
-            cur = []
-            for l in range(L):
-                below = xs if l == 0 else cur[l - 1]
-                o = self._level(t, l, below, prev[l + 1] if l + 1 < L else None, ctx)
-                c = self.cols[t][l][3].couple(o, prev[l], ctx)
-                cur.append(c)
-                ctx.ledger.live(c)
-            if t in self.heads:
-                outs.append(run_nodes(self.heads[t], Act(cur[-1], False), ctx).x)
-            keep = self.states == "cache" or t == T - 1
-            states.append(cur if keep else [None] * L)
-            if keep:
-                for l, c in enumerate(cur):
-                    ctx.ledger.hold(self.cols[t][l][3].name, "c", c)
-            prev = cur
+        states, out = self.forward_columns(xs, T, ctx, keep=lambda t: self.states == "cache" or t == T - 1,
+                                           track_live=True)
         ctx.store = True
         ctx.tape["__trev__"] = {"T": T, "states": states, "heads": hc, "xs": xs}
-        out = np.stack(outs)
         return out[:len(hc)], ctx
 
     def backward(self, g_out, ctx):
