@@ -26,11 +26,6 @@ FORBIDDEN = {
 # Lines that must keep a match, with the reason: (path, text on the line).
 ALLOWED: list[tuple[str, str]] = []
 
-# Paths still allowed to cite outside the repository while they are rewritten (none left). Remove each entry
-# once its references point into docs/; test_pending_entries_still_needed fails as soon as one is not needed.
-PENDING: tuple[str, ...] = ()
-
-
 def tracked_text_files() -> list[str]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: the tracked files are unknown")
@@ -50,16 +45,9 @@ def violations(paths) -> list[str]:
 
 
 def test_no_references_outside_the_repository():
-    files = [p for p in tracked_text_files() if not p.startswith(PENDING)]
-    found = violations(files)
+    found = violations(tracked_text_files())
     assert not found, ("point these at docs/ (neurons.md, papers.md, energy_sources.md) or at the original "
                        "paper/code, and say what the thing is instead of an issue number:\n" + "\n".join(found))
-
-
-@pytest.mark.parametrize("entry", PENDING)
-def test_pending_entries_still_needed(entry):
-    files = [p for p in tracked_text_files() if p.startswith(entry)]
-    assert violations(files), f"{entry} no longer cites anything outside the repository: remove it from PENDING"
 
 
 def test_patterns_catch_what_they_must():
