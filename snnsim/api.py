@@ -131,8 +131,8 @@ class Model:
 
     def export_nir(self, path: str | Path | None = None, *, dt: float = 1e-4, allow_lossy: bool = False):
         """The network as a NIR graph (written to ``path`` when given); see docs/nir.md."""
-        from .nir_export import export_nir
-        from .nir_io import write_graph
+        from .nir.exporter import export_nir
+        from .nir.io import write_graph
 
         result = export_nir(self.spec, self.weights, dt=dt, allow_lossy=allow_lossy)
         if path is not None:
@@ -156,7 +156,7 @@ def load(network: str | Path | dict | NetworkSpec, weights=None, *, seed: int = 
 def import_nir(path: str | Path, **options) -> Model:
     """Load a NIR graph (snnTorch, SpikingJelly, Norse, ... exports) as a model; ``options``: dt, spike_rule,
     timesteps, encoding, name (as ``snnsim import-nir``)."""
-    from .nir_import import import_nir as convert
+    from .nir.importer import import_nir as convert
 
     result = convert(path, **options)
     spec = parse_spec(result.spec, str(path))

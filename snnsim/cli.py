@@ -21,8 +21,8 @@ PROGRESS_MIN_SAMPLES = 256   # below this a run takes a moment; no bar
 # the hardware model's, NIR's or training's imports.
 LAZY_COMMANDS = {
     "hw": ("hwmodel.cli", "hw"),
-    "import-nir": ("snnsim.nir_cli", "import_nir"),
-    "export-nir": ("snnsim.nir_cli", "export_nir"),
+    "import-nir": ("snnsim.nir.cli", "import_nir"),
+    "export-nir": ("snnsim.nir.cli", "export_nir"),
     "train": ("snnsim.train.cli", "train"),
     "warmup": ("snnsim.warmup", "warmup"),
     "import-torch": ("snnsim.torch_cli", "import_torch"),

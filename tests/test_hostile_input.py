@@ -152,8 +152,8 @@ def test_file_size_limit(tmp_path, monkeypatch):
 
 def test_nir_metadata_with_a_wrong_value_is_an_error_not_a_default(tmp_path):
     nir = pytest.importorskip("nir")
-    from snnsim.nir_import import import_nir
-    from snnsim.nir_io import NirError
+    from snnsim.nir.importer import import_nir
+    from snnsim.nir.io import NirError
 
     def write(meta, node_meta=None):
         lif = nir.LIF(tau=np.full(3, 2e-3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3),

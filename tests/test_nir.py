@@ -22,9 +22,9 @@ from click.testing import CliRunner  # noqa: E402
 
 from snnsim.engine import run  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.nir_export import export_nir  # noqa: E402
-from snnsim.nir_import import import_nir  # noqa: E402
-from snnsim.nir_io import NirError, NirLossyWarning, write_graph  # noqa: E402
+from snnsim.nir.exporter import export_nir  # noqa: E402
+from snnsim.nir.importer import import_nir  # noqa: E402
+from snnsim.nir.io import NirError, NirLossyWarning, write_graph  # noqa: E402
 from snnsim.spec import Neuron, load_spec, parse_spec  # noqa: E402
 from snnsim.weights import check_weights, random_weights  # noqa: E402
 
@@ -70,7 +70,7 @@ def imported(path, **kw):
 
 def cli():
     from snnsim.cli import main
-    from snnsim.nir_cli import export_nir as ex, import_nir as im
+    from snnsim.nir.cli import export_nir as ex, import_nir as im
 
     for cmd in (im, ex):                      # registered by snnsim.cli; added here if not (yet)
         if cmd.name not in main.commands:
@@ -322,7 +322,7 @@ def test_snntorch_export_matches_snntorch_run(tmp_path, snntorch, beta):
     neuron update alone is checked in the next test)."""
     import torch
 
-    from snnsim.nir_io import snntorch_to_nir
+    from snnsim.nir.io import snntorch_to_nir
 
     net = _snntorch_model(snntorch, beta, "zero")
     snntorch_to_nir(net, torch.randn(1, 12), tmp_path / "st.nir")
@@ -346,7 +346,7 @@ def test_snntorch_leaky_update_bit_exact_when_beta_is_one_minus_power_of_two(tmp
     (v/tau is exact, both round the same real number once); otherwise they differ by float32 round-off."""
     import torch
 
-    from snnsim.nir_io import snntorch_to_nir
+    from snnsim.nir.io import snntorch_to_nir
 
     n = 64
     net = torch.nn.Sequential(torch.nn.Linear(n, n), snntorch.Leaky(
@@ -374,7 +374,7 @@ def test_snntorch_ties_need_gt(tmp_path, snntorch):
     reproduces its spikes, '>=' does not, so the spike rule is really tested."""
     import torch
 
-    from snnsim.nir_io import snntorch_to_nir
+    from snnsim.nir.io import snntorch_to_nir
 
     n, T = 32, 30
     net = torch.nn.Sequential(torch.nn.Linear(n, n), snntorch.Leaky(
@@ -396,7 +396,7 @@ def test_snntorch_subtract_reset_is_detected_and_reported(tmp_path, snntorch):
     import torch
     from snntorch.export_nir import export_to_nir
 
-    from snnsim.nir_io import snntorch_to_nir
+    from snnsim.nir.io import snntorch_to_nir
 
     net = _snntorch_model(snntorch, 0.9, "subtract")
     with pytest.raises(NirError, match=r"layer '1' \(Leaky\): reset_mechanism='subtract'"):
@@ -504,7 +504,7 @@ def _sj_sew(sj):
 def test_spikingjelly_export_matches_spikingjelly_run(tmp_path, sj, model):
     """SpikingJelly LIFNode (tau 3 and 2, decay_input both ways, v_reset 0 and -0.1), IFNode, CUBALIFNode,
     conv, average pooling, and SEW residual blocks (summed by nirtorch as edges into every consumer)."""
-    from snnsim.nir_io import spikingjelly_to_nir
+    from snnsim.nir.io import spikingjelly_to_nir
 
     net = _sj_chain(sj) if model == "chain" else _sj_sew(sj)
     T, N = 12, 8
@@ -529,7 +529,7 @@ def test_spikingjelly_lif_update_bit_exact(tmp_path, sj, tau, decay_input, v_res
     """The neuron alone (identity Linear): snnsim's lif is SpikingJelly's expression, so membranes are equal
     bit for bit for any tau, not only powers of two."""
     torch, layer, neuron, functional = sj
-    from snnsim.nir_io import spikingjelly_to_nir
+    from snnsim.nir.io import spikingjelly_to_nir
 
     n, T = 64, 40
     sn = neuron.LIFNode(tau=tau, decay_input=decay_input, v_reset=v_reset, step_mode="m", store_v_seq=True)
@@ -591,7 +591,7 @@ def test_spikingjelly_ties_need_ge(tmp_path, sj):
 
 def test_spikingjelly_soft_reset_is_refused_with_layer_name(sj):
     torch, layer, neuron, _ = sj
-    from snnsim.nir_io import spikingjelly_to_nir
+    from snnsim.nir.io import spikingjelly_to_nir
 
     net = torch.nn.Sequential(OrderedDict(fc=layer.Linear(4, 3, step_mode="m"),
                                           soft=neuron.LIFNode(v_reset=None, step_mode="m")))

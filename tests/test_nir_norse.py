@@ -17,8 +17,8 @@ nt = pytest.importorskip("norse.torch")
 
 import snnsim  # noqa: E402
 from snnsim.cli import main  # noqa: E402
-from snnsim.nir_import import import_nir  # noqa: E402
-from snnsim.nir_io import NirError, norse_to_nir, plain_arrays, write_graph  # noqa: E402
+from snnsim.nir.importer import import_nir  # noqa: E402
+from snnsim.nir.io import NirError, norse_to_nir, plain_arrays, write_graph  # noqa: E402
 
 T = 12
 
@@ -69,7 +69,7 @@ def test_export_says_which_peer_cannot_read_which_node(tmp_path):
     """The notes name the nodes each peer's importer has no module for, and the peers indeed fail on them."""
     from pathlib import Path
 
-    from snnsim.nir_export import export_file
+    from snnsim.nir.exporter import export_file
 
     nets = Path(__file__).resolve().parents[1] / "networks"
     res = export_file(nets / "cifar_sew_resnet.yaml", nets / "cifar_sew_resnet.npz", tmp_path / "s.nir")
@@ -115,7 +115,7 @@ def test_export_for_snntorch_runs_a_residual_network_identically(tmp_path):
     import nir
     from snntorch.import_nir import import_from_nir
 
-    from snnsim.nir_export import export_nir
+    from snnsim.nir.exporter import export_nir
 
     model = snnsim.load(RESNET_FOR_SNNTORCH, seed=3)
     x = (np.random.default_rng(0).random((6, 4, 2, 8, 8)) < 0.3).astype(np.float32)

@@ -7,8 +7,8 @@ time step. snnsim therefore writes its conventions (``dt``, spike rule, reset) i
 export, reads them back on import, and asks for ``--dt`` when a graph does not carry it. The equations are
 in ``docs/nir.md`` and in the header of every imported YAML file.
 
-- import: :func:`snnsim.nir_import.import_nir` (CLI ``snnsim import-nir``)
-- export: :func:`snnsim.nir_export.export_nir` (CLI ``snnsim export-nir``)
+- import: :func:`snnsim.nir.importer.import_nir` (CLI ``snnsim import-nir``)
+- export: :func:`snnsim.nir.exporter.export_nir` (CLI ``snnsim export-nir``)
 - from other frameworks: :func:`snntorch_to_nir`, :func:`spikingjelly_to_nir` (need torch and the framework)
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SnnsimError
+from ..errors import SnnsimError
 
 # Relative tolerance for "this NIR parameter equals that convention" decisions (R == 1, R == tau/dt,
 # dt*R == 1, v_leak == v_reset). Exporters write float32 or float64 values computed with different

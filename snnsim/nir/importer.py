@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import __version__
-from .limits import over
-from .nir_io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
+from .. import __version__
+from ..limits import over
+from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
                      NODE_SPIKE_RULE, REL_TOL, SPIKE_RULES, NirError, clean_meta, read_graph, require_nir)
 
 ENCODINGS = ("events", "direct", "rate")
@@ -108,7 +108,7 @@ def import_nir(path: str | Path, *, dt: float | None = None, spike_rule: str | N
 
 
 def write_import(result: ImportResult, yaml_path: str | Path, weights_path: str | Path) -> None:
-    from .outputs import save_npz, write_text
+    from ..outputs import save_npz, write_text
 
     # the weights first: a YAML that exists always has its weights next to it
     save_npz(weights_path, result.weights, "--weights-out")
@@ -772,9 +772,9 @@ class _Importer:
         if isinstance(lossy, str) and lossy:
             self.warnings.append(f"the exporter recorded a lossy export: {lossy}")
         # validate what we wrote: the same checks `snnsim run` makes
-        from .errors import SpecError, WeightError
-        from .spec import parse_spec
-        from .weights import check_weights
+        from ..errors import SpecError, WeightError
+        from ..spec import parse_spec
+        from ..weights import check_weights
 
         try:
             parsed = parse_spec(spec, "imported network")

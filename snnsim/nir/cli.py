@@ -1,6 +1,6 @@
 """``snnsim import-nir`` and ``snnsim export-nir`` (registered on the main group in ``snnsim.cli``).
 
-User errors are :class:`snnsim.nir_io.NirError` (an ``SnnsimError``): one line and exit status 2.
+User errors are :class:`snnsim.nir.io.NirError` (an ``SnnsimError``): one line and exit status 2.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import click
               "written by Norse's to_nir, which stores dt*tau as tau (norse/norse#411 on GitHub); read tau/dt instead.")
 def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, name, fix=()):
     """Convert a NIR graph (MODEL.nir) into a network YAML and a weights .npz that `snnsim run` executes."""
-    from .nir_import import import_nir as do_import, write_import
+    from .importer import import_nir as do_import, write_import
 
-    from .outputs import check_output
+    from ..outputs import check_output
 
     weights_out = weights_out or str(Path(out).with_suffix(".npz"))
     check_output(out, "--out")
@@ -63,8 +63,8 @@ def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, nam
               "tensor; see docs/nir.md), or fail naming what it cannot run.")
 def export_nir(network, weights_path, out, dt, allow_lossy, reader=None):
     """Write NETWORK (YAML) with its weights as a NIR graph, with snnsim's dt and conventions in the metadata."""
-    from .nir_export import export_file
-    from .outputs import check_output
+    from .exporter import export_file
+    from ..outputs import check_output
 
     check_output(out, "--out")
     result = export_file(network, weights_path, out, dt=dt, allow_lossy=allow_lossy, reader=reader)

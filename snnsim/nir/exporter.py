@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
-from .nir_io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
+from .. import __version__
+from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
                      NODE_SPIKE_RULE, NirError, require_nir, write_graph)
 
 DISCRETISATION = ("forward Euler with step dt, one snnsim timestep per dt: "
@@ -53,7 +53,7 @@ def export_nir(spec, weights: dict, *, dt: float = 1e-4, allow_lossy: bool = Fal
         raise NirError(f"--for: expected one of {', '.join(READERS)}, got {reader!r}")
     if reader == "snntorch" and dt != SNNTORCH_DT:
         raise NirError(f"--for snntorch: snnTorch's import assumes dt = {SNNTORCH_DT:g}; leave --dt at its default")
-    from .network import build_network
+    from ..network import build_network
 
     net = build_network(spec, weights)
     exporter = _Exporter(spec, float(dt), allow_lossy)
@@ -99,8 +99,8 @@ def peer_notes(graph) -> list[str]:
 
 def export_file(network_path, weights_path, out_path, *, dt: float = 1e-4, allow_lossy: bool = False,
                 reader: str | None = None) -> ExportResult:
-    from .spec import load_spec
-    from .weights import load_weights
+    from ..spec import load_spec
+    from ..weights import load_weights
 
     spec = load_spec(network_path)
     weights = load_weights(spec, weights_path)
@@ -176,7 +176,7 @@ class _Exporter:
         return ExportResult(graph, self.warnings, self.notes)
 
     def emit(self, ops, srcs: list[str]) -> list[str]:
-        from .network import (AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, PoolOp, ReshapeOp, ResidualOp,
+        from ..network import (AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, PoolOp, ReshapeOp, ResidualOp,
                               ScaleOp)
 
         for op in ops:
@@ -336,6 +336,6 @@ class _Exporter:
 
 
 def _walk(ops):
-    from .network import walk_ops
+    from ..network import walk_ops
 
     return walk_ops(ops)
