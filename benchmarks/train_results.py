@@ -53,7 +53,7 @@ RUNS = {
 
 LAUNCH = ("from snnsim.cli import main\n"
           "if 'train' not in main.commands:\n"
-          "    from snnsim.train.cli import train\n"
+          "    from snnsim.cli.train import train\n"
           "    main.add_command(train)\n"
           "main()\n")
 

@@ -2,7 +2,7 @@
 
 trace (snnsim.trace) -> counts (per layer, per timestep) -> energy and latency on an architecture (YAML)
 -> regime comparison, training cost, architecture sweeps. Core modules import nothing from snnsim but
-``snnsim.trace`` (and ``snnsim.errors``); ``hwmodel.cli`` is the only glue to the engine.
+``snnsim.trace`` (and ``snnsim.errors`` and the file utilities); ``snnsim.cli.hw`` is the only glue to the engine.
 
     from hwmodel import load_arch, price
     report = price(result.trace, load_arch("evt45"))

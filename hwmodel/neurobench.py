@@ -15,8 +15,8 @@ per timestep; its conventions, which differ from hwmodel's own counts, are:
 The input layer runs at every step (the data is repeated T times), so the trace is counted with
 ``encoder='every_step'``; the ternary test is per call, which is the trace's run-wide flag when the run
 is handed to NeuroBench as one batch (``binary='per_run'``). Weights equal to zero would be skipped by
-NeuroBench; a trained network has none (``check_nonzero_weights``). Membrane changes need the membrane of
-every spiking layer at every step: run with ``probes=spiking_layers(net)``.
+NeuroBench; a trained network has none (``snnsim.network.check_nonzero_weights``). Membrane changes need the membrane of
+every spiking layer at every step: run with ``probes=snnsim.network.spiking_layers(net)``.
 """
 
 from __future__ import annotations
@@ -65,18 +65,3 @@ def neurobench_metrics(trace: Trace) -> dict:
             "Dense": dense, "MembraneUpdates": mu, "Effective Neuron Ops": LEAKY_OPS_PER_UPDATE * mu,
             "Neuron Dense Ops": LEAKY_OPS_PER_UPDATE * outs / n,
             "ActivationSparsity": (outs - fired) / outs if outs else 0.0}
-
-
-def spiking_layers(net) -> list[str]:
-    """Names of the spiking neuron layers of a built network (the probes the convention needs)."""
-    from snnsim.network import NeuronOp, walk_ops
-
-    return [op.name for op in walk_ops(net.ops) if isinstance(op, NeuronOp) and op.layer.spiking]
-
-
-def check_nonzero_weights(net) -> list[str]:
-    """Layers with weights exactly 0 (NeuroBench skips them, hwmodel's counts do not)."""
-    from snnsim.network import walk_ops
-
-    return [op.name for op in walk_ops(net.ops) if getattr(op, "weight", None) is not None
-            and not np.all(op.weight != 0)]

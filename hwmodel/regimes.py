@@ -3,7 +3,7 @@
 
 Ratios are to the network's own T-step regime: multi-step for a plain network, trev for a T-RevSNN (which
 has no multi-step execution: each column runs once). The runs themselves come from the engine
-(``hwmodel.cli`` does that); this module only prices traces.
+(``snnsim.cli.hw`` does that); this module only prices traces.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def dataset(name: str, split: str = "test", n: int | None = None, shape=None):
         if int(np.prod(x.shape[1:])) == int(np.prod(shape)):
             x = fit_to_shape(x, shape, name)
         else:                       # e.g. MNIST 1x28x28 into a 3x32x32 network: zero-pad, repeat the channel
-            from hwmodel.cli import pad_to_shape
+            from snnsim.data import pad_to_shape
 
             x = pad_to_shape(x, shape)
     return np.ascontiguousarray(x, np.float32), y

@@ -257,3 +257,14 @@ def _build(layers, w: dict, fold: bool) -> list:
 def build_network(spec: NetworkSpec, weights: dict) -> Network:
     """Bind checked weights (see ``snnsim.weights.check_weights``) to the spec's layers."""
     return Network(spec, _build(spec.layers, weights, spec.fold_batchnorm), weights)
+
+
+def spiking_layers(net) -> list[str]:
+    """Names of the spiking neuron layers of a built network (the probes NeuroBench's convention needs)."""
+    return [op.name for op in walk_ops(net.ops) if isinstance(op, NeuronOp) and op.layer.spiking]
+
+
+def check_nonzero_weights(net) -> list[str]:
+    """Layers with weights exactly 0 (NeuroBench skips them, hwmodel's counts do not)."""
+    return [op.name for op in walk_ops(net.ops) if getattr(op, "weight", None) is not None
+            and not np.all(op.weight != 0)]

@@ -455,7 +455,7 @@ def test_training_cost_by_hand():
 
 # ----------------------------------------------------------------------------- CLI (no engine needed)
 def test_cli_list_presets_and_errors():
-    from hwmodel.cli import hw
+    from snnsim.cli.hw import hw
 
     r = CliRunner().invoke(hw, ["--list-presets"])
     assert r.exit_code == 0 and "proxy45" in r.output and "Davies" in r.output
@@ -482,7 +482,7 @@ def mnist_runs():
     from snnsim.spec import load_spec
     from snnsim.weights import random_weights
 
-    from hwmodel.cli import run_regimes
+    from snnsim.cli.hw import run_regimes
 
     spec = load_spec(NETWORKS / "mnist_conv.yaml")
     net = build_network(spec, random_weights(spec, 0))
@@ -521,7 +521,7 @@ def test_cli_end_to_end(tmp_path):
     from snnsim.spec import load_spec
     from snnsim.weights import random_weights, save_npz
 
-    from hwmodel.cli import hw
+    from snnsim.cli.hw import hw
 
     w = tmp_path / "w.npz"
     save_npz(w, random_weights(load_spec(NETWORKS / "digits_mlp.yaml"), 0))

@@ -55,7 +55,7 @@ def test_static_energy_is_leakage_times_latency():
 
 
 def test_loihi_refuses_graded_inputs_naming_the_layer():
-    from hwmodel.cli import hw
+    from snnsim.cli.hw import hw
 
     r = CliRunner().invoke(hw, [str(NETWORKS / "mnist_conv.yaml"), "--weights", str(NETWORKS / "mnist_conv.npz"),
                                 "--dataset", "mnist", "--limit", "4", "--arch", "loihi"])

@@ -21,7 +21,8 @@ torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 pytest.importorskip("neurobench")
 
-from hwmodel.neurobench import check_nonzero_weights, neurobench_metrics, spiking_layers  # noqa: E402
+from hwmodel.neurobench import neurobench_metrics  # noqa: E402
+from snnsim.network import check_nonzero_weights, spiking_layers  # noqa: E402
 from snnsim.data import load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
@@ -99,7 +100,7 @@ def test_cli_neurobench_convention_prints_the_python_metrics(tmp_path):
     import pandas as pd
     from click.testing import CliRunner
 
-    from hwmodel.cli import hw
+    from snnsim.cli.hw import hw
     from snnsim.spec import load_spec
 
     spec = load_spec(NETWORKS / "mnist_conv.yaml")

@@ -204,7 +204,7 @@ def test_stateless_threshold_layers_have_no_membrane_traffic(T, data, per_synop,
 
 # ----------------------------------------------------------------------------- with the engine
 def test_pad_to_shape():
-    from hwmodel.cli import pad_to_shape
+    from snnsim.data import pad_to_shape
 
     x = np.arange(8, dtype=np.float32).reshape(2, 1, 2, 2) + 1
     y = pad_to_shape(x, (3, 4, 4))
@@ -221,7 +221,8 @@ def trev_runs():
     from snnsim.spec import load_spec
     from snnsim.weights import load_weights
 
-    from hwmodel.cli import pad_to_shape, run_regimes
+    from snnsim.cli.hw import run_regimes
+    from snnsim.data import pad_to_shape
 
     spec = load_spec(NETWORKS / "trev_small.yaml")
     net = build_network(spec, load_weights(spec, NETWORKS / "trev_small.npz"))
@@ -258,7 +259,7 @@ def test_trev_small_engine_trace(trev_runs):
 
 
 def test_regime_cli_on_trev_small(tmp_path):
-    from hwmodel.cli import hw
+    from snnsim.cli.hw import hw
 
     net, w = str(NETWORKS / "trev_small.yaml"), str(NETWORKS / "trev_small.npz")
     out = tmp_path / "out"

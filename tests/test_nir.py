@@ -70,7 +70,7 @@ def imported(path, **kw):
 
 def cli():
     from snnsim.cli import main
-    from snnsim.nir.cli import export_nir as ex, import_nir as im
+    from snnsim.cli.nir import export_nir as ex, import_nir as im
 
     for cmd in (im, ex):                      # registered by snnsim.cli; added here if not (yet)
         if cmd.name not in main.commands:

@@ -19,7 +19,7 @@ from snnsim.errors import InputError
 from snnsim.spec import load_spec
 from snnsim.train import loop as L
 from snnsim.train.checkpoint import load_checkpoint
-from snnsim.train.cli import train as train_cmd
+from snnsim.cli.train import train as train_cmd
 from snnsim.train.losses import make_loss
 from snnsim.train.optim import lr_at, make_optimizer, parse_schedule
 
@@ -113,7 +113,7 @@ def _cfg(**kw):
 
 
 def _train_cli(args, env=None, cwd=None):
-    code = "from snnsim.cli import main; from snnsim.train.cli import train; main.add_command(train); main()"
+    code = "from snnsim.cli import main; from snnsim.cli.train import train; main.add_command(train); main()"
     return subprocess.run([sys.executable, "-c", code, "train", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=cwd)
 

@@ -2,7 +2,7 @@
 from click.testing import CliRunner
 
 from snnsim.cli import main
-from snnsim import warmup
+from snnsim.cli import warmup
 
 
 def test_warmup_command_fills_the_cache():

@@ -1,5 +1,5 @@
 """Training in NumPy/Numba: BPTT with surrogate gradients, reversible RevSNN blocks and T-RevSNN
-columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` command (``snnsim.train.cli.train``). See docs/training.md.
+columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` command (``snnsim.cli.train.train``). See docs/training.md.
 
     surrogate.py  sigmoid / atan / triangle surrogates (SpikingJelly 2.0's), straight-through for Quant
     grads.py      Numba backward kernels: neurons (multi-step, the engine's neuron_step forward), conv, batch norm,

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .errors import InputError, SnnsimError
+from ..errors import InputError, SnnsimError
 
 PROGRESS_MIN_SAMPLES = 256   # below this a run takes a moment; no bar
 
@@ -20,13 +20,13 @@ PROGRESS_MIN_SAMPLES = 256   # below this a run takes a moment; no bar
 # Commands that live in other modules, imported only when used: `snnsim run` should not pay for
 # the hardware model's, NIR's or training's imports.
 LAZY_COMMANDS = {
-    "hw": ("hwmodel.cli", "hw"),
-    "import-nir": ("snnsim.nir.cli", "import_nir"),
-    "export-nir": ("snnsim.nir.cli", "export_nir"),
-    "train": ("snnsim.train.cli", "train"),
-    "warmup": ("snnsim.warmup", "warmup"),
-    "import-torch": ("snnsim.torch_cli", "import_torch"),
-    "plot": ("snnsim.plot_cli", "plot"),
+    "hw": ("snnsim.cli.hw", "hw"),
+    "import-nir": ("snnsim.cli.nir", "import_nir"),
+    "export-nir": ("snnsim.cli.nir", "export_nir"),
+    "train": ("snnsim.cli.train", "train"),
+    "warmup": ("snnsim.cli.warmup", "warmup"),
+    "import-torch": ("snnsim.cli.import_torch", "import_torch"),
+    "plot": ("snnsim.cli.plot", "plot"),
 }
 
 
@@ -93,9 +93,9 @@ def main():
 
 
 def _load(net_path, weights_path):
-    from .network import build_network
-    from .spec import load_spec
-    from .weights import load_weights
+    from ..network import build_network
+    from ..spec import load_spec
+    from ..weights import load_weights
 
     spec = load_spec(net_path)
     weights = load_weights(spec, weights_path)
@@ -121,7 +121,7 @@ def read_npy(path, option: str) -> np.ndarray:
 def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False, data_dir=None, timesteps=None):
     """The samples (and labels, if any) that a command runs on (``pad``: the --pad-input option;
     ``data_dir``: the folder of an event dataset read by tonic, binned to ``timesteps`` frames)."""
-    from .data import fit_to_shape, load_dataset, pad_to_shape
+    from ..data import fit_to_shape, load_dataset, pad_to_shape
 
     if (input_path is None) == (dataset is None):
         raise InputError("give exactly one of --input X.npy or --dataset NAME")
@@ -173,8 +173,8 @@ DATASET_HELP = ("A shipped real dataset (digits, mnist), or an event dataset on 
 
 
 def _event_inputs(spec, dataset, data_dir, split, limit, timesteps):
-    from .data import fit_to_shape
-    from .datasets import load_event_dataset
+    from ..data import fit_to_shape
+    from ..datasets import load_event_dataset
 
     if spec.encoding.kind != "events":
         raise InputError(f"--dataset {dataset}: event frames need a network with 'encoding: events'; "
@@ -217,8 +217,8 @@ def _event_inputs(spec, dataset, data_dir, split, limit, timesteps):
 def run(network, weights_path, input_path, labels_path, dataset, split, limit, pad_input, timesteps, batch_size,
         form, event_threshold, output, trace_path, save=None, data_dir=None, workers=None, scheduler=None):
     """Run NETWORK (YAML) with its weights on input data; print accuracy and a per-layer table."""
-    from .engine import accuracy, run as run_net, stats_rows
-    from .outputs import check_output
+    from ..engine import accuracy, run as run_net, stats_rows
+    from ..outputs import check_output
 
     for path, option in ((output, "--output"), (trace_path, "--trace")):
         if path:
@@ -241,11 +241,11 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
     save_kinds = _parse_save(save, output)
     probes = []
     if save_kinds:
-        from .plot import probe_names
+        from ..plot import probe_names
 
         probes = probe_names(net, save_kinds)
     if workers or scheduler:
-        from .distributed import client as dask_client, run_sharded
+        from ..distributed import client as dask_client, run_sharded
 
         with dask_client(workers, scheduler) as c:
             result = run_sharded(spec, net.weights, x, client=c, timesteps=T, batch_size=batch_size, form=form,
@@ -261,7 +261,7 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
         click.echo(f"accuracy: {accuracy(result, y):.4f}")
     click.echo(format_rows(stats_rows(result.trace)))
     if output:
-        from .plot import run_arrays
+        from ..plot import run_arrays
 
         _save(output, run_arrays(result, save_kinds, y))
         click.echo(f"saved outputs to {output}")
@@ -273,7 +273,7 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
 def _parse_save(text, output):
     if not text:
         return ()
-    from .plot import SAVE_KINDS
+    from ..plot import SAVE_KINDS
 
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     bad = [k for k in kinds if k not in SAVE_KINDS]
@@ -294,7 +294,7 @@ def _parse_timesteps(text):
     if not values or any(v < 1 for v in values):
         raise InputError(f"-T/--timesteps: expected a positive integer or a comma-separated list of them "
                          f"(e.g. 5,4,3,2,1), got {text!r}")
-    from .limits import over
+    from ..limits import over
 
     if over("timesteps", max(values)):
         raise InputError(f"-T/--timesteps: {over('timesteps', max(values))}")
@@ -307,7 +307,7 @@ def _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold):
 
     import pandas as pd
 
-    from .engine import accuracy, run as run_net
+    from ..engine import accuracy, run as run_net
 
     rows = []
     for T in Ts:
@@ -333,7 +333,7 @@ def _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold):
 
 
 def _save(path, arrays):
-    from .outputs import save_npz
+    from ..outputs import save_npz
 
     save_npz(path, arrays, "--output")
 
@@ -344,7 +344,7 @@ def info(network):
     """Print NETWORK's layers: output shapes, parameter counts, state size."""
     import pandas as pd
 
-    from .spec import layer_table, load_spec
+    from ..spec import layer_table, load_spec
 
     spec = load_spec(network)
     rows = layer_table(spec)
@@ -364,10 +364,10 @@ def info(network):
 @click.option("--seed", type=int, default=0, show_default=True)
 def init_weights(network, out, seed):
     """Write seeded random weights for NETWORK (PyTorch-style initialisation)."""
-    from .layers_extra import random_weights     # snnsim.weights.random_weights + gains, alphas, shared modules
-    from .spec import load_spec
-    from .outputs import check_output
-    from .weights import save_npz
+    from ..layers_extra import random_weights     # snnsim.weights.random_weights + gains, alphas, shared modules
+    from ..spec import load_spec
+    from ..outputs import check_output
+    from ..weights import save_npz
 
     check_output(out, "--out")
     spec = load_spec(network)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @click.command("import-torch")
@@ -22,8 +22,8 @@ def import_torch(model, out, weights_out, input_shape, timesteps, encoding):
     network YAML and a weights .npz. Refuses, naming the module, anything snnsim cannot compute exactly."""
     import torch
 
-    from .outputs import check_output
-    from .torch_import import _library_classes, _multi_step, from_torch, load_module
+    from ..outputs import check_output
+    from ..torch_import import _library_classes, _multi_step, from_torch, load_module
 
     check_output(out, "-o/--out")
     check_output(weights_out, "--weights-out")

@@ -29,7 +29,7 @@ import click
               "written by Norse's to_nir, which stores dt*tau as tau (norse/norse#411 on GitHub); read tau/dt instead.")
 def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, name, fix=()):
     """Convert a NIR graph (MODEL.nir) into a network YAML and a weights .npz that `snnsim run` executes."""
-    from .importer import import_nir as do_import, write_import
+    from ..nir.importer import import_nir as do_import, write_import
 
     from ..outputs import check_output
 
@@ -63,7 +63,7 @@ def import_nir(model, out, weights_out, dt, spike_rule, timesteps, encoding, nam
               "tensor; see docs/nir.md), or fail naming what it cannot run.")
 def export_nir(network, weights_path, out, dt, allow_lossy, reader=None):
     """Write NETWORK (YAML) with its weights as a NIR graph, with snnsim's dt and conventions in the metadata."""
-    from .exporter import export_file
+    from ..nir.exporter import export_file
     from ..outputs import check_output
 
     check_output(out, "--out")

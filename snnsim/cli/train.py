@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from ..errors import InputError
-from .memory import fmt_bytes
+from ..train.memory import fmt_bytes
 
 OPTIMIZERS = ["sgd", "adamw"]
 
@@ -35,7 +35,7 @@ def _array_data(spec, dataset, input_path, labels_path, test_input_path, test_la
     """(x_train, y_train, x_test, y_test) from --input/--labels [--test-input/--test-labels]; None for --dataset."""
     import numpy as np
 
-    from ..cli import read_npy
+    from . import read_npy
     from ..data import fit_to_shape, pad_to_shape
 
     if (input_path is None) == (dataset is None):
@@ -128,10 +128,10 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
           input_path=None, labels_path=None, test_input_path=None, test_labels_path=None):
     """Train NETWORK (YAML) on --dataset or on --input/--labels arrays and write the weights to --out."""
     from ..spec import load_spec
-    from .checkpoint import load_init
-    from .loop import TrainConfig, init_params, train as run_training, write_weights
-    from .optim import parse_schedule
-    from .surrogate import parse_surrogate
+    from ..train.checkpoint import load_init
+    from ..train.loop import TrainConfig, init_params, train as run_training, write_weights
+    from ..train.optim import parse_schedule
+    from ..train.surrogate import parse_surrogate
 
     from ..outputs import check_output
 

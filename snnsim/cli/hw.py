@@ -13,11 +13,11 @@ import click
 import numpy as np
 import pandas as pd
 
-from snnsim.data import pad_to_shape  # noqa: F401  (re-exported: notebooks and tests use it here)
-from snnsim.cli import DATASET_CHOICE, DATASET_HELP
-from snnsim.errors import InputError, SnnsimError
+from . import DATASET_CHOICE, DATASET_HELP
+from ..data import pad_to_shape
+from ..errors import InputError, SnnsimError
 
-from .arch import DATAFLOW, load_arch, presets, with_dataflow
+from hwmodel.arch import DATAFLOW, load_arch, presets, with_dataflow
 
 REGIMES = ("multistep", "trev", "oneshot")
 
@@ -65,12 +65,12 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None, labe
     """One engine run per regime on the same network, weights and input; returns {regime: trace}.
     With a Dask ``client`` each run is sharded over its workers (snnsim.distributed; the same traces).
     With ``labels``, each regime's accuracy is written into the ``accuracy`` dict."""
-    from snnsim.engine import run
+    from ..engine import run
 
     if client is not None:
         from functools import partial
 
-        from snnsim.distributed import run_sharded
+        from ..distributed import run_sharded
 
         run = partial(run_sharded, net.spec, net.weights, client=client)
 
@@ -85,7 +85,7 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None, labe
         result = run(*args, timesteps=steps, batch_size=batch_size, regime=reg)
         traces[reg] = result.trace
         if labels is not None and accuracy is not None:
-            from snnsim.engine import accuracy as score
+            from ..engine import accuracy as score
 
             accuracy[reg] = score(result, labels)
     return traces
@@ -93,18 +93,18 @@ def run_regimes(net, x, T: int, regimes, batch_size: int = 64, client=None, labe
 
 def load_labels(labels_path, dataset, split, limit, n, data_dir, spec, T):
     """The labels of the samples: --labels for --input, the dataset's own for --dataset (None without them)."""
-    from snnsim.cli import EVENT_DATASETS, read_npy
+    from . import EVENT_DATASETS, read_npy
 
     if labels_path is not None:
         if dataset is not None:
             raise InputError("--labels goes with --input; a --dataset has its own labels")
         y = read_npy(labels_path, "--labels").reshape(-1)
     elif dataset in EVENT_DATASETS:
-        from snnsim.datasets import load_event_dataset
+        from ..datasets import load_event_dataset
 
         y = load_event_dataset(dataset, data_dir, split, T, limit)[1]
     elif dataset is not None:
-        from snnsim.data import load_dataset
+        from ..data import load_dataset
 
         y = load_dataset(dataset).split(split)[1]
         y = y[:limit] if limit else y
@@ -117,7 +117,7 @@ def load_labels(labels_path, dataset, split, limit, n, data_dir, spec, T):
 
 def load_samples(spec, input_path, dataset, split, limit, pad: bool, data_dir=None, timesteps=None) -> np.ndarray:
     """The samples to run: as ``snnsim run`` loads them, or padded to the input shape with --pad-input."""
-    from snnsim.cli import load_inputs
+    from . import load_inputs
 
     if not pad:
         try:
@@ -132,7 +132,7 @@ def load_samples(spec, input_path, dataset, split, limit, pad: bool, data_dir=No
     if spec.encoding.kind == "events":
         raise InputError("--pad-input: pads static images; this network takes an event stream")
     if dataset:
-        from snnsim.data import load_dataset
+        from ..data import load_dataset
 
         x = load_dataset(dataset).split(split)[0]
     else:
@@ -199,14 +199,14 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
         return
     if not network or not weights_path:
         raise InputError("give NETWORK.yaml and --weights W.npz (or --list-presets)")
-    from snnsim.network import build_network
-    from snnsim.spec import load_spec
-    from snnsim.trev import trev_layer
-    from snnsim.weights import load_weights
+    from ..network import build_network
+    from ..spec import load_spec
+    from ..trev import trev_layer
+    from ..weights import load_weights
 
-    from .counts import count
-    from .regimes import compare, components_table, plot
-    from .training import training_cost
+    from hwmodel.counts import count
+    from hwmodel.regimes import compare, components_table, plot
+    from hwmodel.training import training_cost
 
     arch = load_arch(arch_name)
     if encoder:
@@ -219,14 +219,14 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     if convention == "neurobench":
         _neurobench_report(spec, net, x, T, batch_size, out_dir)
         return
-    from .mapping import parse_choice
+    from hwmodel.mapping import parse_choice
 
     parse_choice(mapping_choice, arch)          # a bad NAME fails before anything is priced
     y = load_labels(labels_path, dataset, split, limit, len(x[0]) if spec.encoding.kind == "events" else len(x),
                     data_dir, spec, T)
     acc = {}
     if workers or scheduler:
-        from snnsim.distributed import client as dask_client
+        from ..distributed import client as dask_client
 
         with dask_client(workers, scheduler) as c:
             traces = run_regimes(net, x, T, names, batch_size, client=c, labels=y, accuracy=acc)
@@ -278,9 +278,11 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
 
 
 def _neurobench_report(spec, net, x, T, batch_size, out_dir):
-    from snnsim.engine import run
+    from ..engine import run
 
-    from .neurobench import check_nonzero_weights, neurobench_metrics, spiking_layers
+    from hwmodel.neurobench import neurobench_metrics
+
+    from ..network import check_nonzero_weights, spiking_layers
 
     trace = run(net, x, timesteps=T, batch_size=batch_size, probes=spiking_layers(net)).trace
     table = pd.DataFrame([{"metric": k, "value": v} for k, v in neurobench_metrics(trace).items()])

@@ -39,8 +39,8 @@ _SPEC = {
 def _dispatchers():
     from numba.core.registry import CPUDispatcher
 
-    from . import neurons
-    from .kernels import conv, events, linear, pool, stats
+    from .. import neurons
+    from ..kernels import conv, events, linear, pool, stats
 
     for module in (conv, events, linear, pool, stats, neurons):
         for value in vars(module).values():
@@ -50,7 +50,7 @@ def _dispatchers():
 
 def cache_is_empty() -> bool:
     """True when the neuron step, which every run calls, has no compiled code on disk yet."""
-    from .neurons import neuron_step_stats
+    from ..neurons import neuron_step_stats
 
     try:
         return not os.path.exists(neuron_step_stats._cache._cache_file._index_path)
@@ -66,10 +66,10 @@ def note_compilation() -> None:
 
 def warm(quiet: bool = False) -> float:
     """Run every kernel path once (compiling into the cache what is not there); returns the seconds taken."""
-    from .engine import run
-    from .network import build_network
-    from .spec import parse_spec
-    from .weights import random_weights
+    from ..engine import run
+    from ..network import build_network
+    from ..spec import parse_spec
+    from ..weights import random_weights
 
     t0 = time.perf_counter()
     spec = parse_spec(_SPEC, "warmup")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @click.command("plot")
@@ -20,8 +20,8 @@ def plot(kind, result, out, layers, sample, arch):
     import os
     from pathlib import Path
 
-    from . import plot as P
-    from .outputs import check_output
+    from .. import plot as P
+    from ..outputs import check_output
 
     check_output(out, "-o/--out")
 

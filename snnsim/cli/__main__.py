@@ -1,0 +1,5 @@
+"""``python -m snnsim.cli``: the same command line as ``snnsim``."""
+
+from . import main
+
+main()
