@@ -76,8 +76,14 @@ def plot(reports: dict[str, Report], stem: str | Path, title: str = "") -> list[
     fig.tight_layout()
     stem = Path(stem)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=120, bbox_inches="tight")
+    from io import BytesIO
+
+    from snnsim.outputs import write_atomic
+
+    for p in paths:                        # rendered in memory, then written atomically
+        buf = BytesIO()
+        fig.savefig(buf, format=p.suffix[1:], dpi=120, bbox_inches="tight")
+        write_atomic(p, lambda f: f.write(buf.getvalue()), "--out")
     plt.close(fig)
     return paths
 

@@ -75,3 +75,22 @@ def save_npz(path, arrays: dict, option: str = "output", compressed: bool = Fals
 
 def write_text(path, text: str, option: str = "output") -> None:
     write_atomic(path, lambda f: f.write(text.encode("utf-8")), option)
+
+
+def check_output_dir(path, option: str) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be created or written; create it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: is a file; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{option} {path}: cannot create the folder ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: the folder is not writable")
+    return path
+
+
+def write_csv(path, frame, option: str = "output", **to_csv) -> None:
+    """A pandas DataFrame as CSV, written atomically."""
+    write_text(path, frame.to_csv(**to_csv), option)

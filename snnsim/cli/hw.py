@@ -16,6 +16,7 @@ import pandas as pd
 from . import DATASET_CHOICE, DATASET_HELP
 from ..data import pad_to_shape
 from ..errors import InputError, SnnsimError
+from ..outputs import check_output_dir, write_csv
 
 from hwmodel.arch import DATAFLOW, load_arch, presets, with_dataflow
 
@@ -208,6 +209,8 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     from hwmodel.regimes import compare, components_table, plot
     from hwmodel.training import training_cost
 
+    if out_dir:
+        check_output_dir(out_dir, "--out")      # before any work: a bad folder fails in a second, not after the runs
     arch = load_arch(arch_name)
     if encoder:
         arch = with_dataflow(arch, encoder=encoder)
@@ -258,20 +261,16 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
         click.echo(summary.to_string(index=False, float_format=_fmt))
     if out_dir:
         out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            table.to_csv(out / "hw_regimes.csv", index=False)
-            comp.to_csv(out / "hw_components.csv", index_label="component")
-            pd.concat([r.mapping.assign(regime=k) for k, r in reports.items()]).to_csv(
-                out / "hw_mappings.csv", index=False)
-            pd.concat([r.breakdown.assign(regime=k) for k, r in reports.items()]).to_csv(
-                out / "hw_breakdown.csv", index=False)
-            arch.constants().to_csv(out / "hw_constants.csv", index=False)
-            if summary is not None:
-                phases.to_csv(out / "hw_training.csv", index=False)
-            paths = plot(reports, out / "hw_energy", f"{spec.name} on {arch.name}: energy by component")
-        except OSError as e:
-            raise InputError(f"--out {out_dir}: cannot write ({e.strerror})") from None
+        write_csv(out / "hw_regimes.csv", table, "--out", index=False)
+        write_csv(out / "hw_components.csv", comp, "--out", index_label="component")
+        write_csv(out / "hw_mappings.csv", pd.concat([r.mapping.assign(regime=k) for k, r in reports.items()]),
+                  "--out", index=False)
+        write_csv(out / "hw_breakdown.csv", pd.concat([r.breakdown.assign(regime=k) for k, r in reports.items()]),
+                  "--out", index=False)
+        write_csv(out / "hw_constants.csv", arch.constants(), "--out", index=False)
+        if summary is not None:
+            write_csv(out / "hw_training.csv", phases, "--out", index=False)
+        paths = plot(reports, out / "hw_energy", f"{spec.name} on {arch.name}: energy by component")
         click.echo(f"\nwrote {out / 'hw_regimes.csv'}, hw_components.csv, hw_mappings.csv, hw_breakdown.csv, "
                    "hw_constants.csv"
                    f"{', hw_training.csv' if summary is not None else ''}, {paths[0].name}, {paths[1].name}")
@@ -294,11 +293,7 @@ def _neurobench_report(spec, net, x, T, batch_size, out_dir):
                    "does not")
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.10g}"))
     if out_dir:
-        try:
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
-            table.to_csv(Path(out_dir) / "hw_neurobench.csv", index=False)
-        except OSError as e:
-            raise InputError(f"--out {out_dir}: cannot write ({e.strerror})") from None
+        write_csv(Path(out_dir) / "hw_neurobench.csv", table, "--out", index=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
