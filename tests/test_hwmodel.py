@@ -545,3 +545,26 @@ def test_cli_end_to_end(tmp_path):
                                 "--limit", "4", "--arch", str(bad)])
     assert r.exit_code == 2 and "memories.weights.size_kib: layer 'fc1'" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_membrane_spill_is_read_and_written_by_hand():
+    """The carried state of fc_trace: sn1 3 x 16 = 48 bits, sn2 2 x 16 = 32 bits, filling the membrane buffer in
+    execution order. A 64-bit buffer on one core holds sn1 and half of sn2: sn2's last 16 bits live in DRAM and
+    are read and written at each of the 2 steps (2 x 2 x 16 = 64 bits, 10 pJ/bit). Two cores hold 128 bits:
+    nothing spills."""
+    c = count(fc_trace())
+    p = arch().params()
+    p.update(membrane_bytes=8)
+    r = evaluate(c, p)
+    layers = list(c.layers.layer)
+    spill = dict(zip(layers, np.asarray(r["spills"]["membrane"]).reshape(-1)))
+    assert spill["sn1"] == 0 and spill["sn2"] == 16
+    assert r["dram_bits"].sum() == 64 and r["E"]["dram"].sum() == 640
+    p.update(cores=2)
+    r2 = evaluate(c, p)
+    assert np.asarray(r2["spills"]["membrane"]).sum() == 0 and r2["dram_bits"].sum() == 0
+    # every other dynamic term is priced the same on 1 or 2 cores (the work does not change, only where it runs)
+    assert set(r2["E"]) == set(r["E"]) and "noc" in r["E"]
+    for k in r["E"]:
+        if k != "dram":
+            assert r2["E"][k].sum() == pytest.approx(r["E"][k].sum()), k
