@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .datasets import as_array
 from .errors import SnnsimError
 
 __all__ = ["TorchImport", "from_torch", "load_module"]
@@ -65,7 +66,7 @@ class TorchImport:
         """Run snnsim on ``x`` (numpy or torch; ``[N, ...]``, or ``[T, N, ...]`` for events): a RunResult."""
         from .engine import run
 
-        return run(self.network(), _numpy(x), **kwargs)
+        return run(self.network(), as_array(x), **kwargs)
 
     def save(self, yaml_path, weights_path) -> None:
         """Write the network YAML and the weights ``.npz`` (each atomically)."""
@@ -84,12 +85,6 @@ class TorchImport:
         save_npz(weights_path, self.weights)
 
 
-def _numpy(x):
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 class _Refuse(SnnsimError):
     pass
 
@@ -100,7 +95,7 @@ def _refuse(qual, m, why):
 
 def _f32(t) -> float:
     """One float from a scalar or uniform tensor/number, as float32 (what the module computes with)."""
-    a = np.asarray(_numpy(t), dtype=np.float32).reshape(-1)
+    a = np.asarray(as_array(t), dtype=np.float32).reshape(-1)
     if a.size == 0 or not np.all(a == a[0]):
         raise ValueError(f"values differ across neurons (range {a.min()}..{a.max()})")
     return float(a[0])
@@ -150,7 +145,7 @@ def _convert(qual, m, libs) -> list[dict] | None:
 
     def w(name):
         t = getattr(m, name)
-        return None if t is None else np.asarray(_numpy(t), np.float32)
+        return None if t is None else np.asarray(as_array(t), np.float32)
 
     if isinstance(m, nn.Identity):
         return []
@@ -240,7 +235,7 @@ def _sj_neuron(qual, m, sj, neuron):
     if type(m) is sj.IFNode:
         return [neuron("if", **common)]
     if type(m) is sj.ParametricLIFNode:
-        return [neuron("plif", {"w": np.asarray(_numpy(m.w), np.float32).reshape(())},
+        return [neuron("plif", {"w": np.asarray(as_array(m.w), np.float32).reshape(())},
                        decay_input=bool(m.decay_input), **common)]
     return [neuron("lif", tau=float(m.tau), decay_input=bool(m.decay_input), **common)]
 

@@ -485,6 +485,15 @@ class _Importer:
             return [], shape        # the identity: NIR's way to mark where two paths are summed
         return self._scale_layer(n, s, shape), shape
 
+    def _input_gain(self, n, node, shape) -> list:
+        """The input gain dt * R of an integrator (I, IF) as a Scale layer before it; none when it is 1."""
+        r = self.arr(n, "r", node.r)
+        self.check_param_shape(n, "r", r, shape)
+        k = r * self.dt
+        if k.min() == k.max() and _close(float(k.flat[0]), 1.0):
+            return []
+        return self._scale_layer(f"{n}.r", k.astype(np.float32), shape)
+
     def _scale_layer(self, name, s, shape):
         s = np.broadcast_to(np.asarray(s, np.float32).reshape(-1) if np.size(s) > 1 else np.float32(s),
                             (math.prod(shape),)).reshape(shape)
@@ -591,12 +600,7 @@ class _Importer:
         """The integrator dv/dt = R I: v[t] = v + dt*R*I[t], output v. snnsim's li with tau = 1e30 and
         decay_input false computes H = v - v/1e30 + I, which is exactly v + I in float32 (v/1e30 is far below
         half an ulp of v), so this is exact."""
-        r = self.arr(n, "r", node.r)
-        self.check_param_shape(n, "r", r, shape)
-        k = r * self.dt
-        layers = []
-        if not (k.min() == k.max() and _close(float(k.flat[0]), 1.0)):
-            layers = self._scale_layer(f"{n}.r", k.astype(np.float32), shape)
+        layers = self._input_gain(n, node, shape)
         layers.append(_L(n, {"type": "li", "tau": INTEGRATOR_TAU, "decay_input": False, "v_reset": 0.0}))
         return layers, shape
 
@@ -684,12 +688,7 @@ class _Importer:
     def _n_IF(self, n, node, shape):
         thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
         v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
-        r = self.arr(n, "r", node.r)
-        self.check_param_shape(n, "r", r, shape)
-        k = r * self.dt
-        layers = []
-        if not (k.min() == k.max() and _close(float(k.flat[0]), 1.0)):
-            layers = self._scale_layer(f"{n}.r", k.astype(np.float32), shape)
+        layers = self._input_gain(n, node, shape)
         f = {"type": "if", **self._reset_fields(n, node, None, v_reset), "v_threshold": _nice(thr),
              "spike_rule": self._rule(n, node)}
         layers.append(_L(n, f))
