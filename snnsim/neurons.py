@@ -10,6 +10,8 @@ in float32 with ``fastmath=False``, so spikes and membranes can match bit for bi
     threshold (T-RevSNN Quant)  H = clip(x, lo, hi); no state
     S = H >= v_threshold  ('ge')  or  H > v_threshold  ('gt')
     hard reset v = v_reset where S else H;  subtract reset v = H - v_threshold where S else H
+    delayed subtract reset (reset_delay, snnTorch's default Leaky): v = H, and the next step's H loses
+        v_threshold when the previous H spiked:  H[t] = charge(H[t-1], x[t]) - v_threshold * S[t-1]
 
 v_r is v_reset for hard reset and 0 for subtract reset; the initial state is v_r.
 """
@@ -42,6 +44,7 @@ class NeuronParams:
     lo: np.float32
     hi: np.float32
     stateless: bool
+    delay: bool = False       # delayed subtract reset: the state is H; the threshold comes off one step later
 
     @property
     def v_init(self) -> np.float32:
@@ -61,7 +64,7 @@ def neuron_params(layer: Neuron, w: np.ndarray | None = None) -> NeuronParams:
         v_r=np.float32(layer.v_reset if layer.v_reset is not None else 0.0),
         threshold=np.float32(layer.v_threshold), hard=layer.v_reset is not None,
         gt=layer.spike_rule == "gt", clip=layer.clip is not None, lo=np.float32(lo), hi=np.float32(hi),
-        stateless=not layer.stateful,
+        stateless=not layer.stateful, delay=layer.reset_delay,
     )
 
 
@@ -95,8 +98,9 @@ def _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, a, b):
 
 
 @njit(cache=True)
-def _fire(h, mode, threshold, hard, gt, v_r, out, v_out, a, b):
-    """Spikes, reset and output for elements [a, b); returns the spike count."""
+def _fire(h, mode, threshold, hard, delay, gt, v_r, out, v_out, a, b):
+    """Spikes, reset and output for elements [a, b); returns the spike count. With ``delay`` the state keeps
+    H: its reset is the subtraction ``_delayed_reset`` makes at the next step."""
     count = 0
     if mode == 3:                     # li: no spike, the output is H
         for i in range(a, b):
@@ -109,14 +113,24 @@ def _fire(h, mode, threshold, hard, gt, v_r, out, v_out, a, b):
         hi = h[i]
         fire = hi > threshold if gt else hi >= threshold
         out[i] = one if fire else zero
-        reset = v_r if hard else hi - threshold
+        reset = v_r if hard else (hi if delay else hi - threshold)
         v_out[i] = reset if fire else hi
         count += 1 if fire else 0
     return count
 
 
 @njit(cache=True)
-def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, out, v_out, h_out):
+def _delayed_reset(v, h, threshold, gt, a, b):
+    """H[i] -= v_threshold where the previous H (the state v, which a delayed reset keeps) spiked. Subtracting
+    after the charge is snnTorch's order: (beta*mem + x) - reset*threshold."""
+    for i in range(a, b):
+        fired = v[i] > threshold if gt else v[i] >= threshold
+        if fired:
+            h[i] = h[i] - threshold
+
+
+@njit(cache=True)
+def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, out, v_out, h_out):
     """One timestep for a flat float32 array of neurons.
 
     x: input current; v: state before the step. Writes the output (spikes, or H for 'li') to ``out``,
@@ -124,14 +138,17 @@ def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip,
     Returns the number of output spikes (0 for 'li').
     """
     _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, 0, x.size)
-    return _fire(h_out, mode, threshold, hard, gt, v_r, out, v_out, 0, x.size)
+    if delay:
+        _delayed_reset(v, h_out, threshold, gt, 0, x.size)
+    return _fire(h_out, mode, threshold, hard, delay, gt, v_r, out, v_out, 0, x.size)
 
 
 _BLOCK = 4096
 
 
 @njit(cache=True)
-def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, out, h_out, keep_h):
+def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, out, h_out,
+                      keep_h):
     """``neuron_step`` (state updated in place in ``v``) plus the input's nonzero count and binary check,
     which the engine records: (spikes, nonzero inputs, binary). One pass over memory: blocks of neurons
     small enough for L1 go through the statistics, charge and fire loops (each branch-free, so each
@@ -151,7 +168,9 @@ def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, gt,
         nnz += k
         binary &= bin_k
         _charge(x[a:b], v[a:b], mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, b - a)
-        spikes += _fire(hb, mode, threshold, hard, gt, v_r, out[a:b], v[a:b], 0, b - a)
+        if delay:
+            _delayed_reset(v[a:b], hb, threshold, gt, 0, b - a)
+        spikes += _fire(hb, mode, threshold, hard, delay, gt, v_r, out[a:b], v[a:b], 0, b - a)
         if keep_h:
             h_out[a:b] = hb[:b - a]
     return spikes, nnz, binary
@@ -167,7 +186,7 @@ def step_stats(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h
         v.fill(p.v_init)
     keep = h is not None
     return neuron_step_stats(x.reshape(-1), v.reshape(-1), p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
-                             p.hard, p.gt, p.clip, p.lo, p.hi, out.reshape(-1),
+                             p.hard, p.delay, p.gt, p.clip, p.lo, p.hi, out.reshape(-1),
                              h.reshape(-1) if keep else _NO_H, keep)
 
 
@@ -176,4 +195,4 @@ def step(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h: np.n
     if p.stateless:
         v.fill(p.v_init)
     return neuron_step(x.reshape(-1), v.reshape(-1), p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
-                       p.hard, p.gt, p.clip, p.lo, p.hi, out.reshape(-1), v.reshape(-1), h.reshape(-1))
+                       p.hard, p.delay, p.gt, p.clip, p.lo, p.hi, out.reshape(-1), v.reshape(-1), h.reshape(-1))

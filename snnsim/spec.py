@@ -135,6 +135,8 @@ class Neuron(Layer):
       threshold: H = x, stateless by definition (T-RevSNN's turned-off neuron), optional clip first
       spike S = H >= v_threshold ('ge') or H > v_threshold ('gt')
       hard reset: v = S * v_reset + (1 - S) * H;  subtract reset (v_reset null): v = H - S * v_threshold
+      ``reset_delay`` (subtract reset only; snnTorch's default ``Leaky``): v = H and the threshold comes off
+            one step later, undecayed: H[t] = charge(H[t-1], x[t]) - v_threshold * S[t-1]
     ``stateless`` clears v to its initial value before every timestep.
     """
 
@@ -146,6 +148,7 @@ class Neuron(Layer):
     spike_rule: str = "ge"
     stateless: bool = False
     clip: tuple[float, float] | None = None
+    reset_delay: bool = False
     kind = "neuron"
 
     def param_shapes(self):
@@ -422,14 +425,20 @@ def _parse_neuron(f, name, shape, kind, defaults):
     tau = f.float("tau", 2.0, positive=True)
     if kind in ("lif", "plif", "li") and tau <= 1.0:
         raise f.err("tau", f"must be > 1 (the membrane decays by 1/tau per step), got {tau}")
+    stateless = f.bool("stateless", kind == "threshold")
+    reset_delay = f.bool("reset_delay", False)
+    if reset_delay and (kind not in ("lif", "plif", "if") or v_reset is not None or stateless):
+        raise f.err("reset_delay", "delays a subtract reset only: it needs a stateful lif, plif or if neuron with "
+                                   "v_reset: null (a hard reset gives the same spikes either way); remove it")
     return Neuron(
         name, shape, shape, neuron=kind, tau=tau,
         decay_input=f.bool("decay_input", True),
         v_threshold=f.float("v_threshold", thr_default),
         v_reset=v_reset,
         spike_rule=f.str("spike_rule", "ge", choices=("ge", "gt")),
-        stateless=f.bool("stateless", kind == "threshold"),
+        stateless=stateless,
         clip=clip,
+        reset_delay=reset_delay,
     )
 
 

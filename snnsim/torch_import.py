@@ -12,10 +12,11 @@ Neuron equations and how they map (docs/torch_import.md has the derivations):
   SpikingJelly's own expressions (spike at ``H >= v_threshold``); soft reset (``v_reset=None``) is snnsim's
   subtract reset.
 - snnTorch ``Leaky``: ``mem = beta*mem + x``, spike at ``mem > threshold`` -> ``lif`` with ``decay_input:
-  false``, ``tau = 1/(1-beta)``, ``spike_rule: gt``. Zero reset maps for either ``reset_delay``; subtract
-  reset only with ``reset_delay=False`` (snnTorch's delayed subtraction is not decayed, snnsim's is), and
-  then the same while no membrane exceeds twice the threshold: snnTorch skips a spike test after a reset
-  that leaves the membrane above threshold, snnsim does not.
+  false``, ``tau = 1/(1-beta)``, ``spike_rule: gt``. Zero reset maps for either ``reset_delay``. Subtract
+  reset with ``reset_delay=True`` (snnTorch's default: the threshold comes off one step late, undecayed) is
+  snnsim's ``reset_delay: true``, exactly; with ``reset_delay=False`` it is the same while no membrane
+  exceeds twice the threshold: snnTorch skips a spike test after a reset that leaves the membrane above
+  threshold, snnsim does not.
 - Norse ``LIFBoxCell``: ``v += dt*tau_mem_inv*(x + v_leak - v)``, spike at ``v - v_th > 0`` -> ``lif`` with
   ``tau = 1/(dt*tau_mem_inv)``, ``spike_rule: gt``. ``LIFCell`` (current-based) -> ``li`` (the synaptic
   current, ``tau = 1/(dt*tau_syn_inv)``) then ``lif``.
@@ -255,14 +256,13 @@ def _snntorch_leaky(qual, m, neuron):
     if mech == "none":
         raise _refuse(qual, m, "reset_mechanism='none' (a spiking neuron that never resets) has no snnsim "
                                "equivalent")
-    if mech == "subtract" and m.reset_delay:
-        raise _refuse(qual, m, "reset_mechanism='subtract' with reset_delay=True subtracts the threshold one "
-                               "step late and undecayed; snnsim subtracts at once: build it with "
-                               "reset_delay=False, or use reset_mechanism='zero'")
     beta = min(max(_f32(m.beta), 0.0), 1.0)       # snnTorch clamps beta to [0, 1]
     tau = _tau_from_decay(beta, qual, m, "beta")
-    return [neuron("lif", tau=tau, decay_input=False, v_threshold=_f32(m.threshold),
-                   v_reset=0.0 if mech == "zero" else None, spike_rule="gt")]
+    fields = dict(tau=tau, decay_input=False, v_threshold=_f32(m.threshold),
+                  v_reset=0.0 if mech == "zero" else None, spike_rule="gt")
+    if mech == "subtract" and m.reset_delay:
+        fields["reset_delay"] = True
+    return [neuron("lif", **fields)]
 
 
 def _norse_factor(m, inv) -> float:

@@ -37,7 +37,7 @@ LayerTrace
   geometry     dict     plain numbers: linear {in_features, out_features, bias};
                         conv2d {in_channels, out_channels, kernel_size, stride, padding, groups, bias};
                         pool2d {op, kernel_size, stride, padding}; neuron {neuron, tau, v_threshold,
-                        v_reset, decay_input, spike_rule, stateless}; folded: names of batch norms folded in
+                        v_reset, decay_input, spike_rule, stateless, clip, reset_delay}; folded: names of batch norms folded in
   n_weights    int      weight words (0 for layers without weights)
   n_bias       int      bias words
   neurons      int      neurons per sample (neuron layers; 0 otherwise)

@@ -1,5 +1,5 @@
 """Every test starts from the same global random state, whatever ran before it (the suite also runs in random
-order: ``pytest --random-order``). Tests seed their own generators; this covers what they do not, such as
+order: ``pytest --random-order``); hypothesis draws derandomized examples. Tests seed their own generators; this covers what they do not, such as
 PyTorch's default layer initialisation, which draws from the global generator when a module is built."""
 
 import random
@@ -7,6 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (and no example database carries state between runs): a
+# failure is reproducible, and a pass does not depend on which examples a previous run happened to keep.
+settings.register_profile("snnsim", derandomize=True, database=None)
+settings.load_profile("snnsim")
 
 
 @pytest.fixture(autouse=True)

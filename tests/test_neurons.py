@@ -100,3 +100,53 @@ def test_plif_at_w0_equals_lif_tau2(decay_input):
         neurons.step(b, x, vb, ob, h)
         np.testing.assert_array_equal(oa, ob)
         np.testing.assert_array_equal(va, vb)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["if", "lif", "plif"]), beta_k=st.integers(1, 4), thr=st.floats(0.2, 1.5),
+       rule=st.sampled_from(["ge", "gt"]), seed=st.integers(0, 2**16))
+def test_delayed_subtract_reset_matches_snntorch_equations(kind, beta_k, thr, rule, seed):
+    """reset_delay (snnTorch's default Leaky, docs/neurons.md): mem[t] = beta*mem[t-1] + x[t] - thr*S[t-1],
+    S[t] = mem[t] > thr, the state being the pre-reset membrane. Written as snnTorch computes it: with
+    beta = 1 - 2^-k, beta*m equals snnsim's m - m/tau bit for bit, so the match is exact."""
+    beta = f32(1 - 2.0 ** -beta_k)
+    tau = 1 / (1 - float(beta))
+    layer = _layer(kind, tau=tau, decay_input=False, v_threshold=thr, v_reset=None, spike_rule=rule,
+                   reset_delay=True)
+    p = neurons.neuron_params(layer, f32(-1.0))         # plif: q = sigmoid(-1) of its membrane leaks
+    charge = {"if": lambda m, x: m + x,                 # snnTorch's beta*mem + x for lif; SpikingJelly's
+              "lif": lambda m, x: beta * m + x,         # m - m*q + x for plif (decay_input false)
+              "plif": lambda m, x: m - m * p.factor + x}[kind]
+    rng = np.random.default_rng(seed)
+    xs = (rng.random((10, 5)) * 3 * thr).astype(f32)
+    thr32 = f32(thr)
+    v = np.full(5, p.v_init, f32)
+    mem = np.zeros(5, f32)
+    prev = np.zeros(5, f32)
+    for x in xs:
+        out, h = np.empty(5, f32), np.empty(5, f32)
+        neurons.step(p, x, v, out, h)
+        mem = charge(mem, x) - prev * thr32
+        s = ((mem > thr32) if rule == "gt" else (mem >= thr32)).astype(f32)
+        assert np.array_equal(v, mem) and np.array_equal(h, mem)
+        assert np.array_equal(out, s)
+        prev = s
+
+
+def test_reset_delay_is_refused_where_it_means_nothing():
+    from snnsim.errors import SpecError
+    from snnsim.spec import parse_spec
+
+    def spec(**neuron):
+        return {"name": "n", "input_shape": [3], "timesteps": 2,
+                "layers": [{"type": "linear", "out_features": 2}, {"type": "lif", **neuron}]}
+
+    assert parse_spec(spec(v_reset=None, reset_delay=True)).layers[1].reset_delay is True
+    for bad in (dict(reset_delay=True), dict(v_reset=None, reset_delay=True, stateless=True),
+                dict(v_reset=None, reset_delay="yes")):
+        with pytest.raises(SpecError, match=r"layers\[1\]\.reset_delay"):
+            parse_spec(spec(**bad))
+    li = spec()
+    li["layers"][1] = {"type": "li", "v_reset": None, "reset_delay": True}
+    with pytest.raises(SpecError, match="reset_delay"):
+        parse_spec(li)

@@ -158,16 +158,19 @@ def test_round_trip_every_layer_kind(tmp_path):
     np.testing.assert_array_equal(b.readout, a.readout)
 
 
-def _subtract_spec():
+def _subtract_spec(delay=False):
+    extra = {"reset_delay": True} if delay else {}
     return parse_spec({"name": "soft", "input_shape": [6], "timesteps": 8,
                        "layers": [{"name": "fc", "type": "linear", "out_features": 7},
-                                  {"name": "sn_soft", "type": "lif", "v_reset": None}]})
+                                  {"name": "sn_soft", "type": "lif", "v_reset": None, **extra}]})
 
 
-def test_subtract_reset_is_refused_or_exported_lossy_with_warning(tmp_path):
-    spec = _subtract_spec()
+@pytest.mark.parametrize("delay", [False, True], ids=["subtract", "delayed-subtract"])
+def test_subtract_reset_is_refused_or_exported_lossy_with_warning(tmp_path, delay):
+    spec = _subtract_spec(delay)
     w = check_weights(spec, random_weights(spec, 0))
-    with pytest.raises(NirError, match=r"layer 'sn_soft' \(lif\): subtract reset.*--allow-lossy"):
+    what = "delayed subtract reset" if delay else "subtract reset"
+    with pytest.raises(NirError, match=rf"layer 'sn_soft' \(lif\): {what}.*--allow-lossy"):
         export_nir(spec, w)
     result = export_nir(spec, w, allow_lossy=True)
     assert len(result.warnings) == 1 and "'sn_soft'" in result.warnings[0]
@@ -177,10 +180,12 @@ def test_subtract_reset_is_refused_or_exported_lossy_with_warning(tmp_path):
     write_graph(result.graph, tmp_path / "soft.nir")
     res, spec2, w2 = imported(tmp_path / "soft.nir")
     assert spec2.layers[1].v_reset is None                            # snnsim restores it from its metadata
+    assert spec2.layers[1].reset_delay is delay
     assert any("sn_soft" in w for w in res.warnings)
     x = np.random.default_rng(0).random((4, 6), dtype=np.float32) * 3
     a, b = run_spec(spec, w, x, 8, ["sn_soft"]), run_spec(spec2, w2, x, 8, ["sn_soft"])
     np.testing.assert_array_equal(a.trace.probes["sn_soft"]["spikes"], b.trace.probes["sn_soft"]["spikes"])
+    assert a.trace.probes["sn_soft"]["spikes"].any()
 
 
 # ----------------------------------------------------------------------------- NIR semantics of hand-built graphs

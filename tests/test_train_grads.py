@@ -161,8 +161,10 @@ def test_batchnorm_running_statistics_once_per_step_over_T_and_B():
 MODES = {"if": 0, "lif": 1, "plif": 2, "li": 3}
 
 
-def smooth_neuron(x, mode, factor, decay_input, v_r, thr, hard, sur, stateless=False):
-    """Float64 forward of one neuron layer with S = primitive(H - thr); returns out [T, M], h [T, M]."""
+def smooth_neuron(x, mode, factor, decay_input, v_r, thr, hard, sur, stateless=False, delay=False, frozen=None):
+    """Float64 forward of one neuron layer with S = primitive(H - thr); returns out [T, M], h [T, M].
+    ``delay``: snnTorch's delayed subtract reset, H[t] = charge(H[t-1]) - thr * S[t-1], the state being H;
+    ``frozen`` [T, M] replaces thr * S[t-1] by constants (a detached reset)."""
     T, M = x.shape
     v = np.full(M, v_r)
     out, hs = np.zeros((T, M)), np.zeros((T, M))
@@ -176,6 +178,8 @@ def smooth_neuron(x, mode, factor, decay_input, v_r, thr, hard, sur, stateless=F
             h = v + (x[t] - (v - v_r)) * factor if decay_input else v - (v - v_r) * factor + x[t]
         else:
             h = v + (x[t] - (v - v_r)) / factor if decay_input else v - (v - v_r) / factor + x[t]
+        if delay and t > 0:
+            h = h - (frozen[t] if frozen is not None else prim(hs[t - 1] - thr) * thr)
         hs[t] = h
         if mode == 3:
             out[t] = h
@@ -183,7 +187,7 @@ def smooth_neuron(x, mode, factor, decay_input, v_r, thr, hard, sur, stateless=F
             continue
         s = prim(h - thr)
         out[t] = s
-        v = s * v_r + (1 - s) * h if hard else h - s * thr
+        v = h if delay else (s * v_r + (1 - s) * h if hard else h - s * thr)
     return out, hs
 
 
@@ -218,7 +222,7 @@ def test_neuron_backward_matches_finite_differences(kind, hard, decay_input, sur
     gx = np.empty((T, M), np.float32)
     gq = G.neuron_backward_seq(G_out.astype(np.float32), h.astype(np.float32), x.astype(np.float32), False, mode,
                                np.float32(factor_of(w)), decay_input, np.float32(v_r), np.float32(thr), hard,
-                               False, False, np.float32(0), np.float32(0), stateless, sur.sid, sur.alpha, False,
+                               False, False, False, np.float32(0), np.float32(0), stateless, sur.sid, sur.alpha, False,
                                True, gx)
     idx = np.arange(T * M)
     num = fd(loss, x, idx)
@@ -229,6 +233,44 @@ def test_neuron_backward_matches_finite_differences(kind, hard, decay_input, sur
         np.testing.assert_allclose(gq * q * (1 - q), num_w, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind,decay_input,sur", [("lif", False, "atan:2"), ("lif", True, "sigmoid:4"),
+                                                  ("if", True, "triangle:0.5"), ("plif", False, "atan:2")])
+@pytest.mark.parametrize("detach", [False, True], ids=["through-reset", "detach-reset"])
+def test_delayed_reset_backward_matches_finite_differences(kind, decay_input, sur, detach):
+    """The delayed subtract reset (snnTorch's default Leaky): H[t] = charge(H[t-1]) - thr * S[t-1]. Without
+    detach the gradient is the finite difference of the smooth forward; with detach (snnTorch detaches its
+    reset) the same forward with the reset term frozen at its value."""
+    rng = np.random.default_rng(5)
+    sur = parse_surrogate(sur)
+    T, M, thr, w = 6, 40, 1.0, -0.4
+    x = rng.normal(0.8, 0.8, size=(T, M))
+    G_out = rng.normal(size=(T, M))
+    mode = MODES[kind]
+    factor = (lambda w_: 1 / (1 + np.exp(-w_))) if kind == "plif" else (lambda w_: 2.5)
+    prim = np.vectorize(lambda u: surrogate_primitive(u, sur.sid, sur.alpha))
+    _, h0 = smooth_neuron(x, mode, factor(w), decay_input, 0.0, thr, False, sur, delay=True)
+    frozen = np.vstack([np.zeros((1, M)), prim(h0[:-1] - thr) * thr])     # the reset each step subtracts
+
+    def forward(x_, w_):
+        return smooth_neuron(x_, mode, factor(w_), decay_input, 0.0, thr, False, sur, delay=True,
+                             frozen=frozen if detach else None)[0]
+
+    def loss(x_, w_=w):
+        return float(np.sum(G_out * forward(x_, w_)))
+
+    gx = np.empty((T, M), np.float32)
+    gq = G.neuron_backward_seq(G_out.astype(np.float32), h0.astype(np.float32), x.astype(np.float32), False, mode,
+                               np.float32(factor(w)), decay_input, np.float32(0), np.float32(thr), False, True,
+                               False, False, np.float32(0), np.float32(0), False, sur.sid, sur.alpha, detach, True,
+                               gx)
+    num = fd(lambda: loss(x), x, np.arange(T * M))
+    np.testing.assert_allclose(gx.reshape(-1), num, rtol=1e-3, atol=2e-5)
+    if kind == "plif":
+        q = factor(w)
+        num_w = (loss(x, w + EPS) - loss(x, w - EPS)) / (2 * EPS)
+        np.testing.assert_allclose(gq * q * (1 - q), num_w, rtol=1e-3, atol=1e-5)
+
+
 def test_quant_straight_through_window():
     """threshold neuron (T-RevSNN Quant): dS/dx = 1 inside the inclusive clip window, 0 outside."""
     x = np.array([[-0.5, 0.0, 0.3, 0.5, 1.0, 1.7]], np.float32)
@@ -236,7 +278,7 @@ def test_quant_straight_through_window():
     h = np.clip(x, 0, 1)
     gx = np.empty_like(x)
     G.neuron_backward_seq(gout, h, x, False, 4, np.float32(1), True, np.float32(0), np.float32(0.5), True, False,
-                          True, np.float32(0), np.float32(1), True, 0, 4.0, False, False, gx)
+                          False, True, np.float32(0), np.float32(1), True, 0, 4.0, False, False, gx)
     np.testing.assert_array_equal(gx, [[0, 2, 2, 2, 2, 0]])
 
 

@@ -161,6 +161,10 @@ def test_saf_refuses_hard_reset_and_max_pool():
     with pytest.raises(InputError, match="hard reset"):
         make_online(parse_spec(raw), NeuronTrainCfg(), "saf")
     raw = yaml.safe_load(CONV_SOFT)
+    raw["neuron_defaults"]["lif"]["reset_delay"] = True
+    with pytest.raises(InputError, match="delayed reset"):
+        make_online(parse_spec(raw), NeuronTrainCfg(), "saf")
+    raw = yaml.safe_load(CONV_SOFT)
     raw["layers"][2]["type"] = "maxpool2d"
     with pytest.raises(InputError, match="max pooling"):
         make_online(parse_spec(raw), NeuronTrainCfg(), "saf")

@@ -306,10 +306,11 @@ class _Exporter:
             return nir.Threshold(threshold=full(thr), metadata=meta)
         v_reset = layer.v_reset
         if kind in ("lif", "plif", "if") and v_reset is None:
-            self.lossy(op.name, kind, "subtract reset (v_reset: null) cannot be expressed in NIR, whose neurons "
+            what = "delayed subtract reset (reset_delay)" if layer.reset_delay else "subtract reset (v_reset: null)"
+            self.lossy(op.name, kind, f"{what} cannot be expressed in NIR, whose neurons "
                                       "reset to v_reset; it is exported as a reset to 0",
                        "set v_reset to export a hard reset")
-            meta[NODE_RESET] = "subtract"
+            meta[NODE_RESET] = "subtract_delayed" if layer.reset_delay else "subtract"
             v_reset = 0.0
         if kind in ("lif", "plif", "if"):
             self.rules[layer.spike_rule] += 1

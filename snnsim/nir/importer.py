@@ -659,10 +659,13 @@ class _Importer:
 
     def _reset_fields(self, n, node, v_leak, v_reset):
         meta = clean_meta(node.metadata)
-        if meta.get(NODE_RESET) == "subtract":
-            self.notes.append(f"node '{n}': subtract reset restored from snnsim metadata (other NIR readers see a "
-                              "reset to 0)")
-            return {"v_reset": None}
+        reset = meta.get(NODE_RESET)
+        if reset in ("subtract", "subtract_delayed"):
+            self.notes.append(f"node '{n}': {reset.replace('_', ' ')} reset restored from snnsim metadata (other "
+                              "NIR readers see a reset to 0)")
+            return {"v_reset": None, "reset_delay": True} if reset == "subtract_delayed" else {"v_reset": None}
+        if reset is not None:
+            raise self.err(n, f"metadata {NODE_RESET}: expected 'subtract' or 'subtract_delayed', got {reset!r}")
         if v_leak is not None and not _close(v_leak, v_reset):
             raise self.err(n, f"v_leak ({v_leak:g}) differs from v_reset ({v_reset:g}); snnsim (like SpikingJelly) "
                               "leaks toward the reset potential")

@@ -34,7 +34,7 @@ META_SPIKE_RULE = "spike_rule"    # gt (v > thr, NIR's docstring) | ge (v >= thr
 META_LOSSY = "lossy"              # text naming what an exporter changed, when it was allowed to
 # Node-level metadata written by snnsim's exporter so a snnsim -> NIR -> snnsim round trip is exact.
 NODE_SPIKE_RULE = "spike_rule"
-NODE_RESET = "snnsim_reset"       # "subtract" when a subtract-reset layer was exported with --allow-lossy
+NODE_RESET = "snnsim_reset"       # "subtract" / "subtract_delayed" for subtract-reset layers (--allow-lossy)
 NODE_NEURON = "snnsim_neuron"     # "plif" (exported as LIF with tau = 1/sigmoid(w))
 NODE_PLIF_W = "snnsim_w"
 

@@ -359,7 +359,7 @@ class NeuronNode(Node):
         if v is None:
             v = np.full(M, p.v_init, np.float32)
         n = G.neuron_forward_seq(x2, a.static, p.mode, p.factor, p.decay_input, p.v_r, p.threshold, p.hard,
-                                 p.gt, p.clip, p.lo, p.hi, p.stateless, v, out, h)
+                                 p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, v, out, h)
         ctx.spikes[self.name] = ctx.spikes.get(self.name, 0) + int(n) * (ctx.T if static_out else 1)
         if ctx.state is not None:
             ctx.state[self.name] = v
@@ -383,7 +383,7 @@ class NeuronNode(Node):
         gx = np.empty((1 if s["static_in"] else steps, M), np.float32)
         sur = self.cfg.surrogate
         gq = G.neuron_backward_seq(g2, h, x2, s["static_in"], p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
-                                   p.hard, p.gt, p.clip, p.lo, p.hi, p.stateless, sur.sid, float(sur.alpha),
+                                   p.hard, p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, sur.sid, float(sur.alpha),
                                    self.cfg.detach_reset, False, gx)
         if layer.neuron == "plif":
             q = np.float32(p.factor)

@@ -12,6 +12,8 @@ Neuron backward (SpikingJelly 2.0 ``_ops/lif/cpu.py::_backward_impl``; plif and 
     soft reset:  rg = 1                       (detach_reset)   or 1 - v_threshold * sg
     hard reset:  rg = 1 - S[t]                (detach_reset)   or 1 - S[t] + (v_reset - H[t]) * sg
     gH   = gS[t] * sg + carry * rg            (li: gH = gOut[t] + carry; no spike, no reset)
+    delayed subtract reset (the state is H; H[t+1] = charge(H[t]) - v_threshold * S[t]):
+         gH = gS[t] * sg + carry               (detach_reset)   or ... - v_threshold * sg * gH[t+1]
     lif: gX[t] = gH / tau (decay_input) or gH;   carry = gH - gH / tau
     plif: the same with * q (q = sigmoid(w)), and gq += gH * (X[t] - (V[t-1] - v_r)) or -(V[t-1] - v_r)
     if:  gX[t] = gH;  carry = gH
@@ -45,7 +47,7 @@ _PAR_MIN_WORK = 1 << 17
 
 # ----------------------------------------------------------------------------- neurons
 @njit(cache=True, fastmath=False)
-def _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, stateless,
+def _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless,
                       v, out, h, a, b):
     T = out.shape[0]
     vc = v[a:b]
@@ -54,39 +56,39 @@ def _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard
         xt = x[0, a:b] if static else x[t, a:b]
         if stateless:
             vc[:] = v_r
-        n += neuron_step(xt, vc, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+        n += neuron_step(xt, vc, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                          out[t, a:b], vc, h[t, a:b])
     return n
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _neuron_fwd_par(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, stateless,
+def _neuron_fwd_par(x, static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless,
                     v, out, h):
     M = out.shape[1]
     nchunks = (M + _CHUNK - 1) // _CHUNK
     counts = np.zeros(nchunks, np.int64)
     for c in prange(nchunks):
-        counts[c] = _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+        counts[c] = _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                                       stateless, v, out, h, c * _CHUNK, min(M, (c + 1) * _CHUNK))
     return counts.sum()
 
 
 @njit(cache=True, fastmath=False)
-def neuron_forward_seq(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi, stateless,
+def neuron_forward_seq(x, static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless,
                        v, out, h):
     """Run T steps of one neuron layer: x [T, M] (or [1, M] when ``static``: the same input every step),
     state v [M] updated in place, spikes (or H for 'li') into out [T, M], charged membrane into h [T, M].
     Each chunk of neurons calls the engine's ``neuron_step``, so spikes equal inference bit for bit.
     Returns the number of spikes."""
     if out.size >= _PAR_MIN_WORK and out.shape[1] > _CHUNK:
-        return _neuron_fwd_par(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+        return _neuron_fwd_par(x, static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                                stateless, v, out, h)
-    return _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+    return _neuron_fwd_chunk(x, static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                              stateless, v, out, h, 0, out.shape[1])
 
 
 @njit(cache=True, fastmath=False)
-def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                       stateless, sid, alpha, detach, smooth, gx, a, b):
     """Neurons [a, b) of ``neuron_backward_seq``, timestep by timestep (t outer, contiguous rows)."""
     T = h.shape[0]
@@ -96,6 +98,7 @@ def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, thresh
     if gx_static:
         gx[0, a:b] = 0.0
     carry = np.zeros(b - a, np.float32)
+    gnext = np.zeros(b - a, np.float32)     # gH[t+1] (a delayed reset's own path from H[t] to H[t+1])
     gq = 0.0
     for t in range(T - 1, -1, -1):
         hr = h[t]
@@ -127,13 +130,19 @@ def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, thresh
                 else:
                     fire = hv > threshold if gt else hv >= threshold
                     sv = one if fire else zero
-                if hard:
-                    rg = one - sv
+                if delay:
+                    gh = gr[i] * sg + carry[j]
                     if not detach:
-                        rg = rg + (v_r - hv) * sg
+                        gh = gh - threshold * sg * gnext[j]
+                    gnext[j] = gh
                 else:
-                    rg = one if detach else one - threshold * sg
-                gh = gr[i] * sg + carry[j] * rg
+                    if hard:
+                        rg = one - sv
+                        if not detach:
+                            rg = rg + (v_r - hv) * sg
+                    else:
+                        rg = one if detach else one - threshold * sg
+                    gh = gr[i] * sg + carry[j] * rg
             if mode == 0:
                 gxv = gh
                 carry[j] = gh
@@ -150,7 +159,10 @@ def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, thresh
                     else:
                         fp = hp > threshold if gt else hp >= threshold
                         sp = one if fp else zero
-                    vp = sp * v_r + (one - sp) * hp if hard else hp - sp * threshold
+                    if delay:
+                        vp = hp
+                    else:
+                        vp = sp * v_r + (one - sp) * hp if hard else hp - sp * threshold
                 if decay_input:
                     xv = x[0, i] if x_static else x[t, i]
                     gq += gh * (xv - (vp - v_r))
@@ -167,20 +179,20 @@ def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, thresh
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _neuron_bwd_par(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+def _neuron_bwd_par(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                     stateless, sid, alpha, detach, smooth, gx):
     M = h.shape[1]
     nchunks = (M + _CHUNK - 1) // _CHUNK
     part = np.zeros(nchunks, np.float64)
     for c in prange(nchunks):
-        part[c] = _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip,
+        part[c] = _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip,
                                     lo, hi, stateless, sid, alpha, detach, smooth, gx, c * _CHUNK,
                                     min(M, (c + 1) * _CHUNK))
     return part
 
 
 @njit(cache=True, fastmath=False)
-def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo, hi,
+def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                         stateless, sid, alpha, detach, smooth, gx):
     """Backward through T steps of one neuron layer.
 
@@ -193,13 +205,13 @@ def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, thre
     """
     M = h.shape[1]
     if h.size >= _PAR_MIN_WORK and M > _CHUNK:
-        part = _neuron_bwd_par(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt, clip, lo,
+        part = _neuron_bwd_par(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo,
                                hi, stateless, sid, alpha, detach, smooth, gx)
     else:
         nchunks = (M + _CHUNK - 1) // _CHUNK
         part = np.zeros(nchunks, np.float64)
         for c in range(nchunks):
-            part[c] = _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, gt,
+            part[c] = _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt,
                                         clip, lo, hi, stateless, sid, alpha, detach, smooth, gx, c * _CHUNK,
                                         min(M, (c + 1) * _CHUNK))
     total = 0.0

@@ -174,6 +174,9 @@ class SAF(_Online):
                 if L.v_reset is not None and L.neuron != "li":
                     raise InputError(f"--method saf: layer '{n.name}' has a hard reset; SAF's accumulated form "
                                      "is exact for subtract reset only (v_reset: null)")
+                if L.reset_delay:
+                    raise InputError(f"--method saf: layer '{n.name}' has a delayed reset, which SAF's accumulated "
+                                     "form does not model; use ottt or bptt")
                 lams.add(neuron_lambda(L))
         if len(lams) > 1:
             raise InputError(f"--method saf: the neuron layers decay differently ({sorted(lams)}); SAF shares one "
