@@ -48,20 +48,20 @@ class TorchImport:
     weights: dict[str, np.ndarray]
     notes: list[str] = field(default_factory=list)
 
-    def network(self):
-        """The runnable ``snnsim.network.Network`` (spec parsed and weights checked)."""
-        from .network import build_network
-        from .spec import parse_spec
-        from .weights import check_weights
-
-        spec = parse_spec(self.spec, source=self.spec.get("name"))
-        return build_network(spec, check_weights(spec, self.weights, "from_torch"))
+    _model: object = field(default=None, init=False, repr=False, compare=False)
 
     def model(self):
-        """The converted network as an ``snnsim.Model`` (run, price, train, export_nir; docs/api.md)."""
-        from .api import load
+        """The converted network as an ``snnsim.Model`` (run, price, train, export_nir; docs/api.md), built
+        by ``snnsim.load`` once and kept, so repeated runs do not parse and check it again."""
+        if self._model is None:
+            from .api import load
 
-        return load(self.spec, self.weights)
+            self._model = load(self.spec, self.weights)
+        return self._model
+
+    def network(self):
+        """The runnable ``snnsim.network.Network`` (spec parsed and weights checked)."""
+        return self.model().network
 
     def run(self, x, **kwargs):
         """Run snnsim on ``x`` (numpy or torch; ``[N, ...]``, or ``[T, N, ...]`` for events): a RunResult."""
