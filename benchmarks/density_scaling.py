@@ -30,8 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 from background import add_load_option, alternate, background_load, machine_load  # noqa: E402
 
-from snnsim.network import ConvOp, LinearOp, kernel_form  # noqa: E402
-from snnsim.spec import Conv2d, Linear  # noqa: E402
+from snnsim.layers import Conv2d, ConvOp, Linear, LinearOp, kernel_form  # noqa: E402
 from snnsim import kernels as K  # noqa: E402
 
 DENSITIES = [0.0, 0.01, 0.02, 0.05, 0.10, 0.20, 0.50]

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from snnsim import trev  # noqa: E402
 from snnsim.engine import run  # noqa: E402
-from snnsim.layers_extra import ExtConv2d, random_weights  # noqa: E402
+from snnsim.layers import ScaledStdConv2d  # noqa: E402
+from snnsim.weights import random_weights  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
 from snnsim.reversible import invert_chain, reversible_ops  # noqa: E402
 from snnsim.spec import load_spec, parse_spec, walk  # noqa: E402
@@ -44,7 +45,7 @@ TS = (1, 2, 4, 8)
 
 def params(spec) -> int:
     """Trainable parameters (shared modules once, batch-norm running statistics excluded)."""
-    shared = {f"{l.name}.{p}" for l in walk(spec.layers) if isinstance(l, ExtConv2d) and l.shared_from
+    shared = {f"{l.name}.{p}" for l in walk(spec.layers) if isinstance(l, ScaledStdConv2d) and l.shared_from
               for p in l.param_shapes()}
     return sum(int(np.prod(s)) for k, s in spec.param_shapes().items()
                if k not in shared and not k.endswith(("running_mean", "running_var")))

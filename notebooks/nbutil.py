@@ -201,11 +201,11 @@ def arch_variant(arch, name: str, weights_kib: float | None = None, membrane_kib
 def n_params(spec) -> int:
     """Trainable parameters: weights shared across T-RevSNN columns counted once, batch-norm running statistics
     left out (as benchmarks/regimes.py counts them)."""
-    from snnsim.layers_extra import ExtConv2d
+    from snnsim.layers import ScaledStdConv2d
     from snnsim.spec import walk
 
     shared = {f"{layer.name}.{p}" for layer in walk(spec.layers)
-              if isinstance(layer, ExtConv2d) and getattr(layer, "shared_from", "") for p in layer.param_shapes()}
+              if isinstance(layer, ScaledStdConv2d) and getattr(layer, "shared_from", "") for p in layer.param_shapes()}
     return sum(int(np.prod(s)) for k, s in spec.param_shapes().items()
                if k not in shared and not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
 

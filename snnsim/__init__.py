@@ -25,9 +25,9 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "load": "api", "Model": "api", "as_array": "api", "load_network": "api", "import_nir": "api",
-    "layer_table": "spec",
+    "layer_table": "layers",
     "RunResult": "engine", "Trace": "trace", "LayerTrace": "trace",
-    "NetworkSpec": "spec", "load_spec": "spec", "parse_spec": "spec",
+    "NetworkSpec": "spec", "load_spec": "layers", "parse_spec": "layers",
     "load_dataset": "data",
     "SnnsimError": "errors", "SpecError": "errors", "WeightError": "errors", "InputError": "errors",
     "TrainConfig": "train.loop",

@@ -24,7 +24,8 @@ from .datasets import as_array, as_arrays
 from .engine import RunResult, accuracy as _accuracy, run as _run
 from .errors import InputError
 from .network import Network, build_network
-from .spec import NetworkSpec, layer_table, load_spec, parse_spec
+from .layers import layer_table, load_spec, parse_spec
+from .spec import NetworkSpec
 from .weights import check_weights, read_npz, save_npz
 
 __all__ = ["Model", "as_array", "layer_table", "load", "load_network", "import_nir"]
@@ -41,7 +42,7 @@ def load_network(network: str | Path | dict | NetworkSpec) -> NetworkSpec:
 
 def _weights(spec: NetworkSpec, weights, seed: int) -> dict[str, np.ndarray]:
     if weights is None:
-        from .layers_extra import random_weights
+        from .weights import random_weights
 
         return check_weights(spec, _file_keys(spec, random_weights(spec, seed)), f"random weights (seed {seed})")
     if isinstance(weights, (str, Path)):

@@ -17,7 +17,11 @@ from . import kernels as K
 from .kernels.stats import input_stats, input_stats_map
 from . import neurons
 from .errors import InputError
-from .network import ConvOp, LinearOp, Network, NeuronOp, Op, ResidualOp, kernel_form, walk_ops
+from .layers.conv import ConvOp
+from .layers.linear import LinearOp
+from .layers.neuron import NeuronOp
+from .layers.op import Op, add_record, kernel_form, note_add, walk_ops
+from .layers.residual import ResidualOp
 from .trace import LayerTrace, Trace
 
 FORMS = ("auto", "dense", "event")
@@ -58,24 +62,8 @@ class RunResult:
 
 # ----------------------------------------------------------------------------- static trace records
 def fanout_map(op: Op) -> np.ndarray | None:
-    """Outputs reached from each input position: exact at borders, with stride and groups."""
-    layer = op.layer
-    if isinstance(op, LinearOp):
-        return np.full(layer.in_shape, layer.out_features, np.float32)
-    if isinstance(op, ConvOp):
-        c, h, w = layer.in_shape
-        _, ho, wo = layer.out_shape
-        reach = []
-        for n, k, s, p, o in ((h, layer.kernel_size[0], layer.stride[0], layer.padding[0], ho),
-                              (w, layer.kernel_size[1], layer.stride[1], layer.padding[1], wo)):
-            # input i feeds output j when 0 <= i + p - j*s < k
-            i = np.arange(n)[:, None]
-            j = np.arange(o)[None, :]
-            kk = i + p - j * s
-            reach.append(((kk >= 0) & (kk < k)).sum(axis=1))
-        per_pos = np.outer(reach[0], reach[1]) * (layer.out_channels // layer.groups)
-        return np.broadcast_to(per_pos, (c, h, w)).astype(np.float32)
-    return None
+    """Outputs reached from each input position: exact at borders, with stride and groups (synaptic ops)."""
+    return op.fanout_map()
 
 
 def _geometry(op: Op) -> dict:
@@ -111,28 +99,11 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     )
 
 
-def add_record(name: str, shape, T: int) -> LayerTrace:
-    """The trace record of an elementwise sum (residual, reversible coupling, T-RevSNN fusion)."""
-    shape = tuple(shape)
-    return LayerTrace(name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool),
-                      [""] * T, np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64),
-                      np.zeros(T, np.int64))
-
-
-def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
-    """Record one timestep of y = a + b: both operands' events in, y's nonzeros out."""
-    (na, ba), (nb, bb) = input_stats(a), input_stats(b)
-    rec.computed[t] = True
-    rec.events_in[t] += na + nb
-    rec.events_out[t] += K.count_nonzero(y)
-    rec.binary_in[t] &= ba and bb
-
-
 # ----------------------------------------------------------------------------- one batch
 class _BatchRun:
     """The state and trace of one batch through the time loop."""
 
-    def __init__(self, net: Network, B: int, T: int, threshold: float, form: str, probes: set[str]):
+    def __init__(self, net, B: int, T: int, threshold: float, form: str, probes: set[str]):
         self.net, self.B, self.T, self.threshold, self.form = net, B, T, threshold, form
         self.state: dict[str, np.ndarray] = {}
         self.records: dict[str, LayerTrace] = {}
@@ -217,7 +188,7 @@ class _BatchRun:
             buf[t] = arr
 
 
-def _cached_prefix(net: Network) -> int:
+def _cached_prefix(net) -> int:
     """How many leading ops give the same output every timestep when the input is constant."""
     n = 0
     for op in net.ops:
@@ -228,7 +199,7 @@ def _cached_prefix(net: Network) -> int:
 
 
 # ----------------------------------------------------------------------------- inputs
-def _check_input(net: Network, x: np.ndarray, encoding: str, T: int) -> np.ndarray:
+def _check_input(net, x: np.ndarray, encoding: str, T: int) -> np.ndarray:
     shape = tuple(net.spec.input_shape)
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
@@ -284,7 +255,7 @@ def check_probes(probes, names: set, where: str = "") -> set:
 
 
 # ----------------------------------------------------------------------------- public entry point
-def run(net: Network, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
+def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
         event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
         progress: Callable[[int], None] | None = None, regime: str | None = None,
         first_index: int = 0) -> RunResult:

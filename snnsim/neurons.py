@@ -24,7 +24,6 @@ import numpy as np
 from numba import njit
 
 from .kernels.stats import input_stats
-from .spec import Neuron
 
 MODE = {"if": 0, "lif": 1, "plif": 2, "li": 3, "threshold": 4}
 
@@ -51,7 +50,8 @@ class NeuronParams:
         return self.v_r
 
 
-def neuron_params(layer: Neuron, w: np.ndarray | None = None) -> NeuronParams:
+def neuron_params(layer, w: np.ndarray | None = None) -> NeuronParams:
+    """The step kernel's constants for a neuron record (``snnsim.layers.neuron.Neuron``)."""
     if layer.neuron == "plif":
         # SpikingJelly computes q = w.float().sigmoid() in float32.
         w32 = np.float32(np.asarray(w, dtype=np.float32).reshape(()))   # checked weights may be shape (1,)

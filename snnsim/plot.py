@@ -31,7 +31,7 @@ SAVE_KINDS = ("spikes", "membrane", "outputs")
 
 def probe_names(net, save) -> list[str]:
     """The layers to probe for ``--save``: neuron layers for spikes/membrane, the others for outputs."""
-    from .network import NeuronOp, ResidualOp, walk_ops
+    from .layers import NeuronOp, ResidualOp, walk_ops
 
     names = []
     for op in walk_ops(net.ops):

@@ -32,10 +32,17 @@ import numpy as np
 from . import kernels as K
 from . import neurons
 from .errors import SnnsimError
-from .network import (EMPTY, AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, Op, PoolOp, ReshapeOp,
-                      ResidualOp, ScaleOp, sumpool2d)
-from .engine import add_record, note_add
-from .network import kernel_form
+from .layers.batchnorm import AffineOp
+from .layers.conv import ConvOp
+from .layers.linear import LinearOp
+from .layers.neuron import NeuronOp
+from .layers.op import EMPTY, Op, add_record, kernel_form, note_add, walk_ops
+from .layers.pool import PoolOp, sumpool2d
+from .layers.registry import attach_build
+from .layers.reshape import IdentityOp, ReshapeOp
+from .layers.residual import ResidualOp
+from .layers.reversible import Reversible
+from .layers.scale import ScaleOp
 
 U = 2.0 ** -24          # unit round-off of float32 (round to nearest)
 SAFETY = 1.01           # bound inflation per op: covers the float32 evaluation of the bound itself
@@ -79,6 +86,13 @@ class ReversibleOp(Op):
 
 
 # ----------------------------------------------------------------------------- bounded re-simulation
+def build_op(layer: Reversible, w, ctx) -> ReversibleOp:
+    return ReversibleOp(layer, (), ctx.build(layer.f, w, ctx.fold), ctx.build(layer.g, w, ctx.fold))
+
+
+attach_build(Reversible, build_op)
+
+
 def _gamma(n: int) -> float:
     return n * U / (1 - n * U)
 
@@ -341,5 +355,4 @@ def invert_chain(ops: list, y: np.ndarray, *, caches: dict | None = None, on_ris
 
 
 def reversible_ops(net) -> list[ReversibleOp]:
-    from .network import walk_ops
     return [op for op in walk_ops(net.ops) if isinstance(op, ReversibleOp)]

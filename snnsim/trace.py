@@ -32,7 +32,7 @@ Trace
 LayerTrace
   name         str      full dotted layer name (the weight-key prefix)
   kind         str      linear | conv2d | batchnorm | pool2d | flatten | dropout | neuron | add
-                        | scale | upsample | layer_scale | state   (snnsim.layers_extra, snnsim.trev; below)
+                        | scale | upsample | layer_scale | state   (snnsim.layers, snnsim.trev; below)
   in_shape, out_shape   per-sample shapes
   geometry     dict     plain numbers: linear {in_features, out_features, bias};
                         conv2d {in_channels, out_channels, kernel_size, stride, padding, groups, bias};

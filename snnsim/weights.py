@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightError
-from .spec import NetworkSpec, Neuron
+from .layers.neuron import Neuron
+from .layers.registry import kind_of
+from .spec import NetworkSpec, walk
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)
 _MAX_LISTED = 8
@@ -131,14 +133,6 @@ def _bad_values(arr: np.ndarray, name: str) -> str | None:
     return None
 
 
-def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
-    """Refuse arrays computed from checked weights (folded batch norm, standardised kernels) that overflowed."""
-    for key, a in arrays.items():
-        if not np.all(np.isfinite(a)):
-            raise WeightError(f"'{key}' is not finite (NaN or Inf) after {what}; the weights it is computed from "
-                              "are too large, or a variance too small, for float32")
-
-
 NEURON_BUFFERS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
 
 
@@ -178,11 +172,18 @@ def load_weights(spec: NetworkSpec, path: str | Path) -> dict[str, np.ndarray]:
 
 
 def random_weights(spec: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random weights for demos and tests before training.
+    """Seeded random weights for demos, tests and hardware studies before training.
 
     PyTorch's default ranges (uniform within 1/sqrt(fan_in)), with linear layers scaled by 3 and batch-norm
-    statistics chosen so that every layer fires at a moderate rate instead of falling silent.
+    statistics chosen so that every layer fires at a moderate rate instead of falling silent. A kind may set
+    values these rules cannot guess (``Kind.init``: gains of standardised convs 1, layer scales 1, drawn from a
+    second stream seeded (seed, 1)); a kind that is a whole network seeds it all (``Kind.init_network``:
+    T-RevSNN). A module shared across columns holds the same array under every key.
     """
+    for layer in spec.layers:
+        whole = kind_of(layer).init_network
+        if whole is not None:
+            return whole(spec, seed)
     rng = np.random.default_rng(seed)
     shapes = spec.param_shapes()
     out = {}
@@ -205,12 +206,16 @@ def random_weights(spec: NetworkSpec, seed: int = 0) -> dict[str, np.ndarray]:
             out[key] = rng.uniform(0.0, 0.5, shape).astype(np.float32)
         else:                        # PLIF w = 0, i.e. tau = 2
             out[key] = np.zeros(shape, np.float32)
-    # a module shared across columns (T-RevSNN) is one parameter: every copy of its keys holds the same array
-    for layer in spec.all_layers():
+    rng = np.random.default_rng([seed, 1])
+    for layer in walk(spec.layers):
+        init = kind_of(layer).init
+        if init is not None:
+            init(layer, out, rng)
+    for layer in walk(spec.layers):
         source = getattr(layer, "shared_from", None)
         if source:
             for p in layer.param_shapes():
-                out[f"{layer.name}.{p}"] = out[f"{source}.{p}"]
+                out[f"{layer.name}.{p}"] = out[f"{source}.{p}"].copy()
     return out
 
 

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from snnsim.network import ConvOp, LinearOp, kernel_form
-from snnsim.spec import Conv2d, Linear
+from snnsim.layers import Conv2d, ConvOp, Linear, LinearOp, kernel_form
 
 
 def linear(i, o):

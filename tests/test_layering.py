@@ -1,4 +1,4 @@
-"""The package's layering: import-linter's contracts (pyproject.toml) hold, and import cycles only shrink."""
+"""The package's layering: import-linter's contracts (pyproject.toml) hold, and the import graph has no cycle."""
 
 import os
 import shutil
@@ -11,9 +11,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-# The one knot left, to be untied by the layer registry: spec records that build runtime ops.
-KNOWN_CYCLE = {"snnsim.engine", "snnsim.layers_extra", "snnsim.network", "snnsim.neurons", "snnsim.reversible",
-               "snnsim.spec", "snnsim.trev", "snnsim.weights"}
 
 
 def test_import_contracts_hold():
@@ -26,14 +23,11 @@ def test_import_contracts_hold():
     assert "broken" in r.stdout and " 0 broken" in r.stdout
 
 
-def test_import_cycles_only_shrink():
+def test_no_import_cycles():
     pytest.importorskip("grimp")
     from architecture_facts import import_cycles
 
-    cycles = import_cycles()
-    assert len(cycles) <= 1, cycles
-    for cycle in cycles:
-        assert set(cycle) <= KNOWN_CYCLE, f"new modules joined an import cycle: {sorted(set(cycle) - KNOWN_CYCLE)}"
+    assert import_cycles() == []
 
 
 def test_a_cycle_is_detected():

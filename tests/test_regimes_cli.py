@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from snnsim.cli import main
 from snnsim.engine import run
 from snnsim.errors import InputError, SpecError, WeightError
-from snnsim.layers_extra import random_weights
+from snnsim.weights import random_weights
 from snnsim.network import build_network
 from snnsim.spec import load_spec, parse_spec
 from snnsim.trace import Trace

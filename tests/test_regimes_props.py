@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from snnsim import trev
 from snnsim.engine import run
 from snnsim.errors import InputError, SnnsimError
-from snnsim.layers_extra import random_weights
+from snnsim.weights import random_weights
 from snnsim.network import build_network
 from snnsim.reversible import U, SpikeFlipError, invert_block, invert_chain, reversible_ops
 from snnsim.spec import parse_spec

@@ -18,7 +18,7 @@ from snnsim.train.losses import make_loss
 from snnsim.train.reversible import make_reversible
 from snnsim.train.surrogate import Surrogate
 
-pytest.importorskip("snnsim.layers_extra")
+pytest.importorskip("snnsim.layers.reversible")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from snnsim.train import forward as F
 from snnsim.train.forward import Act, Ctx, NeuronNode, std_weight_backward
 from snnsim.train.losses import make_loss
 from snnsim.train.trev import TRevBPTT, TRevReversible
-from snnsim.trev import random_weights
+from snnsim.weights import random_weights
 
 
 def tiny(cols: int, heads: int | None = None):

@@ -94,7 +94,7 @@ def main():
 
 def _load(net_path, weights_path):
     from ..network import build_network
-    from ..spec import load_spec
+    from ..layers import load_spec
     from ..weights import load_weights
 
     spec = load_spec(net_path)
@@ -344,7 +344,7 @@ def info(network):
     """Print NETWORK's layers: output shapes, parameter counts, state size."""
     import pandas as pd
 
-    from ..spec import layer_table, load_spec
+    from ..layers import layer_table, load_spec
 
     spec = load_spec(network)
     rows = layer_table(spec)
@@ -364,8 +364,8 @@ def info(network):
 @click.option("--seed", type=int, default=0, show_default=True)
 def init_weights(network, out, seed):
     """Write seeded random weights for NETWORK (PyTorch-style initialisation)."""
-    from ..layers_extra import random_weights     # snnsim.weights.random_weights + gains, alphas, shared modules
-    from ..spec import load_spec
+    from ..weights import random_weights
+    from ..layers import load_spec
     from ..outputs import check_output
     from ..weights import save_npz
 

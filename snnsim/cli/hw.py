@@ -201,8 +201,8 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     if not network or not weights_path:
         raise InputError("give NETWORK.yaml and --weights W.npz (or --list-presets)")
     from ..network import build_network
-    from ..spec import load_spec
-    from ..trev import trev_layer
+    from ..layers import load_spec
+    from ..layers import trev_layer
     from ..weights import load_weights
 
     from hwmodel.counts import count

@@ -127,7 +127,7 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
           augment, seed, init_path, checkpoint, checkpoint_every, resume, limit, pad_input, report_path,
           input_path=None, labels_path=None, test_input_path=None, test_labels_path=None):
     """Train NETWORK (YAML) on --dataset or on --input/--labels arrays and write the weights to --out."""
-    from ..spec import load_spec
+    from ..layers import load_spec
     from ..train.checkpoint import load_init
     from ..train.loop import TrainConfig, init_params, train as run_training, write_weights
     from ..train.optim import parse_schedule

@@ -68,7 +68,7 @@ def warm(quiet: bool = False) -> float:
     """Run every kernel path once (compiling into the cache what is not there); returns the seconds taken."""
     from ..engine import run
     from ..network import build_network
-    from ..spec import parse_spec
+    from ..layers import parse_spec
     from ..weights import random_weights
 
     t0 = time.perf_counter()

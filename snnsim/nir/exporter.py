@@ -99,7 +99,7 @@ def peer_notes(graph) -> list[str]:
 
 def export_file(network_path, weights_path, out_path, *, dt: float = 1e-4, allow_lossy: bool = False,
                 reader: str | None = None) -> ExportResult:
-    from ..spec import load_spec
+    from ..layers import load_spec
     from ..weights import load_weights
 
     spec = load_spec(network_path)
@@ -176,8 +176,8 @@ class _Exporter:
         return ExportResult(graph, self.warnings, self.notes)
 
     def emit(self, ops, srcs: list[str]) -> list[str]:
-        from ..network import (AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, PoolOp, ReshapeOp, ResidualOp,
-                              ScaleOp)
+        from ..layers import (AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, PoolOp, ReshapeOp, ResidualOp,
+                             ScaleOp)
 
         for op in ops:
             if isinstance(op, LinearOp):
@@ -337,6 +337,6 @@ class _Exporter:
 
 
 def _walk(ops):
-    from ..network import walk_ops
+    from ..layers import walk_ops
 
     return walk_ops(ops)

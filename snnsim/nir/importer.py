@@ -775,7 +775,7 @@ class _Importer:
             self.warnings.append(f"the exporter recorded a lossy export: {lossy}")
         # validate what we wrote: the same checks `snnsim run` makes
         from ..errors import SpecError, WeightError
-        from ..spec import parse_spec
+        from ..layers import parse_spec
         from ..weights import check_weights
 
         try:

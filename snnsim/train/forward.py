@@ -28,8 +28,8 @@ import numpy as np
 from .. import kernels as K
 from .. import neurons
 from ..errors import InputError
-from ..network import sumpool2d
-from ..spec import BatchNorm, Conv2d, Dropout, Flatten, Layer, Linear, NetworkSpec, Neuron, Pool2d, Residual, Scale
+from ..layers import BatchNorm, Conv2d, Dropout, Flatten, Linear, Neuron, Pool2d, Residual, Scale, sumpool2d
+from ..spec import Layer, NetworkSpec
 from . import grads as G
 from .memory import Ledger
 from .surrogate import Surrogate
@@ -420,7 +420,7 @@ class StdConvNode(ConvNode):
         w = ctx.params[self.key("weight")]
         if not c.standardize:
             return w
-        from ..layers_extra import standardize_weight
+        from ..layers import standardize_weight
         return standardize_weight(w, ctx.params[self.key("gain")], c.eps, c.gamma)
 
     def forward(self, a, ctx):

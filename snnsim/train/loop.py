@@ -94,7 +94,7 @@ class TrainResult:
 
 def make_method(spec: NetworkSpec, cfg: TrainConfig):
     ncfg = NeuronTrainCfg(parse_surrogate(cfg.surrogate), cfg.detach_reset)
-    from ..trev import trev_layer
+    from ..layers import trev_layer
     if trev_layer(spec) is not None and cfg.method in ("bptt", "reversible"):
         from .trev import TRevBPTT, TRevReversible
         return (TRevBPTT if cfg.method == "bptt" else TRevReversible)(spec, ncfg)

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..spec import NetworkSpec
-from ..trev import ALPHA_MIN, clamp_alpha, trev_layer
+from ..layers import trev_layer
+from ..trev import ALPHA_MIN, clamp_alpha
 from .bptt import BPTT, StepOut
 from .forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, build_nodes, check_trainable, run_nodes,
                       shared_copies, sync_shared, trainable_keys)

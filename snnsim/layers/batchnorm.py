@@ -1,0 +1,88 @@
+"""Batch norm (YAML batchnorm1d / batchnorm2d): inference form y = x * scale + shift per channel, or folded into
+the linear/conv before it at build time (unless the spec says ``fold_batchnorm: false``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..spec import Layer
+from .op import check_finite
+from .op import Op
+from .registry import Kind, register, shape_error
+
+
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    num_features: int = 0
+    eps: float = 1e-5
+    affine: bool = True
+    kind = "batchnorm"
+    folds_into_synapse = True
+
+    def param_shapes(self):
+        n = (self.num_features,)
+        p = {"running_mean": n, "running_var": n}
+        if self.affine:
+            p.update(weight=n, bias=n)
+        return p
+
+
+def parse(f, type_name, name, shape, ctx):
+    dims = 1 if type_name == "batchnorm1d" else 3
+    if len(shape) != dims:
+        want = "[C, H, W]" if dims == 3 else "[N]"
+        raise shape_error(f, f"needs a {want} input, got shape {list(shape)}")
+    n = f.int("num_features", shape[0])
+    if n != shape[0]:
+        raise f.err("num_features", f"is {n} but the previous layer gives {shape[0]}")
+    return BatchNorm(name, shape, shape, n, f.float("eps", 1e-5, positive=True), f.bool("affine", True))
+
+
+@dataclass
+class AffineOp(Op):
+    """Batch norm in inference form, y = x * scale + shift per channel (PyTorch's CPU order)."""
+
+    scale: np.ndarray = None
+    shift: np.ndarray = None
+
+    def forward(self, x, form="dense"):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return (x * self.scale.reshape(shape) + self.shift.reshape(shape)).astype(np.float32, copy=False)
+
+
+def scale_shift(bn: BatchNorm, w: dict):
+    """Per-channel scale and shift as PyTorch's CPU batch norm computes them, in float32."""
+    var, mean = w[f"{bn.name}.running_var"], w[f"{bn.name}.running_mean"]
+    gamma = w[f"{bn.name}.weight"] if bn.affine else np.ones_like(var)
+    beta = w[f"{bn.name}.bias"] if bn.affine else np.zeros_like(var)
+    with np.errstate(all="ignore"):           # overflow is reported by name just below
+        invstd = np.float32(1) / np.sqrt(var + np.float32(bn.eps), dtype=np.float32)
+        scale = (invstd * gamma).astype(np.float32)
+        shift = (beta - mean * scale).astype(np.float32)
+    check_finite({f"{bn.name}.scale": scale, f"{bn.name}.shift": shift}, "batch norm")
+    return scale, shift
+
+
+def fold(layer, weight, bias, bn: BatchNorm, w: dict):
+    """Fold a batch norm into the preceding linear/conv, in float64, rounded once to float32:
+    w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps) + beta."""
+    var = w[f"{bn.name}.running_var"].astype(np.float64)
+    mean = w[f"{bn.name}.running_mean"].astype(np.float64)
+    gamma = w[f"{bn.name}.weight"].astype(np.float64) if bn.affine else np.ones_like(var)
+    beta = w[f"{bn.name}.bias"].astype(np.float64) if bn.affine else np.zeros_like(var)
+    s = gamma / np.sqrt(var + bn.eps)
+    b = bias.astype(np.float64) if bias.size else np.zeros_like(var)
+    with np.errstate(all="ignore"):           # a result beyond float32 is reported by name just below
+        new_w = (weight.astype(np.float64) * s.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(np.float32)
+        new_b = ((b - mean) * s + beta).astype(np.float32)
+    check_finite({f"{layer.name}.weight": new_w, f"{layer.name}.bias": new_b}, f"folding batch norm '{bn.name}'")
+    return new_w, new_b
+
+
+def build(layer: BatchNorm, w, ctx):
+    return AffineOp(layer, (), *scale_shift(layer, w))
+
+
+KIND = register(Kind("batchnorm", ("batchnorm1d", "batchnorm2d"), BatchNorm, parse, build))

@@ -1,0 +1,193 @@
+"""2-D convolution (YAML conv2d) and its weight-standardised form (YAML scaled_std_conv2d).
+
+  conv2d             PyTorch Conv2d: stride, zero padding, groups; dense (im2col + GEMM) or event-driven
+                     (scatter of each input spike's kernel slice).
+  scaled_std_conv2d  a conv2d whose weight is standardised per output channel before use (timm's
+                     ``ScaledStdConv2d``, used by T-RevSNN for every point-wise conv, the stem and the heads):
+                       W_hat[o] = gain[o] * gamma * fan_in^-1/2 * (W[o] - mean(W[o])) / sqrt(var(W[o]) + eps)
+                     with the biased variance over the fan-in, eps 1e-6, gamma 1. Weight keys ``weight``,
+                     ``bias``, ``gain`` [O, 1, 1, 1]. W_hat is computed once at load from the raw weights (float64,
+                     rounded once to float32). It is traced as a 'conv2d' with ``standardize: true`` in its geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernels as K
+from ..errors import WeightError
+from ..kernels.cost import event_limit_conv
+from ..spec import Layer
+from . import batchnorm
+from .op import EMPTY, Op
+from .registry import Kind, register, shape_error
+
+
+@dataclass(frozen=True)
+class Conv2d(Layer):
+    in_channels: int = 0
+    out_channels: int = 0
+    kernel_size: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+    bias: bool = True
+    kind = "conv2d"
+    absorbs_batchnorm = True
+
+    def param_shapes(self):
+        p = {"weight": (self.out_channels, self.in_channels // self.groups, *self.kernel_size)}
+        if self.bias:
+            p["bias"] = (self.out_channels,)
+        return p
+
+
+@dataclass(frozen=True)
+class ScaledStdConv2d(Conv2d):
+    """A conv2d with optional weight standardisation (ScaledStdConv2d) and optional weight sharing.
+
+    ``shared_from``: the full name of the layer whose parameters this one shares (T-RevSNN's reused
+    point-wise/depth-wise convs). The weight file still holds both keys, as PyTorch's state_dict does; they
+    must be equal, and the parameters are counted once.
+    """
+
+    standardize: bool = False
+    eps: float = 1e-6
+    gamma: float = 1.0
+    shared_from: str = ""
+    kind = "conv2d"
+    absorbs_batchnorm = False
+
+    def param_shapes(self):
+        p = super().param_shapes()
+        if self.standardize:
+            p["gain"] = (self.out_channels, 1, 1, 1)
+        return p
+
+    def own_params(self) -> int:
+        return 0 if self.shared_from else super().own_params()
+
+
+def conv_out(f, hw, k, s, p):
+    """Output height and width of a conv or pool window; errors name ``f``'s fields."""
+    out = []
+    for n, kk, ss, pp, axis in zip(hw, k, s, p, "HW"):
+        if pp * 2 > kk:
+            raise f.err("padding", f"padding {pp} is more than half the kernel {kk}")
+        o = (n + 2 * pp - kk) // ss + 1
+        if o < 1:
+            raise f.err("kernel_size", f"kernel {kk} with padding {pp} does not fit input {axis}={n}")
+        out.append(o)
+    return tuple(out)
+
+
+def parse(f, type_name, name, shape, ctx):
+    if len(shape) != 3:
+        raise shape_error(f, f"conv2d needs a [C, H, W] input, got shape {list(shape)}")
+    c_in = f.int("in_channels", shape[0])
+    if c_in != shape[0]:
+        raise f.err("in_channels", f"is {c_in} but the previous layer gives {shape[0]} channels")
+    c_out = f.int("out_channels", required=True)
+    k = f.pair("kernel_size")
+    s = f.pair("stride", 1)
+    p = f.pair("padding", 0, minimum=0)
+    g = f.int("groups", 1)
+    if c_in % g or c_out % g:
+        raise f.err("groups", f"{g} must divide in_channels ({c_in}) and out_channels ({c_out})")
+    h, w = conv_out(f, shape[1:], k, s, p)
+    return Conv2d(name, shape, (c_out, h, w), c_in, c_out, k, s, p, g, f.bool("bias", True))
+
+
+def parse_scaled_std(f, type_name, name, shape, ctx):
+    base = parse(f, type_name, name, shape, ctx)
+    eps = f.float("eps", 1e-6, positive=True)
+    gamma = f.float("gamma", 1.0, positive=True)
+    return ScaledStdConv2d(**{k: getattr(base, k) for k in base.__dataclass_fields__}, standardize=True, eps=eps,
+                           gamma=gamma)
+
+
+@dataclass
+class ConvOp(Op):
+    weight: np.ndarray = None
+    bias: np.ndarray = None
+    weight_ev: object = None
+    synaptic = True
+
+    def forward(self, x, form="dense"):
+        c: Conv2d = self.layer
+        (sh, sw), (ph, pw) = c.stride, c.padding
+        if form == "event":
+            return K.conv2d_event(x, self.weight_ev, self.bias, c.out_channels, c.kernel_size[0],
+                                  c.kernel_size[1], sh, sw, ph, pw, c.groups)
+        return K.conv2d_dense(x, self.weight, self.bias, sh, sw, ph, pw, c.groups)
+
+    def event_limit(self, batch):
+        c = self.layer
+        return event_limit_conv(batch, c.in_shape, c.out_shape, c.kernel_size, c.stride, c.groups)
+
+    def fanout_map(self):
+        """Outputs reached from each input position: exact at borders, with stride and groups."""
+        layer = self.layer
+        c, h, w = layer.in_shape
+        _, ho, wo = layer.out_shape
+        reach = []
+        for n, k, s, p, o in ((h, layer.kernel_size[0], layer.stride[0], layer.padding[0], ho),
+                              (w, layer.kernel_size[1], layer.stride[1], layer.padding[1], wo)):
+            # input i feeds output j when 0 <= i + p - j*s < k
+            i = np.arange(n)[:, None]
+            j = np.arange(o)[None, :]
+            kk = i + p - j * s
+            reach.append(((kk >= 0) & (kk < k)).sum(axis=1))
+        per_pos = np.outer(reach[0], reach[1]) * (layer.out_channels // layer.groups)
+        return np.broadcast_to(per_pos, (c, h, w)).astype(np.float32)
+
+
+def build(layer: Conv2d, w, ctx):
+    weight, bias = w[f"{layer.name}.weight"], w.get(f"{layer.name}.bias", EMPTY)
+    folded = ()
+    if ctx.folded_bn is not None:
+        weight, bias = batchnorm.fold(layer, weight, bias, ctx.folded_bn, w)
+        folded = (ctx.folded_bn.name,)
+    return ConvOp(layer, folded, weight, bias, K.prepare_conv_event(weight, layer.groups))
+
+
+def standardize_weight(weight: np.ndarray, gain: np.ndarray, eps: float, gamma: float = 1.0) -> np.ndarray:
+    """timm ScaledStdConv2d: per-output-channel (W - mean) / sqrt(biased var + eps) * gain * gamma / sqrt(fan_in),
+    in float64, rounded once to float32."""
+    o = weight.shape[0]
+    w = weight.astype(np.float64).reshape(o, -1)
+    fan_in = w.shape[1]
+    mean = w.mean(axis=1, keepdims=True)
+    var = ((w - mean) ** 2).mean(axis=1, keepdims=True)
+    scale = gain.astype(np.float64).reshape(o, 1) * (gamma * fan_in ** -0.5)
+    return ((w - mean) / np.sqrt(var + eps) * scale).reshape(weight.shape).astype(np.float32)
+
+
+def build_scaled_std(layer: ScaledStdConv2d, w, ctx):
+    weight = w[f"{layer.name}.weight"]
+    bias = w.get(f"{layer.name}.bias", EMPTY)
+    if layer.shared_from:
+        for p in layer.param_shapes():
+            a, b = w[f"{layer.name}.{p}"], w[f"{layer.shared_from}.{p}"]
+            if not np.array_equal(a, b):
+                raise WeightError(f"key '{layer.name}.{p}' differs from '{layer.shared_from}.{p}': the module is "
+                                  "shared across columns (one parameter in the PyTorch model), so both keys "
+                                  "must hold the same array")
+    if layer.standardize:
+        weight = standardize_weight(weight, w[f"{layer.name}.gain"], layer.eps, layer.gamma)
+    return ConvOp(layer, (), weight, bias, K.prepare_conv_event(weight, layer.groups))
+
+
+def init_scaled_std(layer: ScaledStdConv2d, w: dict, rng) -> None:
+    """Gains 1 and small positive biases for the standardised convs (their weights are drawn as any conv's)."""
+    if layer.standardize:
+        w[f"{layer.name}.gain"] = np.ones((layer.out_channels, 1, 1, 1), np.float32)
+        if layer.bias:
+            w[f"{layer.name}.bias"] = rng.uniform(-0.1, 0.1, layer.out_channels).astype(np.float32)
+
+
+KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build))
+SCALED_STD_KIND = register(Kind("conv2d", ("scaled_std_conv2d",), ScaledStdConv2d, parse_scaled_std, build_scaled_std,
+                                init_scaled_std))

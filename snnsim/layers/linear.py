@@ -1,0 +1,70 @@
+"""Fully connected layer (YAML linear): y = x W^T + b, dense or event-driven (rows of W^T per input spike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernels as K
+from ..kernels.cost import event_limit_linear
+from ..spec import Layer
+from . import batchnorm
+from .op import EMPTY, Op
+from .registry import Kind, register, shape_error
+
+
+@dataclass(frozen=True)
+class Linear(Layer):
+    in_features: int = 0
+    out_features: int = 0
+    bias: bool = True
+    kind = "linear"
+    absorbs_batchnorm = True
+
+    def param_shapes(self):
+        p = {"weight": (self.out_features, self.in_features)}
+        if self.bias:
+            p["bias"] = (self.out_features,)
+        return p
+
+
+def parse(f, type_name, name, shape, ctx):
+    if len(shape) != 1:
+        raise shape_error(f, f"linear needs a 1-D input, got shape {list(shape)}; add a 'flatten' layer before it")
+    n_in = f.int("in_features", shape[0])
+    if n_in != shape[0]:
+        raise f.err("in_features", f"is {n_in} but the previous layer gives {shape[0]} features")
+    n_out = f.int("out_features", required=True)
+    return Linear(name, shape, (n_out,), n_in, n_out, f.bool("bias", True))
+
+
+@dataclass
+class LinearOp(Op):
+    weight: np.ndarray = None
+    bias: np.ndarray = None
+    weight_t: np.ndarray = None
+    synaptic = True
+
+    def forward(self, x, form="dense"):
+        if form == "event":
+            return K.linear_event(x, self.weight_t, self.bias)
+        return K.linear_dense(x, self.weight, self.bias)
+
+    def event_limit(self, batch):
+        return event_limit_linear(batch, self.layer.in_features, self.layer.out_features)
+
+    def fanout_map(self):
+        return np.full(self.layer.in_shape, self.layer.out_features, np.float32)
+
+
+def build(layer: Linear, w, ctx):
+    weight, bias = w[f"{layer.name}.weight"], w.get(f"{layer.name}.bias", EMPTY)
+    folded = ()
+    if ctx.folded_bn is not None:
+        weight, bias = batchnorm.fold(layer, weight, bias, ctx.folded_bn, w)
+        folded = (ctx.folded_bn.name,)
+    return LinearOp(layer, folded, weight, bias, K.prepare_linear_event(weight))
+
+
+KIND = register(Kind("linear", ("linear",), Linear, parse, build))

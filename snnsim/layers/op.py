@@ -1,0 +1,100 @@
+"""The inference op every layer kind's op builds on, and what the engine needs of any op.
+
+An op owns a layer's maths (calling the Numba kernels) but no state: the engine owns the time loop and the
+membrane arrays. A block's op lists its children's ops (``children``) so that walks reach every op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernels as K
+from ..kernels.stats import input_stats
+from ..errors import WeightError
+from ..spec import Layer
+from ..trace import LayerTrace
+
+EMPTY = np.zeros(0, np.float32)
+
+
+@dataclass
+class Op:
+    layer: Layer
+    synaptic = False
+    folded: tuple[str, ...] = ()     # names of layers folded into this op (batch norm)
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    def forward(self, x: np.ndarray, form: str = "dense") -> np.ndarray:
+        raise NotImplementedError
+
+    def children(self) -> list[list]:
+        """The op lists inside a block (empty for a plain op)."""
+        return []
+
+    def event_limit(self, batch: int) -> float | None:
+        """Nonzero inputs below which the event form is cheaper for this batch size (synaptic ops), or None."""
+        return None
+
+    def fanout_map(self) -> np.ndarray | None:
+        """Outputs reached from each input position (synaptic ops), or None."""
+        return None
+
+
+def walk_ops(ops):
+    """Every op, depth first, each block before its children."""
+    for op in ops:
+        yield op
+        for sub in op.children():
+            yield from walk_ops(sub)
+
+
+def _event_limit(op: Op, size: int) -> float | None:
+    """Nonzero inputs below which the op's event form is cheaper (snnsim/kernels/cost.py), per batch size."""
+    per_sample = int(np.prod(op.layer.in_shape))
+    B = size // per_sample if per_sample else 0
+    limits = op.__dict__.setdefault("_event_limits", {})
+    if B not in limits:
+        limits[B] = op.event_limit(B)
+    return limits[B]
+
+
+def kernel_form(op: Op, nonzero: int, size: int, threshold: float | None) -> str:
+    """'event' or 'dense' for one layer and timestep. With a threshold (the user's event_threshold):
+    'event' when the input's density is below it. Without: whichever form the cost model prices lower
+    for this layer's shape and batch at this many nonzero inputs (snnsim/kernels/cost.py)."""
+    if threshold is None:
+        limit = _event_limit(op, size)
+        if limit is not None:
+            return "event" if nonzero < limit else "dense"
+        threshold = K.DEFAULT_EVENT_THRESHOLD
+    return "event" if nonzero < threshold * size else "dense"
+
+
+def add_record(name: str, shape, T: int) -> LayerTrace:
+    """The trace record of an elementwise sum (residual, reversible coupling, T-RevSNN fusion)."""
+    shape = tuple(shape)
+    return LayerTrace(name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool),
+                      [""] * T, np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64),
+                      np.zeros(T, np.int64))
+
+
+def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
+    """Record one timestep of y = a + b: both operands' events in, y's nonzeros out."""
+    (na, ba), (nb, bb) = input_stats(a), input_stats(b)
+    rec.computed[t] = True
+    rec.events_in[t] += na + nb
+    rec.events_out[t] += K.count_nonzero(y)
+    rec.binary_in[t] &= ba and bb
+
+
+def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
+    """Refuse arrays computed from checked weights (folded batch norm, standardised kernels) that overflowed."""
+    for key, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise WeightError(f"'{key}' is not finite (NaN or Inf) after {what}; the weights it is computed from "
+                              "are too large, or a variance too small, for float32")

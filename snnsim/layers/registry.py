@@ -1,0 +1,110 @@
+"""The table of layer kinds: each kind's module registers what it provides, everything else looks it up.
+
+A ``Kind`` holds a kind's hooks: the YAML ``type:`` names it parses, its spec record, the parser, the builder
+of its inference op and its share of seeded random weights. The kinds' modules (``snnsim.layers.*``) register
+themselves when ``snnsim.layers`` is imported; a kind whose op needs the engine (a T-RevSNN network runs its own
+column schedule) has its builder attached by its runtime module (``attach_build``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from ..errors import SpecError
+from ..spec import Fields, Layer, Shape, show
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str                                  # the record's ``kind`` (the trace's layer kind)
+    types: tuple[str, ...]                     # YAML ``type:`` names this kind parses
+    record: type                               # its spec record class (a subclass of ``spec.Layer``)
+    parse: Callable | None = None              # parse(fields, type, name, in_shape, ctx) -> record
+    build: Callable | None = None              # build(layer, weights, ctx) -> Op (``BuildContext``)
+    init: Callable | None = None               # init(layer, weights, rng): values random_weights cannot guess
+    init_network: Callable | None = None       # init_network(spec, seed): a kind that seeds the whole network
+
+
+_KINDS: list[Kind] = []
+_BY_TYPE: dict[str, Kind] = {}
+_BY_RECORD: dict[type, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    for t in kind.types:
+        if t in _BY_TYPE:
+            raise ValueError(f"layer type {t!r} is registered twice")
+        _BY_TYPE[t] = kind
+    _KINDS.append(kind)
+    _BY_RECORD[kind.record] = kind
+    return kind
+
+
+def attach_build(record: type, build: Callable) -> None:
+    """Give an already registered kind its op builder (for kinds whose op lives in a runtime module)."""
+    kind = _BY_RECORD[record]
+    new = replace(kind, build=build)
+    _KINDS[_KINDS.index(kind)] = new
+    _BY_RECORD[record] = new
+    for t in kind.types:
+        _BY_TYPE[t] = new
+
+
+def kind_of(layer: Layer) -> Kind:
+    """The kind of a record (its class or the nearest registered base class)."""
+    for cls in type(layer).__mro__:
+        if cls in _BY_RECORD:
+            return _BY_RECORD[cls]
+    raise TypeError(f"layer {layer.name!r}: no registered kind for {type(layer).__name__}")
+
+
+def known_types() -> list[str]:
+    return [t for kind in _KINDS for t in kind.types]
+
+
+@dataclass
+class ParseContext:
+    defaults: dict          # neuron_defaults of the network file
+    names: set              # full layer names used so far (they key the weights, so they must be unique)
+    source: str | None      # the file, for error messages
+
+
+def parse_layers(raw, path: str, shape: Shape, prefix: str, ctx: ParseContext) -> tuple[tuple[Layer, ...], Shape]:
+    """A YAML list of layers, each parsed by its kind; returns the records and the last output shape."""
+    if not isinstance(raw, list):
+        raise SpecError(path, f"expected a list of layers, got {show(raw)}", ctx.source)
+    layers = []
+    for i, item in enumerate(raw):
+        f = Fields(item, f"{path}[{i}]", ctx.source)
+        type_name = f.str("type", required=True)
+        local = f.get("name", f"{i}")
+        if not isinstance(local, (str, int)) or isinstance(local, bool) or str(local) == "":
+            raise f.err("name", f"expected a non-empty string, got {show(local)}")
+        name = f"{prefix}{local}"
+        if name in ctx.names:
+            raise f.err("name", f"'{name}' is used twice; weight keys need unique layer names")
+        ctx.names.add(name)
+        kind = _BY_TYPE.get(type_name)
+        if kind is None or kind.parse is None:
+            raise f.err("type", f"unknown layer type '{type_name}'; known: {', '.join(known_types())}")
+        layer = kind.parse(f, type_name, name, shape, ctx)
+        f.done()
+        layers.append(layer)
+        shape = layer.out_shape
+    return tuple(layers), shape
+
+
+def shape_error(f: Fields, msg: str) -> SpecError:
+    """An error at the layer itself (not one of its fields): its input shape does not suit the kind."""
+    return SpecError(f.path, msg, f.source)
+
+
+@dataclass
+class BuildContext:
+    """What a kind's builder gets besides its record and the weights: whether batch norm folds, the batch norm
+    that follows it (when it folds into this layer), and ``build`` for a block's children."""
+
+    fold: bool
+    build: Callable                # build(layers, weights, fold) -> list of ops
+    folded_bn: Layer | None = None

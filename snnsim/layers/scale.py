@@ -1,0 +1,83 @@
+"""Elementwise scaling: ``scale`` (NIR Scale, y = x * scale with one value per element, weight key
+``<name>.scale``) and ``layer_scale`` (y = x * gamma with gamma per channel, shape [1, C, 1, ...], weight key
+``<name>.gamma`` or the YAML ``key``; ConvNeXt / T-RevSNN layer scale)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..spec import Layer, Shape
+from .op import Op
+from .registry import Kind, register, shape_error
+
+
+@dataclass(frozen=True)
+class Scale(Layer):
+    """Elementwise product y = x * scale (NIR's Scale node); weight key ``<name>.scale``, the input's shape."""
+
+    kind = "scale"
+
+    def param_shapes(self):
+        return {"scale": self.in_shape}
+
+
+@dataclass(frozen=True)
+class LayerScale(Layer):
+    """y = x * gamma, gamma per channel with shape [1, C, 1, ...]; weight key ``key`` (default <name>.gamma)."""
+
+    key: str = ""
+    kind = "layer_scale"
+
+    @property
+    def weight_key(self) -> str:
+        return self.key or f"{self.name}.gamma"
+
+    @property
+    def gamma_shape(self) -> Shape:
+        return (1, self.in_shape[0]) + (1,) * (len(self.in_shape) - 1)
+
+    def param_shapes(self):
+        return {"gamma": self.gamma_shape}
+
+    def param_keys(self) -> dict:
+        return {self.weight_key: self.gamma_shape}
+
+
+@dataclass
+class ScaleOp(Op):
+    """y = x * scale, elementwise (NIR Scale)."""
+
+    scale: np.ndarray = None
+
+    def forward(self, x, form="dense"):
+        return (x * self.scale).astype(np.float32, copy=False)
+
+
+@dataclass
+class LayerScaleOp(Op):
+    gamma: np.ndarray = None      # [C, 1, 1] (broadcast over the batch)
+
+    def forward(self, x, form="dense"):
+        return (x * self.gamma).astype(np.float32, copy=False)
+
+
+def parse_layer_scale(f, type_name, name, shape, ctx):
+    if len(shape) < 1:
+        raise shape_error(f, "layer_scale needs a [C, ...] input")
+    return LayerScale(name, shape, shape, f.str("key", ""))
+
+
+def build_layer_scale(layer: LayerScale, w, ctx):
+    return LayerScaleOp(layer, (), w[layer.weight_key].reshape(layer.in_shape[0], *([1] * (len(layer.in_shape) - 1))))
+
+
+def init_layer_scale(layer: LayerScale, w: dict, rng) -> None:
+    w[layer.weight_key] = np.ones(layer.gamma_shape, np.float32)
+
+
+SCALE = register(Kind("scale", ("scale",), Scale, lambda f, t, name, shape, ctx: Scale(name, shape, shape),
+                      lambda layer, w, ctx: ScaleOp(layer, (), w[f"{layer.name}.scale"])))
+LAYER_SCALE = register(Kind("layer_scale", ("layer_scale",), LayerScale, parse_layer_scale, build_layer_scale,
+                            init_layer_scale))
