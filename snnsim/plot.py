@@ -31,11 +31,11 @@ SAVE_KINDS = ("spikes", "membrane", "outputs")
 
 def probe_names(net, save) -> list[str]:
     """The layers to probe for ``--save``: neuron layers for spikes/membrane, the others for outputs."""
-    from .layers import NeuronOp, ResidualOp, walk_ops
+    from .layers import NeuronOp, walk_ops
 
     names = []
     for op in walk_ops(net.ops):
-        if isinstance(op, ResidualOp) or hasattr(op, "children"):
+        if op.composite:
             continue
         neuron = isinstance(op, NeuronOp)
         if (neuron and ({"spikes", "membrane"} & set(save))) or (not neuron and "outputs" in save):

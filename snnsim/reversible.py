@@ -61,6 +61,7 @@ def split(x: np.ndarray):
 
 @dataclass
 class ReversibleOp(Op):
+    composite = True
     f: list = field(default_factory=list)
     g: list = field(default_factory=list)
 
@@ -166,7 +167,7 @@ class Sim:
             return y, _add_bound(y, ea, eb)
         if isinstance(op, NeuronOp):
             return self._neuron(op, x, e, t)
-        if hasattr(op, "run_step") or hasattr(op, "children"):
+        if op.composite:
             raise TypeError(f"{op.name}: nested {op.layer.kind} blocks cannot be re-simulated inside an inverse")
         if op.synaptic:
             y = op.forward(x, self._form(op, x))

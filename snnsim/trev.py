@@ -56,11 +56,9 @@ def clamp_alpha(a: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- built ops
 @dataclass
 class FusionAddOp(Op):
+    composite = True
     column: int = 0
     level: int = 0
-
-    def children(self):
-        return []
 
     def trace_records(self, T):
         shape = tuple(self.layer.out_shape)
@@ -70,10 +68,8 @@ class FusionAddOp(Op):
 
 @dataclass
 class StateOp(Op):
+    composite = True
     alpha: np.ndarray = None        # [C, 1, 1], clamped
-
-    def children(self):
-        return []
 
     def trace_records(self, T):
         st: TRevState = self.layer
@@ -104,6 +100,7 @@ class LevelOps:
 
 @dataclass
 class TRevOp(Op):
+    composite = True
     stem: list = field(default_factory=list)
     columns: list = field(default_factory=list)      # columns[t][l]: LevelOps
     heads: dict = field(default_factory=dict)        # column -> ops

@@ -23,6 +23,7 @@ EMPTY = np.zeros(0, np.float32)
 class Op:
     layer: Layer
     synaptic = False
+    composite = False                # a block or a T-RevSNN part: run and traced by its own hooks, not as one layer
     folded: tuple[str, ...] = ()     # names of layers folded into this op (batch norm)
 
     @property

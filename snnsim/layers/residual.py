@@ -42,6 +42,7 @@ def parse(f, type_name, name, shape, ctx):
 
 @dataclass
 class ResidualOp(Op):
+    composite = True
     body: list = field(default_factory=list)
     shortcut: list = field(default_factory=list)
 
