@@ -375,22 +375,29 @@ def test_maxpool_argmax_is_first_maximum():
     np.testing.assert_array_equal(K.maxpool2d(x, 2, 2, 2, 2, 0, 0)[0, 0], [[1, 1], [0, 0]])
 
 
-@pytest.mark.parametrize("groups,need_gx", [(1, True), (2, True), (1, False)])
-def test_conv_backward_split_batch_matches_torch(groups, need_gx):
-    """A batch large enough to be split in two parts (and in several im2row chunks per part) gives torch's
-    conv2d gradients; and the same bits when the work runs on one thread or two."""
+@pytest.mark.parametrize("groups,need_gx,O,stride,kernel,pad", [
+    (1, True, 16, 1, (3, 3), (1, 1)), (2, True, 16, 1, (3, 3), (1, 1)), (1, False, 16, 1, (3, 3), (1, 1)),
+    (1, True, 16, 2, (3, 3), (1, 1)), (32, True, 32, 1, (3, 2), (1, 0)), (1, True, 8, 1, (1, 1), (0, 0)),
+    (4, True, 8, 1, (5, 3), (2, 1))],
+    ids=["3x3", "groups2", "no-gx", "stride2", "depthwise-3x2", "1x1", "groups4-5x3"])
+def test_conv_backward_split_batch_matches_torch(groups, need_gx, O, stride, kernel, pad):
+    """A batch large enough to be split in two parts (and in several im2col chunks per part) gives torch's
+    conv2d gradients, for uint8 spikes as stored for the backward pass; stride 1 takes the input gradient by
+    a convolution with the flipped kernel, stride 2 by scattered columns; and the same bits when the work
+    runs on one thread or two."""
     import torch
 
     from snnsim.kernels import threads
     from snnsim.train.grads import conv2d_backward
 
     rng = np.random.default_rng(4)
-    x = (rng.random((16, 32, 32, 32)) < 0.2).astype(np.float32)
-    w = rng.standard_normal((16, 32 // groups, 3, 3)).astype(np.float32)
-    gy = rng.standard_normal((16, 16, 32, 32)).astype(np.float32)
-    gw, gx = conv2d_backward(x, w, gy, 1, 1, 1, 1, groups, need_gx)
-    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
-    torch.nn.functional.conv2d(xt, wt, None, 1, 1, 1, groups).backward(torch.from_numpy(gy))
+    x = (rng.random((16, 32, 32, 32)) < 0.2).astype(np.uint8)
+    w = rng.standard_normal((O, 32 // groups) + kernel).astype(np.float32)
+    xt, wt = torch.from_numpy(x.astype(np.float32)).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    y = torch.nn.functional.conv2d(xt, wt, None, stride, pad, 1, groups)
+    gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(torch.from_numpy(gy))
+    gw, gx = conv2d_backward(x, w, gy, stride, stride, pad[0], pad[1], groups, need_gx)
     np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-2)
     if need_gx:
         np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-3)
@@ -399,7 +406,7 @@ def test_conv_backward_split_batch_matches_torch(groups, need_gx):
     one = threads.n_threads
     try:
         threads.n_threads = lambda: 1
-        gw1, gx1 = conv2d_backward(x, w, gy, 1, 1, 1, 1, groups, need_gx)
+        gw1, gx1 = conv2d_backward(x, w, gy, stride, stride, pad[0], pad[1], groups, need_gx)
     finally:
         threads.n_threads = one
     assert np.array_equal(gw1, gw) and np.array_equal(gx1, gx)

@@ -61,7 +61,7 @@ def conv_out_size(n, k, s, p):
 
 
 @njit(cache=True, fastmath=False)
-def _im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, oi0, oi1, WO, colf, ncols, n0):
+def im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, oi0, oi1, WO, colf, ncols, n0):
     """colf[((c*KH+kh)*KW+kw)*ncols + n0 + (oi-oi0)*WO + oj] = x[bi, c0+c, oi*sh+kh-ph, oj*sw+kw-pw] for
     output rows oi0 <= oi < oi1, 0 outside the image: straight from the input (no padded copy first), so
     the only copy around sgemm is this one."""
@@ -133,7 +133,7 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
             for r0 in range(0, HO, rows):
                 r1 = min(HO, r0 + rows)
                 ncols = (r1 - r0) * WO
-                _im2col(x, b0, g * Cg, Cg, KH, KW, sh, sw, ph, pw, r0, r1, WO, cols, ncols, 0)
+                im2col(x, b0, g * Cg, Cg, KH, KW, sh, sw, ph, pw, r0, r1, WO, cols, ncols, 0)
                 sgemm_ldc(Og, ncols, K, wg, cols, False, 0.0, outf[o0 + np.uint64(r0 * WO):], L)
             if b.shape[0] > 0:
                 for k in range(Og):
@@ -143,7 +143,7 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
             continue
         ncols = n * L
         for q in range(n):
-            _im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cols, ncols, q * L)
+            im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cols, ncols, q * L)
         sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
         for q in range(n):
             for k in range(Og):

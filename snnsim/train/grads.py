@@ -34,6 +34,7 @@ from numba import njit, prange
 numba.get_num_threads()
 
 from ..kernels.blas import sgemm  # noqa: E402
+from ..kernels.conv import conv2d_dense, im2col  # noqa: E402
 from ..kernels.threads import split  # noqa: E402
 from ..neurons import neuron_step  # noqa: E402
 from .surrogate import surrogate_grad, surrogate_primitive  # noqa: E402
@@ -221,7 +222,7 @@ def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, thre
 
 
 # ----------------------------------------------------------------------------- convolution
-_COLS_MAX_ELEMS = 1 << 21     # im2row / column-gradient buffer bound (8 MiB of float32)
+_COLS_MAX_ELEMS = 1 << 21     # im2col / column-gradient buffer bound (8 MiB of float32)
 
 
 @njit(cache=True, fastmath=False)
@@ -230,31 +231,6 @@ def _valid_range(W, WO, kw, sw, pw):
     j0 = min(WO, max(0, (pw - kw + sw - 1) // sw))
     j1 = max(j0, min(WO, (W - 1 + pw - kw) // sw + 1))
     return j0, j1
-
-
-@njit(cache=True, fastmath=False)
-def _im2row(xb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, rows, n0):
-    """rows[n0 + oi*WO + oj, (c*KH + kh)*KW + kw] = xpad[c0 + c, oi*sh + kh, oj*sw + kw] (any input dtype):
-    im2col transposed, so that the weight-gradient sgemm has both operands in the fast (NN) layout."""
-    H = xb.shape[1]
-    W = xb.shape[2]
-    for oi in range(HO):
-        for oj in range(WO):
-            r = rows[n0 + oi * WO + oj]
-            j0 = oj * sw - pw
-            for c in range(Cg):
-                xc = xb[c0 + c]
-                for kh in range(KH):
-                    i = oi * sh - ph + kh
-                    base = (c * KH + kh) * KW
-                    if i < 0 or i >= H:
-                        for kw in range(KW):
-                            r[base + kw] = 0.0
-                        continue
-                    xr = xc[i]
-                    for kw in range(KW):
-                        j = j0 + kw
-                        r[base + kw] = xr[j] if 0 <= j < W else 0.0
 
 
 @njit(cache=True, fastmath=False)
@@ -282,24 +258,14 @@ def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
                             gr[oj * sw + off] += row[base + oj]
 
 
-@njit(cache=True, fastmath=False)
-def _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q):
-    HW = HO * WO
-    _im2row(x[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, cv, q * HW)
-    src = gy[b0 + q]
-    for o in range(Og):
-        so = src[g * Og + o].reshape(HW)
-        dst = gv[o]
-        for p in range(HW):
-            dst[q * HW + p] = so[p]
-
-
 @njit(cache=True, fastmath=False, nogil=True)
-def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, nparts, gw_parts, gx, p0, p1):
+def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, nb, nparts, gw_parts, gx, p0, p1):
     """Parts [p0, p1) of the batch (part p: image chunks [p * nch // nparts, (p+1) * nch // nparts)), the
     weight gradient of part p accumulated in gw_parts[p]. The parts are fixed, whatever the thread count,
-    so the float32 sums are too. Single-threaded sgemm (snnsim.kernels.blas) inside, so that parts run
-    side by side (threads.split)."""
+    so the float32 sums are too. Per chunk of images: the forward's im2col ([K, n*HW], contiguous row
+    copies), gy gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient
+    as columns (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead).
+    Single-threaded sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
     N = x.shape[0]
     Cg = x.shape[1] // groups
     O = gy.shape[1]
@@ -311,22 +277,25 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, npa
     nch = (N + nb - 1) // nb
     cbuf = np.empty(K * nb * HW, np.float32)
     gbuf = np.empty(Og * nb * HW, np.float32)
-    dbuf = np.empty(K * nb * HW, np.float32)
+    dbuf = np.empty(K * nb * HW if cols_gx else 0, np.float32)
     for part in range(p0, p1):
         gw = gw_parts[part].reshape(O * K)
         for ch in range(part * nch // nparts, (part + 1) * nch // nparts):
             b0 = ch * nb
             n = min(nb, N - b0)
-            cv = cbuf[:K * n * HW].reshape(n * HW, K)
-            gv = gbuf[:Og * n * HW].reshape(Og, n * HW)
+            ncols = n * HW
+            gv = gbuf[:Og * ncols].reshape(Og, ncols)
             for g in range(groups):
                 for q in range(n):
-                    _gather(x, gy, b0, g, Cg, Og, KH, KW, sh, sw, ph, pw, HO, WO, cv, gv, q)
-                # gw[g] += gv @ cv, accumulated by sgemm itself (beta = 1)
-                sgemm(Og, K, n * HW, gbuf, cbuf, False, 1.0, gw[g * Og * K:])
-                if need_gx:
-                    dcols = dbuf[:K * n * HW].reshape(K, n * HW)
-                    sgemm(K, n * HW, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
+                    im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cbuf, ncols, q * HW)
+                    src = gy[b0 + q]
+                    for o in range(Og):
+                        gv[o, q * HW:(q + 1) * HW] = src[g * Og + o].reshape(HW)
+                # gw[g] += gv @ cols^T, accumulated by sgemm itself (beta = 1)
+                sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
+                if cols_gx:
+                    dcols = dbuf[:K * ncols].reshape(K, ncols)
+                    sgemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
                     for q in range(n):
                         _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
 
@@ -335,29 +304,45 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, npa
 _BWD_SPLIT_MIN_WORK = 1 << 27
 
 
+def _transposed_weights(w, groups):
+    """w [O, C/g, KH, KW] -> [C, O/g, KH, KW] with the kernel flipped: the weights of the convolution that
+    maps the output gradient of a stride-1 convolution to its input gradient."""
+    O, Cg, KH, KW = w.shape
+    Og = O // groups
+    wt = w.reshape(groups, Og, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(wt.reshape(groups * Cg, Og, KH, KW), np.float32)
+
+
 def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     """Gradients of out = conv2d(x, w) (no bias; its gradient is gy summed over batch and space).
 
     x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
     Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
-    Per chunk of images: im2row, one sgemm for the weight gradient (both operands in the fast NN layout) and
-    one for the column gradient, scattered back per image. Large layers split the batch into two fixed parts
-    (threads.split), each with its own weight-gradient sum, added at the end: sums run in a fixed order.
+    Weight gradient: per chunk of images, im2col and one sgemm; large layers split the batch into two fixed
+    parts (threads.split), each with its own sum, added at the end, so sums run in a fixed order.
+    Input gradient: for stride 1, the convolution of gy with the flipped, transposed kernel (padding
+    K - 1 - p), run by the inference kernel: it writes [C, H, W] per image instead of scattering a
+    [C*KH*KW, HO*WO] column matrix back (5-10x the memory traffic); strided layers scatter columns.
     """
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
     HW = gy.shape[2] * gy.shape[3]
     Og = O // groups
     K = Cg * KH * KW
-    gx = np.zeros((N, C, H, W), np.float32) if need_gx else np.zeros((0, C, H, W), np.float32)
-    w2 = np.ascontiguousarray(w, np.float32).reshape(O, K)
-    wts = np.ascontiguousarray(w2.reshape(groups, Og, K).transpose(0, 2, 1))
+    by_conv = need_gx and sh == 1 and sw == 1 and ph <= KH - 1 and pw <= KW - 1
+    cols_gx = need_gx and not by_conv
+    gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
+    w32 = np.ascontiguousarray(w, np.float32)
+    wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
     nb = max(1, min(N, _COLS_MAX_ELEMS // max(1, K * HW)))
     nch = -(-N // nb)
-    nparts = 2 if nch >= 2 and N * O * HW * K * (2 if need_gx else 1) >= _BWD_SPLIT_MIN_WORK else 1
+    nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= _BWD_SPLIT_MIN_WORK else 1
     gw_parts = np.zeros((nparts, O, K), np.float32)
-    split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gx, nb, nparts, gw_parts, gx)
+    split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, nb, nparts, gw_parts, gx)
     gw = gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]
+    if by_conv:
+        gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
+                          np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups)
     return gw.reshape(O, Cg, KH, KW), gx
 
 
