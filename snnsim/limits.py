@@ -20,6 +20,7 @@ LIMITS = {
     "params": ("SNNSIM_MAX_PARAMS", 250_000_000, "parameters in a network"),
     "layers": ("SNNSIM_MAX_LAYERS", 10_000, "layers in a network"),
     "timesteps": ("SNNSIM_MAX_TIMESTEPS", 100_000, "timesteps (T) of a run"),
+    "run_bytes": ("SNNSIM_MAX_RUN_BYTES", 8 << 30, "bytes of arrays in one run"),
 }
 
 
@@ -44,3 +45,11 @@ def over(name: str, value: int) -> str | None:
         return None
     var, _, what = LIMITS[name]
     return f"{value:,} is more than the limit of {cap:,} {what} (set {var} to raise it)"
+
+
+def size_text(n_bytes: float) -> str:
+    """1234567890 -> '1.15 GiB'."""
+    for scale, unit in ((1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes:.0f} B"

@@ -414,6 +414,38 @@ def test_bad_inputs(world, case):
     refused(run_args(d, inp="bx.npy", extra=extra), "inputs", watched(d))
 
 
+# ----------------------------------------------------------------------------- memory of a run (T x N)
+@st.composite
+def too_big_runs(draw):
+    """-T and a sample count whose arrays exceed SNNSIM_MAX_RUN_BYTES: a header-only .npy declaring millions of
+    samples (refused before it is read: its data is missing), or the valid input under a lowered limit."""
+    command = draw(st.sampled_from(["run", "hw"]))
+    if draw(st.booleans()):
+        n = draw(st.integers(10 ** 6, 10 ** 9))
+        T = draw(st.integers(1000, 100_000))       # outputs alone: T x n x 3 classes x 4 B > 8 GiB
+        return command, (n, 1, 6, 6), T, draw(st.sampled_from([1, 64, 10 ** 5, 10 ** 9])), None
+    T = draw(st.integers(1, 50))
+    # a limit below the smallest of these runs (T=1, batches of 1: 4,380 B estimated)
+    return command, None, T, draw(st.sampled_from([1, 2, 64])), str(draw(st.integers(1, 2000)))
+
+
+@fuzz_settings(60)
+@given(case=too_big_runs())
+def test_runs_too_big_for_memory(world, case):
+    d, _ = world
+    command, shape, T, batch, cap = case
+    inp = "x.npy"
+    if shape is not None:
+        inp = "huge.npy"
+        with open(d / inp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    args = run_args(d, inp=inp, extra=["-T", str(T), "--batch-size", str(batch)])
+    if command == "hw":
+        args = ["hw", *args[1:6]] + args[8:]            # hw prints; it has no --output
+    line = refused(args, "memory", watched(d), env={"SNNSIM_MAX_RUN_BYTES": cap} if cap else None)
+    assert "SNNSIM_MAX_RUN_BYTES" in line and "is more than the limit of" in line, line
+
+
 # ----------------------------------------------------------------------------- options
 OPTION_CASES = [
     ["-T", v] for v in ["0", "-1", "x", "1,,x", "2.5", "1000000000", "", "1,0"]
@@ -566,8 +598,11 @@ def test_subprocess_sample(world):
     d, _ = world
     (d / "laughs.yaml").write_text("a: &a [x, x]\nb: [*a, *a]\n")
     (d / "bad8.yaml").write_bytes(b"name: \xff\n")
+    with open(d / "many.npy", "wb") as f:        # 10^8 samples declared, none stored
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 8, 1, 6, 6)})
     cases = [["info", d / "laughs.yaml"], ["info", d / "bad8.yaml"], run_args(d, extra=["-T", "1000000000"]),
-             run_args(d, weights="x.npy"), ["run", d / "net.yaml", "--bogus"]]
+             run_args(d, weights="x.npy"), ["run", d / "net.yaml", "--bogus"],
+             run_args(d, inp="many.npy", extra=["-T", "1000", "--batch-size", "100000"])]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     for case in cases:
         p = subprocess.run([sys.executable, "-m", "snnsim.cli", *map(str, case)], capture_output=True, text=True,

@@ -319,3 +319,79 @@ def test_train_on_arrays_with_bad_labels_or_a_scalar_input(tmp_path):
     base = ["train", MLP, "--out", str(tmp_path / "w.npz"), "--epochs", "1"]
     refused(base + ["--input", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")], "labels must be in 0..9")
     refused(base + ["--input", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy")], "got shape []")
+
+
+# ----------------------------------------------------------------------------- memory of a run (T x N)
+def _header_only(path, shape):
+    """A .npy file with only its header: it declares ``shape`` but holds no data, so any attempt to read it
+    fails. A check that passes on it has run before the input was read."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return str(path)
+
+
+def test_T_times_N_is_refused_before_the_input_is_read(mlp_files, monkeypatch):
+    import snnsim.engine
+
+    def no_run(*a, **k):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("the network ran before its memory was checked")
+
+    monkeypatch.setattr(snnsim.engine, "run", no_run)
+    tmp_path, _ = mlp_files
+    x = _header_only(tmp_path / "huge.npy", (100_000, 1, 8, 8))
+    args = ["--weights", str(tmp_path / "w.npz"), "--input", x, "-T", "10000", "--batch-size", "100000"]
+    # digits_mlp by hand (docs/robustness.md "Memory of a run"), float32, N = B = 100,000, T = 10,000:
+    #   input    the file, 100,000 x 64 x 4 B (float32 already: no copy)        =     25,600,000
+    #   outputs  T x N x 10 classes x 4 B                                      = 40,000,000,000
+    #   batch    B x (3 x 128, the widest layer, + 128 + 10 LIF states) x 4 B   =    208,800,000
+    #   trace    T x (64 + 128 inputs of fc1 and fc2) x 4 B                     =      7,680,000
+    line = refused(["run", MLP, *args])
+    assert "40,242,080,000 is more than the limit of 8,589,934,592 bytes" in line and "SNNSIM_MAX_RUN_BYTES" in line
+    assert "-T 10000 x 100,000 samples (batches of 100,000)" in line and "37.5 GiB" in line
+    assert refused(["hw", MLP, *args]) == line
+    # --limit takes the first samples only: 100 x T=10000 fits, and then the (empty) file is read
+    refused(["run", MLP, *args, "--limit", "100"], "cannot read a .npy array")
+
+
+def test_T_times_N_limit_on_a_dataset_and_raising_it(mlp_files):
+    tmp_path, _ = mlp_files
+    args = ["run", MLP, "--weights", str(tmp_path / "w.npz"), "--dataset", "digits", "-T", "50"]
+    # 359 test digits at T=50, batches of 64, by hand: input 359 x 64 x 4 = 91,904; outputs 50 x 359 x 10 x 4 =
+    # 718,000; batch 64 x (3 x 128 + 138) x 4 = 133,632; trace 50 x 192 x 4 = 38,400; 981,936 B in all
+    refused(args, "981,936 is more than the limit of 900,000 bytes", env={"SNNSIM_MAX_RUN_BYTES": "9e5"})
+    r = CliRunner().invoke(main, args, env={"SNNSIM_MAX_RUN_BYTES": "1e6"})
+    assert r.exit_code == 0 and "359 samples, T=50" in r.output, r.output
+    # --save keeps spikes, membrane and charge [T, N, neurons] of both LIF layers: 3 x 50 x 359 x 138 x 4 B more
+    refused(args + ["--output", str(tmp_path / "o.npz"), "--save", "spikes"], "30,707,136 is more than",
+            env={"SNNSIM_MAX_RUN_BYTES": "3e7"})
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_hw_T_is_bounded():
+    refused(["hw", MLP, "--weights", str(NETWORKS / "digits_mlp.npz"), "--dataset", "digits", "-T", "1000000000"],
+            "-T/--timesteps: 1,000,000,000 is more than the limit of 100,000 timesteps")
+
+
+@pytest.mark.parametrize("name, T, B", [("digits_mlp", 16, 359), ("mnist_conv", 8, 32), ("cifar_sew_resnet", 4, 16)])
+def test_run_memory_estimate_is_near_the_measured_peak(name, T, B):
+    """The estimate against what the run really allocates (tracemalloc's peak of numpy's allocations during
+    the run, the input excluded as it exists before): within a factor of two either way."""
+    import tracemalloc
+
+    from snnsim.cli import run_memory
+    from snnsim.engine import run
+    from snnsim.network import build_network
+    from snnsim.weights import random_weights
+
+    spec = load_spec(NETWORKS / f"{name}.yaml")
+    net = build_network(spec, random_weights(spec, 0))
+    x = np.random.default_rng(0).random((B,) + tuple(spec.input_shape)).astype(np.float32)
+    run(net, x[:1], timesteps=1)                 # compile first: Numba's own allocations are not the run's
+    tracemalloc.start()
+    try:
+        run(net, x, timesteps=T, batch_size=B)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    est = sum(run_memory(spec, T, B, B).values())
+    assert peak / 2 < est < 2 * peak, (est, peak)

@@ -166,6 +166,74 @@ def load_inputs(spec, input_path, labels_path, dataset, split, limit, pad=False,
     return x, y
 
 
+def npy_header(path) -> tuple[tuple[int, ...], int] | None:
+    """(shape, bytes of its data) from a .npy file's header, without reading the data; None if the file is not
+    a readable .npy (``read_npy`` then says why)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            major, _ = fmt.read_magic(f)
+            header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = header(f)
+    except Exception:     # any unreadable header: the full read reports it as the --input error it is
+        return None
+    return tuple(shape), math.prod(shape) * dtype.itemsize
+
+
+def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int = 0) -> dict[str, int]:
+    """Estimated bytes of the arrays a run of ``n`` samples at ``T`` holds at once, by part (float32 values):
+    input: the samples as read, and a float32 copy unless they are float32 already (events: T frames);
+    outputs: [T, n, outputs];
+    batch: the arrays of the op that runs (B x 3 x the largest layer) and the states (B x their sizes), plus
+      rate-coded spikes [T, B, input] or an event frame [B, input] (direct input is a view);
+    trace: the event maps [T, input] of the layers with weights;
+    saved: --save's tensors [T, n, layer] (a neuron layer keeps spikes, membrane and charge).
+    docs/robustness.md derives it by hand for one network; tests compare it with a measured peak."""
+    from ..spec import Conv2d, Linear, Neuron, Residual
+
+    leaves = [lay for lay in spec.all_layers() if not isinstance(lay, Residual) and not hasattr(lay, "sublayers")]
+    size = lambda shape: math.prod(shape)  # noqa: E731
+    B = min(batch_size, n)
+    inp = size(spec.input_shape)
+    enc = spec.encoding.kind
+    # alive at once: an op's input and output and a residual block's input, and every state carried across steps
+    per_step = (3 * max([inp] + [size(lay.out_shape) for lay in leaves])
+                + sum(size(lay.out_shape) for lay in leaves if getattr(lay, "stateful", False)))
+    neuron_save = 3 if {"spikes", "membrane"} & set(save) else 0
+    saved = sum(size(lay.out_shape) * (neuron_save if isinstance(lay, Neuron) else int("outputs" in save))
+                for lay in leaves)
+    as_float32 = 4 * n * inp * (T if enc == "events" else 1)
+    return dict(input=input_bytes + (as_float32 if input_bytes != as_float32 else 0),
+                outputs=4 * T * n * size(spec.output_shape),
+                batch=4 * B * (per_step + inp * {"rate": T, "events": 1}.get(enc, 0)),
+                trace=4 * T * sum(size(lay.in_shape) for lay in leaves if isinstance(lay, (Linear, Conv2d))),
+                saved=4 * T * n * saved)
+
+
+def check_run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int = 0,
+                     samples: str = "--limit") -> None:
+    """Refuse, before anything is allocated, a run whose arrays would exceed SNNSIM_MAX_RUN_BYTES."""
+    from ..limits import over, size_text
+
+    parts = run_memory(spec, T, n, batch_size, save, input_bytes)
+    total = sum(parts.values())
+    if over("run_bytes", total):
+        shown = ", ".join(f"{k} {size_text(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v)
+        raise InputError(f"-T {T} x {n:,} samples (batches of {min(batch_size, n):,}): the run needs about "
+                         f"{size_text(total)} ({shown}); {over('run_bytes', total)}, or lower -T, --batch-size "
+                         f"or the samples ({samples})")
+
+
+def check_input_memory(spec, input_path, limit, T: int, batch_size: int, save=()) -> None:
+    """``check_run_memory`` from the --input file's header, before the file is read."""
+    head = npy_header(input_path) if input_path else None
+    if head is None or len(head[0]) < 2:
+        return
+    shape, nbytes = head
+    n = shape[1] if spec.encoding.kind == "events" else shape[0]
+    check_run_memory(spec, T, min(n, limit or n), batch_size, save, nbytes)
+
+
 EVENT_DATASETS = ("nmnist", "dvsgesture", "shd")       # read by tonic from --data-dir (snnsim.datasets)
 DATASET_CHOICE = click.Choice(["digits", "mnist", *EVENT_DATASETS])
 DATASET_HELP = ("A shipped real dataset (digits, mnist), or an event dataset on your disk read by tonic "
@@ -225,8 +293,11 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
             check_output(path, option)
     spec, net = _load(network, weights_path)
     Ts = _parse_timesteps(timesteps) or [spec.timesteps]
+    save_kinds = _parse_save(save, output)
+    check_input_memory(spec, input_path, limit, max(Ts), batch_size, save_kinds)
     x, y = load_inputs(spec, input_path, labels_path, dataset, split, limit, pad_input, data_dir, Ts[0])
     n = x.shape[1] if spec.encoding.kind == "events" else len(x)
+    check_run_memory(spec, max(Ts), n, batch_size, save_kinds, x.nbytes)
     from .warmup import note_compilation
 
     note_compilation()
@@ -238,7 +309,6 @@ def run(network, weights_path, input_path, labels_path, dataset, split, limit, p
         _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold)
         return
     T = Ts[0]
-    save_kinds = _parse_save(save, output)
     probes = []
     if save_kinds:
         from ..plot import probe_names

@@ -13,7 +13,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from . import DATASET_CHOICE, DATASET_HELP
+from . import DATASET_CHOICE, DATASET_HELP, check_input_memory, check_run_memory
 from ..data import pad_to_shape
 from ..errors import InputError, SnnsimError
 from ..outputs import check_output_dir, write_csv
@@ -218,7 +218,14 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     names, note = resolve_regimes(regimes, spec.name, trev_layer(spec) is not None)
     net = build_network(spec, load_weights(spec, weights_path))
     T = timesteps or spec.timesteps
+    from ..limits import over
+
+    if over("timesteps", T):
+        raise InputError(f"-T/--timesteps: {over('timesteps', T)}")
+    check_input_memory(spec, input_path, limit, T, batch_size)
     x = load_samples(spec, input_path, dataset, split, limit, pad_input, data_dir, T)
+    check_run_memory(spec, T, len(x[0]) if spec.encoding.kind == "events" else len(x), batch_size,
+                     input_bytes=x.nbytes)
     if convention == "neurobench":
         _neurobench_report(spec, net, x, T, batch_size, out_dir)
         return
