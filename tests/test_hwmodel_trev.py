@@ -214,6 +214,19 @@ def test_pad_to_shape():
         pad_to_shape(np.zeros((1, 2, 5, 5)), (3, 4, 4))
 
 
+def _ops_by_torch(rec):
+    """Synaptic ops of a conv record, computed apart from hwmodel's and the engine's fan-out code: the event map
+    [T, C, H, W] convolved by PyTorch with an all-ones kernel of the layer's geometry (groups included) gives, at
+    each output, the input events its receptive field holds; the sum over outputs is every event times the
+    outputs it reaches."""
+    torch = pytest.importorskip("torch")
+    g = rec.geometry
+    ones = torch.ones(g["out_channels"], g["in_channels"] // g["groups"], *g["kernel_size"], dtype=torch.float64)
+    out = torch.nn.functional.conv2d(torch.from_numpy(rec.event_map.astype(np.float64)), ones,
+                                     stride=g["stride"], padding=g["padding"], groups=g["groups"])
+    return float(out.sum())
+
+
 @pytest.fixture(scope="module")
 def trev_runs():
     from snnsim.data import load_dataset
@@ -250,9 +263,12 @@ def test_trev_small_engine_trace(trev_runs):
     proxy = price(trev, load_arch("proxy45")).breakdown
     assert proxy.macs_dense.sum() == pytest.approx(b.macs_dense.sum())
     c = count(trev)
-    for r in trev.layers:    # hwmodel's synops + nonzero MACs = the trace's own event x fan-out sum
+    synaptic = [r for r in trev.layers if r.event_map is not None]
+    assert {r.kind for r in synaptic} == {"conv2d"} and len(synaptic) == 153
+    for r in synaptic:       # hwmodel's synops + nonzero MACs against PyTorch's convolution (below)
         sel = c.rows.layer == r.name
-        assert (c.rows.synops[sel] + c.rows.macs_nz[sel]).sum() * trev.samples == pytest.approx(r.synops.sum())
+        assert (c.rows.synops[sel] + c.rows.macs_nz[sel]).sum() * trev.samples == _ops_by_torch(r), r.name
+    assert sum(map(_ops_by_torch, synaptic)) > 10 ** 6
     table, _ = compare(trev_runs, evt)
     assert list(table.regime) == ["trev", "oneshot"] and (table.ratio_to == "trev").all()
     assert table.energy_ratio.iloc[0] == 1 and table.state_ratio.iloc[1] == 0
