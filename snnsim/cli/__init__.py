@@ -189,16 +189,16 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     trace: the event maps [T, input] of the layers with weights;
     saved: --save's tensors [T, n, layer] (a neuron layer keeps spikes, membrane and charge).
     docs/robustness.md derives it by hand for one network; tests compare it with a measured peak."""
-    from ..spec import Conv2d, Linear, Neuron, Residual
+    from ..layers import Conv2d, Linear, Neuron
 
-    leaves = [lay for lay in spec.all_layers() if not isinstance(lay, Residual) and not hasattr(lay, "sublayers")]
+    leaves = [lay for lay in spec.all_layers() if not lay.sublayers()]      # blocks hold no arrays of their own
     size = lambda shape: math.prod(shape)  # noqa: E731
     B = min(batch_size, n)
     inp = size(spec.input_shape)
     enc = spec.encoding.kind
     # alive at once: an op's input and output and a residual block's input, and every state carried across steps
     per_step = (3 * max([inp] + [size(lay.out_shape) for lay in leaves])
-                + sum(size(lay.out_shape) for lay in leaves if getattr(lay, "stateful", False)))
+                + sum(size(lay.out_shape) for lay in leaves if lay.stateful))
     neuron_save = 3 if {"spikes", "membrane"} & set(save) else 0
     saved = sum(size(lay.out_shape) * (neuron_save if isinstance(lay, Neuron) else int("outputs" in save))
                 for lay in leaves)
