@@ -6,7 +6,7 @@ Runs three commands in alternating rounds (so that changes in the machine's load
 `--workers 2` (which starts and stops its own cluster), and `--scheduler` to a 2-worker cluster started once by
 this script. It records each round's wall time (process start to exit: imports, data loading, cluster start-up
 where there is one, both regimes' runs) and the 1-minute load average before it, prints a table with the median
-speed-ups and writes benchmarks/results/dask_scaling.csv. Both commands print the same totals (tests/test_distributed.py).
+speed-ups and writes build/benchmarks/dask_scaling.csv. Both commands print the same totals (tests/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+from results_dir import results_dir  # noqa: E402
 
 
 def command(limit: int, extra: list[str]) -> list[str]:
@@ -58,7 +59,7 @@ def main():
     print("median wall time: " + ", ".join(f"{m} {v:.2f} s ({one / v:.2f}x)" for m, v in med.items())
           + f"; load average during the runs {df.load_1min.min():.1f}-{df.load_1min.max():.1f} on "
           f"{os.cpu_count()} CPUs")
-    out = ROOT / "benchmarks" / "results" / "dask_scaling.csv"
+    out = results_dir() / "dask_scaling.csv"
     df.to_csv(out, index=False)
     print(f"wrote {out}")
 

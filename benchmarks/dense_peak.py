@@ -7,7 +7,7 @@ net's linear layer) and batch size, times in alternating rounds, in one process:
 (as `engine.run` calls it: one BLAS thread, Numba's threads around it), NumPy sgemm of the same size
 with one and with two BLAS threads, and torch (conv2d / linear, 2 threads). Prints GFLOP/s (median of
 the rounds; the ratios also for the least disturbed round), the load average, and which OpenBLAS kernel ran (threadpoolctl), and writes
-benchmarks/results/dense_peak.csv (dense_peak_load<N>.csv under --background-load N).
+build/benchmarks/dense_peak.csv (dense_peak_load<N>.csv under --background-load N).
 
 --background-load N starts N processes that spin on a core each for the duration (benchmarks/background.py).
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment choose the OpenBLAS kernel; this script does not
@@ -27,6 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # before any OpenMP runt
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from background import add_load_option, background_load, machine_load  # noqa: E402
@@ -127,7 +128,7 @@ def main():
                                  snnsim_us_per_sample=np.median(times["snnsim"]) / B * 1e6,
                                  background_load=args.background_load, load_avg=machine_load()))
     df = pd.DataFrame(rows)
-    out = ROOT / "benchmarks" / "results"
+    out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     suffix = f"_load{args.background_load}" if args.background_load else ""
     df.to_csv(out / f"dense_peak{suffix}.csv", index=False)

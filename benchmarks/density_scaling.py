@@ -9,7 +9,7 @@
    its time at 5 %) and the growth from 1 % to 20 % density (proportional would be 20x).
 2. The three shipped networks on real inputs (batch 64, T=4): the default rule against forced dense and
    forced event, and the mean input density of their synaptic layers.
-Writes benchmarks/results/density_scaling.csv and density_networks.csv.
+Writes build/benchmarks/density_scaling.csv and density_networks.csv.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -124,7 +125,7 @@ def main():
         with background_load(load):
             layers += bench_layers(rounds, args.quick, load)
             nets += bench_networks(rounds, load)
-    out = ROOT / "benchmarks" / "results"
+    out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     df, dn = pd.DataFrame(layers), pd.DataFrame(nets)
     df.to_csv(out / "density_scaling.csv", index=False)

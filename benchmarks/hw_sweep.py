@@ -4,7 +4,7 @@
 Variants: weight, membrane and event buffer sizes, weight and membrane bit widths and weight refetch around
 the evt45 preset, every variant's layers on their best of evt45's five mappings (energy objective); the trace is mnist_conv
 (its shipped trained weights, 100 MNIST test images, T=4). The vectorised sweep is compared with pricing the
-same variants one at a time. Prints a table and saves benchmarks/results/hw_sweep.csv (the timings).
+same variants one at a time. Prints a table and saves build/benchmarks/hw_sweep.csv (the timings).
 
     python benchmarks/hw_sweep.py
 """
@@ -30,7 +30,8 @@ from snnsim.spec import load_spec
 from snnsim.weights import load_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from results_dir import results_dir  # noqa: E402
+RESULTS = results_dir()
 LOOP_SAMPLE = 50          # variants priced one at a time, to estimate the unvectorised cost per variant
 REPEATS = 5
 

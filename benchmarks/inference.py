@@ -8,7 +8,7 @@ loads), median of alternating rounds (each round times every simulator once, in 
 --background-load N the whole table is measured twice: on the machine as it is, then with N processes that
 spin on a core each (benchmarks/background.py). Then the wall time of `snnsim run` on the MNIST network in a
 new process: cold (empty Numba cache), after `snnsim warmup`, and warm. Prints one table with ratios against
-the fastest peer and the load average, and writes benchmarks/results/inference.csv and inference_cli.csv.
+the fastest peer and the load average, and writes build/benchmarks/inference.csv and inference_cli.csv.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from background import add_load_option, alternate, background_load, machine_load  # noqa: E402
@@ -172,7 +173,7 @@ def main():
                 for name in BUILDERS:
                     rows += bench_network(name, T, rounds, load)
     df = pd.DataFrame(rows)
-    out = ROOT / "benchmarks" / "results"
+    out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "inference.csv", index=False)
     pd.set_option("display.width", 250)

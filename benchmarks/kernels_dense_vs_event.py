@@ -4,7 +4,7 @@
 
 Times warm kernels (median and min of repeats) on realistic SNN layer shapes at
 batch 1 and 64 and input densities 1-50 %, prints a table and writes
-benchmarks/results/kernels_dense_vs_event.csv (kernels_dense_vs_event_t<N>.csv for
+build/benchmarks/kernels_dense_vs_event.csv (kernels_dense_vs_event_t<N>.csv for
 --threads N other than 2). The last lines report, per layer, the density where
 event-driven stops winning; DEFAULT_EVENT_THRESHOLD in snnsim/kernels/__init__.py
 is chosen from them. On a busy 2-core machine the 2-thread medians mostly measure
@@ -37,6 +37,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from snnsim.kernels import (  # noqa: E402
@@ -58,7 +59,7 @@ LAYERS = [
 ]
 BATCHES = [1, 64]
 DENSITIES = [0.01, 0.05, 0.10, 0.20, 0.50]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = results_dir()
 
 
 def timeit(fn, repeats, min_time=0.0):

@@ -9,7 +9,7 @@ every T (T = 1 is the one-shot regime). Then the reconstruction error of both in
 
     python benchmarks/regimes.py [--images 16] [--repeats 5]
 
-Prints the tables and writes benchmarks/results/regimes.csv and regimes_reconstruction.csv.
+Prints the tables and writes build/benchmarks/regimes.csv and regimes_reconstruction.csv.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from snnsim import trev  # noqa: E402
@@ -39,7 +40,7 @@ from snnsim.spec import load_spec, parse_spec, walk  # noqa: E402
 from snnsim.weights import check_weights, load_weights  # noqa: E402
 
 NETS = ROOT / "networks"
-OUT = ROOT / "benchmarks" / "results"
+OUT = results_dir()
 TS = (1, 2, 4, 8)
 
 

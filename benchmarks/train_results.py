@@ -3,9 +3,10 @@
     python benchmarks/train_results.py [--only NAME ...] [--list]
 
 Each run is a plain ``snnsim train`` command line (printed before it runs); the three marked 'ships' write the
-shipped weights networks/digits_mlp.npz and networks/mnist_conv.npz. Reports go to
-benchmarks/results/train_<name>.json, and the table (accuracy on the held-out test split, peak bytes held for
-the backward pass, mean step time) to benchmarks/results/training_results.csv and .md.
+shipped weights networks/digits_mlp.npz and networks/mnist_conv.npz with ``--update-results`` (else next to the
+reports, so that the committed weights stay as they are). Reports go to
+build/benchmarks/train_<name>.json, and the table (accuracy on the held-out test split, peak bytes held for
+the backward pass, mean step time) to build/benchmarks/training_results.csv and .md.
 Runs are deterministic: the same command on the same machine gives the same weights bit for bit.
 """
 
@@ -20,8 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-N = "networks"
+from results_dir import UPDATE, results_dir  # noqa: E402
+RESULTS = results_dir()
+# shipped weights are rewritten only with --update-results; otherwise they land next to the reports
+N = "networks" if UPDATE else str((RESULTS / "networks").relative_to(ROOT))
 
 # name: (command-line arguments after 'snnsim train', ships weights)
 RUNS = {

@@ -16,7 +16,7 @@ backward pass against T and against depth.
    head; 1x12x12 MNIST crops): against T (4 blocks) and against the number of blocks (T=8).
 5. T-RevSNN (a tiny two-level `trevsnn`, one column per timestep) trained by BPTT over its columns and by
    reversible training (one column recomputed at a time, level states cached), T = 1, 2, 4, 8, 16.
-Writes benchmarks/results/training_step_time.csv, training_memory.csv and training_memory.png.
+Writes build/benchmarks/training_step_time.csv, training_memory.csv and training_memory.png.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 from peer_models import BUILDERS  # noqa: E402
 
@@ -51,7 +52,7 @@ from snnsim.train.online import make_online  # noqa: E402
 from snnsim.train.optim import make_optimizer  # noqa: E402
 from snnsim.weights import check_weights  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = results_dir()
 torch.set_num_threads(2)
 
 
