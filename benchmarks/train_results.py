@@ -23,17 +23,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 from results_dir import UPDATE, results_dir  # noqa: E402
 RESULTS = results_dir()
+N = "networks"
 # shipped weights are rewritten only with --update-results; otherwise they land next to the reports
-N = "networks" if UPDATE else str((RESULTS / "networks").relative_to(ROOT))
+SHIP = N if UPDATE else str(RESULTS.relative_to(ROOT))
 
 # name: (command-line arguments after 'snnsim train', ships weights)
 RUNS = {
     "digits_mlp": ([f"{N}/digits_mlp.yaml", "--dataset", "digits", "--epochs", "40", "--lr", "1e-2",
-                    "--out", f"{N}/digits_mlp.npz"], True),
+                    "--out", f"{SHIP}/digits_mlp.npz"], True),
     "mnist_conv": ([f"{N}/mnist_conv.yaml", "--dataset", "mnist", "--epochs", "15", "--lr", "5e-3",
-                    "--out", f"{N}/mnist_conv.npz"], True),
+                    "--out", f"{SHIP}/mnist_conv.npz"], True),
     "mnist_revnet_reversible": ([f"{N}/mnist_revnet.yaml", "--dataset", "mnist", "--method", "reversible",
-                                 "--epochs", "8", "--lr", "5e-3", "--out", f"{N}/mnist_revnet.npz"], True),
+                                 "--epochs", "8", "--lr", "5e-3", "--out", f"{SHIP}/mnist_revnet.npz"], True),
     "mnist_revnet_bptt": ([f"{N}/mnist_revnet.yaml", "--dataset", "mnist", "--epochs", "8", "--lr", "5e-3",
                            "--out", "{tmp}/mnist_revnet_bptt.npz"], False),
     "digits_mlp_iir": ([f"{N}/digits_mlp.yaml", "--dataset", "digits", "--timesteps", "5,4,3,2,1", "--epochs", "15",
