@@ -17,11 +17,8 @@ from . import kernels as K
 from .kernels.stats import input_stats, input_stats_map
 from . import neurons
 from .errors import InputError
-from .layers.conv import ConvOp
-from .layers.linear import LinearOp
 from .layers.neuron import NeuronOp
-from .layers.op import Op, add_record, kernel_form, note_add, walk_ops
-from .layers.residual import ResidualOp
+from .layers.op import Op, kernel_form, walk_ops
 from .trace import LayerTrace, Trace
 
 FORMS = ("auto", "dense", "event")
@@ -78,8 +75,8 @@ def _geometry(op: Op) -> dict:
 
 def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     layer = op.layer
-    n_w = int(op.weight.size) if isinstance(op, (LinearOp, ConvOp)) else 0
-    n_b = int(op.bias.size) if isinstance(op, (LinearOp, ConvOp)) else 0
+    n_w = int(op.weight.size) if op.synaptic else 0
+    n_b = int(op.bias.size) if op.synaptic else 0
     is_neuron = isinstance(op, NeuronOp)
     stateful = is_neuron and layer.stateful and timesteps_kept
     size = int(np.prod(layer.out_shape))
@@ -113,22 +110,17 @@ class _BatchRun:
 
     def _init(self, ops):
         for op in ops:
-            if hasattr(op, "trace_records"):     # reversible / T-RevSNN ops: children first, then their records
+            if op.composite:        # blocks and T-RevSNN parts: children first, then their own records
                 for sub in op.children():
                     self._init(sub)
                 for rec in op.trace_records(self.T):
                     self.records[rec.name] = rec
                     self.order.append(rec)
                 continue
-            if isinstance(op, ResidualOp):
-                self._init(op.body)
-                self._init(op.shortcut)
-                rec = add_record(f"{op.name}.add", op.layer.out_shape, self.T)
-            else:
-                rec = _record(op, self.T, self.T > 1)
-                if isinstance(op, NeuronOp):
-                    shape = (self.B,) + tuple(op.layer.out_shape)
-                    self.state[op.name] = np.full(shape, op.params.v_init, np.float32)
+            rec = _record(op, self.T, self.T > 1)
+            if isinstance(op, NeuronOp):
+                shape = (self.B,) + tuple(op.layer.out_shape)
+                self.state[op.name] = np.full(shape, op.params.v_init, np.float32)
             self.records[rec.name] = rec
             self.order.append(rec)
 
@@ -138,14 +130,8 @@ class _BatchRun:
         return x
 
     def run_op(self, op: Op, x: np.ndarray, t: int) -> np.ndarray:
-        if hasattr(op, "run_step"):          # reversible blocks run their children through this batch run
+        if op.composite:         # blocks run their children through this batch run
             return op.run_step(self, x, t)
-        if isinstance(op, ResidualOp):
-            a = self.run_ops(op.body, x, t)
-            b = self.run_ops(op.shortcut, x, t) if op.shortcut else x
-            y = np.add(a, b, dtype=np.float32)
-            note_add(self.records[f"{op.name}.add"], t, a, b, y)
-            return y
         rec = self.records[op.name]
         rec.computed[t] = True
         if isinstance(op, NeuronOp):

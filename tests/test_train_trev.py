@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from snnsim.spec import parse_spec
-from snnsim.train import forward as F
-from snnsim.train.forward import Act, Ctx, NeuronNode, std_weight_backward
+from snnsim.layers import LayerScaleNode, UpsampleNode
+from snnsim.layers.conv import std_weight_backward
+from snnsim.layers.neuron import NeuronNode
+from snnsim.train.forward import Act, Ctx
 from snnsim.train.losses import make_loss
 from snnsim.train.trev import TRevBPTT, TRevReversible
 from snnsim.weights import random_weights
@@ -69,7 +71,7 @@ def test_upsample_and_layer_scale_nodes():
     """Both are linear: the backward is the exact adjoint (upsample) / exact gradient (gamma, input)."""
     s = tiny(2)
     rng = np.random.default_rng(2)
-    up = _node(s, F.UpsampleNode, lambda l: l.kind == "upsample")
+    up = _node(s, UpsampleNode, lambda l: l.kind == "upsample")
     x = rng.normal(size=(2,) + tuple(up.layer.in_shape)).astype(np.float32)
     ctx = Ctx(1, 2, {})
     y = up.forward(Act(x, False), ctx).x
@@ -79,7 +81,7 @@ def test_upsample_and_layer_scale_nodes():
     s2 = up.layer.scale_factor
     np.testing.assert_array_equal(y[:, :, ::s2, ::s2], x)
 
-    ls = _node(s, F.LayerScaleNode, lambda l: l.kind == "layer_scale")
+    ls = _node(s, LayerScaleNode, lambda l: l.kind == "layer_scale")
     C = ls.layer.in_shape[0]
     gamma = rng.normal(size=(1, C, 1, 1)).astype(np.float32)
     params = {ls.layer.weight_key: gamma}

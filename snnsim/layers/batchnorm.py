@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import Layer
+from ..train import grads as G
+from ..train.forward import BN_MOMENTUM, Act, Node
 from .op import check_finite
 from .op import Op
 from .registry import Kind, register, shape_error
@@ -85,4 +87,48 @@ def build(layer: BatchNorm, w, ctx):
     return AffineOp(layer, (), *scale_shift(layer, w))
 
 
-KIND = register(Kind("batchnorm", ("batchnorm1d", "batchnorm2d"), BatchNorm, parse, build))
+# ----------------------------------------------------------------------------- training
+class BatchNormNode(Node):
+    def __init__(self, layer: BatchNorm):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.affine else ()
+
+    def _affine(self, ctx):
+        n = self.layer.num_features
+        if self.layer.affine:
+            return ctx.params[self.key("weight")], ctx.params[self.key("bias")]
+        return np.ones(n, np.float32), np.zeros(n, np.float32)
+
+    def forward(self, a, ctx):
+        gamma, beta = self._affine(ctx)
+        x3 = np.ascontiguousarray(a.x).reshape(a.x.shape[0], a.x.shape[1], -1)
+        y, xhat, mean, var, invstd = G.batchnorm_forward_train(x3, gamma, beta, np.float32(self.layer.eps))
+        if ctx.bn_stats is not None:
+            ctx.bn_stats.setdefault(self.name, []).append((mean, var, x3.shape[0] * x3.shape[2]))
+        elif ctx.update_stats:
+            # PyTorch: running = (1 - m) * running + m * batch, with the unbiased batch variance over all
+            # T x B x H x W values (a static input stands for T identical copies)
+            n = x3.shape[0] * x3.shape[2] * (ctx.T if a.static else 1)
+            m = np.float32(BN_MOMENTUM)
+            unbiased = (var.astype(np.float64) * n / max(n - 1, 1)).astype(np.float32)
+            rm, rv = self.key("running_mean"), self.key("running_var")
+            ctx.params[rm] = ((np.float32(1) - m) * ctx.params[rm] + m * mean).astype(np.float32)
+            ctx.params[rv] = ((np.float32(1) - m) * ctx.params[rv] + m * unbiased).astype(np.float32)
+        if ctx.store:
+            ctx.save(self.name, xhat=xhat, invstd=invstd)
+        return Act(y.reshape(a.x.shape), a.static)
+
+    def backward(self, g, ctx, need_gx):
+        s = ctx.take(self.name)
+        gamma, _ = self._affine(ctx)
+        shape = g.shape
+        g3 = np.ascontiguousarray(g).reshape(shape[0], shape[1], -1)
+        gx, ggamma, gbeta = G.batchnorm_backward_train(g3, s["xhat"], gamma, s["invstd"], need_gx)
+        if self.layer.affine:
+            ctx.add_grad(self.key("weight"), ggamma)
+            ctx.add_grad(self.key("bias"), gbeta)
+        return gx.reshape(shape) if need_gx else None
+
+
+KIND = register(Kind("batchnorm", ("batchnorm1d", "batchnorm2d"), BatchNorm, parse, build,
+                     train_node=lambda layer, cfg_for: BatchNormNode(layer)))

@@ -20,6 +20,8 @@ from .. import kernels as K
 from ..errors import WeightError
 from ..kernels.cost import event_limit_conv
 from ..spec import Layer
+from ..train import grads as G
+from ..train.forward import Act, Node, pack, update_trace
 from . import batchnorm
 from .op import EMPTY, Op
 from .registry import Kind, register, shape_error
@@ -188,6 +190,110 @@ def init_scaled_std(layer: ScaledStdConv2d, w: dict, rng) -> None:
             w[f"{layer.name}.bias"] = rng.uniform(-0.1, 0.1, layer.out_channels).astype(np.float32)
 
 
-KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build))
+# ----------------------------------------------------------------------------- training
+class ConvNode(Node):
+    def __init__(self, layer: Conv2d):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
+
+    def forward(self, a, ctx):
+        c: Conv2d = self.layer
+        w = ctx.params[self.key("weight")]
+        b = ctx.params[self.key("bias")] if c.bias else EMPTY
+        x = np.ascontiguousarray(a.x)
+        y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        if ctx.traces is not None:
+            ctx.save(self.name, x=update_trace(self.name, x, ctx))
+        elif ctx.store:
+            ctx.save(self.name, x=pack(x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        c: Conv2d = self.layer
+        x = ctx.take(self.name)["x"]
+        g = np.ascontiguousarray(g)
+        gw, gx = G.conv2d_backward(x, ctx.params[self.key("weight")], g, c.stride[0], c.stride[1],
+                                   c.padding[0], c.padding[1], c.groups, need_gx)
+        ctx.add_grad(self.key("weight"), gw)
+        if c.bias:
+            ctx.add_grad(self.key("bias"), G.channel_sum(g.reshape(g.shape[0], g.shape[1], -1)))
+        return gx if need_gx else None
+
+
+class StdConvNode(ConvNode):
+    """conv2d with weight standardisation (``scaled_std_conv2d``) and/or shared parameters (``shared_from``).
+
+    Forward: W_hat = gain * gamma * fan_in^-1/2 * (W - mean) / sqrt(var + eps) per output channel (the engine's
+    ``standardize_weight``), then the conv. Backward: the conv's gradient for W_hat, then through the
+    standardisation (u = (W - mean) / s, s = sqrt(var + eps), biased variance):
+        g_gain = sum_i g_What * c * u,   g_u = g_What * gain * c,   g_W = (g_u - mean(g_u) - u * mean(g_u * u)) / s
+    A shared module's keys are its original's (``shared_from``), so the gradients of all copies add up there.
+    """
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self.pname = layer.shared_from or layer.name
+        if layer.standardize:
+            self.trainable = self.trainable + ("gain",)
+
+    def key(self, p: str) -> str:
+        if p in ("weight", "bias", "gain"):
+            return f"{self.pname}.{p}"
+        return f"{self.name}.{p}"
+
+    def weight(self, ctx):
+        c = self.layer
+        w = ctx.params[self.key("weight")]
+        if not c.standardize:
+            return w
+        return standardize_weight(w, ctx.params[self.key("gain")], c.eps, c.gamma)
+
+    def forward(self, a, ctx):
+        c = self.layer
+        w = self.weight(ctx)
+        b = ctx.params[self.key("bias")] if c.bias else EMPTY
+        x = np.ascontiguousarray(a.x)
+        y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        if ctx.store:
+            ctx.save(self.name, x=pack(x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        c = self.layer
+        x = ctx.take(self.name)["x"]
+        g = np.ascontiguousarray(g)
+        gw, gx = G.conv2d_backward(x, self.weight(ctx), g, c.stride[0], c.stride[1], c.padding[0], c.padding[1],
+                                   c.groups, need_gx)
+        if c.standardize:
+            gw, ggain = std_weight_backward(ctx.params[self.key("weight")], ctx.params[self.key("gain")], gw,
+                                            c.eps, c.gamma)
+            ctx.add_grad(self.key("gain"), ggain)
+        ctx.add_grad(self.key("weight"), gw)
+        if c.bias:
+            ctx.add_grad(self.key("bias"), G.channel_sum(g.reshape(g.shape[0], g.shape[1], -1)))
+        return gx if need_gx else None
+
+
+def std_weight_backward(weight, gain, g_what, eps, gamma=1.0):
+    """Gradients of the raw weight and the gain from the gradient of the standardised weight (float64)."""
+    o = weight.shape[0]
+    w = weight.astype(np.float64).reshape(o, -1)
+    n = w.shape[1]
+    mean = w.mean(axis=1, keepdims=True)
+    s = np.sqrt(((w - mean) ** 2).mean(axis=1, keepdims=True) + eps)
+    u = (w - mean) / s
+    c = gamma * n ** -0.5
+    gwh = np.asarray(g_what, np.float64).reshape(o, -1)
+    ggain = (gwh * u).sum(axis=1) * c
+    gu = gwh * gain.astype(np.float64).reshape(o, 1) * c
+    gw = (gu - gu.mean(axis=1, keepdims=True) - u * (gu * u).mean(axis=1, keepdims=True)) / s
+    return gw.reshape(weight.shape).astype(np.float32), ggain.reshape(gain.shape).astype(np.float32)
+
+
+def train_node_scaled_std(layer: ScaledStdConv2d, cfg_for) -> ConvNode:
+    return StdConvNode(layer) if layer.standardize or layer.shared_from else ConvNode(layer)
+
+
+KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build, train_node=lambda layer, cfg_for: ConvNode(layer)))
 SCALED_STD_KIND = register(Kind("conv2d", ("scaled_std_conv2d",), ScaledStdConv2d, parse_scaled_std, build_scaled_std,
-                                init_scaled_std))
+                                init_scaled_std, train_node=train_node_scaled_std))

@@ -9,6 +9,7 @@ import numpy as np
 from .. import kernels as K
 from ..kernels.cost import event_limit_linear
 from ..spec import Layer
+from ..train.forward import Act, Node, pack, update_trace
 from . import batchnorm
 from .op import EMPTY, Op
 from .registry import Kind, register, shape_error
@@ -67,4 +68,29 @@ def build(layer: Linear, w, ctx):
     return LinearOp(layer, folded, weight, bias, K.prepare_linear_event(weight))
 
 
-KIND = register(Kind("linear", ("linear",), Linear, parse, build))
+# ----------------------------------------------------------------------------- training
+class LinearNode(Node):
+    def __init__(self, layer: Linear):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
+
+    def forward(self, a, ctx):
+        w = ctx.params[self.key("weight")]
+        b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
+        y = K.linear_dense(np.ascontiguousarray(a.x), w, b)
+        if ctx.traces is not None:
+            ctx.save(self.name, x=update_trace(self.name, a.x, ctx))
+        elif ctx.store:
+            ctx.save(self.name, x=pack(a.x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        x = ctx.take(self.name)["x"]
+        w = ctx.params[self.key("weight")]
+        ctx.add_grad(self.key("weight"), np.dot(g.T, x.astype(np.float32, copy=False)))
+        if self.layer.bias:
+            ctx.add_grad(self.key("bias"), g.sum(axis=0, dtype=np.float32))
+        return np.dot(g, w) if need_gx else None
+
+
+KIND = register(Kind("linear", ("linear",), Linear, parse, build, train_node=lambda layer, cfg_for: LinearNode(layer)))

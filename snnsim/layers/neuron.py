@@ -7,8 +7,12 @@ from dataclasses import dataclass
 
 from .. import neurons
 from ..spec import Layer, Shape, finite, show
+from ..train import grads as G
+from ..train.forward import Act, Node, NeuronTrainCfg
 from .op import Op
 from .registry import Kind, register
+import numpy as np
+
 
 NEURON_KINDS = ("if", "lif", "plif", "li", "threshold")
 
@@ -105,4 +109,65 @@ def quant_neuron(name: str, shape: Shape) -> Neuron:
                   stateless=True, clip=(0.0, 1.0))
 
 
-KIND = register(Kind("neuron", NEURON_KINDS, Neuron, parse, build))
+# ----------------------------------------------------------------------------- training
+class NeuronNode(Node):
+    def __init__(self, layer: Neuron, cfg: NeuronTrainCfg):
+        super().__init__(layer)
+        self.cfg = cfg
+        self.trainable = ("w",) if layer.neuron == "plif" else ()
+
+    def nparams(self, ctx) -> neurons.NeuronParams:
+        w = ctx.params.get(self.key("w")) if self.layer.neuron == "plif" else None
+        return neurons.neuron_params(self.layer, w)
+
+    def forward(self, a, ctx):
+        layer: Neuron = self.layer
+        p = self.nparams(ctx)
+        x = np.ascontiguousarray(a.x)
+        static_out = a.static and p.stateless
+        steps = 1 if static_out else ctx.T
+        x2 = x.reshape(1 if a.static else ctx.T, -1)
+        M = x2.shape[1]
+        out = np.empty((steps, M), np.float32)
+        h = np.empty((steps, M), np.float32)
+        v = ctx.state.get(self.name) if ctx.state is not None else None
+        if v is None:
+            v = np.full(M, p.v_init, np.float32)
+        n = G.neuron_forward_seq(x2, a.static, p.mode, p.factor, p.decay_input, p.v_r, p.threshold, p.hard,
+                                 p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, v, out, h)
+        ctx.spikes[self.name] = ctx.spikes.get(self.name, 0) + int(n) * (ctx.T if static_out else 1)
+        if ctx.state is not None:
+            ctx.state[self.name] = v
+            ctx.ledger.hold(self.name, "state", v)
+        if ctx.store:
+            keep_x = layer.neuron == "plif" or (layer.neuron == "threshold" and layer.clip is not None)
+            ctx.save(self.name, h=h, x=x2 if keep_x else None, static_in=a.static, static_out=static_out)
+        if self.name in ctx.probes:
+            ctx.probed[self.name] = out.reshape((steps, -1) + tuple(layer.out_shape)).copy()
+        lead = x.shape[0] if static_out or not a.static else x.shape[0] * ctx.T
+        return Act(out.reshape((lead,) + tuple(layer.out_shape)), static_out)
+
+    def backward(self, g, ctx, need_gx):
+        s = ctx.take(self.name)
+        layer: Neuron = self.layer
+        p = self.nparams(ctx)
+        h = s["h"]
+        steps, M = h.shape
+        g2 = np.ascontiguousarray(g).reshape(steps, M)
+        x2 = s["x"] if s["x"] is not None else np.zeros((1, 0), np.float32)
+        gx = np.empty((1 if s["static_in"] else steps, M), np.float32)
+        sur = self.cfg.surrogate
+        gq = G.neuron_backward_seq(g2, h, x2, s["static_in"], p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
+                                   p.hard, p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, sur.sid, float(sur.alpha),
+                                   self.cfg.detach_reset, False, gx)
+        if layer.neuron == "plif":
+            q = np.float32(p.factor)
+            ctx.add_grad(self.key("w"), np.float32(gq) * q * (np.float32(1) - q))
+        if not need_gx:
+            return None
+        lead = g.shape[0] if not s["static_in"] or s["static_out"] else g.shape[0] // ctx.T
+        return gx.reshape((lead,) + tuple(layer.in_shape))
+
+
+KIND = register(Kind("neuron", NEURON_KINDS, Neuron, parse, build,
+                     train_node=lambda layer, cfg_for: NeuronNode(layer, cfg_for(layer.name))))

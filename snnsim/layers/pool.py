@@ -8,6 +8,8 @@ import numpy as np
 
 from .. import kernels as K
 from ..spec import Layer
+from ..train import grads as G
+from ..train.forward import Act, Node
 from .conv import conv_out
 from .op import Op
 from .registry import Kind, register, shape_error
@@ -53,5 +55,36 @@ class PoolOp(Op):
         return fn(x, p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1])
 
 
+# ----------------------------------------------------------------------------- training
+class PoolNode(Node):
+    def forward(self, a, ctx):
+        p: Pool2d = self.layer
+        x = np.ascontiguousarray(a.x)
+        args = (p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1])
+        if p.op == "max":
+            y = K.maxpool2d(x, *args)
+            if ctx.store:
+                ctx.save(self.name, idx=G.maxpool_argmax(x, *args, y.shape[2], y.shape[3]))
+        else:
+            y = K.avgpool2d(x, *args) if p.op == "avg" else sumpool2d(x, *args)
+            if ctx.store:
+                ctx.save(self.name)
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        p: Pool2d = self.layer
+        s = ctx.take(self.name)
+        if not need_gx:
+            return None
+        g = np.ascontiguousarray(g)
+        H, W = p.in_shape[1], p.in_shape[2]
+        args = (p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1], H, W)
+        if p.op == "max":
+            return G.maxpool_backward(g, s["idx"], *args)
+        scale = np.float32(1.0) / np.float32(p.kernel_size[0] * p.kernel_size[1]) if p.op == "avg" else \
+            np.float32(1.0)
+        return G.windowsum_backward(g, scale, *args)
+
+
 KIND = register(Kind("pool2d", ("avgpool2d", "maxpool2d", "sumpool2d"), Pool2d, parse,
-                     lambda layer, w, ctx: PoolOp(layer)))
+                     lambda layer, w, ctx: PoolOp(layer), train_node=lambda layer, cfg_for: PoolNode(layer)))

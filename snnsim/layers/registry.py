@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..errors import SpecError
+from ..errors import InputError, SpecError
 from ..spec import Fields, Layer, Shape, show
 
 
@@ -24,6 +24,7 @@ class Kind:
     build: Callable | None = None              # build(layer, weights, ctx) -> Op (``BuildContext``)
     init: Callable | None = None               # init(layer, weights, rng): values random_weights cannot guess
     init_network: Callable | None = None       # init_network(spec, seed): a kind that seeds the whole network
+    train_node: Callable | None = None         # train_node(layer, cfg_for) -> node of the training graph
 
 
 _KINDS: list[Kind] = []
@@ -108,3 +109,15 @@ class BuildContext:
     fold: bool
     build: Callable                # build(layers, weights, fold) -> list of ops
     folded_bn: Layer | None = None
+
+
+def build_nodes(layers, cfg_for) -> list:
+    """The training graph of a list of layers, each node built by its kind (``cfg_for(name)``: a neuron layer's
+    training settings, ``snnsim.train.forward.NeuronTrainCfg``)."""
+    nodes = []
+    for layer in layers:
+        make = kind_of(layer).train_node
+        if make is None:
+            raise InputError(f"layer '{layer.name}': training does not support '{layer.kind}' layers yet")
+        nodes.append(make(layer, cfg_for))
+    return nodes

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..spec import Layer
+from ..train.forward import Act, Node
 from .op import Op
 from .registry import Kind, register, shape_error
 
@@ -64,8 +65,67 @@ class UpsampleOp(Op):
         return K.upsample_nearest2d(np.ascontiguousarray(x), int(self.layer.scale_factor))
 
 
+# ----------------------------------------------------------------------------- training
+class FlattenNode(Node):
+    def forward(self, a, ctx):
+        return Act(np.ascontiguousarray(a.x).reshape((a.x.shape[0],) + self.layer.out_shape), a.static)
+
+    def backward(self, g, ctx, need_gx):
+        return g.reshape((g.shape[0],) + tuple(self.layer.in_shape)) if need_gx else None
+
+
+class DropoutNode(Node):
+    """Inverted dropout in training (identity at inference, as the engine runs it); one mask per sample,
+    shared by all timesteps (SpikingJelly's multi-step Dropout)."""
+
+    def forward(self, a, ctx):
+        p = self.layer.p
+        if p == 0 or ctx.rng is None:
+            if ctx.store:
+                ctx.save(self.name, keep=None)
+            return a
+        B = a.x.shape[0] if a.static else a.x.shape[0] // ctx.T
+        mask = (ctx.rng.random((B,) + tuple(self.layer.in_shape)) >= p).astype(np.uint8)
+        scale = np.float32(1.0 / (1.0 - p))
+        x = a.x.reshape((-1, B) + a.x.shape[1:])
+        y = (x * (mask * scale)).astype(np.float32).reshape(a.x.shape)
+        if ctx.store:
+            ctx.save(self.name, keep=mask)
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        mask = ctx.take(self.name)["keep"]
+        if not need_gx:
+            return None
+        if mask is None:
+            return g
+        B = mask.shape[0]
+        scale = np.float32(1.0 / (1.0 - self.layer.p))
+        return (g.reshape((-1, B) + g.shape[1:]) * (mask * scale)).astype(np.float32).reshape(g.shape)
+
+
+class UpsampleNode(Node):
+    """Nearest-neighbour upsampling by s; backward sums the gradient over each s x s block. Stores nothing."""
+
+    def forward(self, a, ctx):
+        y = K.upsample_nearest2d(np.ascontiguousarray(a.x), int(self.layer.scale_factor))
+        if ctx.store:
+            ctx.save(self.name)
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        ctx.take(self.name)
+        if not need_gx:
+            return None
+        s = int(self.layer.scale_factor)
+        N, C, H, W = g.shape
+        return g.reshape(N, C, H // s, s, W // s, s).sum(axis=(3, 5), dtype=np.float32)
+
+
 FLATTEN = register(Kind("flatten", ("flatten",), Flatten,
                         lambda f, t, name, shape, ctx: Flatten(name, shape, (math.prod(shape),)),
-                        lambda layer, w, ctx: ReshapeOp(layer)))
-DROPOUT = register(Kind("dropout", ("dropout",), Dropout, parse_dropout, lambda layer, w, ctx: IdentityOp(layer)))
-UPSAMPLE = register(Kind("upsample", ("upsample",), Upsample, parse_upsample, lambda layer, w, ctx: UpsampleOp(layer)))
+                        lambda layer, w, ctx: ReshapeOp(layer), train_node=lambda layer, cfg_for: FlattenNode(layer)))
+DROPOUT = register(Kind("dropout", ("dropout",), Dropout, parse_dropout, lambda layer, w, ctx: IdentityOp(layer),
+                        train_node=lambda layer, cfg_for: DropoutNode(layer)))
+UPSAMPLE = register(Kind("upsample", ("upsample",), Upsample, parse_upsample, lambda layer, w, ctx: UpsampleOp(layer),
+                         train_node=lambda layer, cfg_for: UpsampleNode(layer)))

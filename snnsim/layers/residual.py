@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..spec import Layer, walk
-from .op import Op
-from .registry import Kind, parse_layers, register
+from ..train.forward import Act, Node, back_nodes, expand, reduce_t, run_nodes
+from .op import Op, add_record, note_add
+from .registry import Kind, build_nodes, parse_layers, register
+import numpy as np
+
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,54 @@ class ResidualOp(Op):
     def children(self):
         return [self.body, self.shortcut]
 
+    def trace_records(self, T: int):
+        return [add_record(f"{self.name}.add", self.layer.out_shape, T)]
+
+    def run_step(self, br, x, t: int):
+        """One timestep through the engine's batch run ``br``: body and shortcut, then their sum."""
+        a = br.run_ops(self.body, x, t)
+        b = br.run_ops(self.shortcut, x, t) if self.shortcut else x
+        y = np.add(a, b, dtype=np.float32)
+        note_add(br.records[f"{self.name}.add"], t, a, b, y)
+        return y
+
 
 def build(layer: Residual, w, ctx):
     return ResidualOp(layer, (), ctx.build(layer.body, w, ctx.fold), ctx.build(layer.shortcut, w, ctx.fold))
 
 
-KIND = register(Kind("residual", ("residual",), Residual, parse, build))
+# ----------------------------------------------------------------------------- training
+class ResidualNode(Node):
+    def __init__(self, layer: Residual, body: list, shortcut: list):
+        super().__init__(layer)
+        self.body = body
+        self.shortcut = shortcut
+
+    def children(self):
+        return [self.body, self.shortcut]
+
+    def forward(self, a, ctx):
+        yb = run_nodes(self.body, a, ctx)
+        ys = run_nodes(self.shortcut, a, ctx) if self.shortcut else a
+        if yb.static and ys.static:
+            y = Act(np.add(yb.x, ys.x, dtype=np.float32), True)
+        else:
+            y = Act(np.add(expand(yb, ctx.T), expand(ys, ctx.T), dtype=np.float32), False)
+        if ctx.store:
+            ctx.tape[self.name] = {"static": (a.static, yb.static, ys.static, y.static)}
+        return y
+
+    def backward(self, g, ctx, need_gx):
+        s_in, s_b, s_s, s_y = ctx.tape.pop(self.name)["static"]
+        gb = reduce_t(g, ctx.T) if s_b and not s_y else g
+        gs = reduce_t(g, ctx.T) if s_s and not s_y else g
+        gxb = back_nodes(self.body, gb, ctx, True)
+        gxs = back_nodes(self.shortcut, gs, ctx, True) if self.shortcut else gs
+        return np.add(gxb, gxs, dtype=np.float32) if need_gx else None
+
+
+def train_node(layer: Residual, cfg_for) -> ResidualNode:
+    return ResidualNode(layer, build_nodes(layer.body, cfg_for), build_nodes(layer.shortcut, cfg_for))
+
+
+KIND = register(Kind("residual", ("residual",), Residual, parse, build, train_node=train_node))

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 from ..errors import SpecError
 from ..spec import Layer, walk
-from .registry import Kind, parse_layers, register
+from ..train.forward import Act, Node, back_nodes, expand, reduce_t, run_nodes
+from .registry import Kind, build_nodes, parse_layers, register
+import numpy as np
+
 
 
 @dataclass(frozen=True)
@@ -44,4 +47,49 @@ def parse(f, type_name, name, shape, ctx):
     return Reversible(name, shape, shape, fl, gl)
 
 
-KIND = register(Kind("reversible", ("reversible",), Reversible, parse))    # build: snnsim.reversible
+# ----------------------------------------------------------------------------- training
+class ReversibleNode(Node):
+    """RevSNN block (docs/papers.md, RevSNN block): x = [x1, x2] (channel halves), y1 = x1 + F(x2), y2 = x2 + G(y1).
+
+    Under BPTT, F and G store their activations like any layer; ``snnsim.train.reversible`` runs the same
+    forward without storing them and rebuilds the inputs from the outputs in the backward (docs/papers.md).
+    """
+
+    def __init__(self, layer, f: list, g: list):
+        super().__init__(layer)
+        self.f = f
+        self.g = g
+
+    def children(self):
+        return [self.f, self.g]
+
+    @staticmethod
+    def split(x: np.ndarray):
+        c = x.shape[1] // 2
+        return np.ascontiguousarray(x[:, :c]), np.ascontiguousarray(x[:, c:])
+
+    def forward(self, a, ctx):
+        x = expand(a, ctx.T)
+        x1, x2 = self.split(x)
+        fo = expand(run_nodes(self.f, Act(x2, False), ctx), ctx.T)
+        y1 = np.add(x1, fo, dtype=np.float32)
+        go = expand(run_nodes(self.g, Act(y1, False), ctx), ctx.T)
+        y2 = np.add(x2, go, dtype=np.float32)
+        if ctx.store:
+            ctx.tape[self.name] = {"static": a.static}
+        return Act(np.concatenate([y1, y2], axis=1), False)
+
+    def backward(self, g, ctx, need_gx):
+        static = ctx.tape.pop(self.name)["static"]
+        g1, g2 = self.split(g)
+        gy1 = np.add(g1, back_nodes(self.g, g2, ctx, True), dtype=np.float32)
+        gx2 = np.add(g2, back_nodes(self.f, gy1, ctx, True), dtype=np.float32)
+        gx = np.concatenate([gy1, gx2], axis=1)
+        return (reduce_t(gx, ctx.T) if static else gx) if need_gx else None
+
+
+def train_node(layer: Reversible, cfg_for) -> ReversibleNode:
+    return ReversibleNode(layer, build_nodes(layer.f, cfg_for), build_nodes(layer.g, cfg_for))
+
+
+KIND = register(Kind("reversible", ("reversible",), Reversible, parse, train_node=train_node))    # build: snnsim.reversible

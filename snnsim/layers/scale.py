@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import Layer, Shape
+from ..train.forward import Act, Node, pack
 from .op import Op
 from .registry import Kind, register, shape_error
 
@@ -77,7 +78,50 @@ def init_layer_scale(layer: LayerScale, w: dict, rng) -> None:
     w[layer.weight_key] = np.ones(layer.gamma_shape, np.float32)
 
 
+# ----------------------------------------------------------------------------- training
+class ScaleNode(Node):
+    trainable = ("scale",)
+
+    def forward(self, a, ctx):
+        y = (a.x * ctx.params[self.key("scale")]).astype(np.float32, copy=False)
+        if ctx.store:
+            ctx.save(self.name, x=pack(a.x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        x = ctx.take(self.name)["x"]
+        ctx.add_grad(self.key("scale"), (g * x).sum(axis=0, dtype=np.float32))
+        return (g * ctx.params[self.key("scale")]).astype(np.float32) if need_gx else None
+
+
+class LayerScaleNode(Node):
+    """y = x * gamma (per channel, weight key ``layer.weight_key`` [1, C, 1, 1]); stores the input."""
+
+    trainable = ("gamma",)
+
+    def key(self, p):
+        return self.layer.weight_key if p == "gamma" else f"{self.name}.{p}"
+
+    def _gamma(self, ctx):
+        shape = self.layer.in_shape
+        return ctx.params[self.key("gamma")].reshape((1, shape[0]) + (1,) * (len(shape) - 1))
+
+    def forward(self, a, ctx):
+        y = (a.x * self._gamma(ctx)[0]).astype(np.float32, copy=False)
+        if ctx.store:
+            ctx.save(self.name, x=pack(a.x))
+        return Act(y, a.static)
+
+    def backward(self, g, ctx, need_gx):
+        x = ctx.take(self.name)["x"]
+        axes = (0,) + tuple(range(2, g.ndim))
+        gg = (g * x).sum(axis=axes, dtype=np.float32)
+        ctx.add_grad(self.key("gamma"), gg.reshape(np.shape(ctx.params[self.key("gamma")])))
+        return (g * self._gamma(ctx)[0]).astype(np.float32) if need_gx else None
+
+
 SCALE = register(Kind("scale", ("scale",), Scale, lambda f, t, name, shape, ctx: Scale(name, shape, shape),
-                      lambda layer, w, ctx: ScaleOp(layer, (), w[f"{layer.name}.scale"])))
+                      lambda layer, w, ctx: ScaleOp(layer, (), w[f"{layer.name}.scale"]),
+                      train_node=lambda layer, cfg_for: ScaleNode(layer)))
 LAYER_SCALE = register(Kind("layer_scale", ("layer_scale",), LayerScale, parse_layer_scale, build_layer_scale,
-                            init_layer_scale))
+                            init_layer_scale, train_node=lambda layer, cfg_for: LayerScaleNode(layer)))

@@ -4,7 +4,8 @@ columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` comman
     surrogate.py  sigmoid / atan / triangle surrogates (SpikingJelly 2.0's), straight-through for Quant
     grads.py      Numba backward kernels: neurons (multi-step, the engine's neuron_step forward), conv, batch norm,
                   pooling
-    forward.py    the training graph: each layer's forward with storage and its backward
+    forward.py    the training graph's shared parts (activations, pass context, node base); each kind's node
+                  (its forward with storage and its backward) is in its module of snnsim.layers
     memory.py     bytes held for the backward pass, per layer and at their peak
     bptt.py       backpropagation through time          reversible.py  RevSNN reversible backward
     trev.py       T-RevSNN: BPTT over the columns and the column-by-column reversible backward (alpha grads)

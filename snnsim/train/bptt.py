@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..spec import NetworkSpec
-from .forward import (Act, Ctx, NeuronTrainCfg, back_nodes, build_nodes, check_trainable, expand, first_trainable,
-                      rate_spikes, run_nodes, trainable_keys)
+from ..layers import build_nodes
+from .forward import (Act, Ctx, NeuronTrainCfg, back_nodes, check_trainable, expand, first_trainable, rate_spikes,
+                      run_nodes, trainable_keys)
 from .blas import single_threaded_blas
 from .memory import Ledger
 

@@ -35,9 +35,10 @@ import numpy as np
 from ..errors import InputError
 from ..spec import NetworkSpec
 from .bptt import StepOut
-from .forward import (Act, BatchNormNode, ConvNode, Ctx, DropoutNode, FlattenNode, LinearNode, NeuronNode,
-                      NeuronTrainCfg, PoolNode, ResidualNode, ScaleNode, apply_bn_stats, back_nodes, build_nodes,
-                      check_trainable, expand, first_trainable, rate_spikes, run_nodes, trainable_keys, walk_nodes)
+from ..layers import (BatchNormNode, ConvNode, DropoutNode, FlattenNode, LinearNode, NeuronNode, PoolNode, ResidualNode,
+                      ScaleNode, build_nodes)
+from .forward import (Act, Ctx, NeuronTrainCfg, apply_bn_stats, back_nodes, check_trainable, expand, first_trainable,
+                      rate_spikes, run_nodes, trainable_keys, walk_nodes)
 from .losses import _ce
 from .blas import single_threaded_blas
 from .memory import Ledger

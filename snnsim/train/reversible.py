@@ -29,7 +29,8 @@ from ..errors import InputError
 from ..spec import NetworkSpec
 from .blas import single_threaded_blas
 from .bptt import BPTT, StepOut
-from .forward import Act, Ctx, ReversibleNode, back_nodes, expand, reduce_t, run_nodes
+from ..layers import ReversibleNode
+from .forward import Act, Ctx, back_nodes, expand, reduce_t, run_nodes
 from .memory import Ledger
 
 

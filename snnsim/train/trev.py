@@ -30,8 +30,9 @@ from ..spec import NetworkSpec
 from ..layers import trev_layer
 from ..trev import ALPHA_MIN, clamp_alpha
 from .bptt import BPTT, StepOut
-from .forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, build_nodes, check_trainable, run_nodes,
-                      shared_copies, sync_shared, trainable_keys)
+from ..layers import build_nodes
+from .forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, check_trainable, run_nodes, shared_copies, sync_shared,
+                      trainable_keys)
 from .memory import Ledger
 
 
