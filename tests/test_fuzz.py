@@ -418,9 +418,10 @@ def test_bad_inputs(world, case):
 @st.composite
 def too_big_runs(draw):
     """-T and a sample count whose arrays exceed SNNSIM_MAX_RUN_BYTES: a header-only .npy declaring millions of
-    samples (refused before it is read: its data is missing), or the valid input under a lowered limit."""
-    command = draw(st.sampled_from(["run", "hw"]))
-    if draw(st.booleans()):
+    samples (refused before it is read: its data is missing), or the valid input under a lowered limit (run, hw,
+    and train, whose step holds T x batch x layer outputs)."""
+    command = draw(st.sampled_from(["run", "hw", "train"]))
+    if command != "train" and draw(st.booleans()):
         n = draw(st.integers(10 ** 6, 10 ** 9))
         T = draw(st.integers(1000, 100_000))       # outputs alone: T x n x 3 classes x 4 B > 8 GiB
         return command, (n, 1, 6, 6), T, draw(st.sampled_from([1, 64, 10 ** 5, 10 ** 9])), None
@@ -442,7 +443,11 @@ def test_runs_too_big_for_memory(world, case):
     args = run_args(d, inp=inp, extra=["-T", str(T), "--batch-size", str(batch)])
     if command == "hw":
         args = ["hw", *args[1:6]] + args[8:]            # hw prints; it has no --output
-    line = refused(args, "memory", watched(d), env={"SNNSIM_MAX_RUN_BYTES": cap} if cap else None)
+    elif command == "train":
+        args = ["train", d / "net.yaml", "--input", d / inp, "--labels", d / "y.npy", "--out", d / "out" / "t.npz",
+                "--epochs", "1"] + args[8:]
+    line = refused(args, "memory", watched(d) + [d / "out" / "t.npz"],
+                   env={"SNNSIM_MAX_RUN_BYTES": cap} if cap else None)
     assert "SNNSIM_MAX_RUN_BYTES" in line and "is more than the limit of" in line, line
 
 

@@ -395,3 +395,33 @@ def test_run_memory_estimate_is_near_the_measured_peak(name, T, B):
         tracemalloc.stop()
     est = sum(run_memory(spec, T, B, B).values())
     assert peak / 2 < est < 2 * peak, (est, peak)
+
+
+def test_train_T_times_batch_is_refused_before_training(tmp_path):
+    # digits_mlp, BPTT keeps every step: 1,438 training digits (a batch) x T=10000 x (64 + 128 + 128 + 128 + 10
+    # + 10 layer outputs) x 4 B = 26,919,360,000 B; OTTT holds one step: 2,691,936 B
+    args = ["train", MLP, "--dataset", "digits", "--out", str(tmp_path / "w.npz"), "-T", "10000",
+            "--batch-size", "100000"]
+    line = refused(args, "26,919,360,000 is more than the limit of 8,589,934,592 bytes")
+    assert "--method bptt -T 10000" in line and "SNNSIM_MAX_RUN_BYTES" in line and "ottt or saf" in line
+    refused(args + ["--method", "ottt"], "2,691,936 is more than the limit of 1,000,000",
+            env={"SNNSIM_MAX_RUN_BYTES": "1e6"})
+    assert not (tmp_path / "w.npz").exists()
+
+
+@pytest.mark.parametrize("name, method, bound", [("digits_mlp_soft", "bptt", 2), ("digits_mlp_soft", "ottt", 2),
+                                                 ("digits_mlp_soft", "saf", 2), ("mnist_conv", "bptt", 2),
+                                                 ("mnist_revnet", "reversible", 4)])
+def test_train_memory_estimate_is_near_the_measured_peak(name, method, bound):
+    """The estimate against the training loop's own count of the bytes a step holds for its backward pass
+    (snnsim.train.memory): within a factor of two (four for reversible training, whose estimate keeps a whole
+    block's outputs at every step)."""
+    from snnsim.cli import train_memory
+    from snnsim.train.loop import TrainConfig, init_params, train
+
+    spec = load_spec(NETWORKS / f"{name}.yaml")
+    cfg = TrainConfig(dataset="digits" if name.startswith("digits") else "mnist", method=method, timesteps=(4,),
+                      epochs=1, batch_size=16, limit=16, eval_limit=4)
+    peak = train(spec, init_params(spec, 0), cfg).memory["peak_bytes"]
+    est = train_memory(spec, method, 4, 16, 16)
+    assert peak / 2 < est < bound * peak, (est, peak)

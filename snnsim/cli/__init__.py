@@ -224,6 +224,33 @@ def check_run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes
                          f"or the samples ({samples})")
 
 
+def train_memory(spec, method: str, T: int, n: int, batch_size: int) -> int:
+    """Estimated bytes a training step holds for its backward pass: every layer's output per sample, x B, x T for
+    the methods that keep every timestep (bptt; reversible keeps the layers outside its reversible blocks and
+    re-simulates one block at a time over all T), x 1 for the online ones (ottt, saf)."""
+    from ..spec import walk
+
+    def outputs(layers):
+        return sum(math.prod(lay.out_shape) for lay in walk(layers) if not lay.sublayers())
+
+    blocks = [lay for lay in spec.layers if lay.kind == "reversible"] if method == "reversible" else []
+    per_sample = (outputs([lay for lay in spec.layers if lay not in blocks])
+                  + max([outputs([b]) for b in blocks], default=0))
+    return 4 * min(batch_size, n) * per_sample * (T if method in ("bptt", "reversible") else 1)
+
+
+def check_train_memory(spec, method: str, T: int, n: int, batch_size: int) -> None:
+    """Refuse, before training, a step whose held arrays would exceed SNNSIM_MAX_RUN_BYTES."""
+    from ..limits import over, size_text
+
+    held = train_memory(spec, method, T, n, batch_size)
+    if over("run_bytes", held):
+        raise InputError(f"--method {method} -T {T} --batch-size {batch_size} ({n:,} samples): a training step "
+                         f"holds about {size_text(held)} for its backward pass; {over('run_bytes', held)}, or lower "
+                         f"-T or --batch-size" + (" (or train with --method ottt or saf, whose memory does not grow "
+                                                  "with T)" if method == "bptt" else ""))
+
+
 def check_input_memory(spec, input_path, limit, T: int, batch_size: int, save=()) -> None:
     """``check_run_memory`` from the --input file's header, before the file is read."""
     head = npy_header(input_path) if input_path else None

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from . import check_train_memory
 from ..errors import InputError
 from ..train.memory import fmt_bytes
 
@@ -70,6 +71,17 @@ def _array_data(spec, dataset, input_path, labels_path, test_input_path, test_la
     else:
         xte, yte = xtr, ytr
     return xtr, ytr, xte, yte
+
+
+def _train_samples(dataset, data, limit) -> int:
+    """The number of training samples (the shipped datasets are small and read quickly)."""
+    if data is not None:
+        n = len(data[0])
+    else:
+        from ..data import load_dataset
+
+        n = len(load_dataset(dataset).split("train")[0])
+    return min(n, limit) if limit else n
 
 
 @click.command()
@@ -144,6 +156,7 @@ def train(network, dataset, out_path, method, variant, timesteps, epochs, batch_
     if data is not None:
         dataset = f"input:{Path(input_path).name}"
     Ts = _timesteps(timesteps) if timesteps else (spec.timesteps,)
+    check_train_memory(spec, method, max(Ts), _train_samples(dataset, data, limit), batch_size)
     parse_surrogate(surrogate)
     parse_schedule(schedule)
     if resume and not checkpoint:
