@@ -324,6 +324,24 @@ def test_pools_vs_loop_reference(case, seed):
     assert avg.dtype == np.float32 and mx.dtype == np.float32
 
 
+@pytest.mark.parametrize("H,W", [(28, 28), (7, 9), (2, 2)])
+def test_pool_2x2_stride_2_equals_torch_bit_for_bit(H, W):
+    """The 2x2 / stride 2 / no padding path (most SNN pooling) reads windows straight from two rows; sums in
+    the generic order give torch's average and maximum exactly, odd sizes dropping the last row/column."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, H, W)).astype(np.float32)
+    x[x < -1] = -0.0
+    xt = torch.from_numpy(x)
+    mx = maxpool2d(x, 2, 2, 2, 2, 0, 0)
+    np.testing.assert_array_equal(mx, torch.nn.functional.max_pool2d(xt, 2).numpy())
+    avg = avgpool2d(x, 2, 2, 2, 2, 0, 0)
+    ref = x[:, :, :H // 2 * 2, :W // 2 * 2].astype(np.float64)
+    ref = ref.reshape(3, 4, H // 2, 2, W // 2, 2).sum(axis=(3, 5)) / 4
+    np.testing.assert_allclose(avg, ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(avg, torch.nn.functional.avg_pool2d(xt, 2).numpy())
+
+
 @pytest.mark.usefixtures("always_split")
 def test_pools_large_parallel_path():
     rng = np.random.default_rng(4)
