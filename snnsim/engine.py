@@ -63,16 +63,6 @@ def fanout_map(op: Op) -> np.ndarray | None:
     return op.fanout_map()
 
 
-def _geometry(op: Op) -> dict:
-    layer = op.layer
-    skip = {"name", "in_shape", "out_shape", "body", "shortcut"}
-    g = {k: v for k, v in vars(layer).items() if k not in skip}
-    g = {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}
-    if op.folded:
-        g["folded"] = list(op.folded)
-    return g
-
-
 def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     layer = op.layer
     n_w = int(op.weight.size) if op.synaptic else 0
@@ -80,18 +70,21 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     is_neuron = isinstance(op, NeuronOp)
     stateful = is_neuron and layer.stateful and timesteps_kept
     size = int(np.prod(layer.out_shape))
-    # geometry and fan-out never change for an op: computed once, not per batch
+    # how the trace sees the layer, and its fan-out, never change for an op: computed once, not per batch
     static = op.__dict__.get("_trace_static")
     if static is None:
-        static = op.__dict__["_trace_static"] = (fanout_map(op), _geometry(op))
-    fm, geometry = static
+        kind, in_shape, out_shape, geometry = op.trace_view()
+        if op.folded:
+            geometry["folded"] = list(op.folded)
+        static = op.__dict__["_trace_static"] = (fanout_map(op), kind, in_shape, out_shape, geometry)
+    fm, kind, in_shape, out_shape, geometry = static
     return LayerTrace(
-        name=op.name, kind=layer.kind, in_shape=tuple(layer.in_shape), out_shape=tuple(layer.out_shape),
+        name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
         geometry=dict(geometry), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
         stateful=stateful, state_size=size if stateful else 0,
         computed=np.zeros(T, bool), form=[""] * T, events_in=np.zeros(T, np.int64),
         binary_in=np.ones(T, bool), events_out=np.zeros(T, np.int64), neuron_updates=np.zeros(T, np.int64),
-        event_map=np.zeros((T,) + tuple(layer.in_shape), np.float32) if fm is not None else None,
+        event_map=np.zeros((T,) + in_shape, np.float32) if fm is not None else None,
         fanout_map=fm,
     )
 
@@ -154,7 +147,7 @@ class _BatchRun:
         rec.events_in[t] += nz
         rec.binary_in[t] &= binary
         if op.synaptic and not binary:
-            rec.note_analog(t, x)
+            rec.note_analog(t, x.reshape((x.shape[0],) + rec.in_shape))     # in the shape the trace sees
         if op.synaptic:
             form = self.form
             if form == "auto":

@@ -45,6 +45,14 @@ class Op:
         """Outputs reached from each input position (synaptic ops), or None."""
         return None
 
+    def trace_view(self) -> tuple[str, tuple, tuple, dict]:
+        """The layer as the trace records it (and hwmodel prices it): kind, per-sample input and output shapes,
+        geometry (the record's hyper-parameters)."""
+        layer = self.layer
+        skip = {"name", "in_shape", "out_shape", "body", "shortcut"}
+        g = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(layer).items() if k not in skip}
+        return layer.kind, tuple(layer.in_shape), tuple(layer.out_shape), g
+
 
 def walk_ops(ops):
     """Every op, depth first, each block before its children."""
