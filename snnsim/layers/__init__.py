@@ -4,6 +4,7 @@ there (``kind_of(record)``) instead of testing record classes.
 
     linear                 Linear, LinearOp, LinearNode     (linear.py)
     conv2d                 Conv2d, ConvOp                   (conv.py; also scaled_std_conv2d: ScaledStdConv2d)
+    conv1d                 Conv1d, Conv1dOp                 (conv1d.py; runs and is traced as a conv2d over [C, 1, L])
     batchnorm1d/2d         BatchNorm, AffineOp              (batchnorm.py; folded into a linear/conv before it)
     avg/max/sumpool2d      Pool2d, PoolOp                   (pool.py)
     flatten, dropout,      Flatten, Dropout, Upsample       (reshape.py)
@@ -19,6 +20,7 @@ there (``kind_of(record)``) instead of testing record classes.
 from .registry import BuildContext, Kind, ParseContext, build_nodes, kind_of, known_types, parse_layers
 from .linear import Linear, LinearNode, LinearOp
 from .conv import Conv2d, ConvNode, ConvOp, ScaledStdConv2d, StdConvNode, standardize_weight
+from .conv1d import Conv1d, Conv1dNode, Conv1dOp
 from .batchnorm import AffineOp, BatchNorm, BatchNormNode
 from .pool import Pool2d, PoolNode, PoolOp, sumpool2d
 from .reshape import (Dropout, DropoutNode, Flatten, FlattenNode, IdentityOp, ReshapeOp, Upsample, UpsampleNode,
@@ -31,11 +33,12 @@ from .trevsnn import TRevSNN, TRevState, trev_layer
 from .network_file import layer_table, load_spec, parse_spec, with_timesteps
 from .op import EMPTY, Op, kernel_form, walk_ops
 
-__all__ = ["AffineOp", "BatchNorm", "BatchNormNode", "BuildContext", "Conv2d", "ConvNode", "ConvOp", "Dropout",
-           "DropoutNode", "EMPTY", "Flatten", "FlattenNode", "IdentityOp", "Kind", "LayerScale", "LayerScaleNode",
-           "LayerScaleOp", "Linear", "LinearNode", "LinearOp", "NEURON_KINDS", "Neuron", "NeuronNode", "NeuronOp",
-           "Op", "ParseContext", "Pool2d", "PoolNode", "PoolOp", "ReshapeOp", "Residual", "ResidualNode",
-           "ResidualOp", "Reversible", "ReversibleNode", "Scale", "ScaleNode", "ScaleOp", "ScaledStdConv2d",
-           "StdConvNode", "TRevSNN", "TRevState", "Upsample", "UpsampleNode", "UpsampleOp", "build_nodes",
-           "kernel_form", "kind_of", "known_types", "layer_table", "load_spec", "parse_layers", "parse_spec",
-           "quant_neuron", "standardize_weight", "sumpool2d", "trev_layer", "walk_ops", "with_timesteps"]
+__all__ = ["AffineOp", "BatchNorm", "BatchNormNode", "BuildContext", "Conv1d", "Conv1dNode", "Conv1dOp", "Conv2d",
+           "ConvNode", "ConvOp", "Dropout", "DropoutNode", "EMPTY", "Flatten", "FlattenNode", "IdentityOp", "Kind",
+           "LayerScale", "LayerScaleNode", "LayerScaleOp", "Linear", "LinearNode", "LinearOp", "NEURON_KINDS",
+           "Neuron", "NeuronNode", "NeuronOp", "Op", "ParseContext", "Pool2d", "PoolNode", "PoolOp", "ReshapeOp",
+           "Residual", "ResidualNode", "ResidualOp", "Reversible", "ReversibleNode", "Scale", "ScaleNode",
+           "ScaleOp", "ScaledStdConv2d", "StdConvNode", "TRevSNN", "TRevState", "Upsample", "UpsampleNode",
+           "UpsampleOp", "build_nodes", "kernel_form", "kind_of", "known_types", "layer_table", "load_spec",
+           "parse_layers", "parse_spec", "quant_neuron", "standardize_weight", "sumpool2d", "trev_layer",
+           "walk_ops", "with_timesteps"]

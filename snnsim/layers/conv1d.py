@@ -1,0 +1,153 @@
+"""1-D convolution (YAML conv1d) over a [C, L] input: PyTorch Conv1d (stride, zero padding, groups), the layer of
+SpikingJelly's ``layer.Conv1d`` applied to every timestep.
+
+It runs as the conv2d kernels on a [C, 1, L] view with a [1, k] kernel, so the dense and event forms, their cost
+rule and the training gradients are the conv2d ones; the trace records it that way too (kind 'conv2d', shapes
+[C, 1, L] -> [O, 1, L'], kernel [1, k]), which is exactly the work a conv2d accelerator does for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernels as K
+from ..kernels.cost import event_limit_conv
+from ..spec import Layer
+from ..train import grads as G
+from ..train.forward import Act, Node, pack, update_trace
+from .op import EMPTY, Op
+from .registry import Kind, register, shape_error
+
+
+@dataclass(frozen=True)
+class Conv1d(Layer):
+    in_channels: int = 0
+    out_channels: int = 0
+    kernel_size: int = 1
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    bias: bool = True
+    kind = "conv1d"
+
+    def param_shapes(self):
+        p = {"weight": (self.out_channels, self.in_channels // self.groups, self.kernel_size)}
+        if self.bias:
+            p["bias"] = (self.out_channels,)
+        return p
+
+    def as_conv2d(self) -> dict:
+        """The same convolution as a conv2d over [C, 1, L]: its geometry and per-sample shapes."""
+        c, n = self.in_shape
+        o, n_out = self.out_shape
+        return dict(in_shape=(c, 1, n), out_shape=(o, 1, n_out), kernel_size=(1, self.kernel_size),
+                    stride=(1, self.stride), padding=(0, self.padding))
+
+
+def parse(f, type_name, name, shape, ctx):
+    if len(shape) != 2:
+        raise shape_error(f, f"conv1d needs a [C, L] input, got shape {list(shape)}")
+    c_in = f.int("in_channels", shape[0])
+    if c_in != shape[0]:
+        raise f.err("in_channels", f"is {c_in} but the previous layer gives {shape[0]} channels")
+    c_out = f.int("out_channels", required=True)
+    k = f.int("kernel_size", required=True)
+    s = f.int("stride", 1)
+    p = f.int("padding", 0, minimum=0)
+    g = f.int("groups", 1)
+    if c_in % g or c_out % g:
+        raise f.err("groups", f"{g} must divide in_channels ({c_in}) and out_channels ({c_out})")
+    if p * 2 > k:
+        raise f.err("padding", f"padding {p} is more than half the kernel {k}")
+    n_out = (shape[1] + 2 * p - k) // s + 1
+    if n_out < 1:
+        raise f.err("kernel_size", f"kernel {k} with padding {p} does not fit input L={shape[1]}")
+    return Conv1d(name, shape, (c_out, n_out), c_in, c_out, k, s, p, g, f.bool("bias", True))
+
+
+@dataclass
+class Conv1dOp(Op):
+    weight: np.ndarray = None          # [O, C/groups, k], as the weight file holds it
+    bias: np.ndarray = None
+    weight2d: np.ndarray = None        # [O, C/groups, 1, k]
+    weight_ev: object = None
+    synaptic = True
+
+    def forward(self, x, form="dense"):
+        c: Conv1d = self.layer
+        x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
+        if form == "event":
+            y = K.conv2d_event(x4, self.weight_ev, self.bias, c.out_channels, 1, c.kernel_size, 1, c.stride, 0,
+                               c.padding, c.groups)
+        else:
+            y = K.conv2d_dense(x4, self.weight2d, self.bias, 1, c.stride, 0, c.padding, c.groups)
+        return y.reshape(y.shape[0], y.shape[1], y.shape[3])
+
+    def event_limit(self, batch):
+        g = self.layer.as_conv2d()
+        return event_limit_conv(batch, g["in_shape"], g["out_shape"], g["kernel_size"], g["stride"],
+                                self.layer.groups)
+
+    def fanout_map(self):
+        """Outputs reached from each input position, [C, 1, L] as the trace views the layer."""
+        c: Conv1d = self.layer
+        i = np.arange(c.in_shape[1])[:, None]
+        j = np.arange(c.out_shape[1])[None, :]
+        kk = i + c.padding - j * c.stride           # input i feeds output j when 0 <= i + p - j*s < k
+        reach = ((kk >= 0) & (kk < c.kernel_size)).sum(axis=1) * (c.out_channels // c.groups)
+        return np.broadcast_to(reach.astype(np.float32), (c.in_channels, 1, c.in_shape[1])).copy()
+
+    def trace_view(self):
+        g = self.layer.as_conv2d()
+        geometry = dict(in_channels=self.layer.in_channels, out_channels=self.layer.out_channels,
+                        kernel_size=list(g["kernel_size"]), stride=list(g["stride"]), padding=list(g["padding"]),
+                        groups=self.layer.groups, bias=self.layer.bias, conv1d=True)
+        return "conv2d", g["in_shape"], g["out_shape"], geometry
+
+
+def build(layer: Conv1d, w, ctx):
+    weight, bias = w[f"{layer.name}.weight"], w.get(f"{layer.name}.bias", EMPTY)
+    weight2d = np.ascontiguousarray(weight.reshape(weight.shape[0], weight.shape[1], 1, weight.shape[2]))
+    return Conv1dOp(layer, (), weight, bias, weight2d, K.prepare_conv_event(weight2d, layer.groups))
+
+
+# ----------------------------------------------------------------------------- training
+class Conv1dNode(Node):
+    """Forward: the engine's dense conv on the [C, 1, L] view. Backward: the conv2d gradients on that view."""
+
+    def __init__(self, layer: Conv1d):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
+
+    def _weight2d(self, ctx):
+        w = ctx.params[self.key("weight")]
+        return np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]))
+
+    def forward(self, a, ctx):
+        c: Conv1d = self.layer
+        b = ctx.params[self.key("bias")] if c.bias else EMPTY
+        x = np.ascontiguousarray(a.x)
+        y = K.conv2d_dense(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), self._weight2d(ctx), b, 1, c.stride, 0,
+                           c.padding, c.groups)
+        if ctx.traces is not None:
+            ctx.save(self.name, x=update_trace(self.name, x, ctx))
+        elif ctx.store:
+            ctx.save(self.name, x=pack(x))
+        return Act(y.reshape(y.shape[0], y.shape[1], y.shape[3]), a.static)
+
+    def backward(self, g, ctx, need_gx):
+        c: Conv1d = self.layer
+        x = ctx.take(self.name)["x"]
+        g = np.ascontiguousarray(g)
+        gw, gx = G.conv2d_backward(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), self._weight2d(ctx),
+                                   g.reshape(g.shape[0], g.shape[1], 1, g.shape[2]), 1, c.stride, 0, c.padding,
+                                   c.groups, need_gx)
+        ctx.add_grad(self.key("weight"), gw.reshape(gw.shape[0], gw.shape[1], gw.shape[3]))
+        if c.bias:
+            ctx.add_grad(self.key("bias"), G.channel_sum(g))
+        return gx.reshape(x.shape) if need_gx else None
+
+
+KIND = register(Kind("conv1d", ("conv1d",), Conv1d, parse, build, train_node=lambda layer, cfg_for: Conv1dNode(layer)))
