@@ -2,8 +2,8 @@
 
     python scripts/architecture_facts.py [--json]
 
-A layer kind is "named" by a module when the module contains its YAML type as a quoted string ("conv2d") or
-the name of its spec record class as a word (Conv2d). The aim (docs/api.md, the registry) is that a kind is
+A layer kind is "named" by a module when its code holds the kind's YAML type as a string literal ("conv2d") or
+uses the name of its spec record class (Conv2d) as a name of its own (``nir.Conv2d``, NIR's node, is not). The aim (docs/api.md, the registry) is that a kind is
 named by its own module and the registry only, and that the import graph has no cycles.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -81,13 +80,33 @@ def layer_kinds() -> dict[str, list[str]]:
 
 
 def modules_naming(kinds: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Modules whose code names a kind: its YAML type as a whole string literal, or its record class as a name
+    of its own (not an attribute of another module, such as NIR's ``nir.Conv2d``; not in comments or text)."""
     files = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
-    texts = {str(p.relative_to(ROOT)): p.read_text() for p in files}
+    tokens = {str(p.relative_to(ROOT)): _tokens(p) for p in files}
     out = {}
     for kind, classes in kinds.items():
-        pattern = re.compile("|".join([rf"['\"]{re.escape(kind)}['\"]"] + [rf"\b{c}\b" for c in classes]))
-        out[kind] = [name for name, text in texts.items() if pattern.search(text)]
+        literals = {repr(kind), f'"{kind}"'}
+        out[kind] = [name for name, (strings, names) in tokens.items()
+                     if strings & literals or names & set(classes)]
     return out
+
+
+def _tokens(path: Path) -> tuple[set[str], set[str]]:
+    """The string literals and the free-standing names (not after a dot) of one module."""
+    import io
+    import tokenize
+
+    strings, names = set(), set()
+    prev = None
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.STRING:
+            strings.add(tok.string)
+        elif tok.type == tokenize.NAME and not (prev is not None and prev.string == "."):
+            names.add(tok.string)
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+            prev = tok
+    return strings, names
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Layer kinds: one module a kind (or a small family), each with its spec record, YAML parser, parameter shapes,
-seeded-weight values and inference op, registered in ``snnsim.layers.registry``. Everything else looks a kind up
-there (``kind_of(record)``) instead of testing record classes.
+seeded-weight values, inference op, training node and NIR node, registered in ``snnsim.layers.registry``.
+Everything else looks a kind up there (``kind_of(record)``) instead of testing record classes.
 
     linear                 Linear, LinearOp, LinearNode     (linear.py)
     conv2d                 Conv2d, ConvOp                   (conv.py; also scaled_std_conv2d: ScaledStdConv2d)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nir.io import conv2d_node
 from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import BN_MOMENTUM, Act, Node
-from .op import check_finite
-from .op import Op
+from .op import Op, check_finite
 from .registry import Kind, register, shape_error
 
 
@@ -130,5 +130,25 @@ class BatchNormNode(Node):
         return gx.reshape(shape) if need_gx else None
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _batchnorm_node(op, ex):
+    """A batch norm snnsim runs unfolded (y = x * scale + shift): a diagonal Affine (1-D input) or a
+    depthwise 1x1 Conv2d ([C, H, W] input), which compute the same single product and sum."""
+    import nir
+
+    shape = tuple(op.layer.in_shape)
+    scale, shift = op.scale.astype(np.float32), op.shift.astype(np.float32)
+    ex.notes.append(f"layer '{op.name}': unfolded batch norm exported as a "
+                    f"{'diagonal Affine' if len(shape) == 1 else 'depthwise 1x1 Conv2d'} (NIR has no batch norm)")
+    if len(shape) == 1:
+        return nir.Affine(weight=np.diag(scale), bias=shift)
+    c = shape[0]
+    return conv2d_node(op.name, shape, scale.reshape(c, 1, 1, 1), (1, 1), (0, 0), c, shift, ex.notes)
+
+
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _batchnorm_node(op, ex), srcs)
+
+
 KIND = register(Kind("batchnorm", ("batchnorm1d", "batchnorm2d"), BatchNorm, parse, build,
-                     train_node=lambda layer, cfg_for: BatchNormNode(layer)))
+                     train_node=lambda layer, cfg_for: BatchNormNode(layer), nir_export=to_nir))

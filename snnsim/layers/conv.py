@@ -19,6 +19,7 @@ import numpy as np
 from .. import kernels as K
 from ..errors import WeightError
 from ..kernels.cost import event_limit_conv
+from ..nir.io import conv2d_node
 from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import Act, Node, pack, update_trace
@@ -294,6 +295,19 @@ def train_node_scaled_std(layer: ScaledStdConv2d, cfg_for) -> ConvNode:
     return StdConvNode(layer) if layer.standardize or layer.shared_from else ConvNode(layer)
 
 
-KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build, train_node=lambda layer, cfg_for: ConvNode(layer)))
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _conv_node(op, ex):
+    c = op.layer
+    bias = op.bias if op.bias.size else np.zeros(c.out_channels, np.float32)
+    return conv2d_node(op.name, c.in_shape, op.weight, c.stride, c.padding, c.groups, bias, ex.notes)
+
+
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _conv_node(op, ex), srcs)
+
+
+
+KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build, train_node=lambda layer, cfg_for: ConvNode(layer),
+                     nir_export=to_nir))
 SCALED_STD_KIND = register(Kind("conv2d", ("scaled_std_conv2d",), ScaledStdConv2d, parse_scaled_std, build_scaled_std,
-                                init_scaled_std, train_node=train_node_scaled_std))
+                                init_scaled_std, train_node=train_node_scaled_std, nir_export=to_nir))

@@ -93,4 +93,19 @@ class LinearNode(Node):
         return np.dot(g, w) if need_gx else None
 
 
-KIND = register(Kind("linear", ("linear",), Linear, parse, build, train_node=lambda layer, cfg_for: LinearNode(layer)))
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _linear_node(op, ex):
+    import nir
+
+    w = np.ascontiguousarray(op.weight, dtype=np.float32)
+    if op.bias.size:
+        return nir.Affine(weight=w, bias=np.ascontiguousarray(op.bias, dtype=np.float32))
+    return nir.Linear(weight=w)
+
+
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _linear_node(op, ex), srcs)
+
+
+KIND = register(Kind("linear", ("linear",), Linear, parse, build, train_node=lambda layer, cfg_for: LinearNode(layer),
+                     nir_export=to_nir))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import neurons
+from ..nir.io import NODE_NEURON, NODE_PLIF_W, NODE_RESET, NODE_SPIKE_RULE
 from ..spec import Layer, Shape, finite, show
 from ..train import grads as G
 from ..train.forward import Act, Node, NeuronTrainCfg
@@ -169,5 +170,65 @@ class NeuronNode(Node):
         return gx.reshape((lead,) + tuple(layer.in_shape))
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _neuron_node(op, ex):
+    import nir
+
+    layer, p = op.layer, op.params
+    kind = layer.neuron
+    if ex.reader == "snntorch" and not (kind == "lif" and not layer.decay_input and layer.spike_rule == "gt"
+                                        and layer.v_reset == 0.0):
+        raise ex.refuse(op.name, kind, "snnTorch's import builds Leaky(beta = 1 - dt/tau, zero reset), which "
+                        "computes beta*v + x and spikes at v > threshold: --for snntorch needs "
+                        "lif with decay_input: false, spike_rule: gt, v_reset: 0")
+    shape = tuple(layer.out_shape)
+    full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
+    meta = {NODE_SPIKE_RULE: layer.spike_rule}
+    if layer.stateless and kind != "threshold":
+        raise ex.refuse(op.name, kind, "a stateless neuron (membrane cleared every step) has no NIR equivalent")
+    if kind == "threshold":
+        thr = float(layer.v_threshold)
+        if layer.clip is not None and not (layer.clip[0] < thr <= layer.clip[1]):
+            raise ex.refuse(op.name, kind, f"clip {list(layer.clip)} with threshold {thr} changes the spikes; "
+                            "NIR's Threshold has no clip")
+        ex.rules[layer.spike_rule] += 1
+        return nir.Threshold(threshold=full(thr), metadata=meta)
+    v_reset = layer.v_reset
+    if kind in ("lif", "plif", "if") and v_reset is None:
+        what = "delayed subtract reset (reset_delay)" if layer.reset_delay else "subtract reset (v_reset: null)"
+        ex.lossy(op.name, kind, f"{what} cannot be expressed in NIR, whose neurons "
+                 "reset to v_reset; it is exported as a reset to 0",
+                 "set v_reset to export a hard reset")
+        meta[NODE_RESET] = "subtract_delayed" if layer.reset_delay else "subtract"
+        v_reset = 0.0
+    if kind in ("lif", "plif", "if"):
+        ex.rules[layer.spike_rule] += 1
+    if kind == "if":
+        return nir.IF(r=full(1.0 / ex.dt), v_threshold=full(layer.v_threshold), v_reset=full(v_reset),
+                      metadata=meta)
+    if kind == "plif":
+        q = float(np.asarray(p.factor).reshape(-1)[0])    # sigmoid(w) in float32, what snnsim multiplies by
+        tau_s = 1.0 / q
+        w = float(np.asarray(ex.net.weights[f"{op.name}.w"]).reshape(()))
+        meta.update({NODE_NEURON: "plif", NODE_PLIF_W: w})
+        ex.notes.append(f"layer '{op.name}': PLIF exported as LIF with tau = dt/sigmoid(w) (other NIR readers "
+                        "divide by tau instead of multiplying by sigmoid(w): equal up to float32 rounding)")
+    else:
+        tau_s = float(layer.tau)
+    tau = full(tau_s * ex.dt)
+    r = full(1.0 if layer.decay_input else tau_s)
+    v_leak = full(0.0 if layer.v_reset is None else layer.v_reset)
+    if kind == "li":
+        meta.pop(NODE_SPIKE_RULE)
+        return nir.LI(tau=tau, r=r, v_leak=v_leak, metadata=meta)
+    return nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=full(layer.v_threshold), v_reset=full(v_reset),
+                   metadata=meta)
+
+
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _neuron_node(op, ex), srcs)
+
+
 KIND = register(Kind("neuron", NEURON_KINDS, Neuron, parse, build,
-                     train_node=lambda layer, cfg_for: NeuronNode(layer, cfg_for(layer.name))))
+                     train_node=lambda layer, cfg_for: NeuronNode(layer, cfg_for(layer.name)),
+                     nir_export=to_nir))

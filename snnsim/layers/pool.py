@@ -86,5 +86,21 @@ class PoolNode(Node):
         return G.windowsum_backward(g, scale, *args)
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _pool_node(op, ex):
+    import nir
+
+    p = op.layer
+    if p.op == "max":
+        raise ex.refuse(op.name, "maxpool2d", "NIR has no max pooling (only SumPool2d and AvgPool2d)")
+    cls = nir.AvgPool2d if p.op == "avg" else nir.SumPool2d
+    return cls(kernel_size=np.array(p.kernel_size), stride=np.array(p.stride), padding=np.array(p.padding))
+
+
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _pool_node(op, ex), srcs)
+
+
 KIND = register(Kind("pool2d", ("avgpool2d", "maxpool2d", "sumpool2d"), Pool2d, parse,
-                     lambda layer, w, ctx: PoolOp(layer), train_node=lambda layer, cfg_for: PoolNode(layer)))
+                     lambda layer, w, ctx: PoolOp(layer), train_node=lambda layer, cfg_for: PoolNode(layer),
+                     nir_export=to_nir))

@@ -25,6 +25,7 @@ class Kind:
     init: Callable | None = None               # init(layer, weights, rng): values random_weights cannot guess
     init_network: Callable | None = None       # init_network(spec, seed): a kind that seeds the whole network
     train_node: Callable | None = None         # train_node(layer, cfg_for) -> node of the training graph
+    nir_export: Callable | None = None         # nir_export(op, exporter, srcs) -> names of the nodes it adds
 
 
 _KINDS: list[Kind] = []

@@ -122,10 +122,25 @@ class UpsampleNode(Node):
         return g.reshape(N, C, H // s, s, W // s, s).sum(axis=(3, 5), dtype=np.float32)
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _flatten_node(op, ex):
+    import nir
+
+    # NIR counts dimensions per sample (start_dim 0); snnTorch applies start_dim to the batched tensor
+    start = 1 if ex.reader == "snntorch" else 0
+    return nir.Flatten(input_type={"input": np.array(op.layer.in_shape)}, start_dim=start, end_dim=-1)
+
+
+def flatten_to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _flatten_node(op, ex), srcs)
+
+
 FLATTEN = register(Kind("flatten", ("flatten",), Flatten,
                         lambda f, t, name, shape, ctx: Flatten(name, shape, (math.prod(shape),)),
-                        lambda layer, w, ctx: ReshapeOp(layer), train_node=lambda layer, cfg_for: FlattenNode(layer)))
+                        lambda layer, w, ctx: ReshapeOp(layer), train_node=lambda layer, cfg_for: FlattenNode(layer),
+                        nir_export=flatten_to_nir))
 DROPOUT = register(Kind("dropout", ("dropout",), Dropout, parse_dropout, lambda layer, w, ctx: IdentityOp(layer),
-                        train_node=lambda layer, cfg_for: DropoutNode(layer)))
+                        train_node=lambda layer, cfg_for: DropoutNode(layer),
+                        nir_export=lambda op, ex, srcs: srcs))    # the identity at inference
 UPSAMPLE = register(Kind("upsample", ("upsample",), Upsample, parse_upsample, lambda layer, w, ctx: UpsampleOp(layer),
                          train_node=lambda layer, cfg_for: UpsampleNode(layer)))

@@ -102,4 +102,21 @@ def train_node(layer: Residual, cfg_for) -> ResidualNode:
     return ResidualNode(layer, build_nodes(layer.body, cfg_for), build_nodes(layer.shortcut, cfg_for))
 
 
-KIND = register(Kind("residual", ("residual",), Residual, parse, build, train_node=train_node))
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    import nir
+
+    body = ex.emit(op.body, srcs)
+    short = ex.emit(op.shortcut, srcs) if op.shortcut else srcs
+    both = body + short
+    if len(set(both)) != len(both):
+        raise ex.refuse(op.name, "residual", "adds a value to itself (both paths are the identity); "
+                        "NIR edges cannot express x + x")
+    if ex.reader == "snntorch":      # nirtorch adds the inputs of a node: the next node is the sum
+        return both
+    # The explicit join node: NIR sums all inputs of a node; a Scale of ones makes that sum a node of its
+    # own, so a later block can split from it (snnsim's import turns '<block>.add' back into the block).
+    return ex.add(f"{op.name}.add", nir.Scale(scale=np.ones(op.layer.out_shape, np.float32)), both)
+
+
+KIND = register(Kind("residual", ("residual",), Residual, parse, build, train_node=train_node, nir_export=to_nir))

@@ -120,8 +120,19 @@ class LayerScaleNode(Node):
         return (g * self._gamma(ctx)[0]).astype(np.float32) if need_gx else None
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
+def _scale_node(op, ex):
+    import nir
+
+    return nir.Scale(scale=np.ascontiguousarray(op.scale, np.float32))
+
+
+def scale_to_nir(op, ex, srcs: list[str]) -> list[str]:
+    return ex.add(op.name, _scale_node(op, ex), srcs)
+
+
 SCALE = register(Kind("scale", ("scale",), Scale, lambda f, t, name, shape, ctx: Scale(name, shape, shape),
                       lambda layer, w, ctx: ScaleOp(layer, (), w[f"{layer.name}.scale"]),
-                      train_node=lambda layer, cfg_for: ScaleNode(layer)))
+                      train_node=lambda layer, cfg_for: ScaleNode(layer), nir_export=scale_to_nir))
 LAYER_SCALE = register(Kind("layer_scale", ("layer_scale",), LayerScale, parse_layer_scale, build_layer_scale,
                             init_layer_scale, train_node=lambda layer, cfg_for: LayerScaleNode(layer)))

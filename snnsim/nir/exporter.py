@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__
-from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
-                     NODE_SPIKE_RULE, NirError, require_nir, write_graph)
+from .io import META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NirError, require_nir, write_graph
 
 DISCRETISATION = ("forward Euler with step dt, one snnsim timestep per dt: "
                   "LIF H = v + (I - (v - v_reset))/(tau/dt) if r == 1, H = v - (v - v_reset)/(tau/dt) + I if "
@@ -176,165 +175,15 @@ class _Exporter:
         return ExportResult(graph, self.warnings, self.notes)
 
     def emit(self, ops, srcs: list[str]) -> list[str]:
-        from ..layers import (AffineOp, ConvOp, IdentityOp, LinearOp, NeuronOp, PoolOp, ReshapeOp, ResidualOp,
-                             ScaleOp)
+        """Add the nodes of ``ops`` fed by ``srcs``; each kind maps its own op (``Kind.nir_export``)."""
+        from ..layers import kind_of
 
         for op in ops:
-            if isinstance(op, LinearOp):
-                srcs = self.add(op.name, self.linear(op), srcs)
-            elif isinstance(op, ConvOp):
-                srcs = self.add(op.name, self.conv(op), srcs)
-            elif isinstance(op, AffineOp):
-                srcs = self.add(op.name, self.batchnorm(op), srcs)
-            elif isinstance(op, PoolOp):
-                srcs = self.add(op.name, self.pool(op), srcs)
-            elif isinstance(op, ReshapeOp):
-                srcs = self.add(op.name, self.flatten(op), srcs)
-            elif isinstance(op, ScaleOp):
-                srcs = self.add(op.name, self.scale(op), srcs)
-            elif isinstance(op, IdentityOp):
-                continue                                 # dropout: the identity at inference
-            elif isinstance(op, NeuronOp):
-                srcs = self.add(op.name, self.neuron(op), srcs)
-            elif isinstance(op, ResidualOp):
-                srcs = self.residual(op, srcs)
-            else:
+            export = kind_of(op.layer).nir_export
+            if export is None:
                 raise self.refuse(op.name, op.layer.kind, "NIR has no equivalent node")
+            srcs = export(op, self, srcs)
         return srcs
-
-    # --- synaptic and shape layers
-    def linear(self, op):
-        import nir
-
-        w = np.ascontiguousarray(op.weight, dtype=np.float32)
-        if op.bias.size:
-            return nir.Affine(weight=w, bias=np.ascontiguousarray(op.bias, dtype=np.float32))
-        return nir.Linear(weight=w)
-
-    def conv(self, op):
-        import nir
-
-        c = op.layer
-        bias = op.bias if op.bias.size else np.zeros(c.out_channels, np.float32)
-        return self.conv_node(op.name, c.in_shape, op.weight, c.stride, c.padding, c.groups, bias)
-
-    def conv_node(self, name, in_shape, weight, stride, padding, groups, bias):
-        import nir
-
-        node = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=np.ascontiguousarray(weight, np.float32),
-                          stride=tuple(stride), padding=tuple(padding), dilation=(1, 1), groups=int(groups),
-                          bias=np.ascontiguousarray(bias, np.float32))
-        if groups != 1:
-            # NIR 1.0.8 derives a Conv2d's input channels from weight.shape[1] (= C_in/groups); correct it
-            node.input_type = {"input": np.array(in_shape)}
-            self.notes.append(f"layer '{name}': grouped convolution; NIR 1.0.8's type check miscounts its input "
-                              "channels, so other readers may need nir.read(..., type_check=False)")
-        return node
-
-    def batchnorm(self, op):
-        """A batch norm snnsim runs unfolded (y = x * scale + shift): a diagonal Affine (1-D input) or a
-        depthwise 1x1 Conv2d ([C, H, W] input), which compute the same single product and sum."""
-        import nir
-
-        shape = tuple(op.layer.in_shape)
-        scale, shift = op.scale.astype(np.float32), op.shift.astype(np.float32)
-        self.notes.append(f"layer '{op.name}': unfolded batch norm exported as a "
-                          f"{'diagonal Affine' if len(shape) == 1 else 'depthwise 1x1 Conv2d'} (NIR has no batch norm)")
-        if len(shape) == 1:
-            return nir.Affine(weight=np.diag(scale), bias=shift)
-        c = shape[0]
-        return self.conv_node(op.name, shape, scale.reshape(c, 1, 1, 1), (1, 1), (0, 0), c, shift)
-
-    def pool(self, op):
-        import nir
-
-        p = op.layer
-        if p.op == "max":
-            raise self.refuse(op.name, "maxpool2d", "NIR has no max pooling (only SumPool2d and AvgPool2d)")
-        cls = nir.AvgPool2d if p.op == "avg" else nir.SumPool2d
-        return cls(kernel_size=np.array(p.kernel_size), stride=np.array(p.stride), padding=np.array(p.padding))
-
-    def flatten(self, op):
-        import nir
-
-        # NIR counts dimensions per sample (start_dim 0); snnTorch applies start_dim to the batched tensor
-        start = 1 if self.reader == "snntorch" else 0
-        return nir.Flatten(input_type={"input": np.array(op.layer.in_shape)}, start_dim=start, end_dim=-1)
-
-    def scale(self, op):
-        import nir
-
-        return nir.Scale(scale=np.ascontiguousarray(op.scale, np.float32))
-
-    def residual(self, op, srcs):
-        import nir
-
-        body = self.emit(op.body, srcs)
-        short = self.emit(op.shortcut, srcs) if op.shortcut else srcs
-        both = body + short
-        if len(set(both)) != len(both):
-            raise self.refuse(op.name, "residual", "adds a value to itself (both paths are the identity); "
-                                                   "NIR edges cannot express x + x")
-        if self.reader == "snntorch":      # nirtorch adds the inputs of a node: the next node is the sum
-            return both
-        # The explicit join node: NIR sums all inputs of a node; a Scale of ones makes that sum a node of its
-        # own, so a later block can split from it (snnsim's import turns '<block>.add' back into the block).
-        return self.add(f"{op.name}.add", nir.Scale(scale=np.ones(op.layer.out_shape, np.float32)), both)
-
-    # --- neurons
-    def neuron(self, op):
-        import nir
-
-        layer, p = op.layer, op.params
-        kind = layer.neuron
-        if self.reader == "snntorch" and not (kind == "lif" and not layer.decay_input and layer.spike_rule == "gt"
-                                               and layer.v_reset == 0.0):
-            raise self.refuse(op.name, kind, "snnTorch's import builds Leaky(beta = 1 - dt/tau, zero reset), which "
-                                             "computes beta*v + x and spikes at v > threshold: --for snntorch needs "
-                                             "lif with decay_input: false, spike_rule: gt, v_reset: 0")
-        shape = tuple(layer.out_shape)
-        full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
-        meta = {NODE_SPIKE_RULE: layer.spike_rule}
-        if layer.stateless and kind != "threshold":
-            raise self.refuse(op.name, kind, "a stateless neuron (membrane cleared every step) has no NIR equivalent")
-        if kind == "threshold":
-            thr = float(layer.v_threshold)
-            if layer.clip is not None and not (layer.clip[0] < thr <= layer.clip[1]):
-                raise self.refuse(op.name, kind, f"clip {list(layer.clip)} with threshold {thr} changes the spikes; "
-                                                 "NIR's Threshold has no clip")
-            self.rules[layer.spike_rule] += 1
-            return nir.Threshold(threshold=full(thr), metadata=meta)
-        v_reset = layer.v_reset
-        if kind in ("lif", "plif", "if") and v_reset is None:
-            what = "delayed subtract reset (reset_delay)" if layer.reset_delay else "subtract reset (v_reset: null)"
-            self.lossy(op.name, kind, f"{what} cannot be expressed in NIR, whose neurons "
-                                      "reset to v_reset; it is exported as a reset to 0",
-                       "set v_reset to export a hard reset")
-            meta[NODE_RESET] = "subtract_delayed" if layer.reset_delay else "subtract"
-            v_reset = 0.0
-        if kind in ("lif", "plif", "if"):
-            self.rules[layer.spike_rule] += 1
-        if kind == "if":
-            return nir.IF(r=full(1.0 / self.dt), v_threshold=full(layer.v_threshold), v_reset=full(v_reset),
-                          metadata=meta)
-        if kind == "plif":
-            q = float(np.asarray(p.factor).reshape(-1)[0])    # sigmoid(w) in float32, what snnsim multiplies by
-            tau_s = 1.0 / q
-            w = float(np.asarray(self.net.weights[f"{op.name}.w"]).reshape(()))
-            meta.update({NODE_NEURON: "plif", NODE_PLIF_W: w})
-            self.notes.append(f"layer '{op.name}': PLIF exported as LIF with tau = dt/sigmoid(w) (other NIR readers "
-                              "divide by tau instead of multiplying by sigmoid(w): equal up to float32 rounding)")
-        else:
-            tau_s = float(layer.tau)
-        tau = full(tau_s * self.dt)
-        r = full(1.0 if layer.decay_input else tau_s)
-        v_leak = full(0.0 if layer.v_reset is None else layer.v_reset)
-        if kind == "li":
-            meta.pop(NODE_SPIKE_RULE)
-            return nir.LI(tau=tau, r=r, v_leak=v_leak, metadata=meta)
-        return nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=full(layer.v_threshold), v_reset=full(v_reset),
-                       metadata=meta)
-
 
 def _walk(ops):
     from ..layers import walk_ops

@@ -292,3 +292,19 @@ def _check_lossy(lossy: list[str], allow_lossy: bool, fix: str) -> None:
 
 class NirLossyWarning(UserWarning):
     """A model was exported to NIR with a change NIR forced (only with allow_lossy / --allow-lossy)."""
+
+
+def conv2d_node(name: str, in_shape, weight, stride, padding, groups: int, bias, notes: list[str]):
+    """A NIR Conv2d node for a conv over a [C, H, W] input (also an unfolded batch norm's depthwise 1x1 form);
+    a note for ``notes`` where other readers need to know something."""
+    import nir
+
+    node = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=np.ascontiguousarray(weight, np.float32),
+                      stride=tuple(stride), padding=tuple(padding), dilation=(1, 1), groups=int(groups),
+                      bias=np.ascontiguousarray(bias, np.float32))
+    if groups != 1:
+        # NIR 1.0.8 derives a Conv2d's input channels from weight.shape[1] (= C_in/groups); correct it
+        node.input_type = {"input": np.array(in_shape)}
+        notes.append(f"layer '{name}': grouped convolution; NIR 1.0.8's type check miscounts its input "
+                     "channels, so other readers may need nir.read(..., type_check=False)")
+    return node
