@@ -378,7 +378,7 @@ def test_run_memory_estimate_is_near_the_measured_peak(name, T, B):
     the run, the input excluded as it exists before): within a factor of two either way."""
     import tracemalloc
 
-    from snnsim.cli import run_memory
+    from snnsim.cli.memory import run_memory
     from snnsim.engine import run
     from snnsim.network import build_network
     from snnsim.weights import random_weights
@@ -416,7 +416,7 @@ def test_train_memory_estimate_is_near_the_measured_peak(name, method, bound):
     """The estimate against the training loop's own count of the bytes a step holds for its backward pass
     (snnsim.train.memory): within a factor of two (four for reversible training, whose estimate keeps a whole
     block's outputs at every step)."""
-    from snnsim.cli import train_memory
+    from snnsim.cli.memory import train_memory
     from snnsim.train.loop import TrainConfig, init_params, train
 
     spec = load_spec(NETWORKS / f"{name}.yaml")

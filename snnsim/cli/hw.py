@@ -13,7 +13,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from . import DATASET_CHOICE, DATASET_HELP, check_input_memory, check_run_memory
+from . import DATASET_CHOICE, DATASET_HELP
+from .memory import check_input_memory, check_run_memory
 from ..data import pad_to_shape
 from ..errors import InputError, SnnsimError
 from ..outputs import check_output_dir, write_csv

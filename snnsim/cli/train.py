@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import check_train_memory
+from .memory import check_train_memory
 from ..errors import InputError
 from ..train.memory import fmt_bytes
 
