@@ -32,19 +32,12 @@ import numpy as np
 from . import kernels as K
 from . import neurons
 from .errors import SnnsimError
-from .layers.batchnorm import AffineOp
-from .layers.conv import ConvOp
-from .layers.linear import LinearOp
 from .layers.neuron import NeuronOp
-from .layers.op import EMPTY, Op, add_record, kernel_form, note_add, walk_ops
-from .layers.pool import PoolOp, sumpool2d
+from .layers.op import U, Op, add_record, kernel_form, note_add, walk_ops
 from .layers.registry import attach_build
-from .layers.reshape import IdentityOp, ReshapeOp
 from .layers.residual import ResidualOp
 from .layers.reversible import Reversible
-from .layers.scale import ScaleOp
 
-U = 2.0 ** -24          # unit round-off of float32 (round to nearest)
 SAFETY = 1.01           # bound inflation per op: covers the float32 evaluation of the bound itself
 FLOOR = 1e-37           # absolute floor per op (underflow of U * |x| for tiny x)
 
@@ -92,34 +85,6 @@ def build_op(layer: Reversible, w, ctx) -> ReversibleOp:
 
 
 attach_build(Reversible, build_op)
-
-
-def _gamma(n: int) -> float:
-    return n * U / (1 - n * U)
-
-
-def _abs_weight(op) -> np.ndarray:
-    a = getattr(op, "_abs_weight", None)
-    if a is None:
-        a = np.abs(op.weight)
-        op._abs_weight = a
-    return a
-
-
-def _syn_abs(op, v: np.ndarray) -> np.ndarray:
-    """|W| applied to a nonnegative array (no bias), dense."""
-    a = _abs_weight(op)
-    if isinstance(op, LinearOp):
-        return K.linear_dense(np.ascontiguousarray(v, np.float32), a, EMPTY)
-    c = op.layer
-    return K.conv2d_dense(np.ascontiguousarray(v, np.float32), a, EMPTY, c.stride[0], c.stride[1], c.padding[0],
-                          c.padding[1], c.groups)
-
-
-def _fan_in(op) -> int:
-    if isinstance(op, LinearOp):
-        return op.weight.shape[1]
-    return int(np.prod(op.weight.shape[1:]))
 
 
 @dataclass
@@ -175,36 +140,7 @@ class Sim:
             y = op.forward(x)
         if e is None:
             return y, None
-        return y, _finish(self._bound(op, x, e, y))
-
-    def _bound(self, op, x, e, y):
-        ax = np.abs(x)
-        if isinstance(op, (LinearOp, ConvOp)):
-            ae = _syn_abs(op, e)
-            g = _gamma(_fan_in(op) + 1)
-            b = np.abs(op.bias).reshape((-1,) + (1,) * (y.ndim - 2)) if op.bias.size else 0.0
-            return ae + g * (2 * _syn_abs(op, ax) + ae + 2 * b)
-        if isinstance(op, AffineOp):
-            shape = (1, -1) + (1,) * (x.ndim - 2)
-            s = np.abs(op.scale).reshape(shape)
-            return s * e * (1 + 4 * U) + 4 * U * (s * ax + np.abs(y) + np.abs(op.shift).reshape(shape))
-        if isinstance(op, PoolOp):
-            p = op.layer
-            kh, kw, sh, sw, ph, pw = (*p.kernel_size, *p.stride, *p.padding)
-            if p.op == "max":
-                return K.maxpool2d(np.ascontiguousarray(e, np.float32), kh, kw, sh, sw, ph, pw)
-            fn = K.avgpool2d if p.op == "avg" else sumpool2d
-            g = _gamma(kh * kw + 1)
-            pe = fn(np.ascontiguousarray(e, np.float32), kh, kw, sh, sw, ph, pw)
-            return pe + 2 * g * (fn(np.ascontiguousarray(ax), kh, kw, sh, sw, ph, pw) + pe)
-        if isinstance(op, (ReshapeOp, IdentityOp)):
-            return op.forward(np.ascontiguousarray(e, np.float32))
-        if isinstance(op, ScaleOp) or op.layer.kind == "layer_scale":
-            s = np.abs(op.scale if isinstance(op, ScaleOp) else op.gamma)
-            return s * e + U * (2 * np.abs(y) + s * e)
-        if op.layer.kind == "upsample":
-            return op.forward(np.ascontiguousarray(e, np.float32))
-        raise TypeError(f"{op.name}: no error bound for layer kind {op.layer.kind}")
+        return y, _finish(op.error_bound(x, e, y))
 
     def _neuron(self, op: NeuronOp, x, e, t):
         p = op.params

@@ -38,6 +38,7 @@ class Layer:
     kind = "layer"
     folds_into_synapse = False    # batch norm: folded into a preceding linear/conv at build time
     absorbs_batchnorm = False     # linear/conv: a batch norm right after it is folded into its weights
+    synaptic = False              # weights reached by input events (linear, conv): the trace maps its input events
     has_membrane = False          # neuron layers: a readout may read their membrane
 
     def param_shapes(self) -> dict[str, Shape]:

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightError
-from .layers.neuron import Neuron
 from .layers.registry import kind_of
 from .spec import NetworkSpec, walk
 
@@ -56,7 +55,7 @@ def check_weights(spec: NetworkSpec, arrays: dict[str, np.ndarray], source: str 
     found: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
     unexpected = []
-    neurons = {layer.name: layer for layer in spec.all_layers() if isinstance(layer, Neuron)}
+    neurons = {layer.name: layer for layer in spec.all_layers() if layer.has_membrane}
     problems = []
     for key, arr in arrays.items():
         if key.endswith(IGNORED_SUFFIXES) or any(fnmatch.fnmatchcase(key, p) for p in spec.weight_ignore):
@@ -136,7 +135,7 @@ def _bad_values(arr: np.ndarray, name: str) -> str | None:
 NEURON_BUFFERS = ("beta", "threshold", "graded_spikes_factor", "reset_mechanism_val")
 
 
-def neuron_buffer_problem(layer: Neuron, param: str, arr) -> str | None:
+def neuron_buffer_problem(layer, param: str, arr) -> str | None:
     """Why an snnTorch neuron buffer disagrees with the snnsim neuron layer it belongs to (None: it agrees)."""
     if np.asarray(arr).dtype.kind not in "fiub":
         return f"dtype {np.asarray(arr).dtype} is not numeric"

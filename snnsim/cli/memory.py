@@ -34,8 +34,6 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     trace: the event maps [T, input] of the layers with weights;
     saved: --save's tensors [T, n, layer] (a neuron layer keeps spikes, membrane and charge).
     docs/robustness.md derives it by hand for one network; tests compare it with a measured peak."""
-    from ..layers import Conv2d, Linear, Neuron
-
     leaves = [lay for lay in spec.all_layers() if not lay.sublayers()]      # blocks hold no arrays of their own
     size = lambda shape: math.prod(shape)  # noqa: E731
     B = min(batch_size, n)
@@ -45,13 +43,13 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     per_step = (3 * max([inp] + [size(lay.out_shape) for lay in leaves])
                 + sum(size(lay.out_shape) for lay in leaves if lay.stateful))
     neuron_save = 3 if {"spikes", "membrane"} & set(save) else 0
-    saved = sum(size(lay.out_shape) * (neuron_save if isinstance(lay, Neuron) else int("outputs" in save))
+    saved = sum(size(lay.out_shape) * (neuron_save if lay.has_membrane else int("outputs" in save))
                 for lay in leaves)
     as_float32 = 4 * n * inp * (T if enc == "events" else 1)
     return dict(input=input_bytes + (as_float32 if input_bytes != as_float32 else 0),
                 outputs=4 * T * n * size(spec.output_shape),
                 batch=4 * B * (per_step + inp * {"rate": T, "events": 1}.get(enc, 0)),
-                trace=4 * T * sum(size(lay.in_shape) for lay in leaves if isinstance(lay, (Linear, Conv2d))),
+                trace=4 * T * sum(size(lay.in_shape) for lay in leaves if lay.synaptic),
                 saved=4 * T * n * saved)
 
 

@@ -11,7 +11,7 @@ from ..nir.io import conv2d_node
 from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import BN_MOMENTUM, Act, Node
-from .op import Op, check_finite
+from .op import U, Op, check_finite
 from .registry import Kind, register, shape_error
 
 
@@ -52,6 +52,11 @@ class AffineOp(Op):
     def forward(self, x, form="dense"):
         shape = (1, -1) + (1,) * (x.ndim - 2)
         return (x * self.scale.reshape(shape) + self.shift.reshape(shape)).astype(np.float32, copy=False)
+
+    def error_bound(self, x, e, y):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        s = np.abs(self.scale).reshape(shape)
+        return s * e * (1 + 4 * U) + 4 * U * (s * np.abs(x) + np.abs(y) + np.abs(self.shift).reshape(shape))
 
 
 def scale_shift(bn: BatchNorm, w: dict):

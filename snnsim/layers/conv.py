@@ -24,7 +24,7 @@ from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import Act, Node, pack, update_trace
 from . import batchnorm
-from .op import EMPTY, Op
+from .op import EMPTY, Op, abs_weight, synaptic_bound
 from .registry import Kind, register, shape_error
 
 
@@ -39,6 +39,7 @@ class Conv2d(Layer):
     bias: bool = True
     kind = "conv2d"
     absorbs_batchnorm = True
+    synaptic = True
 
     def param_shapes(self):
         p = {"weight": (self.out_channels, self.in_channels // self.groups, *self.kernel_size)}
@@ -145,6 +146,14 @@ class ConvOp(Op):
             reach.append(((kk >= 0) & (kk < k)).sum(axis=1))
         per_pos = np.outer(reach[0], reach[1]) * (layer.out_channels // layer.groups)
         return np.broadcast_to(per_pos, (c, h, w)).astype(np.float32)
+
+    def error_bound(self, x, e, y):
+        c = self.layer
+
+        def abs_apply(v):
+            return K.conv2d_dense(np.ascontiguousarray(v, np.float32), abs_weight(self), EMPTY, c.stride[0],
+                                  c.stride[1], c.padding[0], c.padding[1], c.groups)
+        return synaptic_bound(self, x, e, y, abs_apply, int(np.prod(self.weight.shape[1:])))
 
 
 def build(layer: Conv2d, w, ctx):

@@ -17,7 +17,7 @@ from ..kernels.cost import event_limit_conv
 from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import Act, Node, pack, update_trace
-from .op import EMPTY, Op
+from .op import EMPTY, Op, synaptic_bound
 from .registry import Kind, register, shape_error
 
 
@@ -31,6 +31,7 @@ class Conv1d(Layer):
     groups: int = 1
     bias: bool = True
     kind = "conv1d"
+    synaptic = True
 
     def param_shapes(self):
         p = {"weight": (self.out_channels, self.in_channels // self.groups, self.kernel_size)}
@@ -105,6 +106,18 @@ class Conv1dOp(Op):
                         kernel_size=list(g["kernel_size"]), stride=list(g["stride"]), padding=list(g["padding"]),
                         groups=self.layer.groups, bias=self.layer.bias, conv1d=True)
         return "conv2d", g["in_shape"], g["out_shape"], geometry
+
+    def error_bound(self, x, e, y):
+        c = self.layer
+
+        def abs_apply(v):
+            v4 = np.ascontiguousarray(v, np.float32).reshape(v.shape[0], v.shape[1], 1, v.shape[2])
+            a = self.__dict__.get("_abs_weight2d")
+            if a is None:
+                a = self.__dict__["_abs_weight2d"] = np.abs(self.weight2d)
+            out = K.conv2d_dense(v4, a, EMPTY, 1, c.stride, 0, c.padding, c.groups)
+            return out.reshape(out.shape[0], out.shape[1], out.shape[3])
+        return synaptic_bound(self, x, e, y, abs_apply, int(np.prod(self.weight.shape[1:])))
 
 
 def build(layer: Conv1d, w, ctx):

@@ -11,7 +11,7 @@ from ..kernels.cost import event_limit_linear
 from ..spec import Layer
 from ..train.forward import Act, Node, pack, update_trace
 from . import batchnorm
-from .op import EMPTY, Op
+from .op import EMPTY, Op, abs_weight, synaptic_bound
 from .registry import Kind, register, shape_error
 
 
@@ -22,6 +22,7 @@ class Linear(Layer):
     bias: bool = True
     kind = "linear"
     absorbs_batchnorm = True
+    synaptic = True
 
     def param_shapes(self):
         p = {"weight": (self.out_features, self.in_features)}
@@ -57,6 +58,11 @@ class LinearOp(Op):
 
     def fanout_map(self):
         return np.full(self.layer.in_shape, self.layer.out_features, np.float32)
+
+    def error_bound(self, x, e, y):
+        return synaptic_bound(self, x, e, y, lambda v: K.linear_dense(np.ascontiguousarray(v, np.float32),
+                                                                      abs_weight(self), EMPTY),
+                              self.weight.shape[1])
 
 
 def build(layer: Linear, w, ctx):

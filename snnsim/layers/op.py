@@ -17,6 +17,12 @@ from ..spec import Layer
 from ..trace import LayerTrace
 
 EMPTY = np.zeros(0, np.float32)
+U = 2.0 ** -24          # unit round-off of float32 (round to nearest)
+
+
+def gamma(n: int) -> float:
+    """Relative error bound of a float32 sum of n terms (gamma_n = n u / (1 - n u))."""
+    return n * U / (1 - n * U)
 
 
 @dataclass
@@ -45,6 +51,11 @@ class Op:
         """Outputs reached from each input position (synaptic ops), or None."""
         return None
 
+    def error_bound(self, x: np.ndarray, e: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """An elementwise bound on |y - y_forward| when the input is off by at most ``e`` elementwise, including
+        this op's own float32 rounding (the re-simulation of inverses, ``snnsim.reversible.Sim``)."""
+        raise TypeError(f"{self.name}: no error bound for layer kind {self.layer.kind}")
+
     def trace_view(self) -> tuple[str, tuple, tuple, dict]:
         """The layer as the trace records it (and hwmodel prices it): kind, per-sample input and output shapes,
         geometry (the record's hyper-parameters)."""
@@ -52,6 +63,23 @@ class Op:
         skip = {"name", "in_shape", "out_shape", "body", "shortcut"}
         g = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(layer).items() if k not in skip}
         return layer.kind, tuple(layer.in_shape), tuple(layer.out_shape), g
+
+
+def synaptic_bound(op, x: np.ndarray, e: np.ndarray, y: np.ndarray, abs_apply, fan_in: int) -> np.ndarray:
+    """Error bound of y = W x + b: |W| e carried, plus the float32 summation error gamma_(K+1) of |W| |x| and b
+    (``abs_apply(v)``: |W| applied to a nonnegative v, no bias; K: the fan-in)."""
+    ae = abs_apply(e)
+    g = gamma(fan_in + 1)
+    b = np.abs(op.bias).reshape((-1,) + (1,) * (y.ndim - 2)) if op.bias.size else 0.0
+    return ae + g * (2 * abs_apply(np.abs(x)) + ae + 2 * b)
+
+
+def abs_weight(op) -> np.ndarray:
+    """|W| of a synaptic op, computed once."""
+    a = op.__dict__.get("_abs_weight")
+    if a is None:
+        a = op.__dict__["_abs_weight"] = np.abs(op.weight)
+    return a
 
 
 def walk_ops(ops):

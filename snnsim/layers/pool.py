@@ -11,7 +11,7 @@ from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import Act, Node
 from .conv import conv_out
-from .op import Op
+from .op import Op, gamma
 from .registry import Kind, register, shape_error
 
 
@@ -53,6 +53,16 @@ class PoolOp(Op):
         p: Pool2d = self.layer
         fn = K.avgpool2d if p.op == "avg" else K.maxpool2d if p.op == "max" else sumpool2d
         return fn(x, p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1])
+
+    def error_bound(self, x, e, y):
+        p = self.layer
+        kh, kw, sh, sw, ph, pw = (*p.kernel_size, *p.stride, *p.padding)
+        if p.op == "max":
+            return K.maxpool2d(np.ascontiguousarray(e, np.float32), kh, kw, sh, sw, ph, pw)
+        fn = K.avgpool2d if p.op == "avg" else sumpool2d
+        g = gamma(kh * kw + 1)
+        pe = fn(np.ascontiguousarray(e, np.float32), kh, kw, sh, sw, ph, pw)
+        return pe + 2 * g * (fn(np.ascontiguousarray(np.abs(x)), kh, kw, sh, sw, ph, pw) + pe)
 
 
 # ----------------------------------------------------------------------------- training

@@ -47,10 +47,17 @@ def parse_upsample(f, type_name, name, shape, ctx):
     return Upsample(name, shape, (shape[0], shape[1] * s, shape[2] * s), s)
 
 
+def moved_bound(op, x, e, y):
+    """The error bound of an op without arithmetic: the input's bound, moved as the values are."""
+    return op.forward(np.ascontiguousarray(e, np.float32))
+
+
 @dataclass
 class ReshapeOp(Op):
     def forward(self, x, form="dense"):
         return np.ascontiguousarray(x.reshape((x.shape[0],) + self.layer.out_shape))
+
+    error_bound = moved_bound
 
 
 @dataclass
@@ -58,11 +65,15 @@ class IdentityOp(Op):
     def forward(self, x, form="dense"):
         return x
 
+    error_bound = moved_bound
+
 
 @dataclass
 class UpsampleOp(Op):
     def forward(self, x, form="dense"):
         return K.upsample_nearest2d(np.ascontiguousarray(x), int(self.layer.scale_factor))
+
+    error_bound = moved_bound
 
 
 # ----------------------------------------------------------------------------- training

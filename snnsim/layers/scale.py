@@ -10,7 +10,7 @@ import numpy as np
 
 from ..spec import Layer, Shape
 from ..train.forward import Act, Node, pack
-from .op import Op
+from .op import U, Op
 from .registry import Kind, register, shape_error
 
 
@@ -55,6 +55,10 @@ class ScaleOp(Op):
     def forward(self, x, form="dense"):
         return (x * self.scale).astype(np.float32, copy=False)
 
+    def error_bound(self, x, e, y):
+        s = np.abs(self.scale)
+        return s * e + U * (2 * np.abs(y) + s * e)
+
 
 @dataclass
 class LayerScaleOp(Op):
@@ -62,6 +66,10 @@ class LayerScaleOp(Op):
 
     def forward(self, x, form="dense"):
         return (x * self.gamma).astype(np.float32, copy=False)
+
+    def error_bound(self, x, e, y):
+        s = np.abs(self.gamma)
+        return s * e + U * (2 * np.abs(y) + s * e)
 
 
 def parse_layer_scale(f, type_name, name, shape, ctx):
