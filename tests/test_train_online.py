@@ -43,6 +43,24 @@ layers:
   - {name: sn2, type: lif}
 """
 
+CONV1D_SOFT = """
+name: conv1d_soft
+input_shape: [2, 16]
+neuron_defaults:
+  lif: {tau: 2.0, v_reset: null}
+layers:
+  - {name: conv1, type: conv1d, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: sn1, type: lif}
+  - name: res
+    type: residual
+    body:
+      - {name: conv, type: conv1d, out_channels: 4, kernel_size: 3, padding: 1, groups: 2}
+      - {name: sn, type: lif}
+  - {name: flatten, type: flatten}
+  - {name: fc, type: linear, out_features: 10}
+  - {name: sn2, type: lif}
+"""
+
 
 class Recorder:
     """An 'optimiser' that records the gradients it is given and leaves the weights alone."""
@@ -74,9 +92,22 @@ def _conv_soft():
     return spec, p, np.ascontiguousarray(x[:32, :, 8:20, 8:20]), y[:32]
 
 
-@pytest.mark.parametrize("net", ["mlp", "conv"])
+def _conv1d_soft():
+    spec = parse_spec(yaml.safe_load(CONV1D_SOFT))
+    p = L.init_params(spec, 2)
+    p["conv1.weight"] *= 4
+    p["res.conv.weight"] *= 3
+    p["fc.weight"] *= 6
+    x, y = load_dataset("mnist").split("train")
+    return spec, p, np.ascontiguousarray(x[:32, 0, 12:14, 6:22]), y[:32]
+
+
+NETS = {"mlp": _soft, "conv": _conv_soft, "conv1d": _conv1d_soft}
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv", "conv1d"])
 def test_saf_forward_spikes_equal_the_lif_network(net):
-    spec, p, x, _ = _soft() if net == "mlp" else _conv_soft()
+    spec, p, x, _ = NETS[net]()
     T = 6
     saf = make_online(spec, NeuronTrainCfg(), "saf", "E")
     ours = saf.forward_spikes(p, x, T)
@@ -88,10 +119,10 @@ def test_saf_forward_spikes_equal_the_lif_network(net):
         np.testing.assert_array_equal(ours[k].reshape(lif.shape), lif, err_msg=k)
 
 
-@pytest.mark.parametrize("net", ["mlp", "conv"])
+@pytest.mark.parametrize("net", ["mlp", "conv", "conv1d"])
 def test_saf_e_gradients_equal_ottt_o(net):
     """Theorem 1: at every timestep, with the same weights, SAF-E's gradients are OTTT_O's."""
-    spec, p, x, y = _soft() if net == "mlp" else _conv_soft()
+    spec, p, x, y = NETS[net]()
     T = 5
     a, b = Recorder(), Recorder()
     ra = make_online(spec, NeuronTrainCfg(), "saf", "E").step(dict(p), x, y, T, None, a, 0.1)

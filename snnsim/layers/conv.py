@@ -206,12 +206,17 @@ class ConvNode(Node):
         super().__init__(layer)
         self.trainable = ("weight", "bias") if layer.bias else ("weight",)
 
+    def dense(self, x, w, b):
+        """The conv of x with given weights and bias (online methods pass an accumulated bias)."""
+        c = self.layer
+        return K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+
     def forward(self, a, ctx):
         c: Conv2d = self.layer
         w = ctx.params[self.key("weight")]
         b = ctx.params[self.key("bias")] if c.bias else EMPTY
         x = np.ascontiguousarray(a.x)
-        y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        y = self.dense(x, w, b)
         if ctx.traces is not None:
             ctx.save(self.name, x=update_trace(self.name, x, ctx))
         elif ctx.store:

@@ -138,17 +138,24 @@ class Conv1dNode(Node):
         w = ctx.params[self.key("weight")]
         return np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]))
 
+    def dense(self, x, w, b):
+        """The conv of x [N, C, L] with given weights [O, C/groups, k] and bias."""
+        c: Conv1d = self.layer
+        y = K.conv2d_dense(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]),
+                           np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])), b, 1, c.stride, 0,
+                           c.padding, c.groups)
+        return y.reshape(y.shape[0], y.shape[1], y.shape[3])
+
     def forward(self, a, ctx):
         c: Conv1d = self.layer
         b = ctx.params[self.key("bias")] if c.bias else EMPTY
         x = np.ascontiguousarray(a.x)
-        y = K.conv2d_dense(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), self._weight2d(ctx), b, 1, c.stride, 0,
-                           c.padding, c.groups)
+        y = self.dense(x, ctx.params[self.key("weight")], b)
         if ctx.traces is not None:
             ctx.save(self.name, x=update_trace(self.name, x, ctx))
         elif ctx.store:
             ctx.save(self.name, x=pack(x))
-        return Act(y.reshape(y.shape[0], y.shape[1], y.shape[3]), a.static)
+        return Act(y, a.static)
 
     def backward(self, g, ctx, need_gx):
         c: Conv1d = self.layer

@@ -80,10 +80,14 @@ class LinearNode(Node):
         super().__init__(layer)
         self.trainable = ("weight", "bias") if layer.bias else ("weight",)
 
+    def dense(self, x, w, b):
+        """y = x W^T + b for given weights (online methods pass an accumulated bias)."""
+        return K.linear_dense(x, w, b)
+
     def forward(self, a, ctx):
         w = ctx.params[self.key("weight")]
         b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
-        y = K.linear_dense(np.ascontiguousarray(a.x), w, b)
+        y = self.dense(np.ascontiguousarray(a.x), w, b)
         if ctx.traces is not None:
             ctx.save(self.name, x=update_trace(self.name, a.x, ctx))
         elif ctx.store:

@@ -35,15 +35,17 @@ import numpy as np
 from ..errors import InputError
 from ..spec import NetworkSpec
 from .bptt import StepOut
-from ..layers import (BatchNormNode, ConvNode, DropoutNode, FlattenNode, LinearNode, NeuronNode, PoolNode, ResidualNode,
-                      ScaleNode, build_nodes)
+from ..layers import (BatchNormNode, DropoutNode, FlattenNode, NeuronNode, PoolNode, ResidualNode, ScaleNode,
+                      build_nodes)
 from .forward import (Act, Ctx, NeuronTrainCfg, apply_bn_stats, back_nodes, check_trainable, expand, first_trainable,
                       rate_spikes, run_nodes, trainable_keys, walk_nodes)
 from .losses import _ce
 from .blas import single_threaded_blas
 from .memory import Ledger
 
-SYNAPTIC = (LinearNode, ConvNode)
+def synaptic(node) -> bool:
+    """A node with weights reached by its input (linear, conv): it keeps a presynaptic trace."""
+    return node.layer.synaptic
 
 
 def neuron_lambda(layer) -> float:
@@ -73,7 +75,7 @@ def trace_decays(nodes, after: float = 0.0, out: dict | None = None) -> dict:
             trace_decays(node.body, lam, out)
             trace_decays(node.shortcut, lam, out)
             lam = _first_lambda(node.body, _first_lambda(node.shortcut, lam))
-        elif isinstance(node, SYNAPTIC):
+        elif synaptic(node):
             out[node.name] = lam
     return out
 
@@ -97,7 +99,7 @@ class _Online:
         self.trainable = trainable_keys(self.nodes)
         self.first = first_trainable(self.nodes)
         self.lam = trace_decays(self.nodes)
-        self.n_syn = sum(isinstance(n, SYNAPTIC) for n in walk_nodes(self.nodes))
+        self.n_syn = sum(synaptic(n) for n in walk_nodes(self.nodes))
         self.n_neur = sum(isinstance(n, NeuronNode) and n.layer.stateful for n in walk_nodes(self.nodes))
 
     def _inputs(self, x, T, idx):
@@ -187,7 +189,7 @@ class SAF(_Online):
     # ------------------------------------------------------------------ accumulated forward
     def _run(self, nodes, a: Act, ctx: Ctx, c_t, acc: dict) -> Act:
         for node in nodes:
-            if isinstance(node, SYNAPTIC):
+            if synaptic(node):
                 a = self._synaptic(node, a, ctx, c_t)
             elif isinstance(node, NeuronNode):
                 a, _ = self._neuron(node, a, ctx, acc)
@@ -210,13 +212,7 @@ class SAF(_Online):
         bias = node.layer.bias
         b = (np.float32(c_t) * ctx.params[node.key("bias")]).astype(np.float32) if bias else np.zeros(0, np.float32)
         x = np.ascontiguousarray(a.x)
-        if isinstance(node, LinearNode):
-            from .. import kernels as K
-            y = K.linear_dense(x, w, b)
-        else:
-            from .. import kernels as K
-            c = node.layer
-            y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        y = node.dense(x, w, b)
         if ctx.store:
             ctx.save(node.name, x=x)         # the accumulated input: OTTT's trace
         return Act(y, a.static)
@@ -292,7 +288,7 @@ class SAF(_Online):
                 # c_T as the weights' gradients already carry the accumulated inputs (tests/test_train_online.py
                 # checks both against autograd). SAF-E keeps OTTT_O's per-step rule (Theorem 1).
                 for node in walk_nodes(self.nodes):
-                    if isinstance(node, SYNAPTIC) and node.layer.bias and node.key("bias") in grads:
+                    if synaptic(node) and node.layer.bias and node.key("bias") in grads:
                         grads[node.key("bias")] *= c_t
             ledger.live()
             if not self._update(params, grads, opt, lr):
