@@ -93,13 +93,13 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
 class _BatchRun:
     """The state and trace of one batch through the time loop."""
 
-    def __init__(self, net, B: int, T: int, threshold: float, form: str, probes: set[str]):
-        self.net, self.B, self.T, self.threshold, self.form = net, B, T, threshold, form
+    def __init__(self, ops: list, B: int, T: int, threshold: float, form: str, probes: set[str]):
+        self.B, self.T, self.threshold, self.form = B, T, threshold, form
         self.state: dict[str, np.ndarray] = {}
         self.records: dict[str, LayerTrace] = {}
         self.order: list[LayerTrace] = []
         self.probes = {name: {} for name in probes}
-        self._init(net.ops)
+        self._init(ops)
 
     def _init(self, ops):
         for op in ops:
@@ -167,16 +167,6 @@ class _BatchRun:
             buf[t] = arr
 
 
-def _cached_prefix(net) -> int:
-    """How many leading ops give the same output every timestep when the input is constant."""
-    n = 0
-    for op in net.ops:
-        if any(isinstance(o, NeuronOp) and o.layer.stateful for o in walk_ops([op])):
-            break
-        n += 1
-    return n
-
-
 # ----------------------------------------------------------------------------- inputs
 def _check_input(net, x: np.ndarray, encoding: str, T: int) -> np.ndarray:
     shape = tuple(net.spec.input_shape)
@@ -233,6 +223,78 @@ def check_probes(probes, names: set, where: str = "") -> set:
     return probes
 
 
+# ----------------------------------------------------------------------------- schedules
+class Multistep:
+    """The engine's own schedule: every op at every timestep, in order ('multistep', or 'oneshot' at T=1).
+
+    A schedule tells ``run`` which T and regime a run has (``plan``), which ops a batch runs and traces
+    (``ops``), the outputs of a batch timestep by timestep (``steps``) and the readout. An op with a schedule of
+    its own (``Op.schedule``: a T-RevSNN network runs each column once) replaces this one."""
+
+    probe_where = ""
+
+    def __init__(self, net):
+        self.net = net
+        self.encoding = net.spec.encoding.kind
+        self.ops = net.ops
+
+    def plan(self, timesteps: int | None, regime: str | None) -> int:
+        if regime not in (None, "multistep", "oneshot"):
+            raise InputError(f"regime: {regime!r} needs a T-RevSNN network (a 'trevsnn' layer); network "
+                             f"'{self.net.name}' runs 'multistep' or 'oneshot'" if regime == "trev"
+                             else f"regime: expected multistep, oneshot or trev, got {regime!r}")
+        if regime == "oneshot":
+            if timesteps not in (None, 1):
+                raise InputError(f"regime oneshot runs T=1, but T={timesteps} was asked for")
+            timesteps = 1
+        T = int(timesteps or self.net.spec.timesteps)
+        if T < 1:
+            raise InputError(f"timesteps: expected a positive integer, got {T}")
+        self.prefix = _cached_prefix(self.net) if self.encoding == "direct" else 0
+        return T
+
+    def prepare(self, T: int) -> None:
+        """Checks that need T and the run options checked (none here)."""
+
+    def regime(self, T: int) -> str:
+        return "oneshot" if T == 1 else "multistep"
+
+    def steps(self, br, x: np.ndarray, start: int, stop: int, T: int, first_index: int):
+        """(t, output) for t = 0..T-1 of samples start..stop through the batch run ``br``."""
+        net, enc = self.net, self.net.spec.encoding
+        if enc.kind == "events":
+            xin = x[:, start:stop]
+        elif enc.kind == "rate":
+            xin = _rate_spikes(x[start:stop], T, enc.seed, enc.gain, first_index + start)
+        else:
+            xin = None
+        cached = None
+        last = net.ops[-1]
+        for t in range(T):
+            if enc.kind == "direct":
+                if cached is None:
+                    cached = br.run_ops(net.ops[:self.prefix], x[start:stop], t)
+                y = br.run_ops(net.ops[self.prefix:], cached, t)
+            else:
+                y = br.run_ops(net.ops, np.ascontiguousarray(xin[t]), t)
+            if net.spec.readout.source == "membrane":
+                y = br.state[last.name]
+            yield t, y
+
+    def readout(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs.mean(axis=0) if self.net.spec.readout.reduce == "mean" else outputs[-1].copy()
+
+
+def _cached_prefix(net) -> int:
+    """How many leading ops give the same output every timestep when the input is constant."""
+    n = 0
+    for op in net.ops:
+        if any(isinstance(o, NeuronOp) and o.layer.stateful for o in walk_ops([op])):
+            break
+        n += 1
+    return n
+
+
 # ----------------------------------------------------------------------------- public entry point
 def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
         event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
@@ -250,63 +312,32 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     first_index: the index of ``x``'s first sample in the whole data set (rate coding seeds each sample's spikes
     by its index, so a shard of the data, ``snnsim.distributed``, draws the spikes a whole run would).
     """
-    for op in net.ops:
-        if hasattr(op, "run_network"):       # T-RevSNN: each column runs once, in its own schedule (snnsim.trev)
-            return op.run_network(net, x, timesteps=timesteps, batch_size=batch_size, event_threshold=event_threshold,
-                                  form=form, probes=probes, progress=progress, regime=regime)
-    if regime not in (None, "multistep", "oneshot"):
-        raise InputError(f"regime: {regime!r} needs a T-RevSNN network (a 'trevsnn' layer); network "
-                         f"'{net.name}' runs 'multistep' or 'oneshot'" if regime == "trev"
-                         else f"regime: expected multistep, oneshot or trev, got {regime!r}")
-    if regime == "oneshot":
-        if timesteps not in (None, 1):
-            raise InputError(f"regime oneshot runs T=1, but T={timesteps} was asked for")
-        timesteps = 1
-    spec = net.spec
-    T = int(timesteps or spec.timesteps)
-    if T < 1:
-        raise InputError(f"timesteps: expected a positive integer, got {T}")
+    schedule = next((s for s in (op.schedule(net) for op in net.ops) if s is not None), None) or Multistep(net)
+    T = schedule.plan(timesteps, regime)
     thr = check_run_options(form, batch_size, event_threshold)
-    enc = spec.encoding
-    x = _check_input(net, x, enc.kind, T)
-    probes = check_probes(probes, {op.name for op in walk_ops(net.ops)})
+    schedule.prepare(T)
+    x = _check_input(net, x, schedule.encoding, T)
+    ops = schedule.ops
+    probes = check_probes(probes, {op.name for op in walk_ops(ops)}, schedule.probe_where)
 
-    N = x.shape[1] if enc.kind == "events" else x.shape[0]
+    spec = net.spec
+    N = x.shape[1] if schedule.encoding == "events" else x.shape[0]
     outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
-    prefix = _cached_prefix(net) if enc.kind == "direct" else 0
-    last = net.ops[-1]
     trace = None
     for start in range(0, N, batch_size):
         stop = min(N, start + batch_size)
         B = stop - start
-        br = _BatchRun(net, B, T, thr, form, probes)
-        if enc.kind == "events":
-            xin = x[:, start:stop]
-        elif enc.kind == "rate":
-            xin = _rate_spikes(x[start:stop], T, enc.seed, enc.gain, first_index + start)
-        else:
-            xin = None
-        cached = None
-        for t in range(T):
-            if enc.kind == "direct":
-                if cached is None:
-                    cached = br.run_ops(net.ops[:prefix], x[start:stop], t)
-                y = br.run_ops(net.ops[prefix:], cached, t)
-            else:
-                y = br.run_ops(net.ops, np.ascontiguousarray(xin[t]), t)
-            if spec.readout.source == "membrane":
-                y = br.state[last.name]
+        br = _BatchRun(ops, B, T, thr, form, probes)
+        for t, y in schedule.steps(br, x, start, stop, T, first_index):
             outputs[t, start:stop] = y
-        batch_trace = Trace(net.name, "oneshot" if T == 1 else "multistep", T, B, enc.kind, br.order,
-                            br.probes)
+        batch_trace = Trace(net.name, schedule.regime(T), T, B, schedule.encoding, br.order, br.probes)
         if trace is None:
             trace = batch_trace
         else:
             trace.merge(batch_trace)
         if progress is not None:
             progress(B)
-    readout = outputs.mean(axis=0) if spec.readout.reduce == "mean" else outputs[-1].copy()
-    return RunResult(outputs, readout, trace)
+    return RunResult(outputs, schedule.readout(outputs), trace)
 
 
 def accuracy(result: RunResult, labels: np.ndarray) -> float:

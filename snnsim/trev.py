@@ -25,18 +25,17 @@ Inverse of a column (docs/papers.md, T-RevSNN inverse; ``invert_column``), l = L
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
 from . import kernels as K
 from .errors import InputError, SnnsimError, SpecError
-from .layers.op import Op, note_add, walk_ops
+from .layers.op import Op, note_add
 from .layers.registry import attach_build
 from .layers.trevsnn import TRevSNN, TRevState
 from .reversible import FLOOR, SAFETY, U, Risk, Sim, SpikeFlipError, _add_bound
 from .spec import Layer
-from .trace import LayerTrace, Trace
+from .trace import LayerTrace
 
 ALPHA_MIN = 1e-3
 QUANT_THRESHOLD = 0.5
@@ -139,11 +138,21 @@ class TRevOp(Op):
                 ops += self.heads[t]
         return ops
 
-    def run_network(self, net, x, *, timesteps=None, batch_size=64, event_threshold=None, form="auto", probes=(),
-                    progress=None, regime=None):
-        from .engine import RunResult, _BatchRun, _check_input, check_probes, check_run_options
+    def schedule(self, net):
+        return ColumnSchedule(self, net)
 
-        spec = net.spec
+
+class ColumnSchedule:
+    """The engine's schedule for a T-RevSNN network (``snnsim.engine.Multistep`` documents the interface): the stem
+    once, then each column t = 0..T-1 once, at timestep t; heads after their columns."""
+
+    encoding = "direct"
+
+    def __init__(self, op: TRevOp, net):
+        self.op, self.net = op, net
+
+    def plan(self, timesteps, regime) -> int:
+        spec = self.net.spec
         if len(spec.layers) != 1:
             raise SpecError("layers", "a 'trevsnn' layer is a whole network and must be the only layer", spec.source)
         if spec.encoding.kind != "direct":
@@ -156,34 +165,28 @@ class TRevOp(Op):
             if timesteps not in (None, 1):
                 raise InputError(f"regime oneshot runs T=1, but T={timesteps} was asked for")
             timesteps = 1
-        layer: TRevSNN = self.layer
+        layer: TRevSNN = self.op.layer
         T = int(timesteps or spec.timesteps)
         if not 1 <= T <= layer.columns:
             raise InputError(f"timesteps: a T-RevSNN network has {layer.columns} columns (one per timestep); "
                              f"T={T} is not between 1 and {layer.columns}")
-        thr = check_run_options(form, batch_size, event_threshold)
-        head_cols = self.head_plan(T, spec.readout.reduce)
-        x = _check_input(net, x, "direct", T)
-        ops = self.flat_ops(T, head_cols)
-        probes = check_probes(probes, {op.name for op in walk_ops(ops)}, f" in a T={T} run")
-        N = x.shape[0]
-        outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
-        trace = None
-        for start in range(0, N, batch_size):
-            stop = min(N, start + batch_size)
-            br = _BatchRun(SimpleNamespace(ops=ops), stop - start, T, thr, form, probes)
-            for t, y in _columns(self, br, x[start:stop], T, head_cols, br):
-                outputs[t, start:stop] = y
-            bt = Trace(net.name, "trev" if T > 1 else "oneshot", T, stop - start, "direct", br.order, br.probes)
-            if trace is None:
-                trace = bt
-            else:
-                trace.merge(bt)
-            if progress is not None:
-                progress(stop - start)
-        sel = outputs[head_cols]
-        readout = sel.mean(axis=0) if spec.readout.reduce == "mean" else outputs[T - 1].copy()
-        return RunResult(outputs, readout, trace)
+        return T
+
+    def prepare(self, T: int) -> None:
+        self.head_cols = self.op.head_plan(T, self.net.spec.readout.reduce)
+        self.ops = self.op.flat_ops(T, self.head_cols)
+        self.probe_where = f" in a T={T} run"
+
+    def regime(self, T: int) -> str:
+        return "trev" if T > 1 else "oneshot"
+
+    def steps(self, br, x, start: int, stop: int, T: int, first_index: int):
+        return _columns(self.op, br, x[start:stop], T, self.head_cols, br)
+
+    def readout(self, outputs: np.ndarray) -> np.ndarray:
+        if self.net.spec.readout.reduce == "mean":
+            return outputs[self.head_cols].mean(axis=0)
+        return outputs[len(outputs) - 1].copy()
 
 
 def build_op(layer: TRevSNN, w, ctx) -> TRevOp:

@@ -56,6 +56,11 @@ class Op:
         this op's own float32 rounding (the re-simulation of inverses, ``snnsim.reversible.Sim``)."""
         raise TypeError(f"{self.name}: no error bound for layer kind {self.layer.kind}")
 
+    def schedule(self, net):
+        """A schedule of its own for the whole run (``snnsim.engine.Multistep`` documents one), or None: the
+        engine's (every op at every timestep)."""
+        return None
+
     def trace_view(self) -> tuple[str, tuple, tuple, dict]:
         """The layer as the trace records it (and hwmodel prices it): kind, per-sample input and output shapes,
         geometry (the record's hyper-parameters)."""
