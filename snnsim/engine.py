@@ -15,9 +15,7 @@ import numpy as np
 
 from . import kernels as K
 from .kernels.stats import input_stats, input_stats_map
-from . import neurons
 from .errors import InputError
-from .layers.neuron import NeuronOp
 from .layers.op import Op, kernel_form, walk_ops
 from .trace import LayerTrace, Trace
 
@@ -67,7 +65,7 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     layer = op.layer
     n_w = int(op.weight.size) if op.synaptic else 0
     n_b = int(op.bias.size) if op.synaptic else 0
-    is_neuron = isinstance(op, NeuronOp)
+    is_neuron = op.holds_state
     stateful = is_neuron and layer.stateful and timesteps_kept
     size = int(np.prod(layer.out_shape))
     # how the trace sees the layer, and its fan-out, never change for an op: computed once, not per batch
@@ -111,9 +109,8 @@ class _BatchRun:
                     self.order.append(rec)
                 continue
             rec = _record(op, self.T, self.T > 1)
-            if isinstance(op, NeuronOp):
-                shape = (self.B,) + tuple(op.layer.out_shape)
-                self.state[op.name] = np.full(shape, op.params.v_init, np.float32)
+            if op.holds_state:
+                self.state[op.name] = op.initial_state(self.B)
             self.records[rec.name] = rec
             self.order.append(rec)
 
@@ -127,19 +124,8 @@ class _BatchRun:
             return op.run_step(self, x, t)
         rec = self.records[op.name]
         rec.computed[t] = True
-        if isinstance(op, NeuronOp):
-            out = np.empty_like(x)
-            h = np.empty_like(x) if op.name in self.probes else None     # the charge only where probed
-            v = self.state[op.name]
-            # always step ('li' layers have state too); one pass also counts the input's events
-            n_spikes, nz, binary = neurons.step_stats(op.params, x, v, out, h)
-            rec.events_in[t] += nz
-            rec.binary_in[t] &= binary
-            rec.events_out[t] += n_spikes if op.layer.spiking else 0
-            rec.neuron_updates[t] += x.size
-            if op.name in self.probes:
-                self._probe(op.name, t, spikes=out, membrane=v, charge=h)
-            return out
+        if op.holds_state:
+            return op.step(self, rec, x, t)
         if op.synaptic:      # one pass: nonzeros, binary check and the per-position event map
             nz, binary = input_stats_map(x, rec.event_map[t])
         else:
@@ -289,7 +275,7 @@ def _cached_prefix(net) -> int:
     """How many leading ops give the same output every timestep when the input is constant."""
     n = 0
     for op in net.ops:
-        if any(isinstance(o, NeuronOp) and o.layer.stateful for o in walk_ops([op])):
+        if any(o.holds_state and o.layer.stateful for o in walk_ops([op])):
             break
         n += 1
     return n

@@ -97,6 +97,26 @@ def parse(f, kind, name, shape, ctx):
 @dataclass
 class NeuronOp(Op):
     params: neurons.NeuronParams = None
+    holds_state = True
+
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.full((batch,) + tuple(self.layer.out_shape), self.params.v_init, np.float32)
+
+    def step(self, br, rec, x: np.ndarray, t: int) -> np.ndarray:
+        """One timestep in the engine's batch run ``br``: the update in place on the state it keeps, counted in
+        the trace record ``rec`` (input events, spikes, neuron updates)."""
+        out = np.empty_like(x)
+        h = np.empty_like(x) if self.name in br.probes else None     # the charge only where probed
+        v = br.state[self.name]
+        # always step ('li' layers have state too); one pass also counts the input's events
+        n_spikes, nz, binary = neurons.step_stats(self.params, x, v, out, h)
+        rec.events_in[t] += nz
+        rec.binary_in[t] &= binary
+        rec.events_out[t] += n_spikes if self.layer.spiking else 0
+        rec.neuron_updates[t] += x.size
+        if self.name in br.probes:
+            br._probe(self.name, t, spikes=out, membrane=v, charge=h)
+        return out
 
 
 def build(layer: Neuron, w, ctx):

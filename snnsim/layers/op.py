@@ -30,6 +30,7 @@ class Op:
     layer: Layer
     synaptic = False
     composite = False                # a block or a T-RevSNN part: run and traced by its own hooks, not as one layer
+    holds_state = False              # a neuron layer: state the engine keeps across timesteps (initial_state, step)
     folded: tuple[str, ...] = ()     # names of layers folded into this op (batch norm)
 
     @property
