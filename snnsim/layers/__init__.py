@@ -13,6 +13,7 @@ Everything else looks a kind up there (``kind_of(record)``) instead of testing r
     residual               Residual, ResidualOp             (residual.py)
     if/lif/plif/li/        Neuron, NeuronOp                 (neuron.py; the arithmetic is snnsim.neurons)
     threshold
+    rlif                   RecurrentNeuron                  (recurrent.py; snnTorch RLeaky, all-to-all; no training yet)
     reversible             Reversible                       (reversible.py; its op: snnsim.reversible)
     trevsnn                TRevSNN, TRevState               (trevsnn.py; its op: snnsim.trev)
 """
@@ -28,6 +29,7 @@ from .reshape import (Dropout, DropoutNode, Flatten, FlattenNode, IdentityOp, Re
 from .scale import LayerScale, LayerScaleNode, LayerScaleOp, Scale, ScaleNode, ScaleOp
 from .residual import Residual, ResidualNode, ResidualOp
 from .neuron import NEURON_KINDS, Neuron, NeuronNode, NeuronOp, quant_neuron
+from .recurrent import RecurrentNeuron, RecurrentNeuronOp
 from .reversible import Reversible, ReversibleNode
 from .trevsnn import TRevSNN, TRevState, trev_layer
 from .network_file import layer_table, load_spec, parse_spec, with_timesteps
@@ -36,9 +38,9 @@ from .op import EMPTY, Op, kernel_form, walk_ops
 __all__ = ["AffineOp", "BatchNorm", "BatchNormNode", "BuildContext", "Conv1d", "Conv1dNode", "Conv1dOp", "Conv2d",
            "ConvNode", "ConvOp", "Dropout", "DropoutNode", "EMPTY", "Flatten", "FlattenNode", "IdentityOp", "Kind",
            "LayerScale", "LayerScaleNode", "LayerScaleOp", "Linear", "LinearNode", "LinearOp", "NEURON_KINDS",
-           "Neuron", "NeuronNode", "NeuronOp", "Op", "ParseContext", "Pool2d", "PoolNode", "PoolOp", "ReshapeOp",
-           "Residual", "ResidualNode", "ResidualOp", "Reversible", "ReversibleNode", "Scale", "ScaleNode",
-           "ScaleOp", "ScaledStdConv2d", "StdConvNode", "TRevSNN", "TRevState", "Upsample", "UpsampleNode",
-           "UpsampleOp", "build_nodes", "kernel_form", "kind_of", "known_types", "layer_table", "load_spec",
-           "parse_layers", "parse_spec", "quant_neuron", "standardize_weight", "sumpool2d", "trev_layer",
-           "walk_ops", "with_timesteps"]
+           "Neuron", "NeuronNode", "NeuronOp", "Op", "ParseContext", "Pool2d", "PoolNode", "PoolOp",
+           "RecurrentNeuron", "RecurrentNeuronOp", "ReshapeOp", "Residual", "ResidualNode", "ResidualOp",
+           "Reversible", "ReversibleNode", "Scale", "ScaleNode", "ScaleOp", "ScaledStdConv2d", "StdConvNode",
+           "TRevSNN", "TRevState", "Upsample", "UpsampleNode", "UpsampleOp", "build_nodes", "kernel_form",
+           "kind_of", "known_types", "layer_table", "load_spec", "parse_layers", "parse_spec", "quant_neuron",
+           "standardize_weight", "sumpool2d", "trev_layer", "walk_ops", "with_timesteps"]
