@@ -22,7 +22,7 @@ from ..kernels.cost import event_limit_conv
 from ..nir.io import conv2d_node
 from ..spec import Layer
 from ..train import grads as G
-from ..train.forward import Act, Node, pack, update_trace
+from ..train.forward import Act, SynapticNode, pack
 from . import batchnorm
 from .op import EMPTY, Op, abs_weight, synaptic_bound
 from .registry import Kind, register, shape_error
@@ -201,27 +201,11 @@ def init_scaled_std(layer: ScaledStdConv2d, w: dict, rng) -> None:
 
 
 # ----------------------------------------------------------------------------- training
-class ConvNode(Node):
-    def __init__(self, layer: Conv2d):
-        super().__init__(layer)
-        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
-
+class ConvNode(SynapticNode):
     def dense(self, x, w, b):
         """The conv of x with given weights and bias (online methods pass an accumulated bias)."""
         c = self.layer
         return K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
-
-    def forward(self, a, ctx):
-        c: Conv2d = self.layer
-        w = ctx.params[self.key("weight")]
-        b = ctx.params[self.key("bias")] if c.bias else EMPTY
-        x = np.ascontiguousarray(a.x)
-        y = self.dense(x, w, b)
-        if ctx.traces is not None:
-            ctx.save(self.name, x=update_trace(self.name, x, ctx))
-        elif ctx.store:
-            ctx.save(self.name, x=pack(x))
-        return Act(y, a.static)
 
     def backward(self, g, ctx, need_gx):
         c: Conv2d = self.layer

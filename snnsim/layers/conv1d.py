@@ -16,7 +16,7 @@ from .. import kernels as K
 from ..kernels.cost import event_limit_conv
 from ..spec import Layer
 from ..train import grads as G
-from ..train.forward import Act, Node, pack, update_trace
+from ..train.forward import SynapticNode
 from .op import EMPTY, Op, synaptic_bound
 from .registry import Kind, register, shape_error
 
@@ -127,12 +127,8 @@ def build(layer: Conv1d, w, ctx):
 
 
 # ----------------------------------------------------------------------------- training
-class Conv1dNode(Node):
+class Conv1dNode(SynapticNode):
     """Forward: the engine's dense conv on the [C, 1, L] view. Backward: the conv2d gradients on that view."""
-
-    def __init__(self, layer: Conv1d):
-        super().__init__(layer)
-        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
 
     def _weight2d(self, ctx):
         w = ctx.params[self.key("weight")]
@@ -145,17 +141,6 @@ class Conv1dNode(Node):
                            np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])), b, 1, c.stride, 0,
                            c.padding, c.groups)
         return y.reshape(y.shape[0], y.shape[1], y.shape[3])
-
-    def forward(self, a, ctx):
-        c: Conv1d = self.layer
-        b = ctx.params[self.key("bias")] if c.bias else EMPTY
-        x = np.ascontiguousarray(a.x)
-        y = self.dense(x, ctx.params[self.key("weight")], b)
-        if ctx.traces is not None:
-            ctx.save(self.name, x=update_trace(self.name, x, ctx))
-        elif ctx.store:
-            ctx.save(self.name, x=pack(x))
-        return Act(y, a.static)
 
     def backward(self, g, ctx, need_gx):
         c: Conv1d = self.layer

@@ -9,7 +9,7 @@ import numpy as np
 from .. import kernels as K
 from ..kernels.cost import event_limit_linear
 from ..spec import Layer
-from ..train.forward import Act, Node, pack, update_trace
+from ..train.forward import SynapticNode
 from . import batchnorm
 from .op import EMPTY, Op, abs_weight, synaptic_bound
 from .registry import Kind, register, shape_error
@@ -75,24 +75,10 @@ def build(layer: Linear, w, ctx):
 
 
 # ----------------------------------------------------------------------------- training
-class LinearNode(Node):
-    def __init__(self, layer: Linear):
-        super().__init__(layer)
-        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
-
+class LinearNode(SynapticNode):
     def dense(self, x, w, b):
         """y = x W^T + b for given weights (online methods pass an accumulated bias)."""
         return K.linear_dense(x, w, b)
-
-    def forward(self, a, ctx):
-        w = ctx.params[self.key("weight")]
-        b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
-        y = self.dense(np.ascontiguousarray(a.x), w, b)
-        if ctx.traces is not None:
-            ctx.save(self.name, x=update_trace(self.name, a.x, ctx))
-        elif ctx.store:
-            ctx.save(self.name, x=pack(a.x))
-        return Act(y, a.static)
 
     def backward(self, g, ctx, need_gx):
         x = ctx.take(self.name)["x"]

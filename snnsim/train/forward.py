@@ -161,6 +161,29 @@ class Node:
         return []
 
 
+class SynapticNode(Node):
+    """A layer with a weight and an optional bias (linear, conv): y = dense(x, W, b). Forward stores its input
+    (packed spikes), or with online methods the presynaptic trace; each kind gives ``dense`` and ``backward``."""
+
+    def __init__(self, layer):
+        super().__init__(layer)
+        self.trainable = ("weight", "bias") if layer.bias else ("weight",)
+
+    def dense(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, a, ctx):
+        w = ctx.params[self.key("weight")]
+        b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
+        x = np.ascontiguousarray(a.x)
+        y = self.dense(x, w, b)
+        if ctx.traces is not None:
+            ctx.save(self.name, x=update_trace(self.name, x, ctx))
+        elif ctx.store:
+            ctx.save(self.name, x=pack(x))
+        return Act(y, a.static)
+
+
 # ----------------------------------------------------------------------------- graph
 def run_nodes(nodes: list, a: Act, ctx: Ctx) -> Act:
     for node in nodes:
