@@ -22,7 +22,7 @@ these columns in ``hwmodel.energy``. The equations are in docs/hwmodel.md; the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,11 @@ class Counts:
     samples: int
     encoder: str
     layers: pd.DataFrame      # one row per layer: geometry sizes, unit (core group), flags
-    rows: pd.DataFrame        # one row per layer and timestep (layer-major): the COLUMNS above
+    rows: pd.DataFrame        # one row per layer and timestep (layer-major): the COLUMNS above, per inference
+    # the COLUMNS whose value differs between samples, per sample: [S, rows]; empty when the trace has no
+    # per-sample counts (one mean sample) or every sample did the same. hwmodel prices every sample by
+    # itself (latency, leakage and mapping included) and reports the mean.
+    per_sample: dict = field(default_factory=dict)
 
     @property
     def n_units(self) -> int:
@@ -124,10 +128,11 @@ def _steps_as_counted(rec: LayerTrace, encoder: str, n: int, per_sample: bool):
     direct-encoded input layer runs once and its output is replayed) is charged at every step with the
     counts of its last run, as the papers' proxy does.
 
-    Also the share of samples whose input was not binary and their event map, per step, so that a sample
-    pays MACs only for its own non-binary inputs (a price independent of the other samples of the run).
-    With ``per_sample`` False (or traces without the split) the run-wide flag decides for every sample, the
-    convention of SpikingJelly's op counter and NeuroBench (one decision per layer call on a whole batch)."""
+    The event counts are per sample, [T, S]: nonzero inputs, outputs, inputs x fan-out ('reach') and whether
+    the sample's input was not binary ('analog'), so that each sample is priced by its own input (a price
+    independent of the other samples of the run). Traces without per-sample arrays give one column, the mean
+    sample. With ``per_sample`` False the run-wide flag decides for every sample, the convention of
+    SpikingJelly's op counter and NeuroBench (one decision per layer call on a whole batch)."""
     T = len(rec.computed)
     computed = rec.computed.astype(bool).copy()
     idx = np.arange(T)
@@ -136,15 +141,34 @@ def _steps_as_counted(rec: LayerTrace, encoder: str, n: int, per_sample: bool):
         idx = ran[np.clip(np.searchsorted(ran, idx, side="right") - 1, 0, None)]
         computed[:] = True
     binary = rec.binary_in[idx].astype(bool)
-    em = rec.event_map[idx] if rec.event_map is not None else None
+    nu = rec.neuron_updates[idx].astype(np.float64) / n      # every sample updates every neuron
+    fo = fanout(rec) if rec.kind in SYNAPTIC else None
+    if rec.sample_events_in is not None or rec.sample_events_out is not None:
+        def per(arr, run_sum=None):     # a count not recorded per sample: every sample gets the mean
+            if arr is not None:
+                return arr[idx].astype(np.float64)
+            mean = run_sum[idx] / n if run_sum is not None else np.zeros(T)
+            return np.repeat(np.asarray(mean, np.float64)[:, None], n, 1)
+        ev_in, ev_out = per(rec.sample_events_in, rec.events_in), per(rec.sample_events_out, rec.events_out)
+        reach = per(rec.sample_reach)
+        analog = per(rec.sample_analog) if per_sample else np.repeat((~binary)[:, None], n, 1).astype(np.float64)
+        return computed, nu, ev_in, ev_out, reach, reach * analog, ev_in * analog, analog
+    # the mean sample: run sums / samples, the analog part from the run's analog event map
+    em = rec.event_map[idx].astype(np.float64) if rec.event_map is not None else None
     if per_sample and rec.analog_samples is not None:
         analog = rec.analog_samples[idx].astype(np.float64) / n
-        em_a = rec.event_map_analog[idx] if rec.event_map_analog is not None else None
+        em_a = rec.event_map_analog[idx].astype(np.float64) if rec.event_map_analog is not None else None
     else:
         analog = (~binary).astype(np.float64)
         em_a = em * (~binary).reshape((-1,) + (1,) * (em.ndim - 1)) if em is not None else None
-    return (computed, rec.events_in[idx].astype(np.float64), analog,
-            rec.events_out[idx].astype(np.float64), rec.neuron_updates[idx].astype(np.float64), em, em_a)
+
+    def reach_of(m):
+        return (m.reshape(T, -1) @ fo.reshape(-1)) / n if m is not None and fo is not None else np.zeros(T)
+
+    e_an = em_a.reshape(T, -1).sum(axis=1) / n if em_a is not None else np.zeros(T)
+    col = lambda a: np.asarray(a, np.float64).reshape(T, 1)   # noqa: E731
+    return (computed, nu, col(rec.events_in[idx] / n), col(rec.events_out[idx] / n), col(reach_of(em)),
+            col(reach_of(em_a)), col(e_an), col(analog))
 
 
 # ----------------------------------------------------------------------------- counting
@@ -202,40 +226,38 @@ def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> 
             state_size=rec.state_size, weight_slot=w_slot[li], state_slot=s_slot[li],
             dense_macs=dmac if synaptic else 0.0, synapses=float(fo.sum()) if fo is not None else 0.0,
             in_numel=float(np.prod(rec.in_shape)), out_numel=out_numel))
-        computed, ev_in, analog, ev_out, nu, em, em_a = _steps_as_counted(rec, encoder, n, binary == "per_sample")
+        computed, nu, ev_in, ev_out, reach, reach_an, e_an, analog = _steps_as_counted(
+            rec, encoder, n, binary == "per_sample")
         for t in range(T):
             c = float(computed[t])
             r = dict.fromkeys(COLUMNS, 0.0)
             r.update(layer=rec.name, kind=rec.kind, t=t, unit=unit, layer_index=li, computed=c,
-                     events_in=ev_in[t] / n, binary=1.0 - analog[t])
+                     events_in=ev_in[t], binary=1.0 - analog[t])
             if synaptic and c:
                 # each sample is priced by its own input: spikes (binary) as synaptic ops, the rest as MACs
-                w_all = float((em[t].astype(np.float64) * fo).sum()) / n if em is not None else 0.0
-                w_an = float((em_a[t].astype(np.float64) * fo).sum()) / n if em_a is not None else 0.0
-                e_an = float(em_a[t].sum()) / n if em_a is not None else 0.0
-                e_bin = ev_in[t] / n - e_an
                 a = analog[t]
-                r["synops"] = w_all - w_an
+                e_bin = ev_in[t] - e_an[t]
+                r["synops"] = reach[t] - reach_an[t]
                 r["entries_binary"] = e_bin
                 if rec.kind == "conv2d":          # Lemaire Eq. 16: 2 mult + Kh*Kw adds per input event
                     r["addr_mul"] = 2 * e_bin
                     r["addr_add"] = kh * kw * e_bin
                 else:                             # Lemaire Eq. 17: one add per synapse reached
-                    r["addr_add"] = w_all - w_an
+                    r["addr_add"] = reach[t] - reach_an[t]
                 r["macs_dense"] = dmac * a
-                r["macs_nz"] = w_an
+                r["macs_nz"] = reach_an[t]
                 r["dense_w_reads"] = float(rec.n_weights) * a
                 r["dense_in_reads"] = float(np.prod(rec.in_shape)) * a
-                r["entries_analog"] = e_an
-                r["addr_add"] += _dense_addr(rec) * a
-                r["packets"] = ev_in[t] / n
+                r["entries_analog"] = e_an[t]
+                r["addr_add"] = r["addr_add"] + _dense_addr(rec) * a
+                r["packets"] = ev_in[t]
                 r["bias_reads"] = float(rec.n_bias)
                 r["bias_adds"] = out_numel if rec.n_bias else 0.0
             elif rec.kind == "batchnorm" and c:
                 r["macs_dense"] = dmac
-                r["macs_nz"] = ev_in[t] / n
+                r["macs_nz"] = ev_in[t]
             elif rec.kind in ("pool2d", "add") and c:
-                r["other_ops"] = ev_in[t] / n
+                r["other_ops"] = ev_in[t]
             elif rec.kind == "layer_scale" and c:      # y = x * gamma[channel]
                 r["mul_ops"] = out_numel
                 r["bias_reads"] = float(channels)       # gamma, one word per channel
@@ -243,32 +265,49 @@ def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> 
                 r["copy_words"] = float(np.prod(rec.in_shape)) + out_numel
             elif rec.kind == "state" and c:
                 # T-RevSNN turned-on state c[t] = o + alpha * c[t-1] (c[-1] = 0: at t = 0, c[0] = o)
-                r["neuron_updates"] = nu[t] / n
+                r["neuron_updates"] = nu[t]
                 if t > 0:
-                    r["state_reads"] = nu[t] / n        # c[t-1], carried in from the previous column
-                    r["state_mul_adds"] = nu[t] / n
+                    r["state_reads"] = nu[t]            # c[t-1], carried in from the previous column
+                    r["state_mul_adds"] = nu[t]
                     r["bias_reads"] = float(channels)   # alpha, one word per channel
                 if rec.stateful and t < T - 1:
-                    r["state_writes"] = nu[t] / n       # c[t], carried to the next column
+                    r["state_writes"] = nu[t]           # c[t], carried to the next column
                     r["state_carried_words"] = float(rec.state_size)
             elif is_neuron:
-                r["neuron_updates"] = nu[t] / n
+                r["neuron_updates"] = nu[t]
                 if spiking:
-                    r["spikes_out"] = ev_out[t] / n
-                    r["compares"] = nu[t] / n
-                    r["resets"] = ev_out[t] / n
+                    r["spikes_out"] = ev_out[t]
+                    r["compares"] = nu[t]
+                    r["resets"] = ev_out[t]
                 if leaky:
-                    r["leak_ops"] = nu[t] / n
+                    r["leak_ops"] = nu[t]
                 if rec.stateful:
-                    r["u_rw"] = nu[t] / n
+                    r["u_rw"] = nu[t]
                     if t < T - 1 and c:
                         r["state_carried_words"] = float(rec.state_size)
                 else:
-                    r["stateless_nu"] = nu[t] / n
+                    r["stateless_nu"] = nu[t]
             rows.append(r)
     layers = pd.DataFrame(layer_rows)
-    frame = pd.DataFrame(rows, columns=["layer", "kind", "t", "unit", "layer_index", *COLUMNS])
-    return Counts(trace.network, trace.regime, T, trace.samples, encoder, layers, frame)
+    frame, per_sample = _per_sample_frame(rows)
+    return Counts(trace.network, trace.regime, T, trace.samples, encoder, layers, frame, per_sample)
+
+
+def _per_sample_frame(rows: list[dict]) -> tuple[pd.DataFrame, dict]:
+    """The rows as a frame of per-inference means, and the columns whose value differs between samples as
+    [S, R] arrays (S = the run's samples, or 1, the mean sample, for traces without per-sample counts)."""
+    S = max((np.size(v) for r in rows for k, v in r.items() if k in COLUMNS), default=1)
+    frame = pd.DataFrame([{k: v for k, v in r.items() if k not in COLUMNS} for r in rows],
+                         columns=["layer", "kind", "t", "unit", "layer_index"])
+    samples = {}
+    for k in COLUMNS:
+        vals = np.empty((S, len(rows)))
+        for j, r in enumerate(rows):
+            vals[:, j] = r[k]
+        frame[k] = vals.mean(axis=0) if S > 1 else vals[0]
+        if S > 1 and not (vals == vals[:1]).all():
+            samples[k] = vals
+    return frame, samples
 
 
 def check_fanout(trace: Trace) -> list[str]:

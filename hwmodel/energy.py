@@ -38,10 +38,45 @@ def _group_spill(sizes, cap_of_layer, group_start):
     return np.clip(cum - before - cap_of_layer, 0, sizes)
 
 
-def evaluate(c: Counts, params: dict) -> dict:
-    """Energy components [.., R] (pJ), totals [..], latency [..] (ns) and spills for V variants (or one)."""
+def evaluate(c: Counts, params: dict, each_sample: bool = False) -> dict:
+    """Energy components [.., R] (pJ), totals [..], latency [..] (ns) and spills for V variants (or one).
+
+    Every sample of the run is priced by itself (its own counts, ``Counts.per_sample``; latency is a max over
+    resources, so the mean sample's latency is not the mean latency) and the result is the mean over samples;
+    with ``each_sample`` the per-sample results are returned, the sample axis just before the last
+    (per-row, per-unit, per-step results) or last (totals), where the result depends on the sample."""
     rows, lay = c.rows, c.layers
     col = {k: rows[k].to_numpy(np.float64) for k in rows.columns if k not in ("layer", "kind")}
+    col.update(c.per_sample)
+    # variants [V] get an axis for the samples: [V, 1], broadcasting against the counts' [S, R]
+    params = {k: (v[:, None] if isinstance(v, np.ndarray) and v.ndim == 1 and k != "mapping" else v)
+              for k, v in params.items()}
+    res = _evaluate(c, params, col)
+    return res if each_sample else mean_over_samples(res)
+
+
+# result key -> number of trailing axes after the sample axis (0: a total per sample)
+_TAILS = dict(E=1, E_static=0, total=0, latency=0, step=0, unit_pj=1, unit_ns=1, hw_steps=0, proxy=0,
+              dram_bits=1, spills=1, cores_u=1, infeasible=0, too_few_cores=0, macs=1, weight_reads=1,
+              acc_rw=1, hops=1, seq_steps=1, pipe_steps=1)
+
+
+def mean_over_samples(res: dict) -> dict:
+    """The per-sample results of ``evaluate(..., each_sample=True)`` averaged over the samples (feasible only
+    if every sample is). A result without a sample axis (it depends on no sample's counts) is kept."""
+    def red(x, tail, how):
+        x = np.asarray(x)
+        return how(x, axis=x.ndim - tail - 1) if x.ndim > tail else x
+
+    out = {}
+    for k, v in res.items():
+        how = np.any if k in ("infeasible", "too_few_cores") else np.mean
+        out[k] = {n: red(a, _TAILS[k], how) for n, a in v.items()} if isinstance(v, dict) else red(v, _TAILS[k], how)
+    return out
+
+
+def _evaluate(c: Counts, params: dict, col: dict) -> dict:
+    rows, lay = c.rows, c.layers
     T, U = c.timesteps, c.n_units
     unit_of_layer = lay.unit.to_numpy()
     row_layer = rows.layer_index.to_numpy()
@@ -205,6 +240,7 @@ def evaluate(c: Counts, params: dict) -> dict:
 
     seq_steps = np.maximum(core, dram_ns).sum(axis=-2) + barrier[..., None]        # [.., T]
     H = T + U - 1                                       # pipelined: unit u works on step t at hw step t+u
+    core, dram_ns = np.broadcast_arrays(core, dram_ns)
     pc = np.zeros(core.shape[:-1] + (H,))
     pd_ = np.zeros_like(pc)
     for u in range(U):
@@ -222,7 +258,7 @@ def evaluate(c: Counts, params: dict) -> dict:
     E_static = p_static * latency
 
     total = sum(np.sum(e, axis=-1) for e in E.values()) + E_static
-    proxy = PROXY_MAC_PJ * macs.sum(-1) + PROXY_AC_PJ * col["synops"].sum()
+    proxy = PROXY_MAC_PJ * macs.sum(-1) + PROXY_AC_PJ * col["synops"].sum(-1)
     # per unit: time (its share of the sequential schedule) and energy with its share of the leakage
     unit_ns = np.where(pipelined > 0, core.sum(-1), np.maximum(core, dram_ns).sum(-1))          # [.., U]
     unit_pj = _per_unit_sum(sum(np.broadcast_to(e, np.broadcast_shapes(np.shape(e), (len(rows),)))

@@ -13,7 +13,7 @@ from snnsim.trace import Trace
 from .arch import Arch, ArchError
 from .counts import Counts, count, spikes_per_synapse
 from .energy import COMPONENTS
-from .mapping import parse_choice, search
+from .mapping import modal, parse_choice, search
 
 
 # ----------------------------------------------------------------------------- single-architecture report
@@ -26,6 +26,7 @@ class Report:
     constants: pd.DataFrame   # every constant of the architecture with its source
     steps_ns: np.ndarray      # time of each (hardware) timestep: T of them, or T + units - 1 if pipelined
     mapping: pd.DataFrame | None = None   # per unit (a layer with weights and what follows it): the mapping
+                                          # most samples ran on, the share of samples on it, mean pJ and ns
 
     def components(self) -> pd.Series:
         return pd.Series({k: self.totals[f"e_{k}"] for k in COMPONENTS})
@@ -131,8 +132,11 @@ def price(trace_or_counts: Trace | Counts, arch: Arch, objective: str = "energy"
     maps = arch.loop_mappings()
     lay = c.layers
     first = lay.groupby("unit", sort=True).layer.first()
+    # every sample ran on its own best mappings: the table names the one most samples chose per unit
+    best, share = modal(choice, len(maps))
     chosen = pd.DataFrame(dict(unit=np.arange(c.n_units), layer=first.to_numpy(),
-                               mapping=[maps[i].name for i in np.asarray(choice).reshape(-1)],
+                               mapping=[maps[i].name for i in np.asarray(best).reshape(-1)],
+                               samples_share=np.asarray(share, np.float64).reshape(-1),
                                energy_pj=np.asarray(res["unit_pj"], np.float64).reshape(-1),
                                time_ns=np.asarray(res["unit_ns"], np.float64).reshape(-1)))
     totals["mappings"] = ", ".join(f"{k} x{v}" for k, v in chosen.mapping.value_counts(sort=False).items())

@@ -15,7 +15,7 @@ import pandas as pd
 from .arch import Arch, ArchError
 from .counts import Counts
 from .energy import COMPONENTS
-from .mapping import parse_choice, search
+from .mapping import modal, parse_choice, search
 
 # friendly column -> params key (and a unit conversion)
 ALIASES = {"weights_kib": ("weights_bytes", 1024), "membrane_kib": ("membrane_bytes", 1024),
@@ -52,18 +52,33 @@ def sweep(c: Counts, arch: Arch, variants: pd.DataFrame, objective: str = "energ
           mapping: str | None = None) -> pd.DataFrame:
     """Energy (pJ per inference, total and per component), latency (ns) and feasibility per variant, every
     variant's layers on their best mappings under ``objective`` (or all on ``mapping='fixed:NAME'``)."""
-    res, choice = search(c, arch, variant_params(arch, variants), objective, parse_choice(mapping, arch))
     out = variants.reset_index(drop=True).copy()
-    V = len(out)
-    out["energy_pj"] = np.broadcast_to(res["total"], (V,))
-    for k in COMPONENTS:
-        e = res["E_static"] if k == "static" else np.sum(res["E"][k], axis=-1)
-        out[f"e_{k}"] = np.broadcast_to(e, (V,))
-    out["latency_ns"] = np.broadcast_to(res["latency"], (V,))
-    out["dram_bytes"] = np.broadcast_to(np.sum(res["dram_bits"], axis=-1) / 8, (V,))
-    out["feasible"] = ~np.broadcast_to(res["infeasible"], (V,))
-    out.loc[~out.feasible, ["energy_pj", "latency_ns"]] = np.nan
     names = np.array([m.name for m in arch.loop_mappings()])
-    choice = np.broadcast_to(choice, (V, c.n_units))
-    out["mappings"] = [",".join(names[row]) for row in choice]
+    fixed = parse_choice(mapping, arch)
+    # every sample of every variant is priced ([V, S, rows] arrays): variants go in blocks small enough for
+    # the arrays to stay in the CPU caches
+    block = max(1, CHUNK_ELEMENTS // max(1, len(c.rows) * _samples(c)))
+    parts = []
+    for lo in range(0, len(out), block):
+        part = out.iloc[lo:lo + block]
+        res, choice = search(c, arch, variant_params(arch, part), objective, fixed)
+        V = len(part)
+        cols = {"energy_pj": np.broadcast_to(res["total"], (V,))}
+        for k in COMPONENTS:
+            cols[f"e_{k}"] = np.broadcast_to(res["E_static"] if k == "static" else np.sum(res["E"][k], axis=-1), (V,))
+        cols["latency_ns"] = np.broadcast_to(res["latency"], (V,))
+        cols["dram_bytes"] = np.broadcast_to(np.sum(res["dram_bits"], axis=-1) / 8, (V,))
+        cols["feasible"] = ~np.broadcast_to(res["infeasible"], (V,))
+        choice = np.broadcast_to(modal(choice, len(names))[0], (V, c.n_units))    # the mapping most samples ran on
+        cols["mappings"] = [",".join(names[row]) for row in choice]
+        parts.append(pd.DataFrame(cols, index=part.index))
+    out = pd.concat([out, pd.concat(parts)], axis=1)
+    out.loc[~out.feasible, ["energy_pj", "latency_ns"]] = np.nan
     return out
+
+
+CHUNK_ELEMENTS = 1 << 17
+
+
+def _samples(c: Counts) -> int:
+    return max((len(v) for v in c.per_sample.values()), default=1)

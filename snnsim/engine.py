@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import kernels as K
-from .kernels.stats import input_stats, input_stats_map
+from .kernels.stats import input_stats, input_stats_samples, sample_nonzero
 from .errors import InputError
 from .layers.op import Op, kernel_form, walk_ops
 from .trace import LayerTrace, Trace
@@ -87,6 +87,14 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     )
 
 
+def _flat_fanout(op: Op) -> np.ndarray:
+    """The op's fan-out map, flat and float64 (computed once per op)."""
+    flat = op.__dict__.get("_flat_fanout")
+    if flat is None:
+        flat = op.__dict__["_flat_fanout"] = fanout_map(op).reshape(-1).astype(np.float64)
+    return flat
+
+
 # ----------------------------------------------------------------------------- one batch
 class _BatchRun:
     """The state and trace of one batch through the time loop."""
@@ -126,10 +134,13 @@ class _BatchRun:
         rec.computed[t] = True
         if op.holds_state:
             return op.step(self, rec, x, t)
-        if op.synaptic:      # one pass: nonzeros, binary check and the per-position event map
-            nz, binary = input_stats_map(x, rec.event_map[t])
+        if op.synaptic:      # one pass: nonzeros, binary check, the per-position event map, and per sample
+            nz, binary = input_stats_samples(x, rec.event_map[t], _flat_fanout(op), *rec.sample_counts(
+                t, self.B, "sample_events_in", "sample_reach", "sample_analog"))
         else:
             nz, binary = input_stats(x)
+            if op.layer.kind == "pool2d":      # hwmodel prices a pool per input event, per sample
+                sample_nonzero(x, *rec.sample_counts(t, self.B, "sample_events_in"))
         rec.events_in[t] += nz
         rec.binary_in[t] &= binary
         if op.synaptic and not binary:

@@ -56,6 +56,11 @@ LayerTrace
                sample's spike-or-MAC pricing does not depend on the other samples of the run
   event_map_analog float32 [T, *in_shape] or None: the part of event_map from those samples (None while
                every input seen was binary)
+  sample_events_in  int64 [T, S] or None: nonzero input entries of each sample (S = samples, in run order)
+  sample_events_out int64 [T, S] or None: nonzero outputs (spikes) of each sample
+  sample_reach      float64 [T, S] or None: synaptic layers: each sample's nonzero inputs x their fan-out
+  sample_analog     bool [T, S] or None: synaptic layers: the sample's input at t was not all 0/1
+               (these four let hwmodel price every sample by itself: its latency and mapping included)
 
 Kinds and geometry added for the execution regimes (docs/regimes.md):
   conv2d       also ScaledStdConv2d and T-RevSNN's depth-wise convs: geometry adds standardize (weights were
@@ -81,8 +86,9 @@ from pathlib import Path
 import numpy as np
 
 SCHEMA_VERSION = 1
+SAMPLE_ARRAYS = ("sample_events_in", "sample_events_out", "sample_reach", "sample_analog")
 ARRAYS = ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map", "fanout_map",
-          "analog_samples", "event_map_analog")
+          "analog_samples", "event_map_analog") + SAMPLE_ARRAYS
 
 
 @dataclass
@@ -107,12 +113,28 @@ class LayerTrace:
     fanout_map: np.ndarray | None = None
     analog_samples: np.ndarray | None = None
     event_map_analog: np.ndarray | None = None
+    sample_events_in: np.ndarray | None = None
+    sample_events_out: np.ndarray | None = None
+    sample_reach: np.ndarray | None = None
+    sample_analog: np.ndarray | None = None
+
+    def sample_counts(self, t: int, B: int, *names: str) -> list[np.ndarray]:
+        """The rows at step t of the named per-sample arrays (``SAMPLE_ARRAYS``) for the current batch of B
+        samples, allocated [T, B] on first use; the engine adds one batch's per-sample counts into them."""
+        out = []
+        for name in names:
+            arr = getattr(self, name)
+            if arr is None:
+                dtype = bool if name == "sample_analog" else np.float64 if name == "sample_reach" else np.int64
+                arr = np.zeros((len(self.events_in), B), dtype)
+                setattr(self, name, arr)
+            out.append(arr[t])
+        return out
 
     def note_analog(self, t: int, x: np.ndarray) -> None:
         """Record which samples of a batch input ``x`` [B, ...] at step t were not binary, and their event map
         (called only when the batch as a whole was not binary)."""
-        flat = x.reshape(x.shape[0], -1)
-        analog = ~((flat == 0) | (flat == 1)).all(axis=1)
+        analog = _analog_rows(x.reshape(x.shape[0], -1))
         if self.analog_samples is None:
             self.analog_samples = np.zeros(len(self.events_in), np.int64)
         self.analog_samples[t] += int(analog.sum())
@@ -143,6 +165,11 @@ class LayerTrace:
     def synops_binary(self) -> np.ndarray:
         """Synaptic ops of binary (spike) inputs only: accumulates."""
         return self.synops - self.macs_analog
+
+
+def _analog_rows(flat: np.ndarray) -> np.ndarray:
+    """Which rows (samples) of [B, N] hold a value other than 0 or 1."""
+    return ~((flat == 0) | (flat == 1)).all(axis=1)
 
 
 @dataclass
@@ -176,6 +203,12 @@ class Trace:
                 va, vb = getattr(a, k), getattr(b, k)
                 if vb is not None:
                     setattr(a, k, vb.copy() if va is None else va + vb)
+            for k in SAMPLE_ARRAYS:          # per sample: the batches' samples side by side
+                va, vb = getattr(a, k), getattr(b, k)
+                nb, na = (np.zeros((len(a.events_in), n), bool if k == "sample_analog" else np.float64 if
+                          k == "sample_reach" else np.int64) for n in (other.samples, self.samples - other.samples))
+                if va is not None or vb is not None:
+                    setattr(a, k, np.concatenate([na if va is None else va, nb if vb is None else vb], axis=1))
             a.form = [fa if fa == fb else "mixed" for fa, fb in zip(a.form, b.form)]
         for name, probe in other.probes.items():
             mine = self.probes.setdefault(name, {})

@@ -1,15 +1,17 @@
 """A sample's price does not depend on the other samples it is run with.
 
 The reference is the definition itself: every sample run and priced alone (a batch of one), independently
-of the batched run. Counts and dynamic energy are per inference, so the batch's must equal the mean of the
-single-sample ones, for any subset and any batch size. (Latency, and the static energy that leaks during
-it, is a max over resources per step, taken on the mean sample's counts: not a mean of per-sample maxima.) The network is the shipped SEW-ResNet, whose
+of the batched run. Everything is per inference, so the batch's counts, dynamic energy, latency and static
+energy (leakage over that latency) must equal the mean of the single-sample ones, for any subset and any
+batch size, with every sample on its own best mappings. The network is the shipped SEW-ResNet, whose
 'ADD' shortcuts feed sums of spikes (0, 1, 2) into the next convolutions: at some layer and step some
-samples' inputs are binary and others' are not, which is what a run-wide spike-or-MAC decision gets wrong.
+samples' inputs are binary and others' are not, which is what a run-wide spike-or-MAC decision gets wrong;
+and latency is a max over compute, memory and NoC per step, which the mean sample's counts get wrong.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from snnsim.data import load_dataset, pad_to_shape
 from snnsim.engine import run
 from snnsim.network import build_network
 from snnsim.spec import load_spec
+from snnsim.trace import SAMPLE_ARRAYS
 from snnsim.weights import random_weights
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
@@ -58,13 +61,14 @@ def test_price_of_a_sample_is_the_same_alone_or_in_any_batch(sew, idx, batch_siz
     for col in COLS:
         mean = np.mean([s.rows[col].to_numpy() for s in singles], axis=0)
         np.testing.assert_allclose(together.rows[col].to_numpy(), mean, rtol=1e-9, atol=1e-9, err_msg=col)
-    # dynamic energy is linear in the counts; static energy is leakage x latency, and latency (a max over
-    # compute, memory and NoC per step) is taken on the mean sample's counts, so it is compared apart
-    dyn = lambda t: t["energy_pj"] - t["e_static"]  # noqa: E731
-    # on one mapping: the mapper picks a mapping per run, from that run's (mean) counts
-    fixed = "fixed:timestep_outer"
-    e_mean = np.mean([dyn(price(s, arch, mapping=fixed).totals) for s in singles])
-    assert dyn(price(together, arch, mapping=fixed).totals) == pytest.approx(e_mean, rel=1e-9)
+    # latency (a max over resources per step), the leakage over it and the mapping each sample runs on are
+    # not linear in the counts: each sample is priced by itself, alone or in the batch
+    keys = ("energy_pj", "e_static", "latency_ns", "proxy_pj", "dram_bytes")
+    for mapping in (None, "fixed:timestep_outer"):
+        got = price(together, arch, mapping=mapping).totals
+        want = [price(s, arch, mapping=mapping).totals for s in singles]
+        for k in keys:
+            assert got[k] == pytest.approx(np.mean([w[k] for w in want]), rel=1e-9), (k, mapping)
 
 
 def test_the_network_mixes_binary_and_analog_samples(sew):
@@ -76,3 +80,14 @@ def test_the_network_mixes_binary_and_analog_samples(sew):
     run_wide = count(batch, binary="per_run").rows.synops.sum()
     singles = np.mean([count(a, binary="per_run").rows.synops.sum() for a in alone])
     assert run_wide != pytest.approx(singles, rel=1e-6)
+    # and the latency of the mean sample (the batch priced without its per-sample counts) is not the mean
+    # latency of the samples
+    arch = load_arch("evt45")
+    mean_sample = copy.deepcopy(batch)
+    for rec in mean_sample.layers:
+        for k in SAMPLE_ARRAYS:
+            setattr(rec, k, None)
+    assert not count(mean_sample).per_sample
+    alone_ns = np.mean([price(a, arch).totals["latency_ns"] for a in alone])
+    assert price(batch, arch).totals["latency_ns"] == pytest.approx(alone_ns, rel=1e-9)
+    assert price(mean_sample, arch).totals["latency_ns"] != pytest.approx(alone_ns, rel=1e-4)

@@ -21,8 +21,11 @@ def input_stats(x):
 
 
 @njit(cache=True, fastmath=False)
-def input_stats_map(x, em):
-    """As ``input_stats``, and adds the nonzero indicator of every sample into ``em`` (shape x.shape[1:])."""
+def input_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
+    """As ``input_stats``; also adds the nonzero indicator of every sample into ``em`` (shape x.shape[1:]) and
+    records per sample b: nonzero entries (added to nnz_s[b]), nonzero entries weighted by ``fanout`` (flat,
+    the outputs each position reaches; added to reach_s[b]) and whether any entry is neither 0 nor 1
+    (nonbinary_s[b]), so that hwmodel can price every sample by itself."""
     B = x.shape[0]
     flat = x.reshape(B, -1)
     emf = em.reshape(-1)
@@ -33,10 +36,32 @@ def input_stats_map(x, em):
     zero = np.float32(0.0)
     for b in range(B):
         row = flat[b]
-        for i in range(n):          # branch-free so that LLVM vectorises it
+        rn = 0
+        rnb = 0
+        reach = 0.0
+        for i in range(n):
             v = row[i]
             nz = v != 0
             emf[i] += one if nz else zero
-            nnz += nz
-            nonbinary += nz & (v != 1)
+            rn += nz
+            rnb += nz & (v != 1)
+            reach += fanout[i] if nz else 0.0
+        nnz_s[b] += rn
+        reach_s[b] += reach
+        nonbinary_s[b] |= rnb > 0
+        nnz += rn
+        nonbinary += rnb
     return nnz, nonbinary == 0
+
+
+@njit(cache=True, fastmath=False)
+def sample_nonzero(x, out):
+    """Adds the nonzero entries of each sample x[b] to out[b]."""
+    B = x.shape[0]
+    flat = x.reshape(B, -1)
+    for b in range(B):
+        row = flat[b]
+        c = 0
+        for i in range(row.shape[0]):
+            c += row[i] != 0
+        out[b] += c

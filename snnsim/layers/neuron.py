@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import neurons
+from ..kernels.stats import sample_nonzero
 from ..nir.io import NODE_NEURON, NODE_PLIF_W, NODE_RESET, NODE_SPIKE_RULE
 from ..spec import Layer, Shape, finite, show
 from ..train import grads as G
@@ -114,6 +115,8 @@ class NeuronOp(Op):
         rec.binary_in[t] &= binary
         rec.events_out[t] += n_spikes if self.layer.spiking else 0
         rec.neuron_updates[t] += x.size
+        if self.layer.spiking:          # per sample: what hwmodel prices per spike
+            sample_nonzero(out, *rec.sample_counts(t, br.B, "sample_events_out"))
         if self.name in br.probes:
             br._probe(self.name, t, spikes=out, membrane=v, charge=h)
         return out

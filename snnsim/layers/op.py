@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels as K
-from ..kernels.stats import input_stats
+from ..kernels.stats import input_stats, sample_nonzero
 from ..errors import WeightError
 from ..spec import Layer
 from ..trace import LayerTrace
@@ -133,6 +133,9 @@ def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarra
     rec.events_in[t] += na + nb
     rec.events_out[t] += K.count_nonzero(y)
     rec.binary_in[t] &= ba and bb
+    ins, = rec.sample_counts(t, len(a), "sample_events_in")     # per sample: hwmodel prices an add per event
+    sample_nonzero(a, ins)
+    sample_nonzero(b, ins)
 
 
 def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
