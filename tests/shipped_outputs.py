@@ -30,6 +30,7 @@ CASES = [
     ("trev_small.yaml", "trev_small.npz"),
     ("trev_small.yaml", "trev_small_mnist.npz"),
     ("trev_tiny224.yaml", None),
+    ("vgg_small.yaml", "vgg_small.npz"),
 ]
 COUNTS = ("computed", "events_in", "binary_in", "events_out", "neuron_updates")
 
