@@ -143,7 +143,7 @@ def _steps_as_counted(rec: LayerTrace, encoder: str, n: int, per_sample: bool):
     binary = rec.binary_in[idx].astype(bool)
     nu = rec.neuron_updates[idx].astype(np.float64) / n      # every sample updates every neuron
     fo = fanout(rec) if rec.kind in SYNAPTIC else None
-    if rec.sample_events_in is not None or rec.sample_events_out is not None:
+    if _per_sample_consistent(rec, n):
         def per(arr, run_sum=None):     # a count not recorded per sample: every sample gets the mean
             if arr is not None:
                 return arr[idx].astype(np.float64)
@@ -169,6 +169,22 @@ def _steps_as_counted(rec: LayerTrace, encoder: str, n: int, per_sample: bool):
     col = lambda a: np.asarray(a, np.float64).reshape(T, 1)   # noqa: E731
     return (computed, nu, col(rec.events_in[idx] / n), col(rec.events_out[idx] / n), col(reach_of(em)),
             col(reach_of(em_a)), col(e_an), col(analog))
+
+
+def _per_sample_consistent(rec: LayerTrace, n: int) -> bool:
+    """The record has per-sample counts for the run's n samples and they add up to its run totals (a trace
+    edited by hand in its totals only is priced as one mean sample)."""
+    arrays = (rec.sample_events_in, rec.sample_events_out, rec.sample_reach, rec.sample_analog)
+    if all(a is None for a in arrays) or any(a is not None and a.shape != (len(rec.events_in), n) for a in arrays):
+        return False
+    ok = rec.sample_events_in is None or np.array_equal(rec.sample_events_in.sum(axis=1), rec.events_in)
+    ok &= rec.sample_events_out is None or np.array_equal(rec.sample_events_out.sum(axis=1), rec.events_out)
+    if rec.sample_reach is not None and rec.event_map is not None and rec.fanout_map is not None:
+        ok &= np.allclose(rec.sample_reach.sum(axis=1), rec.synops, rtol=1e-12, atol=0)
+    if rec.sample_analog is not None:
+        ok &= np.array_equal(rec.sample_analog.sum(axis=1),
+                             rec.analog_samples if rec.analog_samples is not None else np.zeros(len(rec.events_in)))
+    return bool(ok)
 
 
 # ----------------------------------------------------------------------------- counting

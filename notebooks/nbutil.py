@@ -133,6 +133,8 @@ def ann_trace(trace):
         rec.events_in[:] = numel * n               # dense activations: every entry is read
         rec.binary_in[:] = False
         rec.analog_samples, rec.event_map_analog = None, None     # every sample analog: the run-wide flag
+        # every sample of an ANN does the same work: priced as one mean sample
+        rec.sample_events_in = rec.sample_events_out = rec.sample_reach = rec.sample_analog = None
         if rec.event_map is not None:
             rec.event_map[:] = n
         rec.stateful, rec.state_size = False, 0
