@@ -97,6 +97,7 @@ SAME = {"name", "kind", "in_shape", "out_shape", "geometry", "n_weights", "n_bia
         "state_size", "computed", "fanout_map"}
 ALL_OF = {"binary_in"}
 FORM = {"form"}
+CONCAT = {"sample_events_in", "sample_events_out", "sample_reach", "sample_analog"}     # [T, samples]
 
 
 def test_merged_trace_equals_per_sample_runs_combined_by_hand_on_every_field():
@@ -112,7 +113,8 @@ def test_merged_trace_equals_per_sample_runs_combined_by_hand_on_every_field():
     merged = run(net, x, batch_size=3, probes=probes).trace
     singles = [run(net, x[i:i + 1], batch_size=1, probes=probes).trace for i in range(len(x))]
     fields = {f.name for f in dataclasses.fields(LayerTrace)}
-    assert fields == SUMMED | SAME | ALL_OF | FORM, f"fields without a merge rule: {fields - SUMMED - SAME - ALL_OF - FORM}"
+    rules = SUMMED | SAME | ALL_OF | FORM | CONCAT
+    assert fields == rules, f"fields without a merge rule: {fields - rules}"
     assert merged.samples == len(x)
     for i, rec in enumerate(merged.layers):
         recs = [tr.layers[i] for tr in singles]
@@ -125,6 +127,13 @@ def test_merged_trace_equals_per_sample_runs_combined_by_hand_on_every_field():
                     assert got is None, (rec.name, name)
                 else:
                     np.testing.assert_array_equal(np.asarray(got, np.float64), want, err_msg=f"{rec.name}.{name}")
+            elif name in CONCAT:           # each sample's column, in sample order (zeros where it did nothing)
+                if all(e is None for e in each):
+                    assert got is None, (rec.name, name)
+                else:
+                    cols = [np.zeros((len(rec.computed), 1)) if e is None else np.asarray(e, np.float64) for e in each]
+                    np.testing.assert_array_equal(np.asarray(got, np.float64), np.concatenate(cols, axis=1),
+                                                  err_msg=f"{rec.name}.{name}")
             elif name in ALL_OF:
                 np.testing.assert_array_equal(got, np.logical_and.reduce(each), err_msg=f"{rec.name}.{name}")
             elif name in FORM:

@@ -87,6 +87,7 @@ def test_the_network_mixes_binary_and_analog_samples(sew):
     for rec in mean_sample.layers:
         for k in SAMPLE_ARRAYS:
             setattr(rec, k, None)
+    assert set(count(batch).per_sample) >= {"synops", "macs_nz", "spikes_out", "packets"}   # priced per sample
     assert not count(mean_sample).per_sample
     alone_ns = np.mean([price(a, arch).totals["latency_ns"] for a in alone])
     assert price(batch, arch).totals["latency_ns"] == pytest.approx(alone_ns, rel=1e-9)
