@@ -258,7 +258,7 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     click.echo(table.drop(columns="mappings").to_string(index=False, float_format=_fmt))
     click.echo(f"\nmappings (objective {objective}):")
     click.echo(pd.concat([r.mapping.assign(regime=k) for k, r in reports.items()])[
-        ["regime", "layer", "mapping", "energy_pj", "time_ns"]].to_string(index=False, float_format=_fmt))
+        ["regime", "layer", "mapping", "samples_share", "energy_pj", "time_ns"]].to_string(index=False, float_format=_fmt))
     comp = components_table(reports)
     click.echo("\nenergy by component (pJ per inference):")
     click.echo(comp.to_string(float_format=_fmt))
