@@ -27,13 +27,11 @@
 #
 # * **Part A, trained weights, one task.** `mnist_conv` (trained with BPTT at T = 4, `networks/mnist_conv.npz`)
 #   on MNIST test images, run multi-step at several T; its T = 1 run is the one-shot regime.
-# * **Part B, multi-step against temporal-reversible at equal size.** No trained T-RevSNN exists in the
-#   repository yet (the training code does not train T-RevSNN columns yet), so this part uses **untrained,
-#   seeded random weights** for both networks: `trev_small.npz` (T-RevSNN, 4 columns) and
-#   `ms_resnet18_small.npz` (MS-ResNet-18 at quarter width, the multi-step baseline of the T-RevSNN ablations),
-#   of similar size (parameter counts printed below), both on the same MNIST images zero-padded to 3x32x32.
-#   Their spike rates are those of random weights, so Part B illustrates the structure of the two regimes, not
-#   a trained operating point.
+# * **Part B, multi-step against temporal-reversible, both trained, on the same task.** `trev_small` (T-RevSNN,
+#   4 columns, 0.54 M parameters) with its weights trained on MNIST padded to 3x32x32 (`trev_small_mnist.npz`,
+#   reversible training, docs/training.md) against `vgg_small` (a plain VGG-style multi-step LIF conv net, 0.62 M
+#   parameters, BPTT at T = 4 on the same padded images, `vgg_small.npz`), on the same test images. Both are
+#   trained for T = 4; their accuracies are printed beside the energies.
 #
 # Every number below is printed by a cell; the last cell collects the headline findings.
 # `SNNSIM_NB_SIZE=full` runs more images and a longer T sweep.
@@ -59,7 +57,7 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 N_A = U.pick(64, 500)                  # MNIST test images, Part A
 TS_A = U.pick((1, 2, 4, 8), (1, 2, 3, 4, 6, 8))
-N_B = U.pick(8, 32)                    # images, Part B (the CIFAR-sized networks are slower)
+N_B = U.pick(8, 100)                   # images, Part B (the CIFAR-sized networks are slower)
 TS_B = U.pick((1, 2, 4), (1, 2, 3, 4))
 print(f"size={U.SIZE}: Part A {N_A} images, T in {TS_A}; Part B {N_B} images, T in {TS_B}")
 
@@ -197,30 +195,33 @@ U.savefig(fig, "01_membrane_share_by_stage")
 plt.show()
 
 # %% [markdown]
-# ## Part B: T-RevSNN against multi-step at equal size (untrained weights)
+# ## Part B: T-RevSNN against multi-step, both trained
 #
 # `trev_small` runs each of its T columns once (`trev` regime; T < 4 is an early exit at the head of column
-# T-1, and T = 1 is its one-shot run); `ms_resnet18_small` runs every layer at every step. Besides the three
+# T-1, and T = 1 is its one-shot run); `vgg_small` runs every layer at every step. Besides the three
 # architectures above, `evt45 fits` enlarges the per-core weight and membrane buffers (256 and 128 KiB) so that
-# neither network spills to DRAM, to separate what DRAM does from what the dataflow does.
+# neither network spills to DRAM, to separate what DRAM does from what the dataflow does. Every regime runs
+# on its own best mappings.
 
 # %%
 ARCHS_B = dict(ARCHS)
 ARCHS_B["evt45 fits"] = U.arch_variant(load_arch("evt45"), "evt45 fits", weights_kib=256, membrane_kib=128,
                                        membrane="per_synop")
-nets_b = {name: U.load_net(name) for name in ("ms_resnet18_small", "trev_small")}
+MS, REV = "vgg_small", "trev_small"
+nets_b = {MS: U.load_net(MS), REV: U.load_net(REV, U.NETS / "trev_small_mnist.npz")}
 print("parameters:", {name: f"{U.n_params(spec):,}" for name, (spec, _) in nets_b.items()},
       f"(mnist_conv: {U.n_params(spec_a):,})")
 xb, yb = U.dataset("mnist", "test", N_B, nets_b["trev_small"][0].input_shape)
 rows_b, reports_b = [], {}
 for name, (spec, net) in nets_b.items():
     for T in TS_B:
-        tr = run(net, xb, timesteps=T).trace
+        res_b = run(net, xb, timesteps=T)
+        tr = res_b.trace
         for an, arch in ARCHS_B.items():
             rep = price(tr, arch)
             reports_b[(name, T, an)] = rep
             g = U.grouped(rep.components())
-            rows_b.append(dict(network=name, T=T, regime=tr.regime, arch=an,
+            rows_b.append(dict(network=name, T=T, regime=tr.regime, arch=an, accuracy=accuracy(res_b, yb),
                                energy_uJ=rep.totals["energy_pj"] / 1e6, latency_us=rep.totals["latency_ns"] / 1e3,
                                synops=rep.totals["synops"], macs=rep.totals["macs"], state_B=rep.totals["state_bytes"],
                                dram_B=rep.totals["dram_bytes"], weight_spill_B=rep.totals["weight_spill_bytes"],
@@ -229,8 +230,8 @@ tab_b = pd.DataFrame(rows_b)
 tab_b["share membrane traffic"] = tab_b[[f"share {m}" for m in U.MEMBRANE]].sum(axis=1)
 for (name, an), d in tab_b.groupby(["network", "arch"]):
     tab_b.loc[d.index, "x T=1"] = d.energy_uJ / d[d["T"] == 1].energy_uJ.iloc[0]
-print(tab_b[["network", "T", "regime", "arch", "energy_uJ", "x T=1", "latency_us", "synops", "macs", "state_B",
-             "dram_B"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+print(tab_b[["network", "T", "regime", "arch", "accuracy", "energy_uJ", "x T=1", "latency_us", "synops", "macs",
+             "state_B", "dram_B"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 # %% [markdown]
 # How the memory-aware model prices the two (docs/hwmodel.md): an event-driven synaptic op on spikes reads its
@@ -244,14 +245,14 @@ print(tab_b[["network", "T", "regime", "arch", "energy_uJ", "x T=1", "latency_us
 #
 # T-RevSNN's 1.6x is the proxy ratio of a different, larger network (the Spike-driven Transformer) to
 # T-RevSNN at T = 4 (docs/papers.md, T-RevSNN). The ratio below is ours, at equal T, on the
-# same input, for two networks of similar size. A ratio above 1 means the multi-step network costs more.
+# same input, for two trained networks of similar size. A ratio above 1 means the multi-step network costs more.
 
 # %%
 PAPER_TREV_RATIO = 1.6   # T-RevSNN abstract: inference energy 1.6x better than SDT, proxy (docs/papers.md, T-RevSNN)
-ratio = (tab_b[tab_b.network == "ms_resnet18_small"].set_index(["T", "arch"]).energy_uJ
-         / tab_b[tab_b.network == "trev_small"].set_index(["T", "arch"]).energy_uJ).unstack("arch")
+ratio = (tab_b[tab_b.network == MS].set_index(["T", "arch"]).energy_uJ
+         / tab_b[tab_b.network == REV].set_index(["T", "arch"]).energy_uJ).unstack("arch")
 ratio = ratio[list(ARCHS_B)]
-print("E(ms_resnet18_small, multi-step) / E(trev_small, T-RevSNN), per T (T = 1: both one-shot):")
+print(f"E({MS}, multi-step) / E({REV}, T-RevSNN), per T (T = 1: both one-shot):")
 print(ratio.to_string(float_format=lambda v: f"{v:.3g}"))
 print(f"\npaper (proxy, SDT vs T-RevSNN, T=4, ImageNet): {PAPER_TREV_RATIO}x")
 
@@ -262,7 +263,7 @@ for an, style in zip(ARCHS, ("o--", "s-", "^-")):
     for name, color in (("mnist_conv (trained)", "k"),):
         d = tab_a[tab_a.arch == an]
         ax.plot(d["T"], d.energy_uJ, style, color=color, alpha=0.8, label=f"{name}, {an}")
-    for name, color in (("ms_resnet18_small", "tab:blue"), ("trev_small", "tab:orange")):
+    for name, color in ((MS, "tab:blue"), (REV, "tab:orange")):
         d = tab_b[(tab_b.network == name) & (tab_b.arch == an)]
         ax.plot(d["T"], d.energy_uJ, style, color=color, label=f"{name}, {an}")
 ax.set_yscale("log")
@@ -279,7 +280,7 @@ ax.axhline(1.0, color="k", lw=0.5)
 ax.set_yscale("log")
 ax.set_xlabel("T")
 ax.set_ylabel("E(multi-step) / E(T-RevSNN)")
-ax.set_title("ms_resnet18_small / trev_small (untrained)", fontsize=10)
+ax.set_title(f"{MS} / {REV} (both trained)", fontsize=10)
 ax.legend(fontsize=8)
 fig.tight_layout()
 U.savefig(fig, "01_energy_vs_T")
@@ -290,43 +291,76 @@ T_B = max(TS_B)
 fig, axes = plt.subplots(1, len(ARCHS_B), figsize=(14, 3.8))
 for ax, an in zip(axes, ARCHS_B):
     d = tab_b[(tab_b.arch == an) & tab_b["T"].isin([1, T_B])].copy()
-    d["label"] = [f"{'MS' if n.startswith('ms') else 'Rev'}\nT={t}" for n, t in zip(d.network, d["T"])]
+    d["label"] = [f"{'MS' if n == MS else 'Rev'}\nT={t}" for n, t in zip(d.network, d["T"])]
     stacked(ax, d, "label", an)
 axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-fig.suptitle("energy by group: MS = ms_resnet18_small (multi-step), Rev = trev_small (T-RevSNN); untrained weights",
+fig.suptitle(f"energy by group: MS = {MS} (multi-step), Rev = {REV} (T-RevSNN); both trained on padded MNIST",
              fontsize=10)
 fig.tight_layout()
 U.savefig(fig, "01_components_trev_vs_multistep")
 plt.show()
 
 # %% [markdown]
-# ## Sensitivity: when does T = 1's advantage change?
+# ## Sensitivity on the mapper: where does each conclusion flip?
 #
-# E(T=4) / E(T=1) of the trained `mnist_conv` on evt45 with every layer on its best mapping (any accumulation),
-# as one factor is scaled at a time: the energy of every memory access (the SRAM table and DRAM together)
-# and the size of every buffer (which also scales the leakage).
+# Two conclusions, both on evt45 with every regime on its own best mappings: one-shot is cheaper than T = 4
+# (trained `mnist_conv`, E(T=4)/E(T=1) > 1), and the T-RevSNN is cheaper than the multi-step network of its
+# size (E(vgg_small)/E(trev_small) at T = 4 > 1). Each is recomputed with one factor changed at a time:
+# **activity** (every threshold of the multi-step networks scaled by 1/k, so that they spike more or less; the
+# x axis is the measured spike rate over the trained one; the T-RevSNN's Quant neurons have a fixed window and
+# stay at their trained activity), the **energy of every memory access** (the SRAM table and DRAM together)
+# and the **size of every buffer** (which also scales the leakage). A flip is where a ratio crosses 1
+# (log-interpolated between the points measured).
 
 # %%
 EVT_MAP = load_arch("evt45")
+ACTIVITY = U.pick((0.5, 1.0, 2.0), (0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0))     # threshold scales 1/k
+
+
+def both_ratios(a, runs_a, runs_b):
+    e = {T: price(tr, a).totals for T, tr in runs_a.items()}
+    p = {n: price(tr, a).totals for n, tr in runs_b.items()}
+    return dict(t4_over_t1=e[4]["energy_pj"] / e[1]["energy_pj"],
+                ms_over_rev=p[MS]["energy_pj"] / p[REV]["energy_pj"], mappings_T4=e[4]["mappings"])
+
+
 runs = {T: run(net_a, xa, timesteps=T).trace for T in (1, 4)}
-
-
-def t4_over_t1(a):
-    e = {T: price(tr, a) for T, tr in runs.items()}
-    return dict(ratio=e[4].totals["energy_pj"] / e[1].totals["energy_pj"], mappings_T4=e[4].totals["mappings"])
-
-
-sens = U.one_factor_at_a_time(EVT_MAP, t4_over_t1)
+pair = {n: run(net, xb, timesteps=4).trace for n, (_, net) in nets_b.items()}
+rate0 = {"mnist_conv": U.firing_rate(runs[4]), MS: U.firing_rate(pair[MS])}
+sens = U.one_factor_at_a_time(EVT_MAP, lambda a: both_ratios(a, runs, pair))
+act_rows = []
+for k in ACTIVITY:
+    _, n_a = U.load_net("mnist_conv", spec=U.spec_with("mnist_conv", v_threshold=1 / k))
+    _, n_ms = U.load_net(MS, spec=U.spec_with(MS, v_threshold=1 / k))
+    ra = {T: run(n_a, xa, timesteps=T) for T in (1, 4)}
+    rm = run(n_ms, xb, timesteps=4)
+    act_rows.append(dict(factor="activity", scale=k, rate_mnist=U.firing_rate(ra[4].trace) / rate0["mnist_conv"],
+                         rate_ms=U.firing_rate(rm.trace) / rate0[MS], acc_mnist=accuracy(ra[4], ya),
+                         acc_ms=accuracy(rm, yb),
+                         **both_ratios(EVT_MAP, {T: r.trace for T, r in ra.items()}, {MS: rm.trace, REV: pair[REV]})))
+act = pd.DataFrame(act_rows)
+sens = pd.concat([act, sens], ignore_index=True)
 print(sens.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-fig, ax = plt.subplots(figsize=(5.5, 3.6))
+FLIPS = {}
 for factor, d in sens.groupby("factor", sort=False):
-    ax.plot(d.scale, d.ratio, "o-", label=factor)
-ax.axhline(1, color="k", lw=0.8)
-ax.set_xscale("log")
-ax.set_xlabel("factor (x evt45's)")
-ax.set_ylabel("E(T=4) / E(T=1)")
-ax.set_title("mnist_conv on evt45 (mapper): one factor at a time", fontsize=10)
-ax.legend(fontsize=8)
+    for col in ("t4_over_t1", "ms_over_rev"):
+        x = d.rate_mnist if (factor == "activity" and col == "t4_over_t1") else d.rate_ms if factor == "activity" else d.scale
+        FLIPS[(factor, col)] = U.flip_points(x.to_numpy(), d[col].to_numpy())
+print("flips (factor, ratio) -> x where the ratio crosses 1:", {k: U.flips_text(v) for k, v in FLIPS.items()})
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for ax, col, title in ((axes[0], "t4_over_t1", "mnist_conv E(T=4) / E(T=1)"),
+                       (axes[1], "ms_over_rev", f"E({MS}) / E({REV}) at T=4, both trained")):
+    for factor, d in sens.groupby("factor", sort=False):
+        x = (d.rate_mnist if col == "t4_over_t1" else d.rate_ms) if factor == "activity" else d.scale
+        ax.plot(x, d[col], "o-", label=factor + (" (spike rate / trained)" if factor == "activity" else " (x evt45)"))
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("factor")
+    ax.set_ylabel("energy ratio")
+    ax.set_title(f"{title}\non evt45 (mapper), one factor at a time", fontsize=10)
+    ax.legend(fontsize=8)
 fig.tight_layout()
 U.savefig(fig, "01_sensitivity")
 plt.show()
@@ -367,6 +401,13 @@ for an in ARCHS_B:
     findings.append(f"E(multi-step)/E(T-RevSNN) at T={T_B} on {an}: {ratio.loc[T_B, an]:.3g}x "
                     f"(paper, proxy: {PAPER_TREV_RATIO}x against a different network)")
 for name in nets_b:
+    rp, re_ = reports_b[(name, T_B, "proxy45")].totals, reports_b[(name, T_B, "evt45")].totals
+    findings.append(f"{name} T={T_B}: accuracy {row(tab_b, network=name, T=T_B, arch='proxy45').accuracy:.3f}; "
+                    f"under the proxy {rp['macs']:,.0f} MACs and {rp['synops']:,.0f} synops, MACs "
+                    f"{4.6 * rp['macs'] / rp['energy_pj']:.0%} of its proxy energy; on evt45 leakage "
+                    f"{re_['e_static'] / re_['energy_pj']:.0%} and DRAM {re_['e_dram'] / re_['energy_pj']:.0%} of "
+                    f"its energy, latency {U.fmt(re_['latency_ns'], 'ns')}.")
+for name in nets_b:
     findings.append(f"{name}: E(T={T_B})/E(T=1) = " + ", ".join(
         f"{an} {row(tab_b, network=name, T=T_B, arch=an)['x T=1']:.2f}x" for an in ARCHS_B))
 for name in nets_b:
@@ -375,9 +416,17 @@ for name in nets_b:
                     f"{r['share membrane traffic']:.0%}, state held {r.state_B / 1024:.1f} KiB, "
                     f"weights that do not fit the 4 x 64 KiB buffers {r.weight_spill_B / 1024:.0f} KiB, "
                     f"DRAM traffic {r.dram_B / 1024:.0f} KiB per inference.")
-findings.append("E(T=4)/E(T=1) of mnist_conv on evt45 (mapper) over 0.1-10x memory energy: "
-                + ", ".join(f"{r.ratio:.2f}" for r in sens[sens.factor == "memory energy"].itertuples())
-                + "; over 0.1-10x buffer sizes: "
-                + ", ".join(f"{r.ratio:.2f}" for r in sens[sens.factor == "buffer size"].itertuples()) + ".")
+at_evt = sens[(sens.factor == "memory energy") & (sens.scale == 1.0)].iloc[0]
+findings.append(f"on evt45 with every layer on its best mapping of any accumulation (the mapper): E({MS})/E({REV}) "
+                f"= {at_evt.ms_over_rev:.3g}x at T=4, mnist_conv E(T=4)/E(T=1) = {at_evt.t4_over_t1:.3g}x.")
+for col, what in (("t4_over_t1", "E(T=4)/E(T=1) of mnist_conv"), ("ms_over_rev", f"E({MS})/E({REV}) at T=4")):
+    parts = []
+    for factor, d in sens.groupby("factor", sort=False):
+        x = (d.rate_mnist if col == "t4_over_t1" else d.rate_ms) if factor == "activity" else d.scale
+        fl = FLIPS[(factor, col)]
+        unit = "x the trained spike rate" if factor == "activity" else "x evt45's"
+        parts.append(f"{factor} {x.min():.2g}-{x.max():.2g} {unit}: {d[col].min():.2f}-{d[col].max():.2f}, "
+                     + U.flips_text(fl))
+    findings.append(f"{what} on evt45 (mapper), one factor at a time: " + "; ".join(parts) + ".")
 print("\n".join(f"- {f}" for f in findings))
 print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")

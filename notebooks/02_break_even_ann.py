@@ -281,6 +281,36 @@ for factor in ("memory energy", "buffer size"):
                                                 f"{d.ratio.min():.3g}-{d.ratio.max():.3g})"))
 
 # %% [markdown]
+# ## The trained pair of notebook 1 against an ANN of their size
+#
+# The same question for the two trained 3x32x32 networks (padded MNIST, docs/training.md): `vgg_small`
+# (multi-step, T = 4, and its one-shot T = 1 run) and `trev_small` (T-RevSNN, T = 4), against the ANN of
+# `vgg_small`'s topology (0.62 M parameters, built from its one-shot trace as above; the T-RevSNN has no ANN of
+# its own topology that would run once per image, so the same-task ANN of similar size is its baseline here).
+# Every network on its own best mappings on evt45.
+
+# %%
+N_PAIR = U.pick(8, 64)
+pair_runs = {}
+for key, name, w, T in (("vgg_small T=4", "vgg_small", None, 4), ("vgg_small T=1", "vgg_small", None, 1),
+                        ("trev_small T=4", "trev_small", U.NETS / "trev_small_mnist.npz", 4)):
+    sp, nt = U.load_net(name, w)
+    xp, yp = U.dataset("mnist", "test", N_PAIR, sp.input_shape)
+    pair_runs[key] = run(nt, xp, timesteps=T), yp
+ann_vgg = U.ann_trace(pair_runs["vgg_small T=1"][0].trace)
+E_ANN_VGG = {an: price(ann_vgg, a).totals["energy_pj"] for an, a in ARCH_ANN.items()}
+E_ANN_VGG_PROXY = price(ann_vgg, PROXY).totals["energy_pj"]
+pair_tab = pd.DataFrame([dict(run=k, accuracy=accuracy(r, yp), spike_rate=U.firing_rate(r.trace),
+                              proxy_ratio=price(r.trace, PROXY).totals["energy_pj"] / E_ANN_VGG_PROXY,
+                              **{f"ratio {an}": price(r.trace, a).totals["energy_pj"] / E_ANN_VGG[an]
+                                 for an, a in ARCH_SNN.items()})
+                         for k, (r, yp) in pair_runs.items()])
+print(f"ANN of vgg_small's topology: {U.ann_macs(pair_runs['vgg_small T=1'][0].trace):,.0f} MACs, "
+      f"{U.fmt(E_ANN_VGG['evt45 (mapper)'], 'pJ')} on evt45 (mapper), {U.fmt(E_ANN_VGG_PROXY, 'pJ')} under the proxy")
+print("E_SNN / E_ANN(vgg_small topology):")
+print(pair_tab.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
 # ## Findings (computed above)
 
 # %%
@@ -309,5 +339,9 @@ for name in PRICINGS:
 findings.append(f"published: {DAMPFHOFFER_SPS[0]}-{DAMPFHOFFER_SPS[1]} spikes/synapse (Dampfhoffer), ~{DAVIDSON_SPS} "
                 f"(Davidson & Furber), spike rate < {YAN_RATE:.1%} at T={YAN_T} (Yan et al.).")
 findings.append("sensitivity of E_SNN/E_ANN at the trained point (evt45, mapper): " + "; ".join(flips) + ".")
+findings.append("trained 3x32x32 pair against the ANN of vgg_small's topology (padded MNIST, "
+                f"{N_PAIR} images): " + "; ".join(
+                    f"{r.run} {r.proxy_ratio:.3g} (proxy), " + ", ".join(f"{r[f'ratio {an}']:.3g} ({an})" for an in ARCH_SNN)
+                    + f", accuracy {r.accuracy:.3f}" for _, r in pair_tab.iterrows()) + ".")
 print("\n".join(f"- {f}" for f in findings))
 print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")

@@ -22,10 +22,12 @@
 # real trace, and which execution regime (multi-step, temporal-reversible, one-shot) wins where?
 #
 # **What we run.** The trace is `mnist_conv` with its trained weights at T = 4 (multi-step) on MNIST test
-# images, and its one-shot T = 1 run; for the regime comparison also `ms_resnet18_small` (multi-step, T = 4)
-# and `trev_small` (T-RevSNN, T = 4), both with **untrained seeded random weights** on the same images padded
-# to 3x32x32 (no trained T-RevSNN exists yet; see notebook 1). Every design is a variant of `evt45`
-# priced by `hwmodel.sweep` in one vectorised call per trace. Bit widths change the price only: the engine
+# images, and its one-shot T = 1 run; for the regime comparison also `vgg_small` (multi-step, T = 4, 0.62 M
+# parameters) and `trev_small` (T-RevSNN, T = 4, 0.54 M), both **trained** on MNIST padded to 3x32x32
+# (`vgg_small.npz`, `trev_small_mnist.npz`; docs/training.md) and run on the same padded test images. Every
+# design is a variant of `evt45` priced by `hwmodel.sweep` in one vectorised call per trace; the regime
+# comparisons are made twice, on the design grid's fixed timestep-outer schedule and with every regime on its
+# own best mappings (the mapper). Bit widths change the price only: the engine
 # computes in float32, so the accuracy of a quantised design is not modelled.
 
 # %%
@@ -83,10 +85,13 @@ for T in (4, 1):
     res = run(net, x, timesteps=T)
     traces[f"mnist_conv T={T}"] = res.trace
     acc[f"mnist_conv T={T}"] = accuracy(res, y)
-for name in ("ms_resnet18_small", "trev_small"):
-    s, n = U.load_net(name)
-    xb, _ = U.dataset("mnist", "test", N_B, s.input_shape)
-    traces[f"{name} T=4"] = run(n, xb, timesteps=4).trace
+MS, REV = "vgg_small T=4", "trev_small T=4"
+for key, name, w in ((MS, "vgg_small", None), (REV, "trev_small", U.NETS / "trev_small_mnist.npz")):
+    s, n = U.load_net(name, w)
+    xb, yb = U.dataset("mnist", "test", N_B, s.input_shape)
+    res = run(n, xb, timesteps=4)
+    traces[key] = res.trace
+    acc[key] = accuracy(res, yb)
 counts = {k: count(t, EVT.dataflow["encoder"]) for k, t in traces.items()}
 sweeps = {k: sweep(c, EVT, GRID) for k, c in counts.items()}
 for k, c in counts.items():     # evt45 as shipped, every layer on its best mapping (docs/hwmodel.md "Mappings")
@@ -96,7 +101,7 @@ for k, c in counts.items():     # evt45 as shipped, every layer on its best mapp
     won = pd.Series(best.mappings.iloc[0].split(",")).value_counts().to_dict()
     print(f"{k:24s} evt45 mapper: {U.fmt(best.energy_pj.iloc[0], 'pJ')} (layers per mapping: {won}) against "
           f"{U.fmt(fixed.energy_pj.iloc[0], 'pJ')} on the fixed timestep-outer schedule")
-print("accuracy (mnist_conv):", {k: round(v, 4) for k, v in acc.items()})
+print("accuracy:", {k: round(v, 4) for k, v in acc.items()})
 for k, s in sweeps.items():
     print(f"{k:24s} feasible {s.feasible.mean():.0%}; energy {U.fmt(s.energy_pj.min(), 'pJ')} .. "
           f"{U.fmt(s.energy_pj.max(), 'pJ')}; latency {U.fmt(s.latency_ns.min(), 'ns')} .. "
@@ -224,76 +229,85 @@ heat = main_r.pivot_table(index="membrane_kib", columns=["per_synop", "bits_memb
 print(heat.to_string(float_format=lambda v: f"{v:.3g}"))
 
 # %% [markdown]
-# **Multi-step against temporal-reversible (untrained `ms_resnet18_small` vs `trev_small`, T = 4).** Over the
-# same designs, and along a second axis the design grid cannot reach: the cost of memory itself. Every SRAM and
-# DRAM energy of evt45 is scaled by a factor s (s = 0 is the arithmetic-only proxy world, s = 1 is evt45), with
-# the arithmetic of evt45 (8-bit MAC 0.3 pJ, accumulate 0.05 pJ) or the proxy's FP32 arithmetic (4.6 / 0.9 pJ).
+# **Multi-step against temporal-reversible (trained `vgg_small` vs trained `trev_small`, T = 4).** Over the
+# same designs (fixed schedule), then with each regime on its best mappings over the buffer sizes, and along a
+# third axis the design grid cannot reach: the cost of memory itself. Every SRAM and DRAM energy of evt45 is
+# scaled by a factor s (s = 0 is the arithmetic-only proxy world, s = 1 is evt45), with the arithmetic of evt45
+# (8-bit MAC 0.3 pJ, accumulate 0.05 pJ) or the proxy's FP32 arithmetic (4.6 / 0.9 pJ), every regime on its
+# best mappings.
 
 # %%
-r_pair = sweeps["ms_resnet18_small T=4"].energy_pj / sweeps["trev_small T=4"].energy_pj
-l_pair = sweeps["ms_resnet18_small T=4"].latency_ns / sweeps["trev_small T=4"].latency_ns
-print(f"E(multi-step)/E(T-RevSNN) over the design grid: min {r_pair.min():.3g}, median {r_pair.median():.3g}, "
-      f"max {r_pair.max():.3g}; T-RevSNN cheaper in {np.mean(r_pair > 1):.0%} of designs; latency ratio "
-      f"{l_pair.min():.3g} .. {l_pair.max():.3g}")
+r_pair = sweeps[MS].energy_pj / sweeps[REV].energy_pj
+l_pair = sweeps[MS].latency_ns / sweeps[REV].latency_ns
+print(f"fixed schedule: E(multi-step)/E(T-RevSNN) over the design grid: min {r_pair.min():.3g}, median "
+      f"{r_pair.median():.3g}, max {r_pair.max():.3g}; T-RevSNN cheaper in {np.mean(r_pair > 1):.0%} of designs; "
+      f"latency ratio {l_pair.min():.3g} .. {l_pair.max():.3g}")
+
+# the mapper: every regime on its own best mappings, over the weight and membrane buffer sizes
+BUF = grid(weights_kib=[8, 16, 32, 64, 128, 256], membrane_kib=[2, 4, 8, 16, 32, 64])
+mapped = {k: sweep(counts[k], EVT_SEARCH, BUF) for k in (MS, REV, "mnist_conv T=4", "mnist_conv T=1")}
+BUF = BUF.assign(ms_over_rev=mapped[MS].energy_pj / mapped[REV].energy_pj,
+                 t4_over_t1=mapped["mnist_conv T=4"].energy_pj / mapped["mnist_conv T=1"].energy_pj,
+                 ms_mappings=mapped[MS].mappings, rev_dram=mapped[REV].dram_bytes, ms_dram=mapped[MS].dram_bytes)
+heat_pair = BUF.pivot(index="membrane_kib", columns="weights_kib", values="ms_over_rev")
+heat_t1 = BUF.pivot(index="membrane_kib", columns="weights_kib", values="t4_over_t1")
+print("mapper: E(multi-step)/E(T-RevSNN) over buffer sizes (rows membrane KiB/core, columns weights KiB/core):")
+print(heat_pair.to_string(float_format=lambda v: f"{v:.3g}"))
+print("mapper: mnist_conv E(T=4)/E(T=1) over buffer sizes:")
+print(heat_t1.to_string(float_format=lambda v: f"{v:.3g}"))
+
+
+def memory_scaled(arch, s):
+    """evt45 with every SRAM and DRAM access s times as costly (s = 0: memory is free)."""
+    if s > 0:
+        return U.memory_energy_scaled(arch, s)
+    return replace(arch, sram=SramLaw("fixed", value=0.0, ref_bits=arch.sram.ref_bits), dram=dict(arch.dram, pj_per_bit=0.0))
+
 
 SCALES = np.array([0.0, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
 ARITH = {"evt45 arithmetic (MAC 0.3, AC 0.05 pJ)": (EVT.energy["mac"], EVT.energy["ac"]),
          "proxy arithmetic (MAC 4.6, AC 0.9 pJ)": (4.6, 0.9)}
 mem_rows = []
 for s in SCALES:
-    law = EVT.sram
-    arch_s = replace(EVT, sram=SramLaw("linear", law.per_bit * s, law.base * s, ref_bits=law.ref_bits))
+    arch_s = memory_scaled(EVT_SEARCH, s)
     for an, (emac, eac) in ARITH.items():
-        v = pd.DataFrame(dict(e_mac=[emac], e_ac=[eac], dram_pj_bit=[EVT.dram["pj_per_bit"] * s]))
+        v = pd.DataFrame(dict(e_mac=[emac], e_ac=[eac]))
         e = {k: float(sweep(counts[k], arch_s, v).energy_pj.iloc[0])
-             for k in ("ms_resnet18_small T=4", "trev_small T=4", "mnist_conv T=4", "mnist_conv T=1")}
-        mem_rows.append(dict(scale=s, arithmetic=an, multi_over_trev=e["ms_resnet18_small T=4"] / e["trev_small T=4"],
+             for k in (MS, REV, "mnist_conv T=4", "mnist_conv T=1")}
+        mem_rows.append(dict(scale=s, arithmetic=an, multi_over_trev=e[MS] / e[REV],
                              t4_over_t1=e["mnist_conv T=4"] / e["mnist_conv T=1"]))
 mem = pd.DataFrame(mem_rows)
+print("mapper: E(multi-step)/E(T-RevSNN) against the memory energy scale s:")
 print(mem.pivot(index="scale", columns="arithmetic", values="multi_over_trev").to_string(
     float_format=lambda v: f"{v:.3g}"))
-
-
-def flip(d):
-    """Smallest memory scale at which T-RevSNN becomes the cheaper one (log-interpolated), or None."""
-    xs, r = d.scale.to_numpy(), d.multi_over_trev.to_numpy()
-    for i in range(len(xs) - 1):
-        if (r[i] - 1) * (r[i + 1] - 1) <= 0 and r[i] != r[i + 1]:
-            a, b = max(xs[i], 1e-4), xs[i + 1]
-            f = (1 - r[i]) / (r[i + 1] - r[i])
-            return float(np.exp(np.log(a) + f * (np.log(b) - np.log(a))))
-    return None
-
-
-flips = {an: flip(mem[mem.arithmetic == an]) for an in ARITH}
-print("T-RevSNN becomes cheaper from memory scale:",
-      {k: (f"{v:.3g}" if v is not None else "never/always") for k, v in flips.items()})
+flips = {an: U.flip_points(mem[mem.arithmetic == an].scale.to_numpy(), mem[mem.arithmetic == an].multi_over_trev.to_numpy())
+         for an in ARITH}
+print("E(multi-step)/E(T-RevSNN) crosses 1 at memory scale:", {k: U.flips_text(v) for k, v in flips.items()})
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), gridspec_kw=dict(width_ratios=[1, 1.1, 1]))
-im = axes[0].imshow(np.log10(heat.to_numpy()), aspect="auto", cmap="viridis", origin="lower")
-axes[0].set_yticks(range(len(heat.index)), [f"{v:g}" for v in heat.index])
-axes[0].set_xticks(range(len(heat.columns)),
-                   [f"{'RMW' if ps else 'OS'}\n{b}-bit u" for ps, b in heat.columns], fontsize=7)
-axes[0].set_ylabel("membrane buffer per core (KiB)")
-for i in range(heat.shape[0]):
-    for j in range(heat.shape[1]):
-        axes[0].text(j, i, f"{heat.iat[i, j]:.3g}", ha="center", va="center", fontsize=6.5, color="w")
-axes[0].set_title("mnist_conv: median E(T=4)/E(T=1)\n(RMW = per_synop, OS = output-stationary)", fontsize=9)
-ax = axes[1]
-for key, color in (("ms_resnet18_small T=4", "tab:blue"), ("trev_small T=4", "tab:orange")):
-    s = sweeps[key]
-    ax.scatter(s.latency_ns / 1e3, s.energy_pj / 1e6, s=4, alpha=0.2, color=color, label=f"{key.split()[0]}: designs")
-    f = pareto(s)
-    ax.plot(f.latency_ns / 1e3, f.energy_pj / 1e6, "*", color=color, mec="k", ms=13,
-            label=f"{key.split()[0]}: energy-latency front")
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel("latency per inference (µs)")
-ax.set_ylabel("energy per inference (µJ)")
-ax.set_title("multi-step vs T-RevSNN at T=4 (untrained weights)", fontsize=9)
-ax.legend(fontsize=8)
-ax = axes[2]
+fig, axes = plt.subplots(1, 4, figsize=(21, 4.4), gridspec_kw=dict(width_ratios=[1, 1, 1, 1]))
+
+
+def heatmap(ax, h, title, ylabel, xt, fmt="{:.3g}"):
+    ax.imshow(np.log10(h.to_numpy()), aspect="auto", cmap="coolwarm", origin="lower", vmin=-1.5, vmax=1.5)
+    ax.set_yticks(range(len(h.index)), [f"{v:g}" for v in h.index])
+    ax.set_xticks(range(len(h.columns)), xt, fontsize=7)
+    ax.set_ylabel(ylabel)
+    for i in range(h.shape[0]):
+        for j in range(h.shape[1]):
+            ax.text(j, i, fmt.format(h.iat[i, j]), ha="center", va="center", fontsize=6.5)
+    ax.set_title(title, fontsize=9)
+
+
+heatmap(axes[0], heat, "fixed schedule: mnist_conv median E(T=4)/E(T=1)\n(RMW = per_synop, OS = output-stationary)",
+        "membrane buffer per core (KiB)", [f"{'RMW' if ps else 'OS'}\n{b}-bit u" for ps, b in heat.columns])
+heatmap(axes[1], heat_t1, "mapper: mnist_conv E(T=4)/E(T=1)", "membrane buffer per core (KiB)",
+        [f"w {v:g}" for v in heat_t1.columns])
+heatmap(axes[2], heat_pair, f"mapper: E({MS.split()[0]})/E({REV.split()[0]}) at T=4 (trained)\n(> 1: T-RevSNN cheaper)",
+        "membrane buffer per core (KiB)", [f"w {v:g}" for v in heat_pair.columns])
+for ax in axes[1:3]:
+    ax.set_xlabel("weight buffer per core (KiB)")
+ax = axes[3]
 for an, style in zip(ARITH, ("s-", "o--")):
     d = mem[mem.arithmetic == an]
     ax.plot(np.maximum(d.scale, 3e-4), d.multi_over_trev, style, label=f"MS/T-Rev, {an}")
@@ -304,7 +318,7 @@ ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xlabel("memory energy scale s (SRAM and DRAM x s; leftmost point: s = 0)")
 ax.set_ylabel("energy ratio")
-ax.set_title("who wins as memory gets expensive", fontsize=9)
+ax.set_title("mapper: who wins as memory gets expensive", fontsize=9)
 ax.legend(fontsize=6.5)
 fig.tight_layout()
 U.savefig(fig, "05_regimes_design_space")
@@ -336,14 +350,17 @@ findings.append(f"one-shot (T=1) beats multi-step T=4 in {np.mean(ratio_ms > 1):
                 f"{ratio_ms.min():.3g}x to {ratio_ms.max():.3g}x (median {ratio_ms.median():.3g}x); accuracy "
                 f"{acc['mnist_conv T=1']:.3f} vs {acc['mnist_conv T=4']:.3f}; the gap is largest at "
                 f"{knob_dict(worst)}.")
-findings.append(f"T-RevSNN (trev_small) beats multi-step (ms_resnet18_small) at T=4 in {np.mean(r_pair > 1):.0%} of "
-                f"designs, by {r_pair.min():.3g}x to {r_pair.max():.3g}x (median {r_pair.median():.3g}x); latency "
-                f"{l_pair.min():.3g}x to {l_pair.max():.3g}x (untrained weights)")
+findings.append(f"fixed schedule: T-RevSNN (trev_small) beats multi-step (vgg_small) at T=4 in {np.mean(r_pair > 1):.0%} "
+                f"of designs, by {r_pair.min():.3g}x to {r_pair.max():.3g}x (median {r_pair.median():.3g}x); latency "
+                f"{l_pair.min():.3g}x to {l_pair.max():.3g}x (both trained; accuracy {acc[MS]:.3f} vs {acc[REV]:.3f} "
+                f"on {N_B} images)")
+findings.append(f"mapper, over {len(BUF)} weight x membrane buffer sizes: E(vgg_small)/E(trev_small) "
+                f"{BUF.ms_over_rev.min():.3g}x to {BUF.ms_over_rev.max():.3g}x (T-RevSNN cheaper in "
+                f"{np.mean(BUF.ms_over_rev > 1):.0%}); mnist_conv E(T=4)/E(T=1) {BUF.t4_over_t1.min():.3g}x to "
+                f"{BUF.t4_over_t1.max():.3g}x (one-shot cheaper in {np.mean(BUF.t4_over_t1 > 1):.0%}).")
 for an in ARITH:
     d = mem[mem.arithmetic == an].set_index("scale").multi_over_trev
-    findings.append(f"{an}: E(multi-step)/E(T-RevSNN) = {d.iloc[0]:.3g} with free memory (s=0), {d.loc[1.0]:.3g} at "
-                    f"evt45's memory costs (s=1); T-RevSNN wins from s = "
-                    + (f"{flips[an]:.3g}" if flips[an] is not None
-                       else ("0 (always)" if d.iloc[0] > 1 else "never in range")))
+    findings.append(f"mapper, {an}: E(multi-step)/E(T-RevSNN) = {d.iloc[0]:.3g} with free memory (s=0), "
+                    f"{d.loc[1.0]:.3g} at evt45's memory costs (s=1); over s: " + U.flips_text(flips[an]))
 print("\n".join(f"- {f}" for f in findings))
 print(f"\n(notebook ran in {U.elapsed():.1f} s, size={U.SIZE})")

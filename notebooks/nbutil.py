@@ -241,3 +241,21 @@ def one_factor_at_a_time(arch, measure, scales=SCALES) -> pd.DataFrame:
         for k in scales:
             rows.append(dict(factor=factor, scale=k, **measure(change(arch, k))))
     return pd.DataFrame(rows)
+
+
+def flip_points(xs, ratios) -> list[float]:
+    """Every x at which ``ratios`` crosses 1, in increasing x (interpolated linearly in log x between the
+    measured points; x <= 0 is taken as 1e-4); empty if it stays on one side over the range."""
+    order = np.argsort(xs)
+    x, r = np.maximum(np.asarray(xs, float)[order], 1e-4), np.asarray(ratios, float)[order]
+    out = []
+    for i in range(len(x) - 1):
+        if (r[i] - 1) * (r[i + 1] - 1) < 0 or (r[i] == 1 and i == 0):
+            f = (1 - r[i]) / (r[i + 1] - r[i])
+            out.append(float(np.exp(np.log(x[i]) + f * (np.log(x[i + 1]) - np.log(x[i])))))
+    return out
+
+
+def flips_text(points) -> str:
+    """'flips at 0.34 and 2.2' / 'no flip in range'."""
+    return ("flips at " + " and ".join(f"{p:.2g}" for p in points)) if points else "no flip in range"
