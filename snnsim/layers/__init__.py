@@ -13,7 +13,7 @@ Everything else looks a kind up there (``kind_of(record)``) instead of testing r
     residual               Residual, ResidualOp             (residual.py)
     if/lif/plif/li/        Neuron, NeuronOp                 (neuron.py; the arithmetic is snnsim.neurons)
     threshold
-    rlif                   RecurrentNeuron                  (recurrent.py; snnTorch RLeaky, all-to-all; no training yet)
+    rlif                   RecurrentNeuron                  (recurrent.py; snnTorch RLeaky, all-to-all recurrent weight)
     reversible             Reversible                       (reversible.py; its op: snnsim.reversible)
     trevsnn                TRevSNN, TRevState               (trevsnn.py; its op: snnsim.trev)
 """

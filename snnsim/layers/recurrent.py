@@ -10,7 +10,8 @@ mem[t] = beta mem[t-1] + I[t] - v_threshold s[t-1] with beta = 1 - 1/tau.
 
 It runs as three engine ops: the recurrent product (a linear op on last step's spikes), the sum with the input,
 and the neuron; the trace records them as such ('<name>.recurrent', '<name>.add', '<name>'), so hwmodel prices
-the recurrent synapses like any linear layer. Training and NIR export do not support it yet.
+the recurrent synapses like any linear layer. Training (BPTT) runs it timestep by timestep with the inference
+step and backpropagates through the recurrence (``RecurrentNode``); NIR export does not support it yet.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+from numba import njit
 
+from .. import kernels as K
 from .. import neurons
+from ..errors import InputError
+from ..train.forward import Act, Node, expand
+from ..train.surrogate import surrogate_grad
 from . import linear, neuron
 from .linear import Linear
 from .neuron import Neuron, NeuronOp
@@ -101,4 +107,88 @@ def build(layer: RecurrentNeuron, w, ctx):
     return RecurrentNeuronOp(layer, (), rec, NeuronOp(cell, (), neurons.neuron_params(cell, None)))
 
 
-KIND = register(Kind("rlif", ("rlif",), RecurrentNeuron, parse, build))
+# ----------------------------------------------------------------------------- training
+@njit(cache=True)
+def _surrogate(h, threshold, sid, alpha, out):
+    """out = dS/dH at every element of h (the trainer's surrogate of the spike at ``threshold``)."""
+    hf, of = h.reshape(-1), out.reshape(-1)
+    for i in range(hf.size):
+        of[i] = surrogate_grad(np.float32(hf[i] - threshold), sid, alpha)
+
+
+class RecurrentNode(Node):
+    """BPTT through the recurrence. Forward, per step: I[t] = x[t] + W s[t-1] + b with the engine's kernels, then
+    the engine's neuron step; stores I's inputs s[t-1] and the charge H[t]. Backward, t = T-1 .. 0, with
+    k = dH[t+1]/dv[t] = 1 - 1/tau and c = dH/dI (1, or 1/tau with decay_input):
+        g_S[t] = g_out[t] + g_I[t+1] W - v_threshold g_H[t+1]     (the last term is the delayed reset's; none
+                                                                    with detach_reset)
+        g_H[t] = g_S[t] dS/dH(H[t]) + k g_H[t+1],   g_I[t] = c g_H[t]
+        g_W += g_I[t]^T s[t-1],   g_b += sum g_I[t],   g_x[t] = g_I[t]
+    Training supports RLeaky's reset: subtract, delayed one step."""
+
+    def __init__(self, layer: RecurrentNeuron, cfg):
+        super().__init__(layer)
+        if layer.v_reset is not None or not layer.reset_delay or layer.clip is not None:
+            raise InputError(f"layer '{layer.name}': training supports rlif layers with the RLeaky reset "
+                             "(v_reset: null, reset_delay: true) and no clip")
+        self.cfg = cfg
+        self.trainable = ("recurrent.weight", "recurrent.bias") if layer.recurrent_bias else ("recurrent.weight",)
+        self.params = neurons.neuron_params(layer.cell(), None)
+
+    def forward(self, a, ctx):
+        if ctx.traces is not None or ctx.state is not None:
+            raise InputError(f"layer '{self.name}': online methods do not support rlif layers (use bptt)")
+        T, p, n = ctx.T, self.params, self.layer.in_shape[0]
+        x = expand(a, T).reshape(T, -1, n)
+        w = ctx.params[self.key("recurrent.weight")]
+        b = ctx.params[self.key("recurrent.bias")] if self.layer.recurrent_bias else np.zeros(0, np.float32)
+        v = np.full(x.shape[1:], p.v_init, np.float32)
+        s = np.zeros((T + 1,) + x.shape[1:], np.float32)        # s[t + 1] = spikes of step t; s[0] = 0
+        h = np.empty_like(x)
+        for t in range(T):
+            current = np.add(x[t], K.linear_dense(s[t], w, b), dtype=np.float32)
+            neurons.step(p, current, v, s[t + 1], h[t])
+        ctx.spikes[self.name] = ctx.spikes.get(self.name, 0) + int(s.sum())
+        if ctx.store:
+            ctx.save(self.name, h=h, s=s, static=a.static)
+        if self.name in ctx.probes:
+            ctx.probed[self.name] = s[1:].copy()
+        return Act(np.ascontiguousarray(s[1:].reshape((-1, n))), False)
+
+    def backward(self, g, ctx, need_gx):
+        saved = ctx.take(self.name)
+        h, s = saved["h"], saved["s"]
+        T, p, n = ctx.T, self.params, self.layer.in_shape[0]
+        w = ctx.params[self.key("recurrent.weight")]
+        g = np.ascontiguousarray(g, np.float32).reshape(h.shape)
+        sur = self.cfg.surrogate
+        ds = np.empty_like(h)
+        _surrogate(h, p.threshold, sur.sid, float(sur.alpha), ds)
+        k = np.float32(1) - np.float32(1) / p.factor
+        c = np.float32(1) / p.factor if p.decay_input else np.float32(1)
+        thr = np.float32(0) if self.cfg.detach_reset else p.threshold
+        gx = np.empty_like(h)
+        gw = np.zeros_like(w)
+        gb = np.zeros(n, np.float32)
+        g_h = np.zeros(h.shape[1:], np.float32)
+        g_i = np.zeros(h.shape[1:], np.float32)
+        for t in range(T - 1, -1, -1):
+            g_s = g[t] + g_i @ w - thr * g_h
+            g_h = (g_s * ds[t] + k * g_h).astype(np.float32)
+            g_i = (c * g_h).astype(np.float32)
+            gx[t] = g_i
+            gw += g_i.T @ s[t]
+            gb += g_i.sum(axis=0, dtype=np.float32)
+        ctx.add_grad(self.key("recurrent.weight"), gw)
+        if self.layer.recurrent_bias:
+            ctx.add_grad(self.key("recurrent.bias"), gb)
+        if not need_gx:
+            return None
+        gx = gx.reshape((-1, n))
+        if saved["static"]:                   # the same input at every step: its gradient is the sum over T
+            return gx.reshape(T, -1, n).sum(axis=0, dtype=np.float32)
+        return gx
+
+
+KIND = register(Kind("rlif", ("rlif",), RecurrentNeuron, parse, build,
+                     train_node=lambda layer, cfg_for: RecurrentNode(layer, cfg_for(layer.name))))
