@@ -88,10 +88,10 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
 
 
 def _flat_fanout(op: Op) -> np.ndarray:
-    """The op's fan-out map, flat and float64 (computed once per op)."""
+    """The op's fan-out map, flat and int64 (computed once per op; fan-outs are whole numbers)."""
     flat = op.__dict__.get("_flat_fanout")
     if flat is None:
-        flat = op.__dict__["_flat_fanout"] = fanout_map(op).reshape(-1).astype(np.float64)
+        flat = op.__dict__["_flat_fanout"] = fanout_map(op).reshape(-1).astype(np.int64)
     return flat
 
 

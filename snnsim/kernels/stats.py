@@ -23,8 +23,8 @@ def input_stats(x):
 @njit(cache=True, fastmath=False)
 def input_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
     """As ``input_stats``; also adds the nonzero indicator of every sample into ``em`` (shape x.shape[1:]) and
-    records per sample b: nonzero entries (added to nnz_s[b]), nonzero entries weighted by ``fanout`` (flat,
-    the outputs each position reaches; added to reach_s[b]) and whether any entry is neither 0 nor 1
+    records per sample b: nonzero entries (added to nnz_s[b]), nonzero entries weighted by ``fanout`` (flat
+    int64, the outputs each position reaches; added to reach_s[b]) and whether any entry is neither 0 nor 1
     (nonbinary_s[b]), so that hwmodel can price every sample by itself."""
     B = x.shape[0]
     flat = x.reshape(B, -1)
@@ -38,14 +38,14 @@ def input_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
         row = flat[b]
         rn = 0
         rnb = 0
-        reach = 0.0
-        for i in range(n):
+        reach = 0
+        for i in range(n):          # branch-free, integer sums, so that LLVM vectorises it
             v = row[i]
             nz = v != 0
             emf[i] += one if nz else zero
             rn += nz
             rnb += nz & (v != 1)
-            reach += fanout[i] if nz else 0.0
+            reach += fanout[i] * nz
         nnz_s[b] += rn
         reach_s[b] += reach
         nonbinary_s[b] |= rnb > 0
