@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .kernels.stats import input_stats
+from .kernels.stats import flat_stats
 
 MODE = {"if": 0, "lif": 1, "plif": 2, "li": 3, "threshold": 4}
 
@@ -164,7 +164,7 @@ def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, del
     binary = True
     for a in range(0, n, _BLOCK):
         b = min(n, a + _BLOCK)
-        k, bin_k = input_stats(x[a:b])
+        k, bin_k = flat_stats(x[a:b])
         nnz += k
         binary &= bin_k
         _charge(x[a:b], v[a:b], mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, b - a)
@@ -172,7 +172,8 @@ def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, del
             _delayed_reset(v[a:b], hb, threshold, gt, 0, b - a)
         spikes += _fire(hb, mode, threshold, hard, delay, gt, v_r, out[a:b], v[a:b], 0, b - a)
         if keep_h:
-            h_out[a:b] = hb[:b - a]
+            for i in range(b - a):      # a loop: a slice copy compiles Numba's shape-error path
+                h_out[a + i] = hb[i]
     return spikes, nnz, binary
 
 

@@ -15,7 +15,8 @@ import click
 import numpy as np
 
 # One of each layer kind and neuron kind that inference runs, at shapes that take every kernel path:
-# sgemm conv (3x3 and 1x1), depthwise direct conv, event scatter (channels-last and planar), pools,
+# sgemm conv (3x3 and 1x1), depthwise direct conv, event scatter (channels-last and planar), pools (2x2 and
+# a generic window),
 # linear, batch norm, residual add, all neuron models.
 _SPEC = {
     "name": "warmup", "input_shape": [2, 8, 8], "timesteps": 2, "encoding": "direct",
@@ -28,7 +29,7 @@ _SPEC = {
         {"name": "pw", "type": "conv2d", "out_channels": 8, "kernel_size": 1},
         {"name": "s3", "type": "plif"},
         {"name": "mp", "type": "maxpool2d", "kernel_size": 2},
-        {"name": "ap", "type": "avgpool2d", "kernel_size": 2},
+        {"name": "ap", "type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1},   # the generic window
         {"name": "fl", "type": "flatten"},
         {"name": "fc", "type": "linear", "out_features": 4},
         {"name": "s4", "type": "li", "tau": 2.0},

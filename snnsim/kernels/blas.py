@@ -84,8 +84,12 @@ _addresses = _found[1:] if _found else _fallback_address()
 llvm.add_symbol(_SYMBOL, _addresses[0])
 llvm.add_symbol(_GEMV_SYMBOL, _addresses[1])
 
+# The wrappers are inlined into every kernel that calls them (inline="always"): small, and compiled
+# separately each would be another function (and a specialisation per literal flag) to compile on a
+# first run.
 
-@njit(cache=True)
+
+@njit(cache=True, inline="always")
 def sgemm_ldc(M, N, K, a, b, b_transposed, beta, c, ldc):
     """c[M, N] = a[M, K] @ b (+ beta * c), the rows of c ldc elements apart: b is [K, N], or [N, K] used
     transposed. Flat or 2-D C-contiguous float32 arrays (slices of flat buffers allowed); the caller checks
@@ -103,7 +107,7 @@ def sgemm_ldc(M, N, K, a, b, b_transposed, beta, c, ldc):
                  M, N, K, np.float32(1.0), a.ctypes, K, b.ctypes, ldb, np.float32(beta), c.ctypes, ldc)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sgemv(M, N, a, x, y):
     """y[M] = a[M, N] @ x[N] (contiguous float32)."""
     if M == 0:
@@ -115,7 +119,7 @@ def sgemv(M, N, a, x, y):
                  np.float32(0.0), y.ctypes, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sgemm(M, N, K, a, b, b_transposed, beta, c):
     """c[M, N] = a[M, K] @ b (+ beta * c), c contiguous (see sgemm_ldc)."""
     sgemm_ldc(M, N, K, a, b, b_transposed, beta, c, N)

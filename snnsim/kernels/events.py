@@ -1,50 +1,40 @@
-"""Event-counting helpers (spike statistics that feed the dense/event switch and the hw model)."""
+"""Event-counting helpers (spike statistics that feed the dense/event switch and the hw model).
+
+Only the flat count is compiled; the others reuse the fused statistics of stats.py.
+"""
 import numpy as np
 from numba import njit
 
+from .stats import input_stats, input_stats_samples
+
 
 @njit(cache=True, fastmath=False)
-def count_nonzero(x):
-    """Number of nonzero entries of an array of any shape (int64)."""
-    flat = x.ravel()
+def _count_flat(flat):
     n = 0
     for k in range(flat.shape[0]):
         if flat[k] != 0:
             n += 1
-    return np.int64(n)
+    return n
 
 
-@njit(cache=True, fastmath=False)
+def count_nonzero(x):
+    """Number of nonzero entries of an array of any shape (a 1-D view is counted: one compiled form)."""
+    return _count_flat(x.reshape(-1))
+
+
 def density(x):
     """Fraction of nonzero entries (0.0 for an empty array)."""
-    if x.size == 0:
-        return 0.0
-    return count_nonzero(x) / x.size
+    return count_nonzero(x) / x.size if x.size else 0.0
 
 
-@njit(cache=True, fastmath=False)
 def event_map(x):
     """float32 array of shape x.shape[1:]: how many batch items are nonzero at each position."""
-    n = x.shape[0]
-    inner = 1
-    for k in range(1, x.ndim):  # works for a zero batch and for 1-D input
-        inner *= x.shape[k]
-    flat = x.reshape(n, inner)
-    acc = np.zeros(inner, np.float32)
-    for r in range(n):
-        row = flat[r]
-        for k in range(inner):
-            if row[k] != 0:
-                acc[k] += 1.0
-    return acc.reshape(x.shape[1:])
+    em = np.zeros(x.shape[1:], np.float32)
+    B = x.shape[0]
+    input_stats_samples(x, em, np.zeros(em.size, np.int64), np.zeros(B, np.int64), np.zeros(B), np.zeros(B, bool))
+    return em
 
 
-@njit(cache=True, fastmath=False)
 def is_binary(x):
     """True if every entry is exactly 0 or 1 (spike tensors); True for an empty array."""
-    flat = x.ravel()
-    for k in range(flat.shape[0]):
-        v = flat[k]
-        if v != 0 and v != 1:
-            return False
-    return True
+    return input_stats(x)[1]

@@ -29,9 +29,10 @@ def linear_dense(x, w, b):
             sgemv(w.shape[0], w.shape[1], w, x[r], out[r])
     else:
         sgemm(x.shape[0], w.shape[0], x.shape[1], x, w, True, 0.0, out)
-    if b.shape[0] > 0:
+    if b.shape[0] > 0:              # loops, not out[r] += b: that compiles Numba's shape-error path
         for r in range(out.shape[0]):
-            out[r] += b
+            for o in range(out.shape[1]):
+                out[r, o] += b[o]
     return out
 
 

@@ -3,6 +3,8 @@
 Each (batch, channel) plane is independent; one compiled function pools a range of
 planes, called once for small tensors and split between threads (kernels/threads.py)
 for large ones, because a parallel region costs more than a small pooling layer itself.
+The common 2x2 window has its own compiled function, chosen in Python, so that a network
+with only 2x2 pools never compiles the generic loops (cold start).
 """
 import numpy as np
 from numba import njit
@@ -12,11 +14,6 @@ from .threads import split
 # Work (output elements x window size) above which the planes are split between
 # threads: several milliseconds of serial work, the rule for every kernel (conv.py).
 _PAR_MIN_WORK = 1 << 23
-
-
-@njit(cache=True, fastmath=False)
-def _out_size(n, k, s, p):
-    return (n + 2 * p - k) // s + 1
 
 
 @njit(cache=True, fastmath=False)
@@ -54,7 +51,7 @@ def _max_plane(xp, op, kh, kw, sh, sw, ph, pw):
             op[oi, oj] = m
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, inline="always")
 def _plane_2x2(xp, op, kind):
     """2x2 windows, stride 2, no padding (the common case): the window's four values read straight from two
     rows, in the generic loops' order (row by row), so that sums and maxima are the same bits; the generic
@@ -81,18 +78,25 @@ def _plane_2x2(xp, op, kind):
 
 @njit(cache=True, fastmath=False, nogil=True)
 def _pool_planes(x, out, kind, kh, kw, sh, sw, ph, pw, p0, p1):
-    """Planes [p0, p1) (plane p = image p // C, channel p % C)."""
+    """Planes [p0, p1) (plane p = image p // C, channel p % C), any window."""
     C = x.shape[1]
-    two = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
     for p in range(p0, p1):
         b = p // C
         c = p - b * C
-        if two:
-            _plane_2x2(x[b, c], out[b, c], kind)
-        elif kind == 0:
+        if kind == 0:
             _avg_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
         else:
             _max_plane(x[b, c], out[b, c], kh, kw, sh, sw, ph, pw)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _pool_planes_2x2(x, out, kind, p0, p1):
+    """Planes [p0, p1) with 2x2 windows, stride 2, no padding."""
+    C = x.shape[1]
+    for p in range(p0, p1):
+        b = p // C
+        c = p - b * C
+        _plane_2x2(x[b, c], out[b, c], kind)
 
 
 def _pool(x, kind, kh, kw, sh, sw, ph, pw):
@@ -100,11 +104,14 @@ def _pool(x, kind, kh, kw, sh, sw, ph, pw):
     HO = (H + 2 * ph - kh) // sh + 1
     WO = (W + 2 * pw - kw) // sw + 1
     out = np.empty((B, C, HO, WO), np.float32)
-    args = (x, out, kind, kh, kw, sh, sw, ph, pw)
-    if B * C * HO * WO * kh * kw >= _PAR_MIN_WORK:
-        split(_pool_planes, B * C, *args)
+    if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
+        fn, args = _pool_planes_2x2, (x, out, kind)
     else:
-        _pool_planes(*args, 0, B * C)
+        fn, args = _pool_planes, (x, out, kind, kh, kw, sh, sw, ph, pw)
+    if B * C * HO * WO * kh * kw >= _PAR_MIN_WORK:
+        split(fn, B * C, *args)
+    else:
+        fn(*args, 0, B * C)
     return out
 
 
@@ -134,6 +141,8 @@ def upsample_nearest2d(x, scale):
                     v = xp[i, j]
                     for t in range(scale):
                         r0[j * scale + t] = v
-                for t in range(1, scale):
-                    op[i * scale + t, :] = r0
+                for t in range(1, scale):       # a loop: a slice copy compiles Numba's shape-error path
+                    rt = op[i * scale + t]
+                    for j in range(W * scale):
+                        rt[j] = r0[j]
     return out
