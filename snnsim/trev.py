@@ -32,24 +32,17 @@ from . import kernels as K
 from .errors import InputError, SnnsimError, SpecError
 from .layers.op import Op, note_add
 from .layers.registry import attach_build
-from .layers.trevsnn import TRevSNN, TRevState
+from .layers.trevsnn import TRevSNN, TRevState, clamp_alpha, columns, couple, uncouple
 from .reversible import FLOOR, SAFETY, U, Risk, Sim, SpikeFlipError, _add_bound
 from .spec import Layer
 from .trace import LayerTrace
 
-ALPHA_MIN = 1e-3
 QUANT_THRESHOLD = 0.5
 
 
 def _fusion_layer(state: TRevState) -> Layer:
     shape = state.in_shape
     return Layer(f"subnet{state.column}.level{state.level}.fusion.add", shape, shape)
-
-
-def clamp_alpha(a: np.ndarray) -> np.ndarray:
-    """The official ``SubNet._clamp_abs``: sign(a) * max(|a|, 1e-3) in float32 (sign(0) = 0 keeps 0)."""
-    a = np.asarray(a, np.float32)
-    return (np.sign(a) * np.maximum(np.abs(a), np.float32(ALPHA_MIN))).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- built ops
@@ -81,9 +74,7 @@ class StateOp(Op):
                            np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64))]
 
     def update(self, o: np.ndarray, c_prev: np.ndarray | None) -> np.ndarray:
-        if c_prev is None:
-            return o
-        return np.add(o, c_prev * self.alpha, dtype=np.float32)
+        return couple(o, c_prev, self.alpha)
 
 
 @dataclass
@@ -223,31 +214,31 @@ def _run_level(op: TRevOp, ex, t: int, lv: LevelOps, below: np.ndarray, c_prev_u
 
 
 def _columns(op: TRevOp, ex, img: np.ndarray, T: int, head_cols, br=None, states_out=None):
-    """Run the stem once and columns 0..T-1; yields (column, head output) for the planned heads."""
+    """Run the stem once and columns 0..T-1 (``columns``); yields (column, head output) for the planned heads."""
     xs = ex.run_ops(op.stem, img, 0)
     if states_out is not None:
         states_out["x"] = xs
-    L = len(op.columns[0])
-    prev = [None] * L
-    for t in range(T):
-        cur = []
-        for l, lv in enumerate(op.columns[t]):
-            below = xs if l == 0 else cur[l - 1]
-            o = _run_level(op, ex, t, lv, below, prev[l + 1] if l + 1 < L else None, br)
-            c = lv.state.update(o, prev[l])
-            if br is not None:
-                rec = br.records[lv.state.name]
-                rec.computed[t] = True
-                rec.events_in[t] += K.count_nonzero(o) + (K.count_nonzero(prev[l]) if prev[l] is not None else 0)
-                rec.events_out[t] += K.count_nonzero(c)
-                rec.binary_in[t] = False
-                rec.neuron_updates[t] += c.size
-                if lv.state.name in br.probes:
-                    br._probe(lv.state.name, t, output=c)
-            cur.append(c)
+
+    def level(t, l, below, up_prev):
+        return _run_level(op, ex, t, op.columns[t][l], below, up_prev, br)
+
+    def state(t, l, o, c_prev):
+        st = op.columns[t][l].state
+        c = st.update(o, c_prev)
+        if br is not None:
+            rec = br.records[st.name]
+            rec.computed[t] = True
+            rec.events_in[t] += K.count_nonzero(o) + (K.count_nonzero(c_prev) if c_prev is not None else 0)
+            rec.events_out[t] += K.count_nonzero(c)
+            rec.binary_in[t] = False
+            rec.neuron_updates[t] += c.size
+            if st.name in br.probes:
+                br._probe(st.name, t, output=c)
+        return c
+
+    for t, cur in columns(xs, T, len(op.columns[0]), level, state):
         if states_out is not None:
             states_out.setdefault("states", []).append(cur)
-        prev = cur
         if t in head_cols:
             yield t, ex.run_ops(op.heads[t], cur[-1], t)
 
@@ -392,7 +383,7 @@ def invert_column(net, t: int, x: np.ndarray, c_t: list, *, bounds: list | None 
         o, eo = sim.run_ops(lv.blocks, z, ez, t)
         c = np.asarray(c_t[l], np.float32)
         ec = None if bounds is None else bounds[l]
-        chat = (np.subtract(c, o, dtype=np.float32) / lv.state.alpha).astype(np.float32)
+        chat = uncouple(c, o, lv.state.alpha)
         b = _recon_bound(c, ec, eo, lv.state.alpha, chat)
         n = int(quant_risk(chat, b).sum()) + sum(r.count for r in sim.risks[n0:])
         if n:

@@ -1,8 +1,9 @@
 """T-RevSNN network (YAML trevsnn; Hu et al., ICML 2024): one layer that is the whole network, built exactly as the
 official PyTorch code (github.com/BICLab/T-RevSNN, models/spike_rev_reuse.py) builds it: a stem, columns (one per
 timestep) of levels with fusion and blocks, and intermediate-supervision heads. This module holds its records, the
-parser that lays out every sub-layer under the official state_dict names, and its seeded weights; the op that runs
-the column schedule and the inverse are ``snnsim.trev`` (which documents the equations).
+parser that lays out every sub-layer under the official state_dict names, its seeded weights, the state coupling
+c = o + alpha * c_prev with its inverse, and the column schedule (``columns``) that inference and training share;
+the op and the bounded inverse are ``snnsim.trev`` (which documents the equations).
 """
 
 from __future__ import annotations
@@ -298,6 +299,46 @@ def init_network(spec, seed: int = 0) -> dict:
             for p in sub.param_shapes():
                 w[f"{sub.name}.{p}"] = w[f"{sub.shared_from}.{p}"].copy()
     return w
+
+
+# ----------------------------------------------------------------------------- the coupling and the column schedule
+ALPHA_MIN = 1e-3
+
+
+def clamp_alpha(a: np.ndarray) -> np.ndarray:
+    """The official ``SubNet._clamp_abs``: sign(a) * max(|a|, 1e-3) in float32 (sign(0) = 0 keeps 0)."""
+    a = np.asarray(a, np.float32)
+    return (np.sign(a) * np.maximum(np.abs(a), np.float32(ALPHA_MIN))).astype(np.float32)
+
+
+def couple(o: np.ndarray, c_prev: np.ndarray | None, alpha: np.ndarray) -> np.ndarray:
+    """The state of a level: c_l[t] = o_l + alpha * c_l[t-1] in float32 (column 0 has no c[t-1]: c = o)."""
+    if c_prev is None:
+        return o
+    return np.add(o, c_prev * alpha, dtype=np.float32)
+
+
+def uncouple(c: np.ndarray, o: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The coupling's inverse: c_l[t-1] = (c_l[t] - o_l) / alpha, from the recomputed o_l."""
+    return (np.subtract(c, o, dtype=np.float32) / alpha).astype(np.float32)
+
+
+def columns(x, T: int, L: int, level, state):
+    """The column schedule, the one that inference and both training methods run: columns t = 0..T-1, each once,
+    and in each the levels l = 0..L-1 in order, level l reading c_{l-1}[t] (the stem output ``x`` at l = 0) and
+    c_{l+1}[t-1] (None at t = 0 and at the top level):
+
+        o = level(t, l, below, up_prev);    c_l[t] = state(t, l, o, c_l[t-1])     (c_l[t-1] None at t = 0)
+
+    Yields (t, [c_0[t], .., c_{L-1}[t]]) after each column."""
+    prev = [None] * L
+    for t in range(T):
+        cur = []
+        for l in range(L):
+            o = level(t, l, x if l == 0 else cur[l - 1], prev[l + 1] if l + 1 < L else None)
+            cur.append(state(t, l, o, prev[l]))
+        yield t, cur
+        prev = cur
 
 
 STATE = register(Kind("state", (), TRevState))

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..spec import NetworkSpec
 from ..layers import trev_layer
-from ..trev import ALPHA_MIN, clamp_alpha
+from ..layers.trevsnn import ALPHA_MIN, clamp_alpha, columns, couple, uncouple
 from .bptt import BPTT, StepOut
 from ..layers import build_nodes
 from .forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, check_trainable, run_nodes, shared_copies, sync_shared,
@@ -49,9 +49,7 @@ class StateNode(Node):
         return clamp_alpha(a).reshape(1, -1, 1, 1)
 
     def couple(self, o, c_prev, ctx):
-        if c_prev is None:
-            return o
-        return np.add(o, c_prev * self.alpha(ctx), dtype=np.float32)
+        return o if c_prev is None else couple(o, c_prev, self.alpha(ctx))
 
     def back(self, delta, c_prev, ctx):
         """Adds the alpha gradient; returns the gradient sent to c_prev."""
@@ -137,20 +135,18 @@ class TRevBPTT(BPTT):
         return run_nodes(self.stem, Act(np.ascontiguousarray(img, np.float32), False), ctx).x
 
     def forward_columns(self, xs, T, ctx, keep=lambda t: True, track_live=False):
-        """Columns 0..T-1 from the stem output ``xs``: the one column schedule of training (BPTT and reversible).
-        ``keep(t)``: column t's states are returned and held for the backward (else None). Returns
-        (states[t][l], head outputs [H, B, classes])."""
+        """Columns 0..T-1 from the stem output ``xs`` (``columns``, the schedule inference runs too), for BPTT and
+        the reversible forward. ``keep(t)``: column t's states are returned and held for the backward (else None).
+        Returns (states[t][l], head outputs [H, B, classes])."""
+        def state(t, l, o, c_prev):
+            c = self.cols[t][l][3].couple(o, c_prev, ctx)
+            if track_live:
+                ctx.ledger.live(c)
+            return c
+
         L = len(self.cols[0])
-        prev = [None] * L
         states, outs = [], []
-        for t in range(T):
-            cur = []
-            for l in range(L):
-                below = xs if l == 0 else cur[l - 1]
-                o = self._level(t, l, below, prev[l + 1] if l + 1 < L else None, ctx)
-                cur.append(self.cols[t][l][3].couple(o, prev[l], ctx))
-                if track_live:
-                    ctx.ledger.live(cur[-1])
+        for t, cur in columns(xs, T, L, lambda t, l, below, up: self._level(t, l, below, up, ctx), state):
             if t in self.heads:
                 outs.append(run_nodes(self.heads[t], Act(cur[-1], False), ctx).x)
             kept = keep(t)
@@ -158,7 +154,6 @@ class TRevBPTT(BPTT):
             if kept:
                 for l, c in enumerate(cur):
                     ctx.ledger.hold(self.cols[t][l][3].name, "c", c)
-            prev = cur
         return states, np.stack(outs)
 
     def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
@@ -177,28 +172,49 @@ class TRevBPTT(BPTT):
 
     # ------------------------------------------------------------------ backward
     def backward(self, g_out, ctx):
+        """The columns from the last, and in each the levels from L-1 to 0 (both methods): the heads' gradient
+        joins c_{L-1}[t]; each level gets its tape and c_l[t-1] from ``_level_tape`` and is back-propagated."""
         info = ctx.tape.pop("__trev__")
-        T, states, hc = info["T"], info["states"], info["heads"]
+        T, hc = info["T"], info["heads"]
         L = len(self.cols[0])
         g_out = np.asarray(g_out, np.float32)
-        gnext = [None] * L            # dLoss/dc_l[t] coming from column t+1
+        update = ctx.update_stats
+        ctx.update_stats = False           # recomputed batch norm: batch statistics, no second running update
+        gnext = [None] * L                 # dLoss/dc_l[t] coming from column t+1
         gx = None
+        cur = info["states"][T - 1]
         for t in range(T - 1, -1, -1):
             g = list(gnext)
             gprev = [None] * L
+            prev = [None] * L              # c_l[t-1]
             if t in hc:
+                self._head_tape(t, cur[L - 1], ctx)
                 gh = back_nodes(self.heads[t], np.ascontiguousarray(g_out[hc.index(t)]), ctx, True)
                 g[L - 1] = gh if g[L - 1] is None else g[L - 1] + gh
             for l in range(L - 1, -1, -1):
-                st = self.cols[t][l][3]
-                delta = g[l] if g[l] is not None else np.zeros_like(states[t][l])
-                gx = self._route_back(t, l, st, delta, states[t - 1][l] if t > 0 else None, g, gprev, gx, ctx)
+                prev[l] = self._level_tape(t, l, cur, prev, info, ctx)
+                delta = g[l] if g[l] is not None else np.zeros_like(cur[l])
+                gx = self._route_back(t, l, self.cols[t][l][3], delta, prev[l], g, gprev, gx, ctx)
             for l in range(L):
-                ctx.ledger.release(self.cols[t][l][3].name, "c")
+                ctx.ledger.release(self.cols[t][l][3].name)
+            cur = prev
+            self._rebuilt(t, cur, ctx)
             gnext = gprev
+        ctx.update_stats = update
+        ctx.ledger.release("stem", "output")
         back_nodes(self.stem, gx, ctx, False)
         ctx.ledger.live()
         return ctx.grads
+
+    def _head_tape(self, t, top, ctx):
+        """BPTT: the heads' tape is stored by the forward."""
+
+    def _level_tape(self, t, l, cur, prev, info, ctx):
+        """BPTT: the level's tape is stored by the forward; c_l[t-1] is kept."""
+        return info["states"][t - 1][l] if t > 0 else None
+
+    def _rebuilt(self, t, prev, ctx):
+        """Called with column t-1's states once column t is back-propagated."""
 
     # ------------------------------------------------------------------ step
     def loss_and_grads(self, params, x, y, T, loss_fn, *, idx=None, rng=None, update_stats=True) -> StepOut:
@@ -232,47 +248,23 @@ class TRevReversible(TRevBPTT):
         ctx.tape["__trev__"] = {"T": T, "states": states, "heads": hc, "xs": xs}
         return out[:len(hc)], ctx
 
-    def backward(self, g_out, ctx):
-        info = ctx.tape.pop("__trev__")
-        T, states, hc, xs = info["T"], info["states"], info["heads"], info["xs"]
-        L = len(self.cols[0])
-        g_out = np.asarray(g_out, np.float32)
-        update = ctx.update_stats
-        ctx.update_stats = False           # recomputed batch norm: batch statistics, no second running update
-        gnext = [None] * L
-        gx = None
-        cur = states[T - 1]
-        for t in range(T - 1, -1, -1):
-            g = list(gnext)
-            gprev = [None] * L
-            rebuilt = [None] * L           # c_l[t-1]
-            if t in hc:
-                run_nodes(self.heads[t], Act(cur[L - 1], False), ctx)
-                gh = back_nodes(self.heads[t], np.ascontiguousarray(g_out[hc.index(t)]), ctx, True)
-                g[L - 1] = gh if g[L - 1] is None else g[L - 1] + gh
-            for l in range(L - 1, -1, -1):
-                st = self.cols[t][l][3]
-                below = xs if l == 0 else cur[l - 1]
-                up_in = rebuilt[l + 1] if l + 1 < L else None
-                o = self._level(t, l, below, up_in, ctx)           # one level's graph, stored
-                if t > 0:
-                    if self.states == "cache":
-                        rebuilt[l] = states[t - 1][l]
-                    else:
-                        rebuilt[l] = (np.subtract(cur[l], o, dtype=np.float32) / st.alpha(ctx)).astype(np.float32)
-                        ctx.ledger.hold(st.name, "rebuilt", rebuilt[l])
-                del o
-                delta = g[l] if g[l] is not None else np.zeros_like(cur[l])
-                gx = self._route_back(t, l, st, delta, rebuilt[l] if t > 0 else None, g, gprev, gx, ctx)
-            for l in range(L):
-                ctx.ledger.release(self.cols[t][l][3].name)
-            cur = rebuilt
-            if t > 0 and self.states == "invert":
-                for l in range(L):
-                    ctx.ledger.hold(self.cols[t - 1][l][3].name, "c", cur[l])
-            gnext = gprev
-        ctx.update_stats = update
-        ctx.ledger.release("stem", "output")
-        back_nodes(self.stem, gx, ctx, False)
-        ctx.ledger.live()
-        return ctx.grads
+    def _head_tape(self, t, top, ctx):
+        run_nodes(self.heads[t], Act(top, False), ctx)
+
+    def _level_tape(self, t, l, cur, prev, info, ctx):
+        """Re-runs level l of column t storing its graph, and gives c_l[t-1]: cached, or rebuilt by the inverse."""
+        st = self.cols[t][l][3]
+        below = info["xs"] if l == 0 else cur[l - 1]
+        o = self._level(t, l, below, prev[l + 1] if l + 1 < len(prev) else None, ctx)
+        if t == 0:
+            return None
+        if self.states == "cache":
+            return info["states"][t - 1][l]
+        c = uncouple(cur[l], o, st.alpha(ctx))
+        ctx.ledger.hold(st.name, "rebuilt", c)
+        return c
+
+    def _rebuilt(self, t, prev, ctx):
+        if t > 0 and self.states == "invert":
+            for l in range(len(prev)):
+                ctx.ledger.hold(self.cols[t - 1][l][3].name, "c", prev[l])
