@@ -36,7 +36,7 @@ from .layers.neuron import NeuronOp
 from .layers.op import U, Op, add_record, kernel_form, note_add, walk_ops
 from .layers.registry import attach_build
 from .layers.residual import ResidualOp
-from .layers.reversible import Reversible
+from .layers.reversible import Reversible, couple, split, uncouple
 
 SAFETY = 1.01           # bound inflation per op: covers the float32 evaluation of the bound itself
 FLOOR = 1e-37           # absolute floor per op (underflow of U * |x| for tiny x)
@@ -47,11 +47,6 @@ class SpikeFlipError(SnnsimError):
 
 
 # ----------------------------------------------------------------------------- the forward op
-def split(x: np.ndarray):
-    c = x.shape[1] // 2
-    return np.ascontiguousarray(x[:, :c]), np.ascontiguousarray(x[:, c:])
-
-
 @dataclass
 class ReversibleOp(Op):
     composite = True
@@ -67,10 +62,7 @@ class ReversibleOp(Op):
 
     def run_step(self, br, x: np.ndarray, t: int) -> np.ndarray:
         x1, x2 = split(x)
-        fo = br.run_ops(self.f, x2, t)
-        y1 = np.add(x1, fo, dtype=np.float32)
-        go = br.run_ops(self.g, y1, t)
-        y2 = np.add(x2, go, dtype=np.float32)
+        y1, y2, fo, go = couple(x1, x2, lambda v: br.run_ops(self.f, v, t), lambda v: br.run_ops(self.g, v, t))
         note_add(br.records[f"{self.name}.add_f"], t, x1, fo, y1)
         note_add(br.records[f"{self.name}.add_g"], t, x2, go, y2)
         y = np.concatenate([y1, y2], axis=1)
@@ -255,20 +247,26 @@ def invert_block(op: ReversibleOp, y: np.ndarray, bound: np.ndarray | None = Non
     e1 = e2 = None
     if bound is not None:
         e1, e2 = bound[:, :, :c], bound[:, :, c:]
-    x2 = np.empty_like(y2)
+    sim_g, sim_f = Sim(form, event_threshold), Sim(form, event_threshold)
+    eg, ef = [], []                  # per step: the bound on G's (F's) re-simulated output
     ex2 = np.empty_like(y2)
-    sim_g = Sim(form, event_threshold)
-    for t in range(T):
-        g, eg = sim_g.run_ops(op.g, np.ascontiguousarray(y1[t]), None if e1 is None else e1[t], t)
-        x2[t] = np.subtract(y2[t], g, dtype=np.float32)
-        ex2[t] = sub_bound(y2[t], None if e2 is None else e2[t], eg, x2[t])
-    x1 = np.empty_like(y1)
+
+    def over_time(sim, ops, x, e_in, e_out):
+        out = np.empty_like(x)
+        for t in range(T):
+            out[t], e = sim.run_ops(ops, np.ascontiguousarray(x[t]), None if e_in is None else e_in[t], t)
+            e_out.append(e)
+        return out
+
+    def run_f(x2):
+        for t in range(T):           # the bound on x2 = y2 - G(y1), which F's re-simulation carries
+            ex2[t] = sub_bound(y2[t], None if e2 is None else e2[t], eg[t], x2[t])
+        return over_time(sim_f, op.f, x2, ex2, ef)
+
+    x1, x2 = uncouple(y1, y2, lambda v: over_time(sim_g, op.g, v, e1, eg), run_f)
     ex1 = np.empty_like(y1)
-    sim_f = Sim(form, event_threshold)
     for t in range(T):
-        f, ef = sim_f.run_ops(op.f, np.ascontiguousarray(x2[t]), ex2[t], t)
-        x1[t] = np.subtract(y1[t], f, dtype=np.float32)
-        ex1[t] = sub_bound(y1[t], None if e1 is None else e1[t], ef, x1[t])
+        ex1[t] = sub_bound(y1[t], None if e1 is None else e1[t], ef[t], x1[t])
     x = np.concatenate([x1, x2], axis=2)
     eb = np.concatenate([ex1, ex2], axis=2)
     return _resolve(x, eb, sim_g.risks + sim_f.risks, cache, on_risk, f"inverse of block {op.name}")

@@ -30,7 +30,8 @@ from ..spec import NetworkSpec
 from .blas import single_threaded_blas
 from .bptt import BPTT, StepOut
 from ..layers import ReversibleNode
-from .forward import Act, Ctx, back_nodes, expand, reduce_t, run_nodes
+from ..layers.reversible import split, uncouple
+from .forward import Ctx, expand, reduce_t
 from .memory import Ledger
 
 
@@ -98,23 +99,30 @@ class Reversible(BPTT):
         return ctx.grads
 
     def _block_backward(self, node: ReversibleNode, y: np.ndarray, g: np.ndarray, ctx: Ctx, info: dict):
-        T = ctx.T
-        y1, y2 = node.split(y)
-        g1, g2 = node.split(g)
+        """The block's inverse (``uncouple``), each of G and F back-propagated right after its re-run, so that
+        one graph is held at a time."""
+        y1, y2 = split(y)
+        g1, g2 = split(g)
         store, update = ctx.store, ctx.update_stats
         ctx.store, ctx.update_stats = True, False
         before = dict(ctx.spikes)
-        go = expand(run_nodes(node.g, Act(y1, False), ctx), T)                # G from a reset state
-        gy1 = np.add(g1, back_nodes(node.g, g2, ctx, True), dtype=np.float32)
-        x2 = np.subtract(y2, go, dtype=np.float32)
-        del go
-        fo = expand(run_nodes(node.f, Act(x2, False), ctx), T)                # F from a reset state
-        gx2 = np.add(g2, back_nodes(node.f, gy1, ctx, True), dtype=np.float32)
-        x1 = np.subtract(y1, fo, dtype=np.float32)
+        grad = {}
+
+        def g_then_back(v):
+            go = node.run(node.g, v, ctx)                                       # G from a reset state
+            grad["y1"] = node.back_g(g1, g2, ctx)
+            return go
+
+        def f_then_back(v):
+            fo = node.run(node.f, v, ctx)                                       # F from a reset state
+            grad["x2"] = node.back_f(g2, grad["y1"], ctx)
+            return fo
+
+        x1, x2 = uncouple(y1, y2, g_then_back, f_then_back)
         ctx.store, ctx.update_stats = store, update
         flips = sum(abs(ctx.spikes.get(k, 0) - before.get(k, 0) - n) for k, n in info["spikes"].items())
         x = np.concatenate([x1, x2], axis=1)
-        gx = np.concatenate([gy1, gx2], axis=1)
+        gx = np.concatenate([grad["y1"], grad["x2"]], axis=1)
         return gx, x, flips
 
     def loss_and_grads(self, params, x, y, T, loss_fn, *, idx=None, rng=None, update_stats=True) -> StepOut:
