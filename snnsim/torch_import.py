@@ -36,6 +36,7 @@ import numpy as np
 
 from .datasets import as_array
 from .errors import SnnsimError
+from .layers.registry import torch_readers
 
 __all__ = ["TorchImport", "from_torch", "load_module"]
 
@@ -134,66 +135,47 @@ def _sj_containers(libs):
     return (layer.SeqToANNContainer, layer.MultiStepContainer)
 
 
+class _Module:
+    """What a kind's ``from_torch`` gets: the module's name, the torch.nn class it matched, its parameters as
+    float32 arrays, and the one-line refusal naming the module."""
+
+    def __init__(self, qual, m, cls):
+        self.qual, self.m, self.cls = qual, m, cls
+
+    def layer(self, kind, weights=None, q=None, **fields) -> dict:
+        """A layer dict (``_q``: the torch name it comes from, ``_w``: its weights by snnsim parameter name)."""
+        return dict(type=kind, **fields, _q=self.qual if q is None else q, _w=weights or {})
+
+    def params(self, *names) -> dict:
+        """The named parameters/buffers that are set, as float32 arrays."""
+        return {n: np.asarray(as_array(getattr(self.m, n)), np.float32) for n in names
+                if getattr(self.m, n) is not None}
+
+    def refuse(self, why) -> SnnsimError:
+        return _refuse(self.qual, self.m, why)
+
+
+def _reader(m):
+    """(torch.nn class name, kind) of the first kind that imports ``m``, or None."""
+    import torch.nn as nn
+
+    return next(((c, k) for c, k in torch_readers() if isinstance(m, getattr(nn, c))), None)
+
+
 def _convert(qual, m, libs) -> list[dict] | None:
     """snnsim layer dicts for one leaf module (``_q``: torch name, ``_w``: its weights), or None if unknown.
 
-    An empty list means the module is the identity at inference (Identity, Dropout in eval mode is kept as
-    snnsim's dropout, which is the identity too)."""
+    An empty list means the module is the identity at inference (Identity; Dropout in eval mode is kept as
+    snnsim's dropout, which is the identity too). Each layer kind maps the torch.nn classes it reads
+    (``Kind.from_torch``); neurons of the peer libraries are mapped here."""
     import torch.nn as nn
-
-    def layer(kind, weights=None, q=qual, **fields):
-        return dict(type=kind, **fields, _q=q, _w=weights or {})
-
-    def w(name):
-        t = getattr(m, name)
-        return None if t is None else np.asarray(as_array(t), np.float32)
 
     if isinstance(m, nn.Identity):
         return []
-    if isinstance(m, nn.Linear):
-        ws = {"weight": w("weight")}
-        if m.bias is not None:
-            ws["bias"] = w("bias")
-        return [layer("linear", ws, out_features=m.out_features, bias=m.bias is not None)]
-    if isinstance(m, nn.Conv2d):
-        if tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros":
-            raise _refuse(qual, m, "snnsim convolutions have dilation 1 and zero padding")
-        pad = m.padding
-        if isinstance(pad, str):
-            if pad == "valid":
-                pad = (0, 0)
-            elif tuple(m.stride) == (1, 1) and all(k % 2 for k in m.kernel_size):
-                pad = tuple(k // 2 for k in m.kernel_size)
-            else:
-                raise _refuse(qual, m, "padding='same' needs stride 1 and odd kernels in snnsim")
-        ws = {"weight": w("weight")}
-        if m.bias is not None:
-            ws["bias"] = w("bias")
-        return [layer("conv2d", ws, out_channels=m.out_channels, kernel_size=list(m.kernel_size),
-                      stride=list(m.stride), padding=list(pad), groups=m.groups, bias=m.bias is not None)]
-    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        if not m.track_running_stats or m.running_mean is None:
-            raise _refuse(qual, m, "batch norm without running statistics has no inference form")
-        ws = {"running_mean": w("running_mean"), "running_var": w("running_var")}
-        if m.affine:
-            ws.update(weight=w("weight"), bias=w("bias"))
-        kind = "batchnorm2d" if isinstance(m, nn.BatchNorm2d) else "batchnorm1d"
-        return [layer(kind, ws, eps=float(m.eps), affine=bool(m.affine))]
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        pair = lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v]   # noqa: E731
-        if m.ceil_mode or getattr(m, "dilation", 1) not in (1, (1, 1)):
-            raise _refuse(qual, m, "snnsim pooling has ceil_mode=False and dilation 1")
-        if isinstance(m, nn.AvgPool2d) and (m.divisor_override or (not m.count_include_pad and m.padding)):
-            raise _refuse(qual, m, "snnsim average pooling divides by the full window (count_include_pad=True)")
-        kind = "maxpool2d" if isinstance(m, nn.MaxPool2d) else "avgpool2d"
-        stride = m.stride if m.stride is not None else m.kernel_size
-        return [layer(kind, kernel_size=pair(m.kernel_size), stride=pair(stride), padding=pair(m.padding))]
-    if isinstance(m, nn.Flatten):
-        if m.end_dim != -1 or m.start_dim != 1:
-            raise _refuse(qual, m, "only a flatten of all per-sample dimensions (start_dim=1) is supported")
-        return [layer("flatten")]
-    if isinstance(m, nn.Dropout):
-        return [layer("dropout", p=float(m.p))]
+    found = _reader(m)
+    if found is not None:
+        cls, kind = found
+        return kind.from_torch(m, _Module(qual, m, cls))
     return _convert_neuron(qual, m, libs)
 
 
@@ -313,8 +295,7 @@ def _is_leaf_type(m, libs) -> bool:
     """A module ``_convert`` handles (decided by type, without reading parameters)."""
     import torch.nn as nn
 
-    if isinstance(m, (nn.Identity, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d,
-                      nn.AvgPool2d, nn.Flatten, nn.Dropout)):
+    if isinstance(m, nn.Identity) or _reader(m) is not None:
         return True
     if "sj" in libs and isinstance(m, libs["sj"][0].BaseNode):
         return True
@@ -422,7 +403,8 @@ def _fx_graph(module, example, libs, lead: int) -> list[_Node]:
             if si is None or so is None or si[:lead] != so[:lead] or len(so) != lead + 1:
                 raise SnnsimError(f"operation '{n.name}' ({n.target}): only a flatten of all per-sample "
                                   "dimensions is supported")
-            nodes.append(_Node(n.name, "layer", [dict(type="flatten", _q=n.name, _w={})], [src(x)]))
+            kind = dict(torch_readers())["Flatten"]
+            nodes.append(_Node(n.name, "layer", kind.from_torch(None, _Module(n.name, None, "Flatten")), [src(x)]))
         elif n.op == "call_method" and n.target in ("size", "dim") or \
                 (n.op == "call_function" and n.target is getattr):
             continue                           # shape queries feeding a view

@@ -155,5 +155,15 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _batchnorm_node(op, ex), srcs)
 
 
+# ----------------------------------------------------------------------------- importers (torch_import)
+def from_torch(m, imp):
+    """torch.nn.BatchNorm1d / BatchNorm2d with running statistics (their inference form)."""
+    if not m.track_running_stats or m.running_mean is None:
+        raise imp.refuse("batch norm without running statistics has no inference form")
+    ws = imp.params("running_mean", "running_var", *(("weight", "bias") if m.affine else ()))
+    return [imp.layer(imp.cls.lower(), ws, eps=float(m.eps), affine=bool(m.affine))]
+
+
 KIND = register(Kind("batchnorm", ("batchnorm1d", "batchnorm2d"), BatchNorm, parse, build,
-                     train_node=lambda layer, cfg_for: BatchNormNode(layer), nir_export=to_nir))
+                     train_node=lambda layer, cfg_for: BatchNormNode(layer), nir_export=to_nir,
+                     torch_modules=("BatchNorm1d", "BatchNorm2d"), from_torch=from_torch))

@@ -304,8 +304,78 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _conv_node(op, ex), srcs)
 
 
+# ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)
+def from_nir(n, node, shape, imp):
+    """NIR Conv2d (a 'same' padding becomes the symmetric pad; an all-zero bias is dropped)."""
+    w = imp.weight(n, "weight", node.weight)
+    if w.ndim != 4:
+        raise imp.err(n, f"weight must be (C_out, C_in/groups, kH, kW), got shape {list(w.shape)}")
+    if len(shape) != 3:
+        raise imp.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
+    groups = int(np.asarray(node.groups).reshape(-1)[0])
+    c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
+    if groups < 1 or c_in_g * groups != shape[0]:
+        raise imp.err(n, f"weight expects {c_in_g * groups} input channels (groups={groups}) but its input has "
+                         f"{shape[0]}")
+    if node.input_shape is not None and tuple(int(s) for s in np.asarray(node.input_shape).reshape(-1)) \
+            != tuple(shape[1:]):
+        raise imp.err(n, f"input_shape {np.asarray(node.input_shape).tolist()} does not match its input "
+                         f"{list(shape[1:])}")
+    if imp.pair(n, "dilation", node.dilation) != [1, 1]:
+        raise imp.err(n, "dilation other than 1 is not supported by snnsim")
+    stride = imp.pair(n, "stride", node.stride)
+    pad = node.padding
+    if isinstance(pad, (str, bytes)):
+        pad = pad.decode() if isinstance(pad, bytes) else pad
+        if pad == "valid":
+            pad = [0, 0]
+        elif pad == "same":
+            if stride != [1, 1] or kh % 2 == 0 or kw % 2 == 0:
+                raise imp.err(n, "padding 'same' needs stride 1 and an odd kernel to be symmetric")
+            pad = [(kh - 1) // 2, (kw - 1) // 2]
+        else:
+            raise imp.err(n, f"padding {pad!r} is not 'same', 'valid' or integers")
+    else:
+        pad = imp.pair(n, "padding", pad, minimum=0)
+    if pad[0] * 2 > kh or pad[1] * 2 > kw:
+        raise imp.err(n, f"padding {pad} is more than half the kernel {[kh, kw]}")
+    b = imp.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
+    if b.size != c_out:
+        raise imp.err(n, f"bias has {b.size} entries for {c_out} output channels")
+    params = {"weight": w}
+    has_bias = bool(np.any(b != 0))
+    if has_bias:
+        params["bias"] = b
+    h = (shape[1] + 2 * pad[0] - kh) // stride[0] + 1
+    wd = (shape[2] + 2 * pad[1] - kw) // stride[1] + 1
+    if h < 1 or wd < 1:
+        raise imp.err(n, f"kernel {[kh, kw]} does not fit its input {list(shape[1:])}")
+    f = {"type": "conv2d", "out_channels": c_out, "kernel_size": [kh, kw], "stride": stride, "padding": pad}
+    if groups != 1:
+        f["groups"] = groups
+    f["bias"] = has_bias
+    return [imp.layer(n, f, params)], (c_out, h, wd)
+
+
+def from_torch(m, imp):
+    """torch.nn.Conv2d (zero padding, dilation 1; padding='same' with stride 1 and odd kernels)."""
+    if tuple(m.dilation) != (1, 1) or m.padding_mode != "zeros":
+        raise imp.refuse("snnsim convolutions have dilation 1 and zero padding")
+    pad = m.padding
+    if isinstance(pad, str):
+        if pad == "valid":
+            pad = (0, 0)
+        elif tuple(m.stride) == (1, 1) and all(k % 2 for k in m.kernel_size):
+            pad = tuple(k // 2 for k in m.kernel_size)
+        else:
+            raise imp.refuse("padding='same' needs stride 1 and odd kernels in snnsim")
+    return [imp.layer("conv2d", imp.params("weight", "bias"), out_channels=m.out_channels,
+                      kernel_size=list(m.kernel_size), stride=list(m.stride), padding=list(pad), groups=m.groups,
+                      bias=m.bias is not None)]
+
 
 KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build, train_node=lambda layer, cfg_for: ConvNode(layer),
-                     nir_export=to_nir))
+                     nir_export=to_nir, nir_nodes=("Conv2d",), from_nir=from_nir,
+                     torch_modules=("Conv2d",), from_torch=from_torch))
 SCALED_STD_KIND = register(Kind("conv2d", ("scaled_std_conv2d",), ScaledStdConv2d, parse_scaled_std, build_scaled_std,
                                 init_scaled_std, train_node=train_node_scaled_std, nir_export=to_nir))

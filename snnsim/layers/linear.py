@@ -103,5 +103,33 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _linear_node(op, ex), srcs)
 
 
+# ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)
+def from_nir(n, node, shape, imp):
+    """NIR Affine (W I + b) or Linear (W I)."""
+    bias = type(node).__name__ == "Affine"
+    w = imp.weight(n, "weight", node.weight)
+    if w.ndim != 2:
+        raise imp.err(n, f"weight has {w.ndim} dimensions; snnsim supports (out, in) matrices")
+    if len(shape) != 1:
+        hint = (" (the exporter seems to have kept the batch dimension; snnTorch: export with ignore_dims=[0])"
+                if shape[0] == 1 and len(shape) == 2 else " (add a Flatten node)")
+        raise imp.err(n, f"needs a 1-D input, but its input has shape {list(shape)}{hint}")
+    if w.shape[1] != shape[0]:
+        raise imp.err(n, f"weight has {w.shape[1]} inputs but its input has {shape[0]} features")
+    params = {"weight": w}
+    if bias:
+        b = imp.weight(n, "bias", node.bias).reshape(-1)
+        if b.size != w.shape[0]:
+            raise imp.err(n, f"bias has {b.size} entries for {w.shape[0]} outputs")
+        params["bias"] = b
+    return [imp.layer(n, {"type": "linear", "out_features": int(w.shape[0]), "bias": bias}, params)], (int(w.shape[0]),)
+
+
+def from_torch(m, imp):
+    """torch.nn.Linear."""
+    return [imp.layer("linear", imp.params("weight", "bias"), out_features=m.out_features, bias=m.bias is not None)]
+
+
 KIND = register(Kind("linear", ("linear",), Linear, parse, build, train_node=lambda layer, cfg_for: LinearNode(layer),
-                     nir_export=to_nir))
+                     nir_export=to_nir, nir_nodes=("Affine", "Linear"), from_nir=from_nir,
+                     torch_modules=("Linear",), from_torch=from_torch))

@@ -111,6 +111,38 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _pool_node(op, ex), srcs)
 
 
+# ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)
+def from_nir(n, node, shape, imp):
+    """NIR AvgPool2d (window sum / window size, padding counted) and SumPool2d."""
+    kind = "avgpool2d" if type(node).__name__ == "AvgPool2d" else "sumpool2d"
+    if len(shape) != 3:
+        raise imp.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
+    k = imp.pair(n, "kernel_size", node.kernel_size)
+    s = imp.pair(n, "stride", node.stride)
+    p = imp.pair(n, "padding", node.padding, minimum=0)
+    if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+        raise imp.err(n, f"padding {p} is more than half the kernel {k}")
+    h = (shape[1] + 2 * p[0] - k[0]) // s[0] + 1
+    w = (shape[2] + 2 * p[1] - k[1]) // s[1] + 1
+    if h < 1 or w < 1:
+        raise imp.err(n, f"kernel {k} does not fit its input {list(shape[1:])}")
+    return [imp.layer(n, {"type": kind, "kernel_size": k, "stride": s, "padding": p})], (shape[0], h, w)
+
+
+def from_torch(m, imp):
+    """torch.nn.MaxPool2d and AvgPool2d (ceil_mode off, dilation 1, average over the full window)."""
+    pair = lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v]   # noqa: E731
+    avg = imp.cls == "AvgPool2d"
+    if m.ceil_mode or getattr(m, "dilation", 1) not in (1, (1, 1)):
+        raise imp.refuse("snnsim pooling has ceil_mode=False and dilation 1")
+    if avg and (m.divisor_override or (not m.count_include_pad and m.padding)):
+        raise imp.refuse("snnsim average pooling divides by the full window (count_include_pad=True)")
+    stride = m.stride if m.stride is not None else m.kernel_size
+    return [imp.layer("avgpool2d" if avg else "maxpool2d", kernel_size=pair(m.kernel_size), stride=pair(stride),
+                      padding=pair(m.padding))]
+
+
 KIND = register(Kind("pool2d", ("avgpool2d", "maxpool2d", "sumpool2d"), Pool2d, parse,
                      lambda layer, w, ctx: PoolOp(layer), train_node=lambda layer, cfg_for: PoolNode(layer),
-                     nir_export=to_nir))
+                     nir_export=to_nir, nir_nodes=("AvgPool2d", "SumPool2d"), from_nir=from_nir,
+                     torch_modules=("MaxPool2d", "AvgPool2d"), from_torch=from_torch))

@@ -26,6 +26,10 @@ class Kind:
     init_network: Callable | None = None       # init_network(spec, seed): a kind that seeds the whole network
     train_node: Callable | None = None         # train_node(layer, cfg_for) -> node of the training graph
     nir_export: Callable | None = None         # nir_export(op, exporter, srcs) -> names of the nodes it adds
+    nir_nodes: tuple[str, ...] = ()            # NIR node classes (by name) that from_nir reads
+    from_nir: Callable | None = None           # from_nir(name, node, shape, importer) -> (layers, output shape)
+    torch_modules: tuple[str, ...] = ()        # torch.nn module classes (by name) that from_torch reads
+    from_torch: Callable | None = None         # from_torch(module, importer) -> snnsim layer dicts
 
 
 _KINDS: list[Kind] = []
@@ -59,6 +63,16 @@ def kind_of(layer: Layer) -> Kind:
         if cls in _BY_RECORD:
             return _BY_RECORD[cls]
     raise TypeError(f"layer {layer.name!r}: no registered kind for {type(layer).__name__}")
+
+
+def nir_reader(node_type: str) -> Kind | None:
+    """The kind that imports NIR nodes of class ``node_type`` (``"Affine"``), or None."""
+    return next((k for k in _KINDS if node_type in k.nir_nodes and k.from_nir is not None), None)
+
+
+def torch_readers() -> list[tuple[str, Kind]]:
+    """(torch.nn class name, kind) for every module class a kind imports, in registration order."""
+    return [(cls, k) for k in _KINDS if k.from_torch is not None for cls in k.torch_modules]
 
 
 def known_types() -> list[str]:

@@ -146,12 +146,35 @@ def flatten_to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _flatten_node(op, ex), srcs)
 
 
+# ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)
+def flatten_from_nir(n, node, shape, imp):
+    """NIR Flatten of all per-sample dimensions (dropped on a 1-D input, where it changes nothing)."""
+    nd = len(shape)
+    start, end = int(node.start_dim), int(node.end_dim)
+    start = start + nd if start < 0 else start
+    end = end + nd if end < 0 else end
+    if nd == 1 or start == end:
+        return [], shape
+    if (start, end) != (0, nd - 1):
+        raise imp.err(n, f"flattens dimensions {start}..{end} of a {nd}-D input; snnsim flattens all of them")
+    return [imp.layer(n, {"type": "flatten"})], (math.prod(shape),)
+
+
+def flatten_from_torch(m, imp):
+    """torch.nn.Flatten of every per-sample dimension (also ``torch.flatten``/``view`` in a traced graph)."""
+    if m is not None and (m.end_dim != -1 or m.start_dim != 1):
+        raise imp.refuse("only a flatten of all per-sample dimensions (start_dim=1) is supported")
+    return [imp.layer("flatten")]
+
+
 FLATTEN = register(Kind("flatten", ("flatten",), Flatten,
                         lambda f, t, name, shape, ctx: Flatten(name, shape, (math.prod(shape),)),
                         lambda layer, w, ctx: ReshapeOp(layer), train_node=lambda layer, cfg_for: FlattenNode(layer),
-                        nir_export=flatten_to_nir))
+                        nir_export=flatten_to_nir, nir_nodes=("Flatten",), from_nir=flatten_from_nir,
+                        torch_modules=("Flatten",), from_torch=flatten_from_torch))
 DROPOUT = register(Kind("dropout", ("dropout",), Dropout, parse_dropout, lambda layer, w, ctx: IdentityOp(layer),
                         train_node=lambda layer, cfg_for: DropoutNode(layer),
-                        nir_export=lambda op, ex, srcs: srcs))    # the identity at inference
+                        nir_export=lambda op, ex, srcs: srcs,     # the identity at inference
+                        torch_modules=("Dropout",), from_torch=lambda m, imp: [imp.layer("dropout", p=float(m.p))]))
 UPSAMPLE = register(Kind("upsample", ("upsample",), Upsample, parse_upsample, lambda layer, w, ctx: UpsampleOp(layer),
                          train_node=lambda layer, cfg_for: UpsampleNode(layer)))

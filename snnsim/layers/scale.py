@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,8 +140,27 @@ def scale_to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _scale_node(op, ex), srcs)
 
 
+# ----------------------------------------------------------------------------- importers (snnsim.nir)
+def scale_layer(imp, name: str, s, shape) -> list:
+    """A scale layer multiplying an input of ``shape`` by ``s`` (one value, or one per element)."""
+    s = np.broadcast_to(np.asarray(s, np.float32).reshape(-1) if np.size(s) > 1 else np.float32(s),
+                        (math.prod(shape),)).reshape(shape)
+    return [imp.layer(name, {"type": "scale"}, {"scale": np.ascontiguousarray(s, dtype=np.float32)})]
+
+
+def from_nir(n, node, shape, imp):
+    """NIR Scale; an all-ones Scale is NIR's mark of where two paths are summed, the identity."""
+    s = imp.weight(n, "scale", node.scale)
+    if s.size != 1 and s.size != math.prod(shape):
+        raise imp.err(n, f"scale has shape {list(s.shape)} but its input has shape {list(shape)}")
+    if np.all(s == 1):
+        return [], shape
+    return imp.scale_layer(n, s, shape), shape
+
+
 SCALE = register(Kind("scale", ("scale",), Scale, lambda f, t, name, shape, ctx: Scale(name, shape, shape),
                       lambda layer, w, ctx: ScaleOp(layer, (), w[f"{layer.name}.scale"]),
-                      train_node=lambda layer, cfg_for: ScaleNode(layer), nir_export=scale_to_nir))
+                      train_node=lambda layer, cfg_for: ScaleNode(layer), nir_export=scale_to_nir,
+                      nir_nodes=("Scale",), from_nir=from_nir))
 LAYER_SCALE = register(Kind("layer_scale", ("layer_scale",), LayerScale, parse_layer_scale, build_layer_scale,
                             init_layer_scale, train_node=lambda layer, cfg_for: LayerScaleNode(layer)))

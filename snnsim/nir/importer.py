@@ -18,6 +18,8 @@ import numpy as np
 import yaml
 
 from .. import __version__
+from ..layers.registry import nir_reader
+from ..layers.scale import scale_layer
 from ..limits import over
 from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
                      NODE_SPIKE_RULE, REL_TOL, SPIKE_RULES, NirError, clean_meta, read_graph, require_nir)
@@ -436,54 +438,30 @@ class _Importer:
                 layer.name = layer.name[len(strip):]
         return _L(block, {"type": "residual"}, body=body, shortcut=shortcut)
 
-    # --- node conversion
+    # --- node conversion: a layer kind reads the node types it lists (``Kind.from_nir``, given this importer
+    # for err, weight, pair, layer and scale_layer); the neuron nodes are read here
     def _convert(self, n, shape):
         node = self.nodes[n]
         t = type(node).__name__
-        conv = getattr(self, f"_n_{t}", None)
-        if conv is None:
-            reason = {
-                "Conv1d": "snnsim has no 1-D convolution",
-                "Output": "an Output node inside the graph",
-                "Input": "a second Input node",
-            }.get(t, "this node type is not supported")
-            raise self.err(n, reason)
-        layers, shape = conv(n, node, shape)
+        kind = nir_reader(t)
+        if kind is not None:
+            layers, shape = kind.from_nir(n, node, shape, self)
+        else:
+            conv = getattr(self, f"_n_{t}", None)
+            if conv is None:
+                reason = {
+                    "Conv1d": "snnsim has no 1-D convolution",
+                    "Output": "an Output node inside the graph",
+                    "Input": "a second Input node",
+                }.get(t, "this node type is not supported")
+                raise self.err(n, reason)
+            layers, shape = conv(n, node, shape)
         if layers:
             self.used_types.add(t)
         return layers, shape
 
     def _n__Add(self, n, node, shape):
         return [], shape
-
-    def _n_Affine(self, n, node, shape, bias=True):
-        w = self.weight(n, "weight", node.weight)
-        if w.ndim != 2:
-            raise self.err(n, f"weight has {w.ndim} dimensions; snnsim supports (out, in) matrices")
-        if len(shape) != 1:
-            hint = (" (the exporter seems to have kept the batch dimension; snnTorch: export with ignore_dims=[0])"
-                    if shape[0] == 1 and len(shape) == 2 else " (add a Flatten node)")
-            raise self.err(n, f"needs a 1-D input, but its input has shape {list(shape)}{hint}")
-        if w.shape[1] != shape[0]:
-            raise self.err(n, f"weight has {w.shape[1]} inputs but its input has {shape[0]} features")
-        params = {"weight": w}
-        if bias:
-            b = self.weight(n, "bias", node.bias).reshape(-1)
-            if b.size != w.shape[0]:
-                raise self.err(n, f"bias has {b.size} entries for {w.shape[0]} outputs")
-            params["bias"] = b
-        return [_L(n, {"type": "linear", "out_features": int(w.shape[0]), "bias": bias}, params)], (int(w.shape[0]),)
-
-    def _n_Linear(self, n, node, shape):
-        return self._n_Affine(n, node, shape, bias=False)
-
-    def _n_Scale(self, n, node, shape):
-        s = self.weight(n, "scale", node.scale)
-        if s.size != 1 and s.size != math.prod(shape):
-            raise self.err(n, f"scale has shape {list(s.shape)} but its input has shape {list(shape)}")
-        if np.all(s == 1):
-            return [], shape        # the identity: NIR's way to mark where two paths are summed
-        return self._scale_layer(n, s, shape), shape
 
     def _input_gain(self, n, node, shape) -> list:
         """The input gain dt * R of an integrator (I, IF) as a Scale layer before it; none when it is 1."""
@@ -492,15 +470,17 @@ class _Importer:
         k = r * self.dt
         if k.min() == k.max() and _close(float(k.flat[0]), 1.0):
             return []
-        return self._scale_layer(f"{n}.r", k.astype(np.float32), shape)
+        return self.scale_layer(f"{n}.r", k.astype(np.float32), shape)
 
-    def _scale_layer(self, name, s, shape):
-        s = np.broadcast_to(np.asarray(s, np.float32).reshape(-1) if np.size(s) > 1 else np.float32(s),
-                            (math.prod(shape),)).reshape(shape)
+    def scale_layer(self, name, s, shape):
         self.used_types.add("Scale")
-        return [_L(name, {"type": "scale"}, {"scale": np.ascontiguousarray(s, dtype=np.float32)})]
+        return scale_layer(self, name, s, shape)
 
-    def _pair(self, n, fld, v, minimum=1):
+    def layer(self, name: str, fields: dict, params: dict | None = None) -> _L:
+        """One snnsim layer for a kind's ``from_nir``: local name, YAML fields, parameter arrays."""
+        return _L(name, fields, params or {})
+
+    def pair(self, n, fld, v, minimum=1):
         a = np.asarray(v).reshape(-1)
         if a.size == 1:
             a = np.repeat(a, 2)
@@ -508,87 +488,6 @@ class _Importer:
             raise self.err(n, f"'{fld}' must be an integer >= {minimum} or a pair of them, "
                               f"got {np.asarray(v).tolist()}")
         return [int(a[0]), int(a[1])]
-
-    def _n_Conv2d(self, n, node, shape):
-        w = self.weight(n, "weight", node.weight)
-        if w.ndim != 4:
-            raise self.err(n, f"weight must be (C_out, C_in/groups, kH, kW), got shape {list(w.shape)}")
-        if len(shape) != 3:
-            raise self.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
-        groups = int(np.asarray(node.groups).reshape(-1)[0])
-        c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
-        if groups < 1 or c_in_g * groups != shape[0]:
-            raise self.err(n, f"weight expects {c_in_g * groups} input channels (groups={groups}) but its input has "
-                              f"{shape[0]}")
-        if node.input_shape is not None and tuple(int(s) for s in np.asarray(node.input_shape).reshape(-1)) \
-                != tuple(shape[1:]):
-            raise self.err(n, f"input_shape {np.asarray(node.input_shape).tolist()} does not match its input "
-                              f"{list(shape[1:])}")
-        if self._pair(n, "dilation", node.dilation) != [1, 1]:
-            raise self.err(n, "dilation other than 1 is not supported by snnsim")
-        stride = self._pair(n, "stride", node.stride)
-        pad = node.padding
-        if isinstance(pad, (str, bytes)):
-            pad = pad.decode() if isinstance(pad, bytes) else pad
-            if pad == "valid":
-                pad = [0, 0]
-            elif pad == "same":
-                if stride != [1, 1] or kh % 2 == 0 or kw % 2 == 0:
-                    raise self.err(n, "padding 'same' needs stride 1 and an odd kernel to be symmetric")
-                pad = [(kh - 1) // 2, (kw - 1) // 2]
-            else:
-                raise self.err(n, f"padding {pad!r} is not 'same', 'valid' or integers")
-        else:
-            pad = self._pair(n, "padding", pad, minimum=0)
-        if pad[0] * 2 > kh or pad[1] * 2 > kw:
-            raise self.err(n, f"padding {pad} is more than half the kernel {[kh, kw]}")
-        b = self.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
-        if b.size != c_out:
-            raise self.err(n, f"bias has {b.size} entries for {c_out} output channels")
-        params = {"weight": w}
-        has_bias = bool(np.any(b != 0))
-        if has_bias:
-            params["bias"] = b
-        h = (shape[1] + 2 * pad[0] - kh) // stride[0] + 1
-        wd = (shape[2] + 2 * pad[1] - kw) // stride[1] + 1
-        if h < 1 or wd < 1:
-            raise self.err(n, f"kernel {[kh, kw]} does not fit its input {list(shape[1:])}")
-        f = {"type": "conv2d", "out_channels": c_out, "kernel_size": [kh, kw], "stride": stride, "padding": pad}
-        if groups != 1:
-            f["groups"] = groups
-        f["bias"] = has_bias
-        return [_L(n, f, params)], (c_out, h, wd)
-
-    def _pool(self, n, node, shape, kind):
-        if len(shape) != 3:
-            raise self.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
-        k = self._pair(n, "kernel_size", node.kernel_size)
-        s = self._pair(n, "stride", node.stride)
-        p = self._pair(n, "padding", node.padding, minimum=0)
-        if p[0] * 2 > k[0] or p[1] * 2 > k[1]:
-            raise self.err(n, f"padding {p} is more than half the kernel {k}")
-        h = (shape[1] + 2 * p[0] - k[0]) // s[0] + 1
-        w = (shape[2] + 2 * p[1] - k[1]) // s[1] + 1
-        if h < 1 or w < 1:
-            raise self.err(n, f"kernel {k} does not fit its input {list(shape[1:])}")
-        return [_L(n, {"type": kind, "kernel_size": k, "stride": s, "padding": p})], (shape[0], h, w)
-
-    def _n_AvgPool2d(self, n, node, shape):
-        return self._pool(n, node, shape, "avgpool2d")
-
-    def _n_SumPool2d(self, n, node, shape):
-        return self._pool(n, node, shape, "sumpool2d")
-
-    def _n_Flatten(self, n, node, shape):
-        nd = len(shape)
-        start, end = int(node.start_dim), int(node.end_dim)
-        start = start + nd if start < 0 else start
-        end = end + nd if end < 0 else end
-        if nd == 1 or start == end:
-            return [], shape
-        if (start, end) != (0, nd - 1):
-            raise self.err(n, f"flattens dimensions {start}..{end} of a {nd}-D input; snnsim flattens all of them")
-        return [_L(n, {"type": "flatten"})], (math.prod(shape),)
 
     def _n_Delay(self, n, node, shape):
         d = self.arr(n, "delay", node.delay)
@@ -646,7 +545,7 @@ class _Importer:
         tau_s = self._tau_steps(n, tau_fld, getattr(node, tau_fld), shape)
         decay_input, scale = self._gain(n, r_fld, getattr(node, r_fld), shape, tau_s)
         name = n + suffix
-        layers = self._scale_layer(f"{name}.{r_fld}", scale, shape) if scale is not None else []
+        layers = self.scale_layer(f"{name}.{r_fld}", scale, shape) if scale is not None else []
         f = {"type": kind, "tau": tau_s, "decay_input": decay_input}
         if kind == "li":
             f["v_reset"] = _nice(v_leak)
@@ -701,7 +600,7 @@ class _Importer:
         """CubaLI(F) as two layers: the synaptic current (li, named '<n>.syn') feeding the membrane."""
         tau_syn = self._tau_steps(n, "tau_syn", node.tau_syn, shape)
         decay_input, scale = self._gain(n, "w_in", node.w_in, shape, tau_syn)
-        layers = self._scale_layer(f"{n}.w_in", scale, shape) if scale is not None else []
+        layers = self.scale_layer(f"{n}.w_in", scale, shape) if scale is not None else []
         layers.append(_L(f"{n}.syn", {"type": "li", "tau": tau_syn, "decay_input": decay_input, "v_reset": 0.0}))
         v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
         if spiking:
