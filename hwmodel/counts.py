@@ -1,6 +1,7 @@
 """Counts from a trace: what a run did, per layer and timestep, per inference, before any pricing.
 
-Reads only ``snnsim.trace`` records (geometry as plain numbers). Everything that does not depend on the
+Reads only ``snnsim.trace`` records (geometry as plain numbers), priced by their plain fields (synaptic,
+neuron_model, elementwise), never by their kind. Everything that does not depend on the
 architecture is counted here; what does (membrane dataflow, buffer spills, DRAM traffic) is derived from
 these columns in ``hwmodel.energy``. The equations are in docs/hwmodel.md; the short version:
 
@@ -13,7 +14,7 @@ these columns in ``hwmodel.energy``. The equations are in docs/hwmodel.md; the s
   u_rw        membrane reads (= writes) of state carried across timesteps: 0 for stateless neurons
   packets     input entries delivered to a layer with weights (one address event each)
   addr        Lemaire 2022 Eq. 16/17 address generation
-  T-RevSNN    (trace kinds 'state', 'layer_scale', 'upsample'; docs/hwmodel.md "T-RevSNN")
+  T-RevSNN    (elementwise 'carry', 'channel_multiply', 'copy'; docs/hwmodel.md "T-RevSNN")
     state_reads/_writes  c_l[t-1] read at t > 0, c_l[t] written when it is carried to t+1 (membrane width)
     state_mul_adds       c = o + alpha * c_prev: one multiply and one add per element, at t > 0 only
     mul_ops              layer scale: one multiply per element
@@ -29,7 +30,6 @@ import pandas as pd
 
 from snnsim.trace import LayerTrace, Trace
 
-SYNAPTIC = ("linear", "conv2d")
 LEAKY = ("lif", "plif", "li")
 ENCODER_MODES = ("as_run", "every_step")
 BINARY_MODES = ("per_sample", "per_run")
@@ -83,9 +83,9 @@ def axis_reach(n: int, k: int, s: int, p: int, out: int) -> np.ndarray:
 def fanout(rec: LayerTrace) -> np.ndarray | None:
     """Outputs reached from each input position, from the geometry alone (exact at borders, stride, groups)."""
     g = rec.geometry
-    if rec.kind == "linear":
+    if rec.synaptic and not _is_kernel(rec):
         return np.full(rec.in_shape, float(g["out_features"]))
-    if rec.kind == "conv2d":
+    if _is_kernel(rec):
         c, h, w = rec.in_shape
         _, ho, wo = rec.out_shape
         (kh, kw), (sh, sw), (ph, pw) = _pair(g["kernel_size"]), _pair(g["stride"]), _pair(g["padding"])
@@ -98,14 +98,19 @@ def fanout(rec: LayerTrace) -> np.ndarray | None:
 def dense_macs(rec: LayerTrace) -> float:
     """MACs of one dense evaluation of the layer for one sample (padding taps included, as FLOPs are)."""
     g = rec.geometry
-    if rec.kind == "linear":
+    if rec.synaptic and not _is_kernel(rec):
         return float(g["in_features"] * g["out_features"])
-    if rec.kind == "conv2d":
+    if _is_kernel(rec):
         kh, kw = _pair(g["kernel_size"])
         return float(np.prod(rec.out_shape) * (g["in_channels"] // g.get("groups", 1)) * kh * kw)
-    if rec.kind == "batchnorm":           # not folded: one multiply-add per element (SpikingJelly's count)
+    if rec.elementwise == "multiply_add":     # batch norm not folded: one per element (SpikingJelly's count)
         return float(np.prod(rec.in_shape))
     return 0.0
+
+
+def _is_kernel(rec: LayerTrace) -> bool:
+    """A synaptic layer whose weights are a kernel slid over the input (its geometry has a kernel size)."""
+    return rec.synaptic and "kernel_size" in rec.geometry
 
 
 def _pair(v):
@@ -116,7 +121,7 @@ def _dense_addr(rec: LayerTrace) -> float:
     """Address adds of a dense evaluation (Lemaire 2022, FNN rows): conv Cin*Hin*Win + Cout*Hout*Wout +
     Cout*Kh*Kw, linear Nin*Nout."""
     g = rec.geometry
-    if rec.kind == "conv2d":
+    if _is_kernel(rec):
         kh, kw = _pair(g["kernel_size"])
         return float(np.prod(rec.in_shape) + np.prod(rec.out_shape) + g["out_channels"] * kh * kw)
     return float(g["in_features"] * g["out_features"])
@@ -142,7 +147,7 @@ def _steps_as_counted(rec: LayerTrace, encoder: str, n: int, per_sample: bool):
         computed[:] = True
     binary = rec.binary_in[idx].astype(bool)
     nu = rec.neuron_updates[idx].astype(np.float64) / n      # every sample updates every neuron
-    fo = fanout(rec) if rec.kind in SYNAPTIC else None
+    fo = fanout(rec) if rec.synaptic else None
     if _per_sample_consistent(rec, n):
         def per(arr, run_sum=None):     # a count not recorded per sample: every sample gets the mean
             if arr is not None:
@@ -199,7 +204,7 @@ def slots(trace: Trace) -> tuple[list[int], list[int]]:
     first, w_slot, s_slot = {}, [], []
     for i, rec in enumerate(trace.layers):
         w_slot.append(index.get(rec.geometry.get("shared_from") or "", i))
-        level = rec.geometry.get("level") if rec.kind == "state" and rec.stateful else None
+        level = rec.geometry.get("level") if rec.elementwise == "carry" and rec.stateful else None
         s_slot.append(first.setdefault(level, i) if level is not None else i)
     return w_slot, s_slot
 
@@ -222,20 +227,21 @@ def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> 
     unit = -1
     w_slot, s_slot = slots(trace)
     for li, rec in enumerate(trace.layers):
-        synaptic = rec.kind in SYNAPTIC
+        synaptic = bool(rec.synaptic)
         if synaptic or unit < 0:
             unit += 1
         g = rec.geometry
-        is_neuron = rec.kind == "neuron"
-        spiking = is_neuron and g.get("neuron") != "li"
-        leaky = is_neuron and rec.stateful and g.get("neuron") in LEAKY
-        kh, kw = _pair(g["kernel_size"]) if rec.kind == "conv2d" else (1, 1)
+        rule = rec.elementwise
+        is_neuron = bool(rec.neuron_model)
+        spiking = is_neuron and rec.neuron_model != "li"
+        leaky = is_neuron and rec.stateful and rec.neuron_model in LEAKY
+        kh, kw = _pair(g["kernel_size"]) if _is_kernel(rec) else (1, 1)
         fo = fanout(rec) if synaptic else None
         dmac = dense_macs(rec)
         out_numel = float(np.prod(rec.out_shape))
         channels = int(rec.in_shape[0]) if rec.in_shape else 0
         # layer scale: the trace lists no weights for it (not a conv/linear), but gamma is C stored words
-        n_weights = channels if rec.kind == "layer_scale" else rec.n_weights
+        n_weights = channels if rule == "channel_multiply" else rec.n_weights
         layer_rows.append(dict(
             layer=rec.name, kind=rec.kind, unit=unit, synaptic=synaptic, neuron=is_neuron, spiking=spiking,
             stateful=bool(rec.stateful), n_weights=n_weights, n_bias=rec.n_bias, neurons=rec.neurons,
@@ -255,7 +261,7 @@ def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> 
                 e_bin = ev_in[t] - e_an[t]
                 r["synops"] = reach[t] - reach_an[t]
                 r["entries_binary"] = e_bin
-                if rec.kind == "conv2d":          # Lemaire Eq. 16: 2 mult + Kh*Kw adds per input event
+                if _is_kernel(rec):               # Lemaire Eq. 16: 2 mult + Kh*Kw adds per input event
                     r["addr_mul"] = 2 * e_bin
                     r["addr_add"] = kh * kw * e_bin
                 else:                             # Lemaire Eq. 17: one add per synapse reached
@@ -269,17 +275,17 @@ def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> 
                 r["packets"] = ev_in[t]
                 r["bias_reads"] = float(rec.n_bias)
                 r["bias_adds"] = out_numel if rec.n_bias else 0.0
-            elif rec.kind == "batchnorm" and c:
+            elif rule == "multiply_add" and c:
                 r["macs_dense"] = dmac
                 r["macs_nz"] = ev_in[t]
-            elif rec.kind in ("pool2d", "add") and c:
+            elif rule == "per_event" and c:
                 r["other_ops"] = ev_in[t]
-            elif rec.kind == "layer_scale" and c:      # y = x * gamma[channel]
+            elif rule == "channel_multiply" and c:     # y = x * gamma[channel]
                 r["mul_ops"] = out_numel
                 r["bias_reads"] = float(channels)       # gamma, one word per channel
-            elif rec.kind == "upsample" and c:         # a copy: no arithmetic, read once, write every output
+            elif rule == "copy" and c:                 # a copy: no arithmetic, read once, write every output
                 r["copy_words"] = float(np.prod(rec.in_shape)) + out_numel
-            elif rec.kind == "state" and c:
+            elif rule == "carry" and c:
                 # T-RevSNN turned-on state c[t] = o + alpha * c[t-1] (c[-1] = 0: at t = 0, c[0] = o)
                 r["neuron_updates"] = nu[t]
                 if t > 0:
@@ -330,7 +336,7 @@ def check_fanout(trace: Trace) -> list[str]:
     """Layers whose recorded fan-out map differs from the one derived here from the geometry."""
     bad = []
     for rec in trace.layers:
-        if rec.kind in SYNAPTIC and rec.fanout_map is not None:
+        if rec.synaptic and rec.fanout_map is not None:
             if not np.array_equal(fanout(rec), rec.fanout_map.astype(np.float64)):
                 bad.append(rec.name)
     return bad

@@ -34,7 +34,7 @@ METRICS = ("Effective_ACs", "Effective_MACs", "Dense", "MembraneUpdates", "Effec
 
 
 def _spiking(trace: Trace):
-    return [r for r in trace.layers if r.kind == "neuron" and r.geometry.get("neuron") not in ("li", "threshold")]
+    return [r for r in trace.layers if r.neuron_model and r.neuron_model not in ("li", "threshold")]
 
 
 def membrane_updates(trace: Trace) -> float:

@@ -74,8 +74,9 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
         kind, in_shape, out_shape, geometry = op.trace_view()
         if op.folded:
             geometry["folded"] = list(op.folded)
-        static = op.__dict__["_trace_static"] = (fanout_map(op), kind, in_shape, out_shape, geometry)
-    fm, kind, in_shape, out_shape, geometry = static
+        static = op.__dict__["_trace_static"] = (fanout_map(op), kind, in_shape, out_shape, geometry,
+                                                 op.trace_fields())
+    fm, kind, in_shape, out_shape, geometry, fields = static
     return LayerTrace(
         name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
         geometry=dict(geometry), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
@@ -83,7 +84,7 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
         computed=np.zeros(T, bool), form=[""] * T, events_in=np.zeros(T, np.int64),
         binary_in=np.ones(T, bool), events_out=np.zeros(T, np.int64), neuron_updates=np.zeros(T, np.int64),
         event_map=np.zeros((T,) + in_shape, np.float32) if fm is not None else None,
-        fanout_map=fm,
+        fanout_map=fm, **fields,
     )
 
 

@@ -61,6 +61,22 @@ LayerTrace
   sample_reach      float64 [T, S] or None: synaptic layers: each sample's nonzero inputs x their fan-out
   sample_analog     bool [T, S] or None: synaptic layers: the sample's input at t was not all 0/1
                (these four let hwmodel price every sample by itself: its latency and mapping included)
+  What hwmodel prices a record by (set by the op, ``Op.trace_fields``; hwmodel never reads ``kind``):
+  synaptic     bool     weights x input events: synaptic ops for binary inputs, MACs otherwise; the fan-out
+                        comes from the geometry: {out_features} (a dense weight matrix, one address add per
+                        synapse reached) or {kernel_size, stride, padding, out_channels, groups} (a kernel:
+                        2 multiplies + Kh*Kw address adds per input event, Lemaire 2022 Eq. 16)
+  neuron_model str      a neuron layer's model ('lif', 'plif', 'li', 'if', 'threshold', ...); '' otherwise.
+                        'li' does not spike; 'lif', 'plif', 'li' leak when stateful
+  elementwise  str      the arithmetic of a layer without weights, per element:
+                        ''                nothing priced (flatten, dropout, scale, neuron layers)
+                        'multiply_add'    one multiply-add per input element (dense MACs); per nonzero input
+                                          with zero skipping (a batch norm not folded)
+                        'per_event'       one operation per nonzero input entry (pooling, elementwise sums)
+                        'channel_multiply' one multiply per output element by a per-channel factor (C words
+                                          read per step; layer scale)
+                        'copy'            each input element read once, each output element written once
+                        'carry'           c = o + alpha * c_prev (the T-RevSNN state below)
 
 Kinds and geometry added for the execution regimes (docs/regimes.md):
   conv2d       also ScaledStdConv2d and T-RevSNN's depth-wise convs: geometry adds standardize (weights were
@@ -85,7 +101,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2         # 2: the pricing fields synaptic, neuron_model, elementwise
 SAMPLE_ARRAYS = ("sample_events_in", "sample_events_out", "sample_reach", "sample_analog")
 ARRAYS = ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map", "fanout_map",
           "analog_samples", "event_map_analog") + SAMPLE_ARRAYS
@@ -117,6 +133,9 @@ class LayerTrace:
     sample_events_out: np.ndarray | None = None
     sample_reach: np.ndarray | None = None
     sample_analog: np.ndarray | None = None
+    synaptic: bool = False
+    neuron_model: str = ""
+    elementwise: str = ""
 
     def sample_counts(self, t: int, B: int, *names: str) -> list[np.ndarray]:
         """The rows at step t of the named per-sample arrays (``SAMPLE_ARRAYS``) for the current batch of B
@@ -253,6 +272,11 @@ class Trace:
     def load(cls, path: str | Path) -> "Trace":
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
+            if header.get("schema_version") != SCHEMA_VERSION:
+                from .errors import InputError
+
+                raise InputError(f"{path}: a trace of schema version {header.get('schema_version')}, this snnsim "
+                                 f"reads version {SCHEMA_VERSION}: run the network again with --trace")
             layers = []
             for i, d in enumerate(header.pop("layers")):
                 for k in ARRAYS:

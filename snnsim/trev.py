@@ -55,7 +55,8 @@ class FusionAddOp(Op):
     def trace_records(self, T):
         shape = tuple(self.layer.out_shape)
         return [LayerTrace(self.name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool), [""] * T,
-                           np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64))]
+                           np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64),
+                           elementwise="per_event")]
 
 
 @dataclass
@@ -71,7 +72,8 @@ class StateOp(Op):
         return [LayerTrace(self.name, "state", shape, shape,
                            {"column": st.column, "level": st.level, "alpha_key": st.key, "update": "c = o + alpha * c_prev"},
                            int(shape[0]), 0, size, carried, size if carried else 0, np.zeros(T, bool), [""] * T,
-                           np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64))]
+                           np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64), np.zeros(T, np.int64),
+                           elementwise="carry")]
 
     def update(self, o: np.ndarray, c_prev: np.ndarray | None) -> np.ndarray:
         return couple(o, c_prev, self.alpha)

@@ -153,6 +153,26 @@ def test_trace_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.layer("fc").event_map, res.trace.layer("fc").event_map)
     np.testing.assert_array_equal(back.probes["sn1"]["spikes"], res.trace.probes["sn1"]["spikes"])
     assert back.to_frame().shape[0] == len(res.trace.layers) * 3
+    # the fields hwmodel prices by come back: fc is a synaptic layer, sn1 a LIF neuron layer
+    assert back.layer("fc").synaptic and not back.layer("sn1").synaptic
+    assert (back.layer("sn1").neuron_model, back.layer("fc").neuron_model) == ("lif", "")
+
+
+def test_trace_of_an_older_schema_is_refused(tmp_path):
+    """A trace saved before the pricing fields existed would load with their defaults and price as nothing:
+    it is refused with a one-line error saying to run again."""
+    import json
+
+    spec = parse_spec(SPEC)
+    run(build_network(spec, _weights(spec)), np.ones((1, 2, 6, 6), f32)).trace.save(tmp_path / "t.npz")
+    with np.load(tmp_path / "t.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["header"]))
+    header["schema_version"] = 1
+    arrays["header"] = np.array(json.dumps(header))
+    np.savez(tmp_path / "old.npz", **arrays)
+    with pytest.raises(InputError, match="schema version 1.*run the network again with --trace"):
+        Trace.load(tmp_path / "old.npz")
 
 
 def test_accuracy_and_label_count():

@@ -38,7 +38,7 @@ def synaptic(name, kind, in_shape, out_shape, geometry, event_map, n_weights, n_
     events_in = em.reshape(T, -1).sum(1).astype(np.int64)    # event_map counts nonzero inputs per position
     return LayerTrace(name, kind, tuple(in_shape), tuple(out_shape), geometry, n_weights, n_bias, 0, False, 0,
                       comp, ["event"] * T, events_in, np.full(T, binary), np.zeros(T, np.int64),
-                      np.zeros(T, np.int64), em, None)
+                      np.zeros(T, np.int64), em, None, synaptic=True)
 
 
 def neuron(name, n, spikes, samples=1, stateful=True, kind="lif"):
@@ -46,7 +46,7 @@ def neuron(name, n, spikes, samples=1, stateful=True, kind="lif"):
     T = len(spikes)
     return LayerTrace(name, "neuron", (n,), (n,), dict(neuron=kind, stateless=not stateful), 0, 0, n, stateful,
                       n if stateful else 0, np.ones(T, bool), [""] * T, np.zeros(T, np.int64), np.zeros(T, bool),
-                      spikes, np.full(T, n * samples, np.int64))
+                      spikes, np.full(T, n * samples, np.int64), neuron_model=kind)
 
 
 def fc_trace():

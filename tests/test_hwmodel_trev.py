@@ -29,13 +29,18 @@ NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 S = (2, 2, 2)           # the level's state shape in the hand-built traces: 8 elements
 
 
+# how each kind of record is priced (the pricing fields its op sets in a real run, snnsim.trace)
+ELEMENTWISE = {"add": "per_event", "state": "carry", "layer_scale": "channel_multiply", "upsample": "copy"}
+
+
 def rec(name, kind, in_shape, out_shape, computed, events_in=None, nu=None, events_out=None, geometry=None,
         n_weights=0, stateful=False, state_size=0, neurons=0, binary=False):
     T = len(computed)
     z = lambda v: np.zeros(T, np.int64) if v is None else np.asarray(v, np.int64)  # noqa: E731
     return LayerTrace(name, kind, tuple(in_shape), tuple(out_shape), geometry or {}, n_weights, 0, neurons,
                       stateful, state_size, np.asarray(computed, bool), [""] * T, z(events_in),
-                      np.full(T, binary), z(events_out), z(nu))
+                      np.full(T, binary), z(events_out), z(nu), elementwise=ELEMENTWISE.get(kind, ""),
+                      neuron_model=(geometry or {}).get("neuron", "") if kind == "neuron" else "")
 
 
 def quant(name, computed, spikes):

@@ -48,6 +48,7 @@ class AffineOp(Op):
 
     scale: np.ndarray = None
     shift: np.ndarray = None
+    elementwise = "multiply_add"
 
     def forward(self, x, form="dense"):
         shape = (1, -1) + (1,) * (x.ndim - 2)

@@ -100,6 +100,9 @@ class NeuronOp(Op):
     params: neurons.NeuronParams = None
     holds_state = True
 
+    def trace_fields(self) -> dict:
+        return dict(super().trace_fields(), neuron_model=self.layer.neuron)
+
     def initial_state(self, batch: int) -> np.ndarray:
         return np.full((batch,) + tuple(self.layer.out_shape), self.params.v_init, np.float32)
 

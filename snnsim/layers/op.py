@@ -32,6 +32,7 @@ class Op:
     composite = False                # a block or a T-RevSNN part: run and traced by its own hooks, not as one layer
     holds_state = False              # a neuron layer: state the engine keeps across timesteps (initial_state, step)
     folded: tuple[str, ...] = ()     # names of layers folded into this op (batch norm)
+    elementwise = ""                 # the arithmetic per element of an op without weights (snnsim.trace)
 
     @property
     def name(self) -> str:
@@ -69,6 +70,11 @@ class Op:
         skip = {"name", "in_shape", "out_shape", "body", "shortcut"}
         g = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(layer).items() if k not in skip}
         return layer.kind, tuple(layer.in_shape), tuple(layer.out_shape), g
+
+    def trace_fields(self) -> dict:
+        """What hwmodel prices the record by, as the trace's plain fields (``snnsim.trace``: synaptic,
+        neuron_model, elementwise), so that hwmodel never needs the kind."""
+        return dict(synaptic=self.synaptic, elementwise=self.elementwise)
 
 
 def synaptic_bound(op, x: np.ndarray, e: np.ndarray, y: np.ndarray, abs_apply, fan_in: int) -> np.ndarray:
@@ -123,7 +129,7 @@ def add_record(name: str, shape, T: int) -> LayerTrace:
     shape = tuple(shape)
     return LayerTrace(name, "add", shape, shape, {}, 0, 0, 0, False, 0, np.zeros(T, bool),
                       [""] * T, np.zeros(T, np.int64), np.ones(T, bool), np.zeros(T, np.int64),
-                      np.zeros(T, np.int64))
+                      np.zeros(T, np.int64), elementwise="per_event")
 
 
 def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:

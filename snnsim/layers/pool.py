@@ -49,6 +49,8 @@ def sumpool2d(x, kh, kw, sh, sw, ph, pw):
 
 @dataclass
 class PoolOp(Op):
+    elementwise = "per_event"
+
     def forward(self, x, form="dense"):
         p: Pool2d = self.layer
         fn = K.avgpool2d if p.op == "avg" else K.maxpool2d if p.op == "max" else sumpool2d

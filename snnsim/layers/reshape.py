@@ -70,6 +70,8 @@ class IdentityOp(Op):
 
 @dataclass
 class UpsampleOp(Op):
+    elementwise = "copy"
+
     def forward(self, x, form="dense"):
         return K.upsample_nearest2d(np.ascontiguousarray(x), int(self.layer.scale_factor))
 

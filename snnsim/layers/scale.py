@@ -64,6 +64,7 @@ class ScaleOp(Op):
 @dataclass
 class LayerScaleOp(Op):
     gamma: np.ndarray = None      # [C, 1, 1] (broadcast over the batch)
+    elementwise = "channel_multiply"
 
     def forward(self, x, form="dense"):
         return (x * self.gamma).astype(np.float32, copy=False)
