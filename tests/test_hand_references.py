@@ -94,7 +94,7 @@ CONV_SPEC = {
 # without a rule here fails the test, so the merge cannot silently skip it.
 SUMMED = {"events_in", "events_out", "neuron_updates", "event_map", "analog_samples", "event_map_analog"}
 SAME = {"name", "kind", "in_shape", "out_shape", "geometry", "n_weights", "n_bias", "neurons", "stateful",
-        "state_size", "computed", "fanout_map"}
+        "state_size", "computed", "fanout_map", "synaptic", "neuron_model", "elementwise"}
 ALL_OF = {"binary_in"}
 FORM = {"form"}
 CONCAT = {"sample_events_in", "sample_events_out", "sample_reach", "sample_analog"}     # [T, samples]
