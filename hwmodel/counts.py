@@ -233,7 +233,7 @@ def count(trace: Trace, encoder: str = "as_run", binary: str = "per_sample") -> 
         g = rec.geometry
         rule = rec.elementwise
         is_neuron = bool(rec.neuron_model)
-        spiking = is_neuron and rec.neuron_model != "li"
+        spiking = rec.spiking
         leaky = is_neuron and rec.stateful and rec.neuron_model in LEAKY
         kh, kw = _pair(g["kernel_size"]) if _is_kernel(rec) else (1, 1)
         fo = fanout(rec) if synaptic else None

@@ -140,7 +140,7 @@ class _BatchRun:
                 t, self.B, "sample_events_in", "sample_reach", "sample_analog"))
         else:
             nz, binary = input_stats(x)
-            if op.layer.kind == "pool2d":      # hwmodel prices a pool per input event, per sample
+            if op.elementwise == "per_event":  # hwmodel prices it per input event, per sample
                 sample_nonzero(x, *rec.sample_counts(t, self.B, "sample_events_in"))
         rec.events_in[t] += nz
         rec.binary_in[t] &= binary
@@ -358,7 +358,7 @@ def stats_rows(trace: Trace) -> list[dict]:
     for rec in trace.layers:
         steps = max(1, int(rec.computed.sum()))
         rate = (rec.events_out.sum() / rec.neuron_updates.sum()) if rec.neuron_updates.sum() else math.nan
-        rows.append(dict(layer=rec.name, kind=rec.kind if rec.kind != "neuron" else rec.geometry["neuron"],
+        rows.append(dict(layer=rec.name, kind=rec.neuron_model or rec.kind,
                          shape="x".join(map(str, rec.out_shape)), neurons=rec.neurons,
                          firing_rate=rate, events_in=int(rec.events_in.sum()),
                          events_out=int(rec.events_out.sum()), synops=float(rec.synops_binary.sum()),

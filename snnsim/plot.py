@@ -47,13 +47,12 @@ def run_arrays(result, save=(), labels=None) -> dict[str, np.ndarray]:
     """The arrays of one run, named as the module docstring says."""
     arrays = {"output": result.outputs, "readout": result.readout, "prediction": result.predictions()}
     for rec in result.trace.layers:
-        spiking = rec.kind == "neuron" and rec.geometry.get("neuron") != "li"
-        arrays[f"{'spike_count' if spiking else 'nonzero_out'}/{rec.name}"] = rec.events_out
+        arrays[f"{'spike_count' if rec.spiking else 'nonzero_out'}/{rec.name}"] = rec.events_out
     kinds = {rec.name: rec for rec in result.trace.layers}
     for name, probe in result.trace.probes.items():
         rec = kinds.get(name)
-        is_neuron = rec is not None and rec.kind == "neuron"
-        spiking = is_neuron and rec.geometry.get("neuron") != "li"
+        is_neuron = rec is not None and bool(rec.neuron_model)
+        spiking = is_neuron and rec.spiking
         if is_neuron:
             if "spikes" in save and spiking:
                 arrays[f"spikes/{name}"] = probe["spikes"].astype(np.uint8)

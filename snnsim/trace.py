@@ -163,6 +163,11 @@ class LayerTrace:
             self.event_map_analog[t] += (x[analog] != 0).sum(axis=0, dtype=np.float32)
 
     @property
+    def spiking(self) -> bool:
+        """A neuron layer whose outputs are spikes (every neuron model but the leaky integrator 'li')."""
+        return bool(self.neuron_model) and self.neuron_model != "li"
+
+    @property
     def synops(self) -> np.ndarray:
         """Synaptic operations per timestep (events x exact fan-out); zeros for layers without weights."""
         if self.event_map is None or self.fanout_map is None:

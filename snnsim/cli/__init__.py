@@ -320,7 +320,7 @@ def _run_each_T(spec, net, x, y, n, Ts, batch_size, form, event_threshold):
         dt = time.perf_counter() - t0
         tr = res.trace
         spikes = sum(int(r.events_out.sum()) for r in tr.layers
-                     if r.kind == "neuron" and r.geometry.get("neuron") != "li")
+                     if r.spiking)
         row = dict(T=T, regime=tr.regime)
         if y is not None:
             row["accuracy"] = accuracy(res, y)
