@@ -99,6 +99,10 @@ class BatchNormNode(Node):
         super().__init__(layer)
         self.trainable = ("weight", "bias") if layer.affine else ()
 
+    def saf_refusal(self):
+        return (f"layer '{self.name}' is batch norm, whose training-mode statistics change every timestep; SAF "
+                "needs linear time-invariant layers (use ottt or bptt)")
+
     def _affine(self, ctx):
         n = self.layer.num_features
         if self.layer.affine:

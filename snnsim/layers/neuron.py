@@ -138,10 +138,30 @@ def quant_neuron(name: str, shape: Shape) -> Neuron:
 
 # ----------------------------------------------------------------------------- training
 class NeuronNode(Node):
+    online_form = "neuron"
+
     def __init__(self, layer: Neuron, cfg: NeuronTrainCfg):
         super().__init__(layer)
         self.cfg = cfg
         self.trainable = ("w",) if layer.neuron == "plif" else ()
+
+    def online_refusal(self):
+        if self.layer.neuron == "plif":
+            return (f"layer '{self.name}' is plif; online training supports if, lif, li and threshold neurons "
+                    "(use --method bptt for plif)")
+        return None
+
+    def saf_refusal(self):
+        L = self.layer
+        if L.neuron == "threshold" or not L.stateful:
+            return f"layer '{self.name}' is stateless; SAF needs stateful if/lif"
+        if L.v_reset is not None and L.neuron != "li":
+            return (f"layer '{self.name}' has a hard reset; SAF's accumulated form is exact for subtract reset "
+                    "only (v_reset: null)")
+        if L.reset_delay:
+            return (f"layer '{self.name}' has a delayed reset, which SAF's accumulated form does not model; use "
+                    "ottt or bptt")
+        return None
 
     def nparams(self, ctx) -> neurons.NeuronParams:
         w = ctx.params.get(self.key("w")) if self.layer.neuron == "plif" else None

@@ -69,6 +69,14 @@ class PoolOp(Op):
 
 # ----------------------------------------------------------------------------- training
 class PoolNode(Node):
+    online_form = "linear"
+
+    def saf_refusal(self):
+        if self.layer.op == "max":
+            return (f"layer '{self.name}' is max pooling, which does not commute with spike accumulation; use "
+                    "average pooling (or ottt / bptt)")
+        return None
+
     def forward(self, a, ctx):
         p: Pool2d = self.layer
         x = np.ascontiguousarray(a.x)

@@ -80,6 +80,8 @@ class UpsampleOp(Op):
 
 # ----------------------------------------------------------------------------- training
 class FlattenNode(Node):
+    online_form = "linear"
+
     def forward(self, a, ctx):
         return Act(np.ascontiguousarray(a.x).reshape((a.x.shape[0],) + self.layer.out_shape), a.static)
 
@@ -90,6 +92,8 @@ class FlattenNode(Node):
 class DropoutNode(Node):
     """Inverted dropout in training (identity at inference, as the engine runs it); one mask per sample,
     shared by all timesteps (SpikingJelly's multi-step Dropout)."""
+
+    online_form = "linear"
 
     def forward(self, a, ctx):
         p = self.layer.p

@@ -70,6 +70,8 @@ def build(layer: Residual, w, ctx):
 
 # ----------------------------------------------------------------------------- training
 class ResidualNode(Node):
+    online_form = "branches"
+
     def __init__(self, layer: Residual, body: list, shortcut: list):
         super().__init__(layer)
         self.body = body

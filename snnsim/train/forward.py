@@ -142,10 +142,23 @@ class Node:
     """A layer in the training graph; each kind's node (``snnsim.layers``, ``Kind.train_node``) subclasses it."""
 
     trainable: tuple[str, ...] = ()
+    # What the online methods (snnsim.train.online) may do with it: "neuron" (a spiking state; its decay sets
+    # the presynaptic traces), "branches" (a residual: its children run on the same input and add up), "linear"
+    # (time-invariant and linear: SAF runs its own forward on spike accumulations), None (SAF refuses it).
+    # Synaptic layers are told by ``layer.synaptic``.
+    online_form: str | None = None
 
     def __init__(self, layer: Layer):
         self.layer = layer
         self.name = layer.name
+
+    def online_refusal(self) -> str | None:
+        """Why neither online method (OTTT, SAF) can train this node, or None."""
+        return None
+
+    def saf_refusal(self) -> str | None:
+        """Why SAF's accumulated form cannot run this node, or None."""
+        return None
 
     def key(self, p: str) -> str:
         return f"{self.name}.{p}"

@@ -35,8 +35,7 @@ import numpy as np
 from ..errors import InputError
 from ..spec import NetworkSpec
 from .bptt import StepOut
-from ..layers import (BatchNormNode, DropoutNode, FlattenNode, NeuronNode, PoolNode, ResidualNode, ScaleNode,
-                      build_nodes)
+from ..layers import build_nodes
 from .forward import (Act, Ctx, NeuronTrainCfg, apply_bn_stats, back_nodes, check_trainable, expand, first_trainable,
                       rate_spikes, run_nodes, trainable_keys, walk_nodes)
 from .losses import _ce
@@ -59,7 +58,7 @@ def neuron_lambda(layer) -> float:
 
 def _first_lambda(nodes, default):
     for n in walk_nodes(nodes):
-        if isinstance(n, NeuronNode):
+        if n.online_form == "neuron":
             return neuron_lambda(n.layer)
     return default
 
@@ -69,12 +68,13 @@ def trace_decays(nodes, after: float = 0.0, out: dict | None = None) -> dict:
     out = {} if out is None else out
     lam = after
     for node in reversed(nodes):
-        if isinstance(node, NeuronNode):
+        if node.online_form == "neuron":
             lam = neuron_lambda(node.layer)
-        elif isinstance(node, ResidualNode):
-            trace_decays(node.body, lam, out)
-            trace_decays(node.shortcut, lam, out)
-            lam = _first_lambda(node.body, _first_lambda(node.shortcut, lam))
+        elif node.online_form == "branches":
+            body, shortcut = node.children()
+            trace_decays(body, lam, out)
+            trace_decays(shortcut, lam, out)
+            lam = _first_lambda(body, _first_lambda(shortcut, lam))
         elif synaptic(node):
             out[node.name] = lam
     return out
@@ -93,14 +93,14 @@ class _Online:
         self.variant = variant
         self.smoothing = smoothing
         for n in walk_nodes(self.nodes):
-            if isinstance(n, NeuronNode) and n.layer.neuron == "plif":
-                raise InputError(f"--method {self.name}: layer '{n.name}' is plif; online training supports "
-                                 "if, lif, li and threshold neurons (use --method bptt for plif)")
+            reason = n.online_refusal()
+            if reason:
+                raise InputError(f"--method {self.name}: {reason}")
         self.trainable = trainable_keys(self.nodes)
         self.first = first_trainable(self.nodes)
         self.lam = trace_decays(self.nodes)
         self.n_syn = sum(synaptic(n) for n in walk_nodes(self.nodes))
-        self.n_neur = sum(isinstance(n, NeuronNode) and n.layer.stateful for n in walk_nodes(self.nodes))
+        self.n_neur = sum(n.online_form == "neuron" and n.layer.stateful for n in walk_nodes(self.nodes))
 
     def _inputs(self, x, T, idx):
         enc = self.spec.encoding
@@ -164,23 +164,11 @@ class SAF(_Online):
         super().__init__(spec, ncfg, variant, smoothing)
         lams = set()
         for n in walk_nodes(self.nodes):
-            if isinstance(n, BatchNormNode):
-                raise InputError(f"--method saf: layer '{n.name}' is batch norm, whose training-mode statistics "
-                                 "change every timestep; SAF needs linear time-invariant layers (use ottt or bptt)")
-            if isinstance(n, PoolNode) and n.layer.op == "max":
-                raise InputError(f"--method saf: layer '{n.name}' is max pooling, which does not commute with "
-                                 "spike accumulation; use average pooling (or ottt / bptt)")
-            if isinstance(n, NeuronNode):
-                L = n.layer
-                if L.neuron == "threshold" or not L.stateful:
-                    raise InputError(f"--method saf: layer '{n.name}' is stateless; SAF needs stateful if/lif")
-                if L.v_reset is not None and L.neuron != "li":
-                    raise InputError(f"--method saf: layer '{n.name}' has a hard reset; SAF's accumulated form "
-                                     "is exact for subtract reset only (v_reset: null)")
-                if L.reset_delay:
-                    raise InputError(f"--method saf: layer '{n.name}' has a delayed reset, which SAF's accumulated "
-                                     "form does not model; use ottt or bptt")
-                lams.add(neuron_lambda(L))
+            reason = n.saf_refusal()
+            if reason:
+                raise InputError(f"--method saf: {reason}")
+            if n.online_form == "neuron":
+                lams.add(neuron_lambda(n.layer))
         if len(lams) > 1:
             raise InputError(f"--method saf: the neuron layers decay differently ({sorted(lams)}); SAF shares one "
                              "spike accumulation between layers, so every layer needs the same tau")
@@ -191,16 +179,17 @@ class SAF(_Online):
         for node in nodes:
             if synaptic(node):
                 a = self._synaptic(node, a, ctx, c_t)
-            elif isinstance(node, NeuronNode):
+            elif node.online_form == "neuron":
                 a, _ = self._neuron(node, a, ctx, acc)
-            elif isinstance(node, ResidualNode):
-                yb = self._run(node.body, a, ctx, c_t, acc)
-                ys = self._run(node.shortcut, a, ctx, c_t, acc) if node.shortcut else a
+            elif node.online_form == "branches":
+                body, shortcut = node.children()
+                yb = self._run(body, a, ctx, c_t, acc)
+                ys = self._run(shortcut, a, ctx, c_t, acc) if shortcut else a
                 y = Act(np.add(expand(yb, 1), expand(ys, 1), dtype=np.float32), yb.static and ys.static)
                 if ctx.store:
                     ctx.tape[node.name] = {"static": (a.static, yb.static, ys.static, y.static)}
                 a = y
-            elif isinstance(node, (PoolNode, FlattenNode, ScaleNode, DropoutNode)):
+            elif node.online_form == "linear":
                 a = node.forward(a, ctx)
             else:  # pragma: no cover - refused in __init__
                 raise InputError(f"--method saf: layer '{node.name}' is not supported")
@@ -300,7 +289,7 @@ class SAF(_Online):
         """Run the accumulated network one step; returns the last layer's accumulation and its spikes."""
         spikes = None
         for node in self.nodes:
-            if isinstance(node, NeuronNode):
+            if node.online_form == "neuron":
                 a, spikes = self._neuron(node, a, ctx, acc)
             else:
                 a = self._run([node], a, ctx, c_t, acc)
