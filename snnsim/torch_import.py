@@ -37,6 +37,7 @@ import numpy as np
 from .datasets import as_array
 from .errors import SnnsimError
 from .layers.registry import torch_readers
+from .layers.residual import import_block
 
 __all__ = ["TorchImport", "from_torch", "load_module"]
 
@@ -286,7 +287,7 @@ def _norse_lif(qual, m, neuron):
 @dataclass
 class _Node:
     id: str
-    op: str                       # input | layer | add | output | state
+    op: str                       # input | layer | add | output | side (a neuron's second output, its state)
     layers: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
 
@@ -389,7 +390,7 @@ def _fx_graph(module, example, libs, lead: int) -> list[_Node]:
             if n.args[1] == 0:
                 alias[n.name] = src(base)
             else:
-                nodes.append(_Node(n.name, "state", inputs=[src(base)]))
+                nodes.append(_Node(n.name, "side", inputs=[src(base)]))
         elif (n.op == "call_function" and n.target in (operator.add, operator.iadd, torch.add)) or \
                 (n.op == "call_method" and n.target in ("add", "add_", "__add__")):
             ins = [src(a) for a in tensor_args(n)]
@@ -427,12 +428,12 @@ def _nest(nodes: list[_Node]) -> list[dict]:
         for i in n.inputs:
             users[i].append(n)
     for n in nodes:
-        if n.op == "state" and any(u.op != "output" for u in users[n.id]):
+        if n.op == "side" and any(u.op != "output" for u in users[n.id]):
             raise SnnsimError(f"'{n.id}': a neuron's state is used in the computation; snnsim keeps neuron "
                               "state inside the layer")
 
     def live(uses):
-        return [u for u in uses if u.op != "state"]
+        return [u for u in uses if u.op != "side"]
 
     def follow(cur: str, layers: list) -> tuple[list, _Node | None]:
         """Extend ``layers`` from node ``cur`` until the output or an addition; returns (layers, add node)."""
@@ -463,7 +464,7 @@ def _nest(nodes: list[_Node]) -> list[dict]:
                 raise SnnsimError(f"the two paths leaving '{cur}' do not meet at one addition; snnsim residual "
                                   "blocks are out = body(x) + shortcut(x)")
             body, short = sorted(paths, key=len, reverse=True)
-            layers = layers + [dict(type="residual", body=body, shortcut=short, _q=ends[0].id, _w={})]
+            layers = layers + [import_block(body, short, _q=ends[0].id, _w={})]
             cur = ends[0].id
 
     start = next(n for n in nodes if n.op == "input")
@@ -490,8 +491,8 @@ def _common_prefix(quals: list[str]) -> str:
 
 def _leaf_quals(layers):
     for layer in layers:
-        if layer["type"] == "residual":
-            yield from _leaf_quals(layer["body"] + layer["shortcut"])
+        if "body" in layer:                         # a residual block
+            yield from _leaf_quals(layer["body"] + layer.get("shortcut", []))
         else:
             yield layer["_q"]
 
@@ -501,14 +502,14 @@ def _name(layers, prefix, weights, rename, used):
     for layer in layers:
         q = layer.pop("_q")
         ws = layer.pop("_w")
-        if layer["type"] == "residual":
-            block = _common_prefix(list(_leaf_quals(layer["body"] + layer["shortcut"])))
+        if "body" in layer:
+            block = _common_prefix(list(_leaf_quals(layer["body"] + layer.get("shortcut", []))))
             if not block or not block.startswith(prefix) or block[len(prefix):] == "":
                 block = prefix + q
             local = block[len(prefix):]
             full = prefix + local
             _name(layer["body"], full + ".", weights, rename, used)
-            _name(layer["shortcut"], full + ".", weights, rename, used)
+            _name(layer.get("shortcut", []), full + ".", weights, rename, used)
         else:
             local = q[len(prefix):] if q.startswith(prefix) and len(q) > len(prefix) else q
             full = prefix + local
@@ -521,8 +522,6 @@ def _name(layers, prefix, weights, rename, used):
             full = prefix + local
         used.add(full)
         layer["name"] = local
-        if layer["type"] == "residual" and not layer["shortcut"]:
-            del layer["shortcut"]
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -274,3 +274,28 @@ def test_spikingjelly_containers_soft_reset_and_plif():
     res = imp.run(x, probes=["1"])
     assert np.array_equal(res.outputs, ref) and 0 < ref.mean() < 1
     assert np.array_equal(res.trace.probes["1"]["spikes"], rec["1"][0])
+
+
+def test_conv1d_spikes_match_torch():
+    """nn.Conv1d (stride, padding, groups, bias; padding='same') imports as conv1d: the spikes of the snnTorch
+    Leaky after each match the module's own run step by step (beta 0.5: the decay rounds as snnsim's does)."""
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv1d(4, 6, 3, stride=2, padding=1, groups=2),
+                              snn.Leaky(beta=0.5, threshold=0.3, init_hidden=True, reset_mechanism="zero"),
+                              torch.nn.Conv1d(6, 5, 5, padding="same"),
+                              snn.Leaky(beta=0.5, threshold=0.2, init_hidden=True, reset_mechanism="zero"))
+    T, x = 4, np.random.default_rng(1).random((3, 4, 17), np.float32)
+    rec, handles = _hooks(net, ["1", "3"])
+    with torch.no_grad():
+        for _ in range(T):
+            net(torch.from_numpy(x))
+    for h in handles:
+        h.remove()
+    imp = from_torch(net, torch.from_numpy(x), timesteps=T)
+    assert [layer["type"] for layer in imp.spec["layers"]] == ["conv1d", "lif", "conv1d", "lif"]
+    res = imp.run(x, probes=["1", "3"])
+    for name in ("1", "3"):
+        mine = res.trace.probes[name]["spikes"]
+        assert np.array_equal(mine, np.stack(rec[name])), name
+        assert 0 < mine.mean() < 1, f"{name} is silent or saturated: the test would not see a difference"

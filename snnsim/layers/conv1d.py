@@ -155,4 +155,19 @@ class Conv1dNode(SynapticNode):
         return gx.reshape(x.shape) if need_gx else None
 
 
-KIND = register(Kind("conv1d", ("conv1d",), Conv1d, parse, build, train_node=lambda layer, cfg_for: Conv1dNode(layer)))
+# ----------------------------------------------------------------------------- importer (torch_import)
+def from_torch(m, imp):
+    """torch.nn.Conv1d (zero padding, dilation 1; padding='same' with stride 1 and an odd kernel)."""
+    (k,), (s,), pad = m.kernel_size, m.stride, m.padding
+    if tuple(m.dilation) != (1,) or m.padding_mode != "zeros":
+        raise imp.refuse("snnsim convolutions have dilation 1 and zero padding")
+    if isinstance(pad, str):
+        if pad != "valid" and (s != 1 or k % 2 == 0):
+            raise imp.refuse("padding='same' needs stride 1 and an odd kernel in snnsim")
+        pad = (0,) if pad == "valid" else (k // 2,)
+    return [imp.layer("conv1d", imp.params("weight", "bias"), out_channels=m.out_channels, kernel_size=k, stride=s,
+                      padding=pad[0], groups=m.groups, bias=m.bias is not None)]
+
+
+KIND = register(Kind("conv1d", ("conv1d",), Conv1d, parse, build, train_node=lambda layer, cfg_for: Conv1dNode(layer),
+                     torch_modules=("Conv1d",), from_torch=from_torch))

@@ -121,4 +121,14 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(f"{op.name}.add", nir.Scale(scale=np.ones(op.layer.out_shape, np.float32)), both)
 
 
+# ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)
+def import_block(body: list, shortcut: list, **extra) -> dict:
+    """The YAML of a split that meets again at a sum, out = body(x) + shortcut(x), as an importer found it
+    (the layers of each path, no shortcut key when it is the identity; ``extra``: the importer's own keys)."""
+    d = {"type": "residual", "body": body}
+    if shortcut:
+        d["shortcut"] = shortcut
+    return {**d, **extra}
+
+
 KIND = register(Kind("residual", ("residual",), Residual, parse, build, train_node=train_node, nir_export=to_nir))

@@ -19,6 +19,7 @@ import yaml
 
 from .. import __version__
 from ..layers.registry import nir_reader
+from ..layers.residual import import_block
 from ..layers.scale import scale_layer
 from ..limits import over
 from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
@@ -56,13 +57,11 @@ _Dumper.add_representer(dict, _represent_dict)
 
 @dataclass
 class _L:
-    """One snnsim layer being built: local name, YAML fields, parameter arrays, residual children."""
+    """One snnsim layer being built: local name, YAML fields (a block's paths are lists of _L), parameter arrays."""
 
     name: str
     fields: dict
     params: dict = field(default_factory=dict)
-    body: list | None = None
-    shortcut: list | None = None
 
 
 class _Pass:
@@ -436,7 +435,7 @@ class _Importer:
         for layer in body + shortcut:
             if strip and layer.name.startswith(strip) and len(layer.name) > len(strip):
                 layer.name = layer.name[len(strip):]
-        return _L(block, {"type": "residual"}, body=body, shortcut=shortcut)
+        return _L(block, import_block(body, shortcut))
 
     # --- node conversion: a layer kind reads the node types it lists (``Kind.from_nir``, given this importer
     # for err, weight, pair, layer and scale_layer); the neuron nodes are read here
@@ -635,10 +634,9 @@ class _Importer:
                 d = {"name": local, **item.fields}
                 for p, a in item.params.items():
                     weights[f"{full}.{p}"] = a
-                if item.body is not None:
-                    d["body"] = emit(item.body, full + ".")
-                    if item.shortcut:
-                        d["shortcut"] = emit(item.shortcut, full + ".")
+                for key, v in d.items():            # a block's paths: lists of layers
+                    if isinstance(v, list) and v and isinstance(v[0], _L):
+                        d[key] = emit(v, full + ".")
                 out.append(d)
             return out
 
