@@ -6,19 +6,17 @@ For the three shipped networks at T=4 and T=8: latency at batch 1 and time per b
 for everyone (NUMBA_NUM_THREADS=2, torch.set_num_threads(2), OMP_WAIT_POLICY=PASSIVE set before any library
 loads), median of alternating rounds (each round times every simulator once, in turn). With
 --background-load N the whole table is measured twice: on the machine as it is, then with N processes that
-spin on a core each (benchmarks/background.py). Then the wall time of `snnsim run` on the MNIST network in a
-new process: cold (empty Numba cache), after `snnsim warmup`, and warm. Prints one table with ratios against
-the fastest peer and the load average, and writes build/benchmarks/inference.csv and inference_cli.csv.
+spin on a core each (benchmarks/background.py). Then the start-up of the README's `snnsim run` in a new
+process (benchmarks/startup.py): cold (empty Numba cache), warm, and after `snnsim warmup`. Prints one table
+with ratios against the fastest peer and the load average, and writes build/benchmarks/inference.csv and
+inference_cli.csv.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
@@ -132,33 +130,6 @@ def bench_network(name, T, rounds, load):
     return rows
 
 
-def bench_cli():
-    """Cold (empty Numba cache) and warm wall time of `snnsim run` on the MNIST network."""
-    rows = []
-    with tempfile.TemporaryDirectory() as d:
-        w = Path(d) / "w.npz"
-        subprocess.run([sys.executable, "-m", "snnsim.cli", "init-weights", str(ROOT / "networks/mnist_conv.yaml"),
-                        "-o", str(w)], check=True, capture_output=True)
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(d) / "numba_cache"))
-        cmd = [sys.executable, "-m", "snnsim.cli", "run", str(ROOT / "networks/mnist_conv.yaml"), "--weights", str(w),
-               "--dataset", "mnist"]
-        warmup = [sys.executable, "-m", "snnsim.cli", "warmup"]
-        for label, c in (("cold (empty cache)", cmd), ("warm", cmd), ("warm", cmd)):
-            t0 = time.perf_counter()
-            subprocess.run(c, check=True, capture_output=True, env=env)
-            rows.append(dict(run=label, wall_s=time.perf_counter() - t0, load_avg=round(machine_load(), 2)))
-        env["NUMBA_CACHE_DIR"] = str(Path(d) / "numba_cache_2")
-        t0 = time.perf_counter()
-        subprocess.run(warmup, check=True, capture_output=True, env=env)
-        rows.append(dict(run="snnsim warmup (empty cache)", wall_s=time.perf_counter() - t0,
-                         load_avg=round(machine_load(), 2)))
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        rows.append(dict(run="first run after warmup", wall_s=time.perf_counter() - t0,
-                         load_avg=round(machine_load(), 2)))
-    return rows
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="T=4 only, fewer rounds")
@@ -180,10 +151,12 @@ def main():
     print(f"Inference, ms per call (median of {rounds} alternating rounds), 2 threads each, "
           f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; background_load = spinning processes added")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    if not args.no_cli:
-        cli = pd.DataFrame(bench_cli())
+    if not args.no_cli:                     # the start-up rows of benchmarks/startup.py
+        from startup import RUN_ARGS, measure
+
+        cli = pd.DataFrame(measure())
         cli.to_csv(out / "inference_cli.csv", index=False)
-        print("\n`snnsim run networks/mnist_conv.yaml --weights W --dataset mnist` (1,000 test images), wall time")
+        print(f"\n`snnsim {' '.join(RUN_ARGS)}` (1,000 test images) in a new process: wall and CPU seconds")
         print(cli.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
