@@ -138,7 +138,7 @@ def quant_neuron(name: str, shape: Shape) -> Neuron:
 
 # ----------------------------------------------------------------------------- training
 class NeuronNode(Node):
-    online_form = "neuron"
+    online_form = "spiking"
 
     def __init__(self, layer: Neuron, cfg: NeuronTrainCfg):
         super().__init__(layer)

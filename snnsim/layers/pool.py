@@ -69,7 +69,7 @@ class PoolOp(Op):
 
 # ----------------------------------------------------------------------------- training
 class PoolNode(Node):
-    online_form = "linear"
+    online_form = "time_invariant"
 
     def saf_refusal(self):
         if self.layer.op == "max":

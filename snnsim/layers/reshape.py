@@ -80,7 +80,7 @@ class UpsampleOp(Op):
 
 # ----------------------------------------------------------------------------- training
 class FlattenNode(Node):
-    online_form = "linear"
+    online_form = "time_invariant"
 
     def forward(self, a, ctx):
         return Act(np.ascontiguousarray(a.x).reshape((a.x.shape[0],) + self.layer.out_shape), a.static)
@@ -93,7 +93,7 @@ class DropoutNode(Node):
     """Inverted dropout in training (identity at inference, as the engine runs it); one mask per sample,
     shared by all timesteps (SpikingJelly's multi-step Dropout)."""
 
-    online_form = "linear"
+    online_form = "time_invariant"
 
     def forward(self, a, ctx):
         p = self.layer.p

@@ -91,7 +91,7 @@ def init_layer_scale(layer: LayerScale, w: dict, rng) -> None:
 # ----------------------------------------------------------------------------- training
 class ScaleNode(Node):
     trainable = ("scale",)
-    online_form = "linear"
+    online_form = "time_invariant"
 
     def forward(self, a, ctx):
         y = (a.x * ctx.params[self.key("scale")]).astype(np.float32, copy=False)

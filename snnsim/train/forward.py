@@ -142,9 +142,10 @@ class Node:
     """A layer in the training graph; each kind's node (``snnsim.layers``, ``Kind.train_node``) subclasses it."""
 
     trainable: tuple[str, ...] = ()
-    # What the online methods (snnsim.train.online) may do with it: "neuron" (a spiking state; its decay sets
-    # the presynaptic traces), "branches" (a residual: its children run on the same input and add up), "linear"
-    # (time-invariant and linear: SAF runs its own forward on spike accumulations), None (SAF refuses it).
+    # What the online methods (snnsim.train.online) may do with it: "spiking" (a spiking state; its decay sets
+    # the presynaptic traces), "branches" (a residual: its children run on the same input and add up),
+    # "time_invariant" (linear and time-invariant: SAF runs its own forward on spike accumulations), None (SAF
+    # refuses it).
     # Synaptic layers are told by ``layer.synaptic``.
     online_form: str | None = None
 

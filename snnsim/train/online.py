@@ -58,7 +58,7 @@ def neuron_lambda(layer) -> float:
 
 def _first_lambda(nodes, default):
     for n in walk_nodes(nodes):
-        if n.online_form == "neuron":
+        if n.online_form == "spiking":
             return neuron_lambda(n.layer)
     return default
 
@@ -68,7 +68,7 @@ def trace_decays(nodes, after: float = 0.0, out: dict | None = None) -> dict:
     out = {} if out is None else out
     lam = after
     for node in reversed(nodes):
-        if node.online_form == "neuron":
+        if node.online_form == "spiking":
             lam = neuron_lambda(node.layer)
         elif node.online_form == "branches":
             body, shortcut = node.children()
@@ -100,7 +100,7 @@ class _Online:
         self.first = first_trainable(self.nodes)
         self.lam = trace_decays(self.nodes)
         self.n_syn = sum(synaptic(n) for n in walk_nodes(self.nodes))
-        self.n_neur = sum(n.online_form == "neuron" and n.layer.stateful for n in walk_nodes(self.nodes))
+        self.n_neur = sum(n.online_form == "spiking" and n.layer.stateful for n in walk_nodes(self.nodes))
 
     def _inputs(self, x, T, idx):
         enc = self.spec.encoding
@@ -167,7 +167,7 @@ class SAF(_Online):
             reason = n.saf_refusal()
             if reason:
                 raise InputError(f"--method saf: {reason}")
-            if n.online_form == "neuron":
+            if n.online_form == "spiking":
                 lams.add(neuron_lambda(n.layer))
         if len(lams) > 1:
             raise InputError(f"--method saf: the neuron layers decay differently ({sorted(lams)}); SAF shares one "
@@ -179,7 +179,7 @@ class SAF(_Online):
         for node in nodes:
             if synaptic(node):
                 a = self._synaptic(node, a, ctx, c_t)
-            elif node.online_form == "neuron":
+            elif node.online_form == "spiking":
                 a, _ = self._neuron(node, a, ctx, acc)
             elif node.online_form == "branches":
                 body, shortcut = node.children()
@@ -189,7 +189,7 @@ class SAF(_Online):
                 if ctx.store:
                     ctx.tape[node.name] = {"static": (a.static, yb.static, ys.static, y.static)}
                 a = y
-            elif node.online_form == "linear":
+            elif node.online_form == "time_invariant":
                 a = node.forward(a, ctx)
             else:  # pragma: no cover - refused in __init__
                 raise InputError(f"--method saf: layer '{node.name}' is not supported")
@@ -289,7 +289,7 @@ class SAF(_Online):
         """Run the accumulated network one step; returns the last layer's accumulation and its spikes."""
         spikes = None
         for node in self.nodes:
-            if node.online_form == "neuron":
+            if node.online_form == "spiking":
                 a, spikes = self._neuron(node, a, ctx, acc)
             else:
                 a = self._run([node], a, ctx, c_t, acc)
