@@ -120,6 +120,15 @@ def walk(layers):
         yield from walk(layer.sublayers())
 
 
+def walk_blocks(items):
+    """Every runtime op or training node, depth first, each block before its children (``children()``: the
+    lists inside a block); the engine's ops and the trainer's nodes nest alike."""
+    for item in items:
+        yield item
+        for sub in item.children():
+            yield from walk_blocks(sub)
+
+
 # ----------------------------------------------------------------------------- field readers
 class Fields:
     """Reads typed fields from one YAML mapping, naming the YAML path in every error."""
@@ -156,6 +165,13 @@ class Fields:
             too_big = over(maximum or "layer_size", v)
         if too_big:
             raise self.err(key, too_big)
+        return v
+
+    def matching_int(self, key, given, unit=""):
+        """An integer field that defaults to, and must equal, what the previous layer gives (``given``)."""
+        v = self.int(key, given)
+        if v != given:
+            raise self.err(key, f"is {v} but the previous layer gives {given}" + (f" {unit}" if unit else ""))
         return v
 
     def float(self, key, default=None, required=False, positive=False, allow_none=False):

@@ -36,9 +36,7 @@ def parse(f, type_name, name, shape, ctx):
     if len(shape) != dims:
         want = "[C, H, W]" if dims == 3 else "[N]"
         raise shape_error(f, f"needs a {want} input, got shape {list(shape)}")
-    n = f.int("num_features", shape[0])
-    if n != shape[0]:
-        raise f.err("num_features", f"is {n} but the previous layer gives {shape[0]}")
+    n = f.matching_int("num_features", shape[0])
     return BatchNorm(name, shape, shape, n, f.float("eps", 1e-5, positive=True), f.bool("affine", True))
 
 

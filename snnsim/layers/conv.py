@@ -90,9 +90,7 @@ def conv_out(f, hw, k, s, p):
 def parse(f, type_name, name, shape, ctx):
     if len(shape) != 3:
         raise shape_error(f, f"conv2d needs a [C, H, W] input, got shape {list(shape)}")
-    c_in = f.int("in_channels", shape[0])
-    if c_in != shape[0]:
-        raise f.err("in_channels", f"is {c_in} but the previous layer gives {shape[0]} channels")
+    c_in = f.matching_int("in_channels", shape[0], "channels")
     c_out = f.int("out_channels", required=True)
     k = f.pair("kernel_size")
     s = f.pair("stride", 1)

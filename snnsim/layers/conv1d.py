@@ -50,9 +50,7 @@ class Conv1d(Layer):
 def parse(f, type_name, name, shape, ctx):
     if len(shape) != 2:
         raise shape_error(f, f"conv1d needs a [C, L] input, got shape {list(shape)}")
-    c_in = f.int("in_channels", shape[0])
-    if c_in != shape[0]:
-        raise f.err("in_channels", f"is {c_in} but the previous layer gives {shape[0]} channels")
+    c_in = f.matching_int("in_channels", shape[0], "channels")
     c_out = f.int("out_channels", required=True)
     k = f.int("kernel_size", required=True)
     s = f.int("stride", 1)

@@ -34,9 +34,7 @@ class Linear(Layer):
 def parse(f, type_name, name, shape, ctx):
     if len(shape) != 1:
         raise shape_error(f, f"linear needs a 1-D input, got shape {list(shape)}; add a 'flatten' layer before it")
-    n_in = f.int("in_features", shape[0])
-    if n_in != shape[0]:
-        raise f.err("in_features", f"is {n_in} but the previous layer gives {shape[0]} features")
+    n_in = f.matching_int("in_features", shape[0], "features")
     n_out = f.int("out_features", required=True)
     return Linear(name, shape, (n_out,), n_in, n_out, f.bool("bias", True))
 

@@ -13,7 +13,7 @@ import numpy as np
 from .. import kernels as K
 from ..kernels.stats import input_stats, sample_nonzero
 from ..errors import WeightError
-from ..spec import Layer
+from ..spec import Layer, walk_blocks
 from ..trace import LayerTrace
 
 EMPTY = np.zeros(0, np.float32)
@@ -94,12 +94,7 @@ def abs_weight(op) -> np.ndarray:
     return a
 
 
-def walk_ops(ops):
-    """Every op, depth first, each block before its children."""
-    for op in ops:
-        yield op
-        for sub in op.children():
-            yield from walk_ops(sub)
+walk_ops = walk_blocks      # every op, depth first, each block before its children
 
 
 def _event_limit(op: Op, size: int) -> float | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ..spec import Layer, NetworkSpec
+from ..spec import Layer, NetworkSpec, walk_blocks
 from . import grads as G
 from .memory import Ledger
 from .surrogate import Surrogate
@@ -214,12 +214,7 @@ def back_nodes(nodes: list, g: np.ndarray, ctx: Ctx, need_gx: bool, stop: int = 
     return g
 
 
-def walk_nodes(nodes):
-    """Every node, depth first, each block before its children."""
-    for n in nodes:
-        yield n
-        for sub in n.children():
-            yield from walk_nodes(sub)
+walk_nodes = walk_blocks    # every node, depth first, each block before its children
 
 
 def trainable_keys(nodes) -> list[str]:
