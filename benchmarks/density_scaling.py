@@ -90,7 +90,7 @@ def bench_networks(rounds, load):
     from snnsim.data import load_dataset
     from snnsim.engine import run
     from snnsim.network import build_network
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import check_weights
 
     rows = []

@@ -26,7 +26,7 @@ from hwmodel.sweep import default_grid, sweep, variant_params
 from snnsim.data import load_dataset
 from snnsim.engine import run
 from snnsim.network import build_network
-from snnsim.spec import load_spec
+from snnsim.layers import load_spec
 from snnsim.weights import load_weights
 
 ROOT = Path(__file__).resolve().parent.parent

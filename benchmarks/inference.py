@@ -37,7 +37,7 @@ from peer_models import BUILDERS, build, lively_weights, run_sj  # noqa: E402
 from snnsim.data import load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.spec import load_spec  # noqa: E402
+from snnsim.layers import load_spec  # noqa: E402
 from snnsim.weights import check_weights  # noqa: E402
 
 torch.set_num_threads(2)

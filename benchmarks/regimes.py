@@ -36,7 +36,8 @@ from snnsim.layers import ScaledStdConv2d  # noqa: E402
 from snnsim.weights import random_weights  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
 from snnsim.reversible import invert_chain, reversible_ops  # noqa: E402
-from snnsim.spec import load_spec, parse_spec, walk  # noqa: E402
+from snnsim.layers import load_spec, parse_spec  # noqa: E402
+from snnsim.spec import walk  # noqa: E402
 from snnsim.weights import check_weights, load_weights  # noqa: E402
 
 NETS = ROOT / "networks"

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from peer_models import BUILDERS  # noqa: E402
 
 from snnsim.data import fit_to_shape, load_dataset  # noqa: E402
-from snnsim.spec import load_spec, parse_spec  # noqa: E402
+from snnsim.layers import load_spec, parse_spec  # noqa: E402
 from snnsim.train.bptt import BPTT  # noqa: E402
 from snnsim.train.forward import NeuronTrainCfg  # noqa: E402
 from snnsim.train.loop import init_params  # noqa: E402

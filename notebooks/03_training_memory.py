@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 import nbutil as U
-from snnsim.spec import load_spec, parse_spec
+from snnsim.layers import load_spec, parse_spec
 from snnsim.train.loop import TrainConfig, init_params, make_method
 from snnsim.train.losses import make_loss
 from snnsim.train.optim import make_optimizer

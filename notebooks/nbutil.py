@@ -54,7 +54,7 @@ def savefig(fig, name: str) -> Path:
 def load_net(name: str, weights: str | Path | None = None, spec=None):
     """(spec, network) for networks/<name>.yaml with networks/<name>.npz (or the given weights / spec)."""
     from snnsim.network import build_network
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import load_weights
 
     spec = spec or load_spec(NETS / f"{name}.yaml")
@@ -66,7 +66,7 @@ def spec_with(name: str, **neuron_changes):
     """networks/<name>.yaml parsed with every neuron default changed (e.g. v_threshold=0.5)."""
     import yaml
 
-    from snnsim.spec import parse_spec
+    from snnsim.layers import parse_spec
 
     raw = yaml.safe_load((NETS / f"{name}.yaml").read_text())
     for kind in raw.get("neuron_defaults", {}):

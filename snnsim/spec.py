@@ -10,8 +10,8 @@ Layer records carry only structure and hyper-parameters; the arrays live in ``sn
 The weight key of a parameter is ``<full layer name>.<param>`` with PyTorch names, where the full name
 of a layer nested in a block is ``<block name>.<child name>``.
 
-This module imports no layer kind. The names that moved to ``snnsim.layers`` (``parse_spec``,
-``load_spec``, the kinds' records, ...) stay importable from here for existing code (``__getattr__`` below).
+This module imports no layer kind: the kinds' records and the network-file parser (``parse_spec``,
+``load_spec``) live in ``snnsim.layers``.
 """
 
 from __future__ import annotations
@@ -244,15 +244,3 @@ def show(v) -> str:
     except ValueError:                # an integer with more digits than Python will print
         return "a huge integer"
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def __getattr__(name: str):
-    """Names that moved to ``snnsim.layers`` (parse_spec, load_spec, the kinds' records, ...), for existing
-    imports; imported on use, so this module depends on no layer kind."""
-    import importlib
-
-    layers = importlib.import_module("snnsim.layers")
-    try:
-        return getattr(layers, name)
-    except AttributeError:
-        raise AttributeError(f"module 'snnsim.spec' has no attribute {name!r}") from None

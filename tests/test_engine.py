@@ -7,7 +7,7 @@ from scipy.signal import correlate
 from snnsim.engine import accuracy, fanout_map, run
 from snnsim.errors import InputError
 from snnsim.network import build_network
-from snnsim.spec import parse_spec
+from snnsim.layers import parse_spec
 from snnsim.trace import Trace
 from snnsim.weights import random_weights
 

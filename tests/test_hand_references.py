@@ -10,7 +10,7 @@ import numpy as np
 
 from snnsim.engine import run
 from snnsim.network import build_network
-from snnsim.spec import parse_spec
+from snnsim.layers import parse_spec
 from snnsim.trace import LayerTrace
 
 T, N = 5, 6

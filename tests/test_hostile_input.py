@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from snnsim.cli import main
 from snnsim.errors import SpecError
-from snnsim.spec import load_spec, parse_spec
+from snnsim.layers import load_spec, parse_spec
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 MLP = str(NETWORKS / "digits_mlp.yaml")

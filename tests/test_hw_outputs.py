@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from snnsim.cli import main
-from snnsim.spec import load_spec
+from snnsim.layers import load_spec
 from snnsim.weights import random_weights, save_npz
 
 NET = str(Path(__file__).resolve().parents[1] / "networks" / "digits_mlp.yaml")

@@ -499,7 +499,7 @@ NETWORKS = __import__("pathlib").Path(__file__).resolve().parent.parent / "netwo
 def mnist_runs():
     from snnsim.data import load_dataset
     from snnsim.network import build_network
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import random_weights
 
     from snnsim.cli.hw import run_regimes
@@ -538,7 +538,7 @@ def test_regimes_on_all_presets(mnist_runs):
 
 
 def test_cli_end_to_end(tmp_path):
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import random_weights, save_npz
 
     from snnsim.cli.hw import hw

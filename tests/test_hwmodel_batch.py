@@ -23,7 +23,7 @@ from hwmodel import count, load_arch, price
 from snnsim.data import load_dataset, pad_to_shape
 from snnsim.engine import run
 from snnsim.network import build_network
-from snnsim.spec import load_spec
+from snnsim.layers import load_spec
 from snnsim.trace import SAMPLE_ARRAYS
 from snnsim.weights import random_weights
 

@@ -91,7 +91,7 @@ def oneshot_mnist():
     from snnsim.data import load_dataset
     from snnsim.engine import run
     from snnsim.network import build_network
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import load_weights
 
     spec = load_spec(NETWORKS / "mnist_conv.yaml")

@@ -26,7 +26,7 @@ from snnsim.network import check_nonzero_weights, spiking_layers  # noqa: E402
 from snnsim.data import load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.spec import parse_spec  # noqa: E402
+from snnsim.layers import parse_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
@@ -101,7 +101,7 @@ def test_cli_neurobench_convention_prints_the_python_metrics(tmp_path):
     from click.testing import CliRunner
 
     from snnsim.cli.hw import hw
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
 
     spec = load_spec(NETWORKS / "mnist_conv.yaml")
     net = build_network(spec, load_weights(spec, NETWORKS / "mnist_conv.npz"))

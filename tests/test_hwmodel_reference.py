@@ -36,7 +36,7 @@ from hwmodel.counts import check_fanout, count  # noqa: E402
 from snnsim.data import fit_to_shape, load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.spec import load_spec  # noqa: E402
+from snnsim.layers import load_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 
 from peer_models import BUILDERS, build, load_into  # noqa: E402

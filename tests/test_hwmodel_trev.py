@@ -236,7 +236,7 @@ def _ops_by_torch(rec):
 def trev_runs():
     from snnsim.data import load_dataset
     from snnsim.network import build_network
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import load_weights
 
     from snnsim.cli.hw import run_regimes

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snnsim import neurons
-from snnsim.spec import Neuron
+from snnsim.layers import Neuron
 
 f32 = np.float32
 
@@ -135,7 +135,7 @@ def test_delayed_subtract_reset_matches_snntorch_equations(kind, beta_k, thr, ru
 
 def test_reset_delay_is_refused_where_it_means_nothing():
     from snnsim.errors import SpecError
-    from snnsim.spec import parse_spec
+    from snnsim.layers import parse_spec
 
     def spec(**neuron):
         return {"name": "n", "input_shape": [3], "timesteps": 2,

@@ -25,7 +25,7 @@ from snnsim.network import build_network  # noqa: E402
 from snnsim.nir.exporter import export_nir  # noqa: E402
 from snnsim.nir.importer import import_nir  # noqa: E402
 from snnsim.nir.io import NirError, NirLossyWarning, write_graph  # noqa: E402
-from snnsim.spec import Neuron, load_spec, parse_spec  # noqa: E402
+from snnsim.layers import Neuron, load_spec, parse_spec  # noqa: E402
 from snnsim.weights import check_weights, random_weights  # noqa: E402
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"

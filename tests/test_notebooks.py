@@ -108,7 +108,7 @@ def mnist_conv_synops(x, T, v_threshold=1.0):
 
     from snnsim.engine import run
     from snnsim.network import build_network
-    from snnsim.spec import parse_spec
+    from snnsim.layers import parse_spec
     from snnsim.weights import load_weights
 
     raw = yaml.safe_load((ROOT / "networks" / "mnist_conv.yaml").read_text())

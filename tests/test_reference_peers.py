@@ -18,7 +18,7 @@ pytest.importorskip("spikingjelly")
 from snnsim.data import fit_to_shape, load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.spec import Neuron, parse_spec  # noqa: E402
+from snnsim.layers import Neuron, parse_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 
 from peer_models import BUILDERS, build, lively_weights, load_into, run_sj  # noqa: E402

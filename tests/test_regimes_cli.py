@@ -14,7 +14,7 @@ from snnsim.engine import run
 from snnsim.errors import InputError, SpecError, WeightError
 from snnsim.weights import random_weights
 from snnsim.network import build_network
-from snnsim.spec import load_spec, parse_spec
+from snnsim.layers import load_spec, parse_spec
 from snnsim.trace import Trace
 from snnsim.weights import check_weights, load_weights
 

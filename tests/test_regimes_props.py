@@ -22,7 +22,7 @@ from snnsim.errors import InputError, SnnsimError
 from snnsim.weights import random_weights
 from snnsim.network import build_network
 from snnsim.reversible import U, SpikeFlipError, invert_block, invert_chain, reversible_ops
-from snnsim.spec import parse_spec
+from snnsim.layers import parse_spec
 from snnsim.weights import check_weights
 
 f32 = np.float32

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from snnsim.errors import SpecError, WeightError
-from snnsim.spec import Conv2d, Neuron, Residual, load_spec, parse_spec
+from snnsim.layers import Conv2d, Neuron, Residual, load_spec, parse_spec
 from snnsim.weights import check_weights, random_weights
 
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"

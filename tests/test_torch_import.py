@@ -124,7 +124,7 @@ def test_snntorch_leaky_convnet(mech, delay, thr, gain):
 
 
 def test_snntorch_state_dict_loads_with_neuron_buffers(tmp_path):
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import load_weights
 
     net = _snntorch_convnet("zero", True)
@@ -189,7 +189,7 @@ def test_norse_lif_mlp(tmp_path):
     assert np.array_equal(snnsim.from_torch(net, x[0], encoding="events", timesteps=T).model().run(x).outputs, ref)
     assert np.array_equal(res.trace.probes["1"]["spikes"], np.stack(rec["1"]))
     # Norse keeps neuron parameters out of its state_dict: it loads as it is
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
     from snnsim.weights import load_weights
 
     imp.save(tmp_path / "n.yaml", tmp_path / "w.npz")

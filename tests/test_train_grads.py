@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from snnsim import kernels as K
-from snnsim.spec import parse_spec
+from snnsim.layers import parse_spec
 from snnsim.train import grads as G
 from snnsim.train.bptt import BPTT
 from snnsim.train.forward import Act, Ctx, back_nodes, expand, run_nodes

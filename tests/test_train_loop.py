@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from snnsim.cli import main
 from snnsim.errors import InputError
-from snnsim.spec import load_spec
+from snnsim.layers import load_spec
 from snnsim.train import loop as L
 from snnsim.train.checkpoint import load_checkpoint
 from snnsim.cli.train import train as train_cmd

@@ -14,7 +14,7 @@ from snnsim.data import fit_to_shape, load_dataset
 from snnsim.engine import run
 from snnsim.errors import InputError
 from snnsim.network import build_network
-from snnsim.spec import load_spec, parse_spec
+from snnsim.layers import load_spec, parse_spec
 from snnsim.train import loop as L
 from snnsim.train.bptt import BPTT
 from snnsim.train.forward import NeuronTrainCfg

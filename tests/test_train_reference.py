@@ -24,7 +24,7 @@ pytest.importorskip("spikingjelly")
 from spikingjelly.activation_based import functional, layer, neuron, surrogate as sjs  # noqa: E402
 
 from snnsim.data import load_dataset  # noqa: E402
-from snnsim.spec import parse_spec  # noqa: E402
+from snnsim.layers import parse_spec  # noqa: E402
 from snnsim.train.bptt import BPTT  # noqa: E402
 from snnsim.train.forward import NeuronTrainCfg  # noqa: E402
 from snnsim.train.losses import make_loss  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 
 from snnsim.data import load_dataset
 from snnsim.errors import InputError
-from snnsim.spec import parse_spec
+from snnsim.layers import parse_spec
 from snnsim.train.bptt import BPTT
 from snnsim.train.forward import NeuronTrainCfg
 from snnsim.train.loop import init_params
@@ -90,7 +90,7 @@ def test_reversible_needs_reversible_blocks():
 
 
 def test_trevsnn_gets_the_column_reversible_method():
-    from snnsim.spec import load_spec
+    from snnsim.layers import load_spec
 
     path = ROOT / "networks" / "trev_small.yaml"
     if not path.exists():

@@ -18,7 +18,7 @@ snn = pytest.importorskip("snntorch")
 from snntorch import surrogate, utils  # noqa: E402
 
 from snnsim import from_torch  # noqa: E402
-from snnsim.spec import parse_spec  # noqa: E402
+from snnsim.layers import parse_spec  # noqa: E402
 from snnsim.train.bptt import BPTT  # noqa: E402
 from snnsim.train.forward import NeuronTrainCfg  # noqa: E402
 from snnsim.train.losses import make_loss  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snnsim.spec import parse_spec
+from snnsim.layers import parse_spec
 from snnsim.layers import LayerScaleNode, UpsampleNode
 from snnsim.layers.conv import std_weight_backward
 from snnsim.layers.neuron import NeuronNode

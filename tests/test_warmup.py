@@ -15,7 +15,7 @@ def test_warmup_command_fills_the_cache():
 def test_warmup_covers_every_kernel_form():
     from snnsim.engine import run
     from snnsim.network import build_network
-    from snnsim.spec import parse_spec
+    from snnsim.layers import parse_spec
     from snnsim.weights import random_weights
     import numpy as np
 
