@@ -78,6 +78,27 @@ def _fallback_address() -> int:
     return sgemm.address, sgemv.address
 
 
+def _answer_numba_blas_probe():
+    """Import Numba's array maths without its SciPy probe. ``numba.np.arraymath`` (imported when the first
+    compiled function loads) imports scipy.linalg only to set a flag saying np.dot could work: 0.13-0.2 s, a
+    fifth of a warm ``snnsim run``. The kernels call NumPy's OpenBLAS (above), and what does use SciPy's BLAS
+    (np.dot, in the fallback and the training kernels) still checks for it when it compiles
+    (``numba.np.linalg.ensure_blas``, restored here); SciPy is a dependency, so the answer is true."""
+    import sys
+
+    if "numba.np.arraymath" in sys.modules:
+        return
+    import numba.np.linalg as linalg
+
+    probe = linalg.ensure_blas
+    linalg.ensure_blas = lambda: None
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        linalg.ensure_blas = probe
+
+
+_answer_numba_blas_probe()
 _found = _numpy_openblas()
 BLAS_LIBRARY = _found[0] if _found else "fallback (np.dot)"
 _addresses = _found[1:] if _found else _fallback_address()
