@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
-from snnsim import trev  # noqa: E402
+from snnsim.layers import trevsnn as trev  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.layers import ScaledStdConv2d  # noqa: E402
 from snnsim.weights import random_weights  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.reversible import invert_chain, reversible_ops  # noqa: E402
+from snnsim.layers.reversible import invert_chain, reversible_ops  # noqa: E402
 from snnsim.layers import load_spec, parse_spec  # noqa: E402
 from snnsim.spec import walk  # noqa: E402
 from snnsim.weights import check_weights, load_weights  # noqa: E402

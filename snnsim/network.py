@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import reversible, trev  # noqa: F401  (they attach the ops of reversible blocks and T-RevSNN networks)
 from .layers import NeuronOp, walk_ops
 from .layers.registry import BuildContext, kind_of
 from .spec import NetworkSpec

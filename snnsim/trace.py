@@ -11,7 +11,7 @@ Trace
                multistep: every layer runs at every timestep; neuron layers with stateful=True carry their
                  membrane (state_size words per sample) from t to t+1. RevSNN reversible blocks run this way.
                oneshot: T=1 (any network, incl. a T-RevSNN run of one column): no record is stateful.
-               trev: a T-RevSNN network (snnsim.trev). Column t is timestep t and runs ONCE: every layer
+               trev: a T-RevSNN network (snnsim.layers.trevsnn). Column t is timestep t and runs ONCE: every layer
                  instance is its own record (names 'subnet<t>.level<l>....', the official weight-key prefixes)
                  with computed[t] True only at its column; the stem runs once (computed[0] only) and feeds every
                  column; heads 'cls_blocks.<k>....' run at their column. All neurons are turned-off
@@ -32,7 +32,7 @@ Trace
 LayerTrace
   name         str      full dotted layer name (the weight-key prefix)
   kind         str      linear | conv2d | batchnorm | pool2d | flatten | dropout | neuron | add
-                        | scale | upsample | layer_scale | state   (snnsim.layers, snnsim.trev; below)
+                        | scale | upsample | layer_scale | state   (snnsim.layers; below)
   in_shape, out_shape   per-sample shapes
   geometry     dict     plain numbers: linear {in_features, out_features, bias};
                         conv2d {in_channels, out_channels, kernel_size, stride, padding, groups, bias};

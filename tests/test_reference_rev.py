@@ -21,11 +21,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from snnsim import trev  # noqa: E402
+from snnsim.layers import trevsnn as trev  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.weights import random_weights  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.reversible import invert_block, reversible_ops  # noqa: E402
+from snnsim.layers.reversible import invert_block, reversible_ops  # noqa: E402
 from snnsim.layers import Neuron, load_spec, parse_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 

@@ -16,12 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snnsim import trev
+from snnsim.layers import trevsnn as trev
 from snnsim.engine import run
 from snnsim.errors import InputError, SnnsimError
 from snnsim.weights import random_weights
 from snnsim.network import build_network
-from snnsim.reversible import U, SpikeFlipError, invert_block, invert_chain, reversible_ops
+from snnsim.layers.op import U
+from snnsim.layers.replay import SpikeFlipError
+from snnsim.layers.reversible import invert_block, invert_chain, reversible_ops
 from snnsim.layers import parse_spec
 from snnsim.weights import check_weights
 

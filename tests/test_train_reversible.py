@@ -96,6 +96,6 @@ def test_trevsnn_gets_the_column_reversible_method():
     if not path.exists():
         pytest.skip("no T-RevSNN network shipped")
     spec = load_spec(path)
-    from snnsim.train.trev import TRevReversible
+    from snnsim.layers.trevsnn import TRevReversible
 
     assert isinstance(make_reversible(spec, NeuronTrainCfg()), TRevReversible)

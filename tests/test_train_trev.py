@@ -1,4 +1,4 @@
-"""T-RevSNN training (snnsim.train.trev): the new nodes against finite differences, the reversible backward
+"""T-RevSNN training (snnsim.layers.trevsnn.train): the new nodes against finite differences, the reversible backward
 against BPTT, and the memory the reversible backward holds against T."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from snnsim.layers.conv import std_weight_backward
 from snnsim.layers.neuron import NeuronNode
 from snnsim.train.forward import Act, Ctx
 from snnsim.train.losses import make_loss
-from snnsim.train.trev import TRevBPTT, TRevReversible
+from snnsim.layers.trevsnn import TRevBPTT, TRevReversible
 from snnsim.weights import random_weights
 
 

@@ -66,14 +66,15 @@ def check_run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes
 
 def train_memory(spec, method: str, T: int, n: int, batch_size: int) -> int:
     """Estimated bytes a training step holds for its backward pass: every layer's output per sample, x B, x T for
-    the methods that keep every timestep (bptt; reversible keeps the layers outside its reversible blocks and
+    the methods that keep every timestep (bptt; reversible keeps the layers outside its invertible blocks and
     re-simulates one block at a time over all T), x 1 for the online ones (ottt, saf)."""
+    from ..layers.registry import kind_of
     from ..spec import walk
 
     def outputs(layers):
         return sum(math.prod(lay.out_shape) for lay in walk(layers) if not lay.sublayers())
 
-    blocks = [lay for lay in spec.layers if lay.kind == "reversible"] if method == "reversible" else []
+    blocks = [lay for lay in spec.layers if kind_of(lay).invertible] if method == "reversible" else []
     per_sample = (outputs([lay for lay in spec.layers if lay not in blocks])
                   + max([outputs([b]) for b in blocks], default=0))
     return 4 * min(batch_size, n) * per_sample * (T if method in ("bptt", "reversible") else 1)

@@ -14,8 +14,11 @@ Everything else looks a kind up there (``kind_of(record)``) instead of testing r
     if/lif/plif/li/        Neuron, NeuronOp                 (neuron.py; the arithmetic is snnsim.neurons)
     threshold
     rlif                   RecurrentNeuron                  (recurrent.py; snnTorch RLeaky, all-to-all recurrent weight)
-    reversible             Reversible                       (reversible.py; its op: snnsim.reversible)
-    trevsnn                TRevSNN, TRevState               (trevsnn.py; its op: snnsim.trev)
+    reversible             Reversible, ReversibleOp         (reversible/: record, op, bounded inverse, reversible backward)
+    trevsnn                TRevSNN, TRevState, TRevOp       (trevsnn/: records, parser, op and column schedule, inverse,
+                                                             its two training methods)
+
+``replay.py`` runs ops outside the engine's traced loop (the inverses' re-simulation; each op's ``replay``).
 """
 
 from .registry import BuildContext, Kind, ParseContext, build_nodes, kind_of, known_types, parse_layers

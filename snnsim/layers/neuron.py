@@ -11,7 +11,7 @@ from ..nir.io import NODE_NEURON, NODE_PLIF_W, NODE_RESET, NODE_SPIKE_RULE
 from ..spec import Layer, Shape, finite, show
 from ..train import grads as G
 from ..train.forward import Act, Node, NeuronTrainCfg
-from .op import Op
+from .op import U, Op, finish
 from .registry import Kind, register
 import numpy as np
 
@@ -123,6 +123,49 @@ class NeuronOp(Op):
         if self.name in br.probes:
             br._probe(self.name, t, spikes=out, membrane=v, charge=h)
         return out
+
+    def replay(self, ex, x, e, t: int):
+        """One timestep outside the engine (``snnsim.layers.replay``) from a fresh state, carrying the bound ``e``
+        on the input's error into a bound on the charge H: the update's Lipschitz constants plus the rounding of
+        both evaluations, exact zero after a hard reset. A neuron with |H - threshold| <= bound(H) may spike
+        differently from the forward: it is counted as a risk, and its spikes are otherwise exact."""
+        p = self.params
+        st = ex.state.get(self.name)
+        if st is None:
+            st = ex.state[self.name] = [np.full(x.shape, p.v_init, np.float32), None]
+        v, ev = st
+        if p.stateless:
+            ev = None
+        v_before = v.copy() if (e is not None or ev is not None) else None
+        out = np.empty_like(x)
+        h = np.empty_like(x)
+        neurons.step(p, x, v, out, h)
+        if e is None and ev is None:
+            st[1] = None
+            return out, None
+        k = float(p.factor) if p.mode == 2 else 1.0 / float(p.factor)
+        if p.mode == 0:
+            a_v, a_x = 1.0, 1.0
+        elif p.mode == 4:
+            a_v, a_x = 0.0, 1.0
+        elif p.decay_input:
+            a_v, a_x = abs(1.0 - k), k
+        else:
+            a_v, a_x = abs(1.0 - k), 1.0
+        ex_ = 0.0 if e is None else e
+        evv = 0.0 if ev is None else ev
+        eh = a_v * evv + a_x * ex_ + 8 * U * (np.abs(v_before) + np.abs(x) + np.abs(h) + abs(float(p.v_r)) + evv + ex_)
+        eh = finish(np.broadcast_to(eh, x.shape).astype(np.float32))
+        if p.mode == 3:                       # li: the output is H itself
+            st[1] = None if p.stateless else eh
+            return out, eh
+        ex.note_risk(self.name, t, int((np.abs(h - p.threshold) <= eh).sum()))
+        if not p.stateless:
+            new_ev = eh.copy() if not p.hard else np.where(out > 0, np.float32(0), eh)
+            if not p.hard:
+                new_ev = finish(new_ev + U * np.abs(v))
+            st[1] = new_ev
+        return out, None                      # spikes: exact wherever no risk was counted
 
 
 def build(layer: Neuron, w, ctx):

@@ -18,6 +18,8 @@ from ..trace import LayerTrace
 
 EMPTY = np.zeros(0, np.float32)
 U = 2.0 ** -24          # unit round-off of float32 (round to nearest)
+SAFETY = 1.01           # bound inflation per op: covers the float32 evaluation of the bound itself
+FLOOR = 1e-37           # absolute floor per op (underflow of U * |x| for tiny x)
 
 
 def gamma(n: int) -> float:
@@ -55,8 +57,17 @@ class Op:
 
     def error_bound(self, x: np.ndarray, e: np.ndarray, y: np.ndarray) -> np.ndarray:
         """An elementwise bound on |y - y_forward| when the input is off by at most ``e`` elementwise, including
-        this op's own float32 rounding (the re-simulation of inverses, ``snnsim.reversible.Sim``)."""
+        this op's own float32 rounding (the re-simulation of inverses, ``snnsim.layers.replay``)."""
         raise TypeError(f"{self.name}: no error bound for layer kind {self.layer.kind}")
+
+    def replay(self, ex, x: np.ndarray, e: np.ndarray | None, t: int):
+        """One timestep outside the engine's traced loop (``snnsim.layers.replay.Replay`` ``ex``), with the engine's
+        arithmetic: returns the output and, when ``e`` bounds the input's error elementwise (None: exact), the
+        output's bound. Blocks and ops with state override it."""
+        if self.composite:
+            raise TypeError(f"{self.name}: nested {self.layer.kind} blocks cannot be re-simulated inside an inverse")
+        y = self.forward(x, ex.kernel_form(self, x)) if self.synaptic else self.forward(x)
+        return y, None if e is None else finish(self.error_bound(x, e, y))
 
     def schedule(self, net):
         """A schedule of its own for the whole run (``snnsim.engine.Multistep`` documents one), or None: the
@@ -75,6 +86,11 @@ class Op:
         """What hwmodel prices the record by, as the trace's plain fields (``snnsim.trace``: synaptic,
         neuron_model, elementwise), so that hwmodel never needs the kind."""
         return dict(synaptic=self.synaptic, elementwise=self.elementwise)
+
+
+def finish(e) -> np.ndarray:
+    """A bound made safe for its own float32 evaluation (``SAFETY``, ``FLOOR``)."""
+    return (np.asarray(e, np.float32) * np.float32(SAFETY) + np.float32(FLOOR)).astype(np.float32)
 
 
 def synaptic_bound(op, x: np.ndarray, e: np.ndarray, y: np.ndarray, abs_apply, fan_in: int) -> np.ndarray:

@@ -1,14 +1,13 @@
 """The table of layer kinds: each kind's module registers what it provides, everything else looks it up.
 
 A ``Kind`` holds a kind's hooks: the YAML ``type:`` names it parses, its spec record, the parser, the builder
-of its inference op and its share of seeded random weights. The kinds' modules (``snnsim.layers.*``) register
-themselves when ``snnsim.layers`` is imported; a kind whose op needs the engine (a T-RevSNN network runs its own
-column schedule) has its builder attached by its runtime module (``attach_build``).
+of its inference op, its share of seeded random weights, its training node, and what the training methods need to
+know of it. The kinds' modules (``snnsim.layers.*``) register themselves when ``snnsim.layers`` is imported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import InputError, SpecError
@@ -25,6 +24,10 @@ class Kind:
     init: Callable | None = None               # init(layer, weights, rng): values random_weights cannot guess
     init_network: Callable | None = None       # init_network(spec, seed): a kind that seeds the whole network
     train_node: Callable | None = None         # train_node(layer, cfg_for) -> node of the training graph
+    invertible: bool = False                   # the reversible training method rebuilds its input from its output
+                                               # (its node's ``invert_backward``) instead of storing it
+    trainer: Callable | None = None            # trainer(spec, method, neuron_cfg): the training method for a network
+                                               # that is this one layer (a T-RevSNN), or None for the generic one
     nir_export: Callable | None = None         # nir_export(op, exporter, srcs) -> names of the nodes it adds
     nir_nodes: tuple[str, ...] = ()            # NIR node classes (by name) that from_nir reads
     from_nir: Callable | None = None           # from_nir(name, node, shape, importer) -> (layers, output shape)
@@ -47,22 +50,21 @@ def register(kind: Kind) -> Kind:
     return kind
 
 
-def attach_build(record: type, build: Callable) -> None:
-    """Give an already registered kind its op builder (for kinds whose op lives in a runtime module)."""
-    kind = _BY_RECORD[record]
-    new = replace(kind, build=build)
-    _KINDS[_KINDS.index(kind)] = new
-    _BY_RECORD[record] = new
-    for t in kind.types:
-        _BY_TYPE[t] = new
-
-
 def kind_of(layer: Layer) -> Kind:
     """The kind of a record (its class or the nearest registered base class)."""
     for cls in type(layer).__mro__:
         if cls in _BY_RECORD:
             return _BY_RECORD[cls]
     raise TypeError(f"layer {layer.name!r}: no registered kind for {type(layer).__name__}")
+
+
+def network_trainer(spec, method: str, neuron_cfg):
+    """The training method ``method`` as the network's own kind provides it (a whole-network kind), or None."""
+    for layer in spec.layers:
+        make = kind_of(layer).trainer
+        if make is not None:
+            return make(spec, method, neuron_cfg)
+    return None
 
 
 def nir_reader(node_type: str) -> Kind | None:

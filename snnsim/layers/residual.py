@@ -9,6 +9,7 @@ from ..spec import Layer, walk
 from ..train.forward import Act, Node, back_nodes, expand, reduce_t, run_nodes
 from .op import Op, add_record, note_add
 from .registry import Kind, build_nodes, parse_layers, register
+from .replay import add_bound
 import numpy as np
 
 
@@ -62,6 +63,13 @@ class ResidualOp(Op):
         y = np.add(a, b, dtype=np.float32)
         note_add(br.records[f"{self.name}.add"], t, a, b, y)
         return y
+
+    def replay(self, ex, x, e, t: int):
+        """The same outside the engine (``snnsim.layers.replay``), carrying the error bound ``e``."""
+        a, ea = ex.bounded(self.body, x, e, t)
+        b, eb = ex.bounded(self.shortcut, x, e, t) if self.shortcut else (x, e)
+        y = np.add(a, b, dtype=np.float32)
+        return y, add_bound(y, ea, eb)
 
 
 def build(layer: Residual, w, ctx):

@@ -7,7 +7,8 @@ columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` comman
     forward.py    the training graph's shared parts (activations, pass context, node base); each kind's node
                   (its forward with storage and its backward) is in its module of snnsim.layers
     memory.py     bytes held for the backward pass, per layer and at their peak
-    bptt.py       backpropagation through time          reversible.py  RevSNN reversible backward
-    trev.py       T-RevSNN: BPTT over the columns and the column-by-column reversible backward (alpha grads)
+    step.py       one gradient step (loss, backward, optimiser update) for the methods that store a forward
+    bptt.py       backpropagation through time          reversible.py  the reversible backward of invertible blocks
+                  (a T-RevSNN network's two methods are its kind's: snnsim.layers.trevsnn.train)
     online.py     OTTT (A/O) and SAF (E/F)                losses.py, optim.py, checkpoint.py, loop.py, cli.py
 """

@@ -2,13 +2,10 @@
 on the per-timestep outputs, and the backward pass through every layer and timestep.
 
 ``BPTT.loss_and_grads`` is the method's core (tests compare it with finite differences and with PyTorch
-autograd on the SpikingJelly network); ``BPTT.step`` adds the optimiser update. The bytes held for the
-backward pass are accounted per layer and at their peak (``memory.Ledger``) and returned with every step.
+autograd on the SpikingJelly network); ``BPTT.step`` adds the optimiser update (both: ``step.GradientStep``).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,21 +13,11 @@ from ..spec import NetworkSpec
 from ..layers import build_nodes
 from .forward import (Act, Ctx, NeuronTrainCfg, back_nodes, check_trainable, expand, first_trainable, rate_spikes,
                       run_nodes, trainable_keys)
-from .blas import single_threaded_blas
 from .memory import Ledger
+from .step import GradientStep
 
 
-@dataclass
-class StepOut:
-    loss: float
-    outputs: np.ndarray                 # [T, B, classes]
-    grads: dict | None
-    memory: dict                        # Ledger.report()
-    spikes: dict = field(default_factory=dict)
-    forward_ops: dict = field(default_factory=dict)   # forward work per sample and timestep (online methods)
-
-
-class BPTT:
+class BPTT(GradientStep):
     name = "bptt"
 
     def __init__(self, spec: NetworkSpec, neuron_cfg: dict | NeuronTrainCfg | None = None):
@@ -74,17 +61,6 @@ class BPTT:
         ctx.ledger.live()
         return ctx.grads
 
-    def loss_and_grads(self, params: dict, x: np.ndarray, y: np.ndarray, T: int, loss_fn, *, idx=None, rng=None,
-                       update_stats=True) -> StepOut:
-        grads = {k: np.zeros_like(params[k]) for k in self.trainable}
-        ledger = Ledger()
-        with single_threaded_blas():
-            out, ctx = self._forward_for_grad(params, x, T, idx, rng, update_stats, ledger, grads)
-            loss, g_out = loss_fn(out, y)
-            if np.isfinite(loss):
-                self.backward(g_out, ctx)
-        return StepOut(float(loss), out, grads, ledger.report(), dict(ctx.spikes))
-
     def _forward_for_grad(self, params, x, T, idx, rng, update_stats, ledger, grads):
         B = len(x)
         ctx = Ctx(T, B, params, grads, ledger, rng=rng, update_stats=update_stats, store=True)
@@ -92,12 +68,3 @@ class BPTT:
         ctx.tape["__out_static__"] = a.static
         out = expand(a, T).reshape((T, B) + tuple(self.spec.output_shape))
         return out, ctx
-
-    # ------------------------------------------------------------------ one training step
-    def step(self, params: dict, x, y, T, loss_fn, opt, lr: float, *, idx=None, rng=None) -> StepOut:
-        res = self.loss_and_grads(params, x, y, T, loss_fn, idx=idx, rng=rng)
-        if np.isfinite(res.loss) and all(np.all(np.isfinite(g)) for g in res.grads.values()):
-            opt.step(params, res.grads, lr)
-        elif np.isfinite(res.loss):
-            res.loss = float("nan")
-        return res

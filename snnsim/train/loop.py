@@ -23,6 +23,7 @@ import numpy as np
 from ..data import pad_to_shape  # noqa: F401
 from ..data import fit_to_shape, load_dataset
 from ..errors import InputError, SnnsimError
+from ..layers.registry import network_trainer
 from ..spec import NetworkSpec
 from ..weights import check_weights, save_npz
 from .checkpoint import check_against_spec, file_keys, first_not_finite, load_checkpoint, save_checkpoint
@@ -94,10 +95,9 @@ class TrainResult:
 
 def make_method(spec: NetworkSpec, cfg: TrainConfig):
     ncfg = NeuronTrainCfg(parse_surrogate(cfg.surrogate), cfg.detach_reset)
-    from ..layers import trev_layer
-    if trev_layer(spec) is not None and cfg.method in ("bptt", "reversible"):
-        from .trev import TRevBPTT, TRevReversible
-        return (TRevBPTT if cfg.method == "bptt" else TRevReversible)(spec, ncfg)
+    own = network_trainer(spec, cfg.method, ncfg)      # a network whose kind trains it (a T-RevSNN network)
+    if own is not None:
+        return own
     if cfg.method == "bptt":
         from .bptt import BPTT
         return BPTT(spec, ncfg)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..spec import NetworkSpec
-from .bptt import StepOut
+from .step import StepOut
 from ..layers import build_nodes
 from .forward import (Act, Ctx, NeuronTrainCfg, apply_bn_stats, back_nodes, check_trainable, expand, first_trainable,
                       rate_spikes, run_nodes, trainable_keys, walk_nodes)

@@ -1,8 +1,10 @@
-"""Reversible training of RevSNN blocks (docs/papers.md, RevSNN): no activation inside a reversible block is stored.
+"""Reversible training (docs/papers.md, RevSNN): no activation inside an invertible block is stored.
 
-Forward: every layer runs as under BPTT, but the F and G sub-networks of ``reversible`` blocks store nothing;
-of a chain of consecutive reversible blocks only the last block's output is kept. Backward, block by block
-from the last: given the block's output Y = [y1, y2] and its gradient [g1, g2] (docs/papers.md, RevSNN inverse):
+Forward: every layer runs as under BPTT, but the blocks whose kind is ``invertible`` (RevSNN blocks, whose F and G
+sub-networks store nothing) keep no tape; of a chain of consecutive such blocks only the last block's output is
+kept. Backward, block by block from the last, each block's node rebuilds its input from its output
+(``invert_backward``). For a RevSNN block, given its output Y = [y1, y2] and its gradient [g1, g2] (docs/papers.md,
+RevSNN inverse):
 
     G is re-simulated from a reset state over all T steps on y1, storing its activations, and back-propagated
     through time with g2:                     gy1 = g1 + G'(y1)^T g2,      x2 = y2 - G(y1)
@@ -18,7 +20,7 @@ round-off of its threshold may spike differently in the re-simulation (docs/pape
 neuron layer's spike count is compared with the forward's; a difference is reported as ``spike_mismatch`` in
 the step's memory report (the gradients of that step are then those of a slightly different spike pattern).
 
-T-RevSNN columns (``trevsnn`` layers): ``snnsim.train.trev``.
+A network whose kind trains itself (a T-RevSNN network: ``Kind.trainer``) gets its own method.
 """
 
 from __future__ import annotations
@@ -27,20 +29,24 @@ import numpy as np
 
 from ..errors import InputError
 from ..spec import NetworkSpec
+from ..layers.registry import kind_of, network_trainer
 from .blas import single_threaded_blas
-from .bptt import BPTT, StepOut
-from ..layers import ReversibleNode
-from ..layers.reversible import split, uncouple
+from .bptt import BPTT
 from .forward import Ctx, expand, reduce_t
 from .memory import Ledger
+from .step import StepOut
 
 
-class Reversible(BPTT):
+def _invertible(node) -> bool:
+    return kind_of(node.layer).invertible
+
+
+class ReversibleTraining(BPTT):
     name = "reversible"
 
     def __init__(self, spec: NetworkSpec, neuron_cfg=None):
         super().__init__(spec, neuron_cfg)
-        if not any(isinstance(n, ReversibleNode) for n in self.nodes):
+        if not any(_invertible(n) for n in self.nodes):
             raise InputError(f"--method reversible: network '{spec.name}' has no top-level 'reversible' blocks "
                              "(RevSNN); use --method bptt")
 
@@ -51,12 +57,12 @@ class Reversible(BPTT):
         ctx.tape["__rev__"] = {}
         a = self.input_act(x, T, idx)
         for i, node in enumerate(self.nodes):
-            if isinstance(node, ReversibleNode):
+            if _invertible(node):
                 ctx.store = False
                 counts_before = dict(ctx.spikes)
                 y = node.forward(a, ctx)
                 ctx.store = True
-                end = i + 1 == len(self.nodes) or not isinstance(self.nodes[i + 1], ReversibleNode)
+                end = i + 1 == len(self.nodes) or not _invertible(self.nodes[i + 1])
                 ctx.tape["__rev__"][node.name] = {
                     "static": a.static, "y": y.x if end else None,
                     "spikes": {k: v - counts_before.get(k, 0) for k, v in ctx.spikes.items()
@@ -81,10 +87,10 @@ class Reversible(BPTT):
         for i in range(len(self.nodes) - 1, self.first - 1, -1):
             node = self.nodes[i]
             need_gx = i > self.first
-            if isinstance(node, ReversibleNode):
+            if _invertible(node):
                 info = rev[node.name]
                 y = info["y"] if info["y"] is not None else rebuilt
-                g, rebuilt, flips = self._block_backward(node, y, g, ctx, info)
+                g, rebuilt, flips = node.invert_backward(y, g, ctx, info["spikes"])
                 mismatch += flips
                 ctx.ledger.release(node.name, "output")
                 if info["static"]:
@@ -97,33 +103,6 @@ class Reversible(BPTT):
         ctx.ledger.live()
         ctx.ledger.spike_mismatch = mismatch
         return ctx.grads
-
-    def _block_backward(self, node: ReversibleNode, y: np.ndarray, g: np.ndarray, ctx: Ctx, info: dict):
-        """The block's inverse (``uncouple``), each of G and F back-propagated right after its re-run, so that
-        one graph is held at a time."""
-        y1, y2 = split(y)
-        g1, g2 = split(g)
-        store, update = ctx.store, ctx.update_stats
-        ctx.store, ctx.update_stats = True, False
-        before = dict(ctx.spikes)
-        grad = {}
-
-        def g_then_back(v):
-            go = node.run(node.g, v, ctx)                                       # G from a reset state
-            grad["y1"] = node.back_g(g1, g2, ctx)
-            return go
-
-        def f_then_back(v):
-            fo = node.run(node.f, v, ctx)                                       # F from a reset state
-            grad["x2"] = node.back_f(g2, grad["y1"], ctx)
-            return fo
-
-        x1, x2 = uncouple(y1, y2, g_then_back, f_then_back)
-        ctx.store, ctx.update_stats = store, update
-        flips = sum(abs(ctx.spikes.get(k, 0) - before.get(k, 0) - n) for k, n in info["spikes"].items())
-        x = np.concatenate([x1, x2], axis=1)
-        gx = np.concatenate([grad["y1"], grad["x2"]], axis=1)
-        return gx, x, flips
 
     def loss_and_grads(self, params, x, y, T, loss_fn, *, idx=None, rng=None, update_stats=True) -> StepOut:
         grads = {k: np.zeros_like(params[k]) for k in self.trainable}
@@ -140,7 +119,4 @@ class Reversible(BPTT):
 
 
 def make_reversible(spec, neuron_cfg):
-    if any(getattr(layer, "kind", "") == "trevsnn" for layer in spec.layers):
-        from .trev import TRevReversible
-        return TRevReversible(spec, neuron_cfg)
-    return Reversible(spec, neuron_cfg)
+    return network_trainer(spec, ReversibleTraining.name, neuron_cfg) or ReversibleTraining(spec, neuron_cfg)

@@ -1,7 +1,7 @@
-"""Training T-RevSNN networks (``trevsnn`` layers; docs/papers.md, T-RevSNN): BPTT over the columns and the
-reversible backward.
+"""Training T-RevSNN networks (docs/papers.md, T-RevSNN): BPTT over the columns and the reversible backward, the
+two methods the kind provides for a network made of it (``trainer``).
 
-Graph (``snnsim.trev``): the stem runs once on the image; column t = 0..T-1 runs levels l = 0..L-1:
+Graph (the package's docstring): the stem runs once on the image; column t = 0..T-1 runs levels l = 0..L-1:
     z_l = down_l(c_{l-1}[t]) + up_l(c_{l+1}[t-1]),   o_l = B2(B1(z_l)),   c_l[t] = o_l + a_l^(t) * c_l[t-1]
 with a = clamp(alpha) = sign(alpha) * max(|alpha|, 1e-3); heads on c_{L-1}[t] after their columns. Every node
 inside a column is stateless (Quant neurons, convs, batch norm per column), so a column is an ordinary
@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
-from ..spec import NetworkSpec
-from ..layers import trev_layer
-from ..layers.trevsnn import ALPHA_MIN, clamp_alpha, columns, couple, uncouple
-from .bptt import BPTT, StepOut
-from ..layers import build_nodes
-from .forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, check_trainable, run_nodes, shared_copies, sync_shared,
-                      trainable_keys)
-from .memory import Ledger
+from ...errors import InputError
+from ...spec import NetworkSpec
+from ...train.forward import (Act, Ctx, Node, NeuronTrainCfg, back_nodes, check_trainable, run_nodes, shared_copies,
+                              sync_shared, trainable_keys)
+from ...train.memory import Ledger
+from ...train.step import GradientStep, StepOut
+from ..registry import build_nodes
+from .records import ALPHA_MIN, clamp_alpha, columns, couple, trev_layer, uncouple
 
 
 class StateNode(Node):
@@ -60,7 +59,7 @@ class StateNode(Node):
         return (delta * self.alpha(ctx)).astype(np.float32)
 
 
-class TRevBPTT(BPTT):
+class TRevBPTT(GradientStep):
     name = "bptt"
 
     def __init__(self, spec: NetworkSpec, neuron_cfg=None):
@@ -268,3 +267,9 @@ class TRevReversible(TRevBPTT):
         if t > 0 and self.states == "invert":
             for l in range(len(prev)):
                 ctx.ledger.hold(self.cols[t - 1][l][3].name, "c", prev[l])
+
+
+def trainer(spec, method: str, neuron_cfg):
+    """The kind's training methods (``Kind.trainer``): BPTT over the columns and the reversible backward."""
+    make = {cls.name: cls for cls in (TRevBPTT, TRevReversible)}.get(method)
+    return None if make is None else make(spec, neuron_cfg)

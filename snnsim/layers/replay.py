@@ -1,0 +1,81 @@
+"""Runs ops outside the engine's traced time loop, with the engine's arithmetic: the same ``op.forward`` calls
+with the same kernel form rule, the same neuron step, fresh state. The inverses of reversible kinds use it to
+re-simulate their sub-networks, and a T-RevSNN forward that keeps its column states runs on it.
+
+Each op runs itself (``Op.replay``: a plain op by default, blocks and neurons by their own kinds). Optionally an
+elementwise bound ``e`` on |value here - value in the forward| is carried through every op (``None`` = exact),
+and every neuron whose spike might differ from the forward's is recorded (``risks``; docs/papers.md, Reversal
+numerics, has the bound and the decision what to do with a reconstruction at risk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import kernels as K
+from ..errors import SnnsimError
+from .op import U, finish, kernel_form
+
+
+class SpikeFlipError(SnnsimError):
+    """A reconstruction may have flipped a spike and no cached state was given to fall back to."""
+
+
+@dataclass
+class Risk:
+    layer: str
+    t: int
+    count: int
+
+
+class Replay:
+    def __init__(self, form: str = "auto", event_threshold: float | None = None):
+        self.form = form
+        self.thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
+        self.state: dict[str, list] = {}          # op name -> what its replay keeps across timesteps
+        self.risks: list[Risk] = []
+
+    @property
+    def at_risk(self) -> int:
+        return sum(r.count for r in self.risks)
+
+    def reset(self) -> None:
+        self.state.clear()
+
+    def run_ops(self, ops, x: np.ndarray, t: int) -> np.ndarray:
+        """Exact: the ops' output at timestep t (the interface of the engine's batch run)."""
+        return self.bounded(ops, x, None, t)[0]
+
+    def bounded(self, ops, x: np.ndarray, e: np.ndarray | None, t: int):
+        """The ops' output at timestep t and the bound on its error, given the bound ``e`` on x's."""
+        for op in ops:
+            x, e = op.replay(self, x, e, t)
+        return x, e
+
+    def kernel_form(self, op, x: np.ndarray) -> str:
+        if self.form != "auto":
+            return self.form
+        return kernel_form(op, K.count_nonzero(x), x.size, self.thr)       # the engine's rule
+
+    def note_risk(self, layer: str, t: int, count: int) -> None:
+        if count:
+            self.risks.append(Risk(layer, t, count))
+
+
+def add_bound(y, ea, eb):
+    """Bound on |y - truth| for y = fl(a + b), |a - a_true| <= ea, |b - b_true| <= eb (None: exact)."""
+    if ea is None and eb is None:
+        return None
+    ea = 0.0 if ea is None else ea
+    eb = 0.0 if eb is None else eb
+    return finish(ea + eb + U * (2 * np.abs(y) + ea + eb))
+
+
+def sub_bound(a: np.ndarray, ea, eb, out: np.ndarray) -> np.ndarray:
+    """Bound on |out - truth| for out = fl(a - b) where the forward computed a_true = fl(truth + b_true),
+    |a - a_true| <= ea and |b - b_true| <= eb."""
+    ea = 0.0 if ea is None else ea
+    eb = 0.0 if eb is None else eb
+    return finish(ea + eb + U * (np.abs(a) + ea + np.abs(out)))

@@ -1,0 +1,174 @@
+"""The T-RevSNN forward that keeps its column states (no trace) and the exact inverse of a column, re-simulated
+with a rigorous error bound (docs/papers.md, T-RevSNN inverse; the reasoning is ``snnsim.layers.reversible.inverse``'s):
+
+    c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l,    l = L-1 .. 0, each step re-running L forward
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import InputError, SnnsimError
+from ..op import FLOOR, SAFETY, U
+from ..replay import Replay, Risk, SpikeFlipError, add_bound
+from .op import TRevOp, run_columns, run_level
+from .records import uncouple
+
+QUANT_THRESHOLD = 0.5
+
+
+def the_op(net) -> TRevOp:
+    for op in net.ops:
+        if isinstance(op, TRevOp):
+            return op
+    raise SnnsimError(f"network '{net.name}' is not a T-RevSNN network (no 'trevsnn' layer)")
+
+
+@dataclass
+class TRevForward:
+    x: np.ndarray                       # stem output [B, C0, H0, W0] (computed once, kept once)
+    states: list                        # states[t][l] = c_l[t], or None where not kept
+    logits: dict                        # column -> head output [B, classes]
+    guard: dict                         # (t, l) -> exact c_l[t], kept because its reconstruction is at risk
+    alphas: list                        # alphas[t][l], clamped, [C, 1, 1]
+
+
+def forward(net, img: np.ndarray, *, timesteps: int | None = None, keep: str = "all", guard: bool = True,
+            form: str = "auto", event_threshold: float | None = None) -> TRevForward:
+    """Run a T-RevSNN batch (no trace) and return the stem output, the column states and every head's output.
+
+    keep: 'all' keeps every c_l[t]; 'last' keeps only the last column's (the reversible-training setting: the rest
+    is rebuilt with ``invert_column``). guard: also keep, exactly, each c_l[t-1] whose reconstruction from
+    column t could flip a Quant spike (``guard_mask``) - the fall-back of the inverse; almost always empty.
+    """
+    op = the_op(net)
+    T = int(timesteps or net.spec.timesteps)
+    if not 1 <= T <= op.layer.columns:
+        raise InputError(f"timesteps: T={T} is not between 1 and {op.layer.columns}")
+    img = np.ascontiguousarray(img, np.float32)
+    ex = Replay(form, event_threshold)
+    box: dict = {}
+    logits = dict(run_columns(op, ex, img, T, sorted(op.heads), None, box))
+    states = box["states"]
+    g = {}
+    if guard:
+        for t in range(1, T):
+            for l, lv in enumerate(op.columns[t]):
+                if guard_mask(states[t][l], states[t - 1][l], lv.state.alpha).any():
+                    g[(t - 1, l)] = states[t - 1][l].copy()
+    if keep == "last":
+        states = [[None] * len(s) for s in states[:-1]] + [states[-1]]
+    elif keep != "all":
+        raise ValueError("keep: 'all' or 'last'")
+    alphas = [[lv.state.alpha for lv in op.columns[t]] for t in range(T)]
+    return TRevForward(box["x"], states, logits, g, alphas)
+
+
+def _recon_bound(c: np.ndarray, ec, eo, alpha: np.ndarray, chat: np.ndarray) -> np.ndarray:
+    """Bound on |c_hat - c_prev| for c_hat = fl(fl(c - o) / alpha), where the forward computed
+    c = fl(o_true + fl(alpha * c_prev)), |c - c_true| <= ec and |o - o_true| <= eo (/ |alpha|: docs/papers.md)."""
+    ec = 0.0 if ec is None else ec
+    eo = 0.0 if eo is None else eo
+    a = np.abs(alpha)
+    with np.errstate(divide="ignore"):        # alpha = 0: no inverse, an infinite bound (the guard keeps c)
+        e = (ec + eo + U * (np.abs(c) + ec)) * (1 + 2 * U) / a + 4 * U * np.abs(chat)
+    return (np.asarray(e, np.float32) * np.float32(SAFETY) + np.float32(FLOOR)).astype(np.float32)
+
+
+def quant_risk(c: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Elements whose Quant spike (c > 0.5) may differ from the forward's, given |c - c_forward| <= e."""
+    eh = e * np.float32(1.02) + np.float32(9 * U) * (np.abs(c) + 1) + np.float32(2 * FLOOR)
+    return np.abs(c - np.float32(QUANT_THRESHOLD)) <= eh
+
+
+def guard_mask(c_t: np.ndarray, c_prev: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Forward-side test (exact values known): elements of c_prev whose reconstruction from column t could
+    be flagged by ``invert_column`` (margin 3x the reconstruction bound, so the inverse's own test, done on
+    the reconstructed value, never flags an element this one let through)."""
+    b = _recon_bound(c_t, None, None, alpha, c_prev)
+    return quant_risk(c_prev, 3 * b)
+
+
+@dataclass
+class ColumnInverse:
+    states: list          # c_hat_l[t-1], l = 0..L-1
+    bounds: list          # elementwise bounds on |c_hat - c_forward| (zeros after a fall-back)
+    at_risk: list         # per level: Quant spikes that might flip (0: the bound is rigorous)
+    fallback: list        # per level: the cached state was used
+    risks: list = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return any(self.at_risk)
+
+
+def invert_column(net, t: int, x: np.ndarray, c_t: list, *, bounds: list | None = None, cache: dict | None = None,
+                  on_risk: str = "raise", form: str = "auto", event_threshold: float | None = None) -> ColumnInverse:
+    """Exact inverse of column t (docs/papers.md): from x (the stem output) and all c_l[t], rebuild c_l[t-1]
+    for l = L-1 .. 0 by running L forward:  c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l.
+
+    bounds: per-level elementwise bounds on the error of c_t (when c_t is itself a reconstruction, i.e. when
+    inverses are chained across columns); None for exact states. cache: {level: exact c_l[t-1]} to fall back on
+    (``TRevForward.guard``). A level whose reconstruction might flip a Quant spike downstream is flagged; it
+    falls back to ``cache`` if given, else raises ``SpikeFlipError`` (on_risk='keep' returns it flagged).
+    form/event_threshold must match the forward's so that L is recomputed with the same kernels.
+    """
+    if on_risk not in ("raise", "keep"):
+        raise ValueError("on_risk: 'raise' or 'keep'")
+    op = the_op(net)
+    if not 1 <= t < len(op.columns):
+        raise InputError(f"t: column {t} has no previous column to rebuild (columns 1..{len(op.columns) - 1})")
+    levels = op.columns[t]
+    L = len(levels)
+    for lv in levels:
+        if not np.all(lv.state.alpha):
+            raise SnnsimError(f"column {t}: {lv.state.layer.key} has channels with alpha = 0 (the official clamp "
+                              "keeps an exact 0), so c[t-1] cannot be rebuilt from column t")
+    cache = cache or {}
+    sim = Replay(form, event_threshold)
+    out = [None] * L
+    eb = [None] * L
+    risk = [0] * L
+    fell = [False] * L
+    allrisks = []
+    for l in range(L - 1, -1, -1):
+        lv = levels[l]
+        below = x if l == 0 else np.asarray(c_t[l - 1], np.float32)
+        e_below = None if (l == 0 or bounds is None) else bounds[l - 1]
+        n0 = len(sim.risks)
+        d, ed = sim.bounded(lv.down, below, e_below, t) if lv.down else (below, e_below)
+        if lv.up:
+            u, eu = sim.bounded(lv.up, out[l + 1], eb[l + 1] if eb[l + 1] is not None and eb[l + 1].any() else None, t)
+            z = np.add(u, d, dtype=np.float32)
+            ez = add_bound(z, eu, ed)
+        else:
+            z, ez = d, ed
+        o, eo = sim.bounded(lv.blocks, z, ez, t)
+        c = np.asarray(c_t[l], np.float32)
+        ec = None if bounds is None else bounds[l]
+        chat = uncouple(c, o, lv.state.alpha)
+        b = _recon_bound(c, ec, eo, lv.state.alpha, chat)
+        n = int(quant_risk(chat, b).sum()) + sum(r.count for r in sim.risks[n0:])
+        if n:
+            allrisks.append(Risk(lv.state.name, t - 1, n))
+            risk[l] = n
+            if l in cache:
+                chat = np.asarray(cache[l], np.float32).copy()
+                b = np.zeros_like(chat)
+                fell[l] = True
+            elif on_risk == "raise":
+                raise SpikeFlipError(f"inverse of column {t}: {n} elements of the rebuilt c{l}[t-1] lie within the "
+                                     "reconstruction error of the Quant threshold 0.5; pass the exact state "
+                                     "(cache={level: c}, kept by forward(guard=True)) or on_risk='keep'")
+        out[l], eb[l] = chat, b
+    return ColumnInverse(out, eb, risk, fell, allrisks)
+
+
+def level_forward(net, t: int, l: int, below: np.ndarray, up_prev: np.ndarray | None, *, form: str = "auto",
+                  event_threshold: float | None = None) -> np.ndarray:
+    """L_l^(t)(below, up_prev) = B2(B1(down(below) + up(up_prev))) with the engine's arithmetic (for training)."""
+    op = the_op(net)
+    return run_level(op, Replay(form, event_threshold), t, op.columns[t][l], np.asarray(below, np.float32),
+                      up_prev, None)
