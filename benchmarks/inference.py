@@ -32,7 +32,7 @@ from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from background import add_load_option, alternate, background_load, machine_load  # noqa: E402
-from peer_models import BUILDERS, build, lively_weights, run_sj  # noqa: E402
+from peer_models import BUILDERS, build, lively_weights, norse_lif, run_sj, snntorch_lif, stepwise  # noqa: E402
 
 from snnsim.data import load_dataset  # noqa: E402
 from snnsim.engine import run  # noqa: E402
@@ -52,55 +52,6 @@ def inputs(name, n):
     return np.ascontiguousarray(x, np.float32)
 
 
-def stepwise_runner(model, T, neuron):
-    """The same layers driven timestep by timestep, with each LIF layer replaced by a peer's neuron:
-    ``neuron()`` returns (initial state, step(input, state) -> (spikes, state))."""
-    mods = []
-    for name, m in model.named_children():
-        if type(m).__name__ == "LIFNode":
-            mods.append(("lif", neuron()))
-        else:
-            mods.append(("layer", m))
-            for c in m.modules():               # SpikingJelly wrappers act per timestep in single-step mode
-                if hasattr(c, "step_mode"):
-                    c.step_mode = "s"
-
-    def forward(x):
-        from spikingjelly.activation_based import functional
-
-        states = [m[0] if kind == "lif" else None for kind, m in mods]
-        outs = []
-        with torch.no_grad():
-            functional.reset_net(model)
-            for _ in range(T):
-                h = x
-                for i, (kind, m) in enumerate(mods):
-                    if kind == "lif":
-                        h, states[i] = m[1](h, states[i])
-                    else:
-                        h = m(h)
-                outs.append(h)
-        return torch.stack(outs)
-
-    return forward
-
-
-def snntorch_neuron():
-    """snnTorch Leaky, beta 0.5, reset to zero: the LIF (tau 2, hard reset) of the networks."""
-    import snntorch as snn
-
-    cell = snn.Leaky(beta=0.5, reset_mechanism="zero")
-    return cell.init_leaky(), lambda h, mem: cell(h, mem)
-
-
-def norse_neuron():
-    """Norse LIFBoxCell (no synaptic current), dt * tau_mem_inv = 0.5, threshold 1, reset to 0."""
-    import norse.torch as nt
-
-    cell = nt.LIFBoxCell(nt.LIFBoxParameters(tau_mem_inv=torch.tensor(500.0)), dt=1e-3)
-    return None, lambda h, state: cell(h, state)
-
-
 PEERS = ("spikingjelly", "norse", "snntorch")
 
 
@@ -112,8 +63,8 @@ def bench_network(name, T, rounds, load):
     x64 = inputs(name, 64)
     xs = x64.reshape((64,) + spec.input_shape)
     rows = []
-    runners = {"norse": stepwise_runner(lively_weights(build(name, 0.0)), T, norse_neuron),
-               "snntorch": stepwise_runner(lively_weights(build(name, 0.0)), T, snntorch_neuron)}
+    runners = {"norse": stepwise(lively_weights(build(name, 0.0)), T, norse_lif),
+               "snntorch": stepwise(lively_weights(build(name, 0.0)), T, snntorch_lif)}
     for batch in (1, 64):
         xb = xs[:batch]
         xt = torch.from_numpy(x64[:batch])

@@ -4,9 +4,12 @@ backward pass against T and against depth.
     python benchmarks/training.py [--quick] [--step-only | --memory-only]
 
 1. Step time (forward + backward + AdamW update; batch 32 at T=4 and 8, and batch 64 at T=4; 2 threads for
-   both: NUMBA_NUM_THREADS=2 and torch.set_num_threads(2); OMP_WAIT_POLICY=PASSIVE unless already set, fixed
-   before any library loads and printed) of snnsim's BPTT and of the same SpikingJelly 2.0 network trained by PyTorch
-   autograd (multi-step LIF, its CPU kernels), with the same weights and batch; median of interleaved repeats.
+   all: NUMBA_NUM_THREADS=2 and torch.set_num_threads(2); OMP_WAIT_POLICY=PASSIVE unless already set, fixed
+   before any library loads and printed) of snnsim's BPTT and of the same network trained by PyTorch autograd
+   in SpikingJelly 2.0 (multi-step LIF, its CPU kernels), Norse 1.1 (LIFBoxCell) and snnTorch 1.0 (Leaky),
+   the last two driven step by step over the same layers; same weights and batch; median of alternating
+   rounds. Then the peak resident memory 3 steps add (batch 32, conv net and ResNet), each contender in a
+   fresh process (RSS is per process; skip with --no-rss).
 2. Peak bytes held for the backward pass (``snnsim.train.memory.Ledger``: stored activations, membranes,
    traces or accumulations, plus the tensor in flight) for bptt, ottt and saf, for T in 1, 2, 4, 8, 16, on the
    digits MLP with subtract reset (the network all three methods accept), batch 64.
@@ -16,7 +19,8 @@ backward pass against T and against depth.
    head; 1x12x12 MNIST crops): against T (4 blocks) and against the number of blocks (T=8).
 5. T-RevSNN (a tiny two-level `trevsnn`, one column per timestep) trained by BPTT over its columns and by
    reversible training (one column recomputed at a time, level states cached), T = 1, 2, 4, 8, 16.
-Writes build/benchmarks/training_step_time.csv, training_memory.csv and training_memory.png.
+Writes build/benchmarks/training_step_time.csv, training_step_rss.csv, training_memory.csv and
+training_memory.png (benchmarks/results/ with --update-results).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
-from peer_models import BUILDERS  # noqa: E402
+from peer_models import BUILDERS, norse_lif, snntorch_lif, stepwise  # noqa: E402
 
 from snnsim.data import fit_to_shape, load_dataset  # noqa: E402
 from snnsim.layers import load_spec, parse_spec  # noqa: E402
@@ -66,43 +70,118 @@ def batch(name, B):
 
 
 # ----------------------------------------------------------------------------- 1. step time
-def step_time(name, B=64, T=4, reps=7):
+PEERS = ("spikingjelly", "norse", "snntorch")
+
+
+def contenders(name, B, T, only=None):
+    """One training step (forward over T steps, cross-entropy of the mean output, backward, AdamW) for snnsim's
+    BPTT and each peer, on the same initial weights and batch: SpikingJelly's multi-step model; Norse's
+    LIFBoxCell and snnTorch's Leaky driven step by step over the same torch layers (tests/peer_models.py)."""
     from spikingjelly.activation_based import functional
 
-    torch.manual_seed(0)
-    model = BUILDERS[name](0.0).train()
+    def model():
+        torch.manual_seed(0)
+        return BUILDERS[name](0.0).train()
+
+    sj = model()
     spec = load_spec(ROOT / "networks" / f"{name}.yaml")
-    params = dict(check_weights(spec, {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}))
+    params = dict(check_weights(spec, {k: v.detach().numpy().copy() for k, v in sj.state_dict().items()}))
     x, y = batch(name, B)
-    xs = torch.from_numpy(x).unsqueeze(0).repeat((T,) + (1,) * x.ndim)
+    xt = torch.from_numpy(x)
+    xs = xt.unsqueeze(0).repeat((T,) + (1,) * x.ndim)
     yt = torch.from_numpy(y)
-    opt_sj = torch.optim.AdamW(model.parameters(), lr=1e-3)
     bp = BPTT(spec)
     opt = make_optimizer("adamw", bp.trainable)
     loss_fn = make_loss("ce")
+    xin = fit_to_shape(x, spec.input_shape)
 
     def ours():
-        bp.step(params, fit_to_shape(x, spec.input_shape), y, T, loss_fn, opt, 1e-3)
+        bp.step(params, xin, y, T, loss_fn, opt, 1e-3)
 
-    def theirs():
-        functional.reset_net(model)
-        opt_sj.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xs).mean(0), yt)
-        loss.backward()
-        opt_sj.step()
+    def torch_step(module, forward, inp):
+        opt_t = torch.optim.AdamW(module.parameters(), lr=1e-3)
 
-    for f in (ours, theirs):     # warm-up (Numba cache load / compile, torch allocator)
+        def step():
+            functional.reset_net(module)
+            opt_t.zero_grad()
+            loss = torch.nn.functional.cross_entropy(forward(inp).mean(0), yt)
+            loss.backward()
+            opt_t.step()
+        return step
+
+    def stepped(neuron):
+        m = model()
+        return torch_step(m, stepwise(m, T, neuron, train=True), xt)
+
+    makers = {"snnsim": lambda: ours, "spikingjelly": lambda: torch_step(sj, sj, xs),
+              "norse": lambda: stepped(norse_lif), "snntorch": lambda: stepped(snntorch_lif)}
+    return {k: make() for k, make in makers.items() if only in (None, k)}
+
+
+def step_time(name, B=64, T=4, reps=7):
+    steps = contenders(name, B, T)
+    for f in steps.values():     # warm-up (Numba cache load / compile, torch allocator)
         f()
         f()
-    times = {"snnsim": [], "spikingjelly": []}
-    for _ in range(reps):
-        for key, f in (("snnsim", ours), ("spikingjelly", theirs)):
+    times = {k: [] for k in steps}
+    for _ in range(reps):        # alternating rounds: every contender once per round
+        for key, f in steps.items():
             t0 = time.perf_counter()
             f()
             times[key].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    return {"network": name, "batch": B, "T": T, "snnsim_ms": med["snnsim"] * 1e3,
-            "spikingjelly_ms": med["spikingjelly"] * 1e3, "ratio_sj_over_snnsim": med["spikingjelly"] / med["snnsim"]}
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    fastest = min(PEERS, key=med.get)
+    return {"network": name, "batch": B, "T": T, **{f"{k}_ms": v for k, v in med.items()},
+            "ratio_sj_over_snnsim": med["spikingjelly"] / med["snnsim"], "fastest_peer": fastest,
+            "ratio_fastest_peer_over_snnsim": med[fastest] / med["snnsim"], "load_avg": round(os.getloadavg()[0], 2)}
+
+
+def _hwm_kib() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in KiB (Linux /proc)."""
+    vals = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            vals[line.split(":")[0]] = int(line.split()[1])
+    return vals["VmRSS"], vals["VmHWM"]
+
+
+def step_rss_child(name, B, T, who):
+    """In a fresh process that builds only ``who``: the peak resident memory that 3 training steps at batch B
+    add above the resident memory before them. Two warm-up steps at batch 2 first load compiled code and
+    kernels (not counted) while allocating little; the kernel's high-water mark is then reset (writing 5 to
+    /proc/self/clear_refs, Linux >= 4.0). The parent runs this with a fixed malloc mmap threshold
+    (MALLOC_MMAP_THRESHOLD_), so that freed arrays go back to the system and memory an allocator kept from
+    earlier work is not silently reused: resident memory then follows the arrays a step holds."""
+    import gc
+
+    warm = contenders(name, 2, T, who)[who]
+    warm()
+    warm()
+    step = contenders(name, B, T, who)[who]
+    del warm
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    base, _ = _hwm_kib()
+    for _ in range(3):
+        step()
+    _, peak = _hwm_kib()
+    print(f"RSS {peak - base}")
+
+
+def step_rss(name, B, T):
+    """Peak resident MiB a step adds, per contender, each in its own process (RSS is per process)."""
+    import subprocess
+
+    row = {"network": name, "batch": B, "T": T}
+    for who in ("snnsim",) + PEERS:
+        out = subprocess.run([sys.executable, __file__, "--rss-child", name, str(B), str(T), who],
+                             capture_output=True, text=True, timeout=900,
+                             env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"))
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RSS ")]
+        row[f"{who}_MiB"] = int(lines[-1].split()[1]) / 1024 if out.returncode == 0 and lines else float("nan")
+    for peer in PEERS:
+        row[f"snnsim_over_{peer}"] = row["snnsim_MiB"] / row[f"{peer}_MiB"]
+    return row
 
 
 # ----------------------------------------------------------------------------- 2./3. memory
@@ -231,8 +310,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="skip the step-time comparison")
-    ap.add_argument("--step-only", action="store_true", help="only the step-time comparison")
+    ap.add_argument("--step-only", action="store_true", help="only the step-time and step-memory comparison")
+    ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS comparison (a process per contender)")
+    ap.add_argument("--rss-child", nargs=4, metavar=("NET", "B", "T", "WHO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        name, B, T, who = args.rss_child
+        step_rss_child(name, int(B), int(T), who)
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.memory_only:
         nets = ["digits_mlp", "mnist_conv"] if args.quick else ["digits_mlp", "mnist_conv", "cifar_sew_resnet"]
@@ -243,6 +328,11 @@ def main():
         print(f"OMP_WAIT_POLICY={OMP_POLICY} for both (set before any library loaded)")
         print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"load average {os.getloadavg()[0]:.2f}")
+        if not args.no_rss:
+            rss = pd.DataFrame([step_rss(n, 32, T) for n in nets[1:] for T in ((4,) if args.quick else (4, 8))])
+            rss.to_csv(RESULTS / "training_step_rss.csv", index=False)
+            print("-- peak resident MiB that 3 training steps add (a fresh process per contender; code loaded first)")
+            print(rss.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.step_only:
         return
     mem = memory_table(args.quick)

@@ -138,3 +138,60 @@ def lively_weights(model, seed=0):
                 m.weight.mul_(3.0)
                 m.bias.uniform_(0.6, 1.4)
     return model.eval()
+
+
+# ----------------------------------------------------------------------------- Norse and snnTorch
+def stepwise(model, T, neuron, train=False):
+    """The same layers driven timestep by timestep, with each LIF layer replaced by a peer's neuron:
+    ``neuron()`` returns (initial state, step(input, state) -> (spikes, state)). Returns forward(x) -> [T, N, ...]
+    outputs (direct encoding: x at every step), under ``torch.no_grad()`` unless ``train``."""
+    import contextlib
+
+    import torch
+    from spikingjelly.activation_based import functional
+
+    mods = []
+    for name, m in model.named_children():
+        if type(m).__name__ == "LIFNode":
+            mods.append(("lif", neuron()))
+        else:
+            mods.append(("layer", m))
+            for c in m.modules():               # SpikingJelly wrappers act per timestep in single-step mode
+                if hasattr(c, "step_mode"):
+                    c.step_mode = "s"
+
+    def forward(x):
+        states = [m[0] if kind == "lif" else None for kind, m in mods]
+        outs = []
+        with contextlib.nullcontext() if train else torch.no_grad():
+            functional.reset_net(model)
+            for _ in range(T):
+                h = x
+                for i, (kind, m) in enumerate(mods):
+                    if kind == "lif":
+                        h, states[i] = m[1](h, states[i])
+                    else:
+                        h = m(h)
+                outs.append(h)
+        return torch.stack(outs)
+
+    return forward
+
+
+def snntorch_lif():
+    """snnTorch Leaky, beta 0.5, reset to zero: the LIF (tau 2, hard reset) of the networks (its default
+    surrogate, arctan, when trained)."""
+    import snntorch as snn
+
+    cell = snn.Leaky(beta=0.5, reset_mechanism="zero")
+    return cell.init_leaky(), lambda h, mem: cell(h, mem)
+
+
+def norse_lif():
+    """Norse LIFBoxCell (no synaptic current), dt * tau_mem_inv = 0.5, threshold 1, reset to 0 (its default
+    surrogate, SuperSpike, when trained)."""
+    import norse.torch as nt
+    import torch
+
+    cell = nt.LIFBoxCell(nt.LIFBoxParameters(tau_mem_inv=torch.tensor(500.0)), dt=1e-3)
+    return None, lambda h, state: cell(h, state)
