@@ -3,9 +3,11 @@
     python scripts/architecture_facts.py [--json]
 
 A layer kind is "named" by a module when its code holds the kind's YAML type as a string literal ("conv2d") or
-uses the name of its spec record class (Conv2d) as a name of its own (``nir.Conv2d``, NIR's node, is not). A kind
-that is a package of its own (``snnsim/layers/trevsnn/``) counts as one module. The aim (docs/api.md, the registry)
-is that a kind is named by its own module and the registry only, and that the import graph has no cycles.
+uses the name of its spec record class (Conv2d) as a name of its own (``nir.Conv2d``, NIR's node, is not). The aim
+(docs/layers.md) is that a kind is named by its own module and the registry only, and that the import graph has
+no cycles. A composite kind's module that only builds another kind's records (the T-RevSNN is made of convs,
+batch norms and pools; rlif of a linear product and a neuron) and never tests objects against them is listed
+apart as composition: what is counted is dispatch on a kind outside its own module.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ("snnsim/layers/__init__.py", "snnsim/layers/registry.py")   # the table every kind is listed in
 PACKAGES = ("snnsim", "hwmodel")
 # A word that is a layer kind's YAML type but means something else where it appears: user-facing names (a key
 # of the architecture file, an output column, a training method) that are not the kind and cannot be renamed.
@@ -98,17 +101,57 @@ def layer_kinds() -> dict[str, list[str]]:
     return kinds
 
 
-def modules_naming(kinds: dict[str, list[str]]) -> dict[str, list[str]]:
+def modules_naming(kinds: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Modules whose code names a kind: its YAML type as a whole string literal, or its record class as a name
-    of its own (not an attribute of another module, such as NIR's ``nir.Conv2d``; not in comments or text)."""
+    of its own (not an attribute of another module, such as NIR's ``nir.Conv2d``; not in comments or text).
+
+    Returns (naming, composing). A module of another layer kind (under snnsim/layers/) that only builds a kind's
+    records (calls, subclasses, annotations, imports: a T-RevSNN is made of convs) and neither tests objects
+    against the class (isinstance, issubclass, ``is``/``==``/``in``) nor writes its type string is *composing*
+    it, not naming it: it is listed apart, so that what is counted is dispatch on a kind outside its module."""
     files = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
     tokens = {str(p.relative_to(ROOT)): _tokens(p) for p in files}
-    out = {}
+    tests = {str(p.relative_to(ROOT)): _class_tests(p) for p in files}
+    naming, composing = {}, {}
     for kind, classes in kinds.items():
         literals = {repr(kind), f'"{kind}"'}
-        files = [name for name, (strings, names) in tokens.items()
-                 if (strings & literals and (name, kind) not in HOMONYMS) or names & set(classes)]
-        out[kind] = sorted(set(map(_module, files)))
+        named, built = set(), set()
+        for name, (strings, names) in tokens.items():
+            literal = bool(strings & literals) and (name, kind) not in HOMONYMS
+            if not (literal or names & set(classes)):
+                continue
+            composes = (not literal and not tests[name] & set(classes) and name.startswith(KIND_PACKAGES + "/")
+                        and name not in REGISTRY and not _defines(name, classes))
+            (built if composes else named).add(_module(name))
+        naming[kind] = sorted(named)
+        composing[kind] = sorted(built - named)
+    return naming, composing
+
+
+def _defines(path: str, classes: list[str]) -> bool:
+    """Whether the file defines one of the kind's record classes (then it is the kind's own module)."""
+    import ast
+
+    tree = ast.parse((ROOT / path).read_text())
+    return any(isinstance(n, ast.ClassDef) and n.name in classes for n in ast.walk(tree))
+
+
+def _class_tests(path: Path) -> set[str]:
+    """Names a module tests objects against: isinstance/issubclass's second argument, and the operands of
+    ``is``, ``==``, ``!=`` and ``in`` comparisons."""
+    import ast
+
+    out: set[str] = set()
+    tested = (ast.Is, ast.IsNot, ast.Eq, ast.NotEq, ast.In, ast.NotIn)
+    for node in ast.walk(ast.parse(path.read_text())):
+        sides = []
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2 \
+                and node.func.id in ("isinstance", "issubclass"):
+            sides = [node.args[1]]
+        elif isinstance(node, ast.Compare) and any(isinstance(op, tested) for op in node.ops):
+            sides = [node.left] + node.comparators
+        for side in sides:
+            out.update(n.id for n in ast.walk(side) if isinstance(n, ast.Name))
     return out
 
 
@@ -140,14 +183,19 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the facts as JSON")
     args = ap.parse_args()
     cycles = import_cycles()
-    naming = modules_naming(layer_kinds())
+    naming, composing = modules_naming(layer_kinds())
     if args.json:
-        print(json.dumps({"import_cycles": cycles, "modules_naming_kind": naming}, indent=1))
+        print(json.dumps({"import_cycles": cycles, "modules_naming_kind": naming,
+                          "kinds_composing_kind": composing}, indent=1))
         return
     print(f"import cycles: {len(cycles)}" + "".join(f"\n  {len(c)} modules: {', '.join(c)}" for c in cycles))
-    print("modules naming each layer kind:")
+    print("modules naming each layer kind (type string, or its record class tested or named outside a kind):")
     for kind, modules in sorted(naming.items(), key=lambda kv: -len(kv[1])):
         print(f"  {kind:12s} {len(modules):2d}  {', '.join(modules)}")
+    print("kinds built from other kinds' records (composition, not counted above):")
+    for kind, modules in sorted(composing.items()):
+        if modules:
+            print(f"  {kind:12s} built by {', '.join(modules)}")
     print("not counted (the same word, another meaning):")
     for (module, kind), what in HOMONYMS.items():
         print(f"  {kind:12s} {module}: {what}")

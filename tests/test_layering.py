@@ -59,3 +59,18 @@ def test_a_cycle_is_detected():
     finally:
         grimp.build_graph = real
     assert cycles == [["knot.a", "knot.b", "knot.c"]]
+
+
+def test_class_tests_tell_dispatch_from_composition(tmp_path):
+    """A module that tests objects against a record class dispatches on the kind; one that only builds records
+    composes it (architecture_facts counts the first, lists the second apart)."""
+    from architecture_facts import _class_tests
+
+    src = tmp_path / "m.py"
+    src.write_text("from .conv import Conv2d, Pool2d\n"
+                   "def f(x):\n"
+                   "    y = Conv2d('c', (1,), (1,))\n"
+                   "    if isinstance(x, (Pool2d, int)) or type(x) is Linear:\n"
+                   "        return y\n"
+                   "    return x.kind == Flatten.kind\n")
+    assert _class_tests(src) == {"Pool2d", "int", "type", "x", "Linear", "Flatten"}

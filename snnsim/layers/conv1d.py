@@ -17,6 +17,7 @@ from ..kernels.cost import event_limit_conv
 from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import SynapticNode
+from . import conv
 from .op import EMPTY, Op, synaptic_bound
 from .registry import Kind, register, shape_error
 
@@ -103,7 +104,7 @@ class Conv1dOp(Op):
         geometry = dict(in_channels=self.layer.in_channels, out_channels=self.layer.out_channels,
                         kernel_size=list(g["kernel_size"]), stride=list(g["stride"]), padding=list(g["padding"]),
                         groups=self.layer.groups, bias=self.layer.bias, conv1d=True)
-        return "conv2d", g["in_shape"], g["out_shape"], geometry
+        return conv.KIND.name, g["in_shape"], g["out_shape"], geometry     # traced as the conv2d it runs as
 
     def error_bound(self, x, e, y):
         c = self.layer

@@ -221,7 +221,7 @@ def init_network(spec, seed: int = 0) -> dict:
         else:  # pragma: no cover
             w[key] = np.zeros(shape, np.float32)
     for sub in walk([layer]):
-        if isinstance(sub, ScaledStdConv2d) and sub.shared_from:
+        if getattr(sub, "shared_from", ""):       # a module reused by later columns: the same values
             for p in sub.param_shapes():
                 w[f"{sub.name}.{p}"] = w[f"{sub.shared_from}.{p}"].copy()
     return w
