@@ -230,6 +230,7 @@ class Multistep:
     its own (``Op.schedule``: a T-RevSNN network runs each column once) replaces this one."""
 
     probe_where = ""
+    name = "multistep"            # the regime of a T-step run
 
     def __init__(self, net):
         self.net = net
@@ -255,7 +256,7 @@ class Multistep:
         """Checks that need T and the run options checked (none here)."""
 
     def regime(self, T: int) -> str:
-        return "oneshot" if T == 1 else "multistep"
+        return "oneshot" if T == 1 else self.name
 
     def steps(self, br, x: np.ndarray, start: int, stop: int, T: int, first_index: int):
         """(t, output) for t = 0..T-1 of samples start..stop through the batch run ``br``."""
@@ -293,6 +294,11 @@ def _cached_prefix(net) -> int:
     return n
 
 
+def schedule_of(net):
+    """The schedule a network runs by: the one an op gives (``Op.schedule``) or the engine's ``Multistep``."""
+    return next((s for s in (op.schedule(net) for op in net.ops) if s is not None), None) or Multistep(net)
+
+
 # ----------------------------------------------------------------------------- public entry point
 def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 64,
         event_threshold: float | None = None, form: str = "auto", probes: Iterable[str] = (),
@@ -310,7 +316,7 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     first_index: the index of ``x``'s first sample in the whole data set (rate coding seeds each sample's spikes
     by its index, so a shard of the data, ``snnsim.distributed``, draws the spikes a whole run would).
     """
-    schedule = next((s for s in (op.schedule(net) for op in net.ops) if s is not None), None) or Multistep(net)
+    schedule = schedule_of(net)
     T = schedule.plan(timesteps, regime)
     thr = check_run_options(form, batch_size, event_threshold)
     schedule.prepare(T)

@@ -201,9 +201,9 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
         return
     if not network or not weights_path:
         raise InputError("give NETWORK.yaml and --weights W.npz (or --list-presets)")
+    from ..engine import schedule_of
     from ..network import build_network
     from ..layers import load_spec
-    from ..layers import trev_layer
     from ..weights import load_weights
 
     from hwmodel.counts import count
@@ -216,8 +216,8 @@ def hw(network, weights_path, arch_name, input_path, dataset, split, limit, time
     if encoder:
         arch = with_dataflow(arch, encoder=encoder)
     spec = load_spec(network)
-    names, note = resolve_regimes(regimes, spec.name, trev_layer(spec) is not None)
     net = build_network(spec, load_weights(spec, weights_path))
+    names, note = resolve_regimes(regimes, spec.name, schedule_of(net).name == "trev")
     T = timesteps or spec.timesteps
     from ..limits import over
 

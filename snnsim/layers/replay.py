@@ -54,6 +54,17 @@ class Replay:
             x, e = op.replay(self, x, e, t)
         return x, e
 
+    def steps(self, ops, x: np.ndarray, e: np.ndarray | None = None):
+        """The ops over every timestep of x [T, ...] from this replay's state (a fresh one: from a reset), with
+        the bounds e [T, ...] on x's error (None: exact). Returns the outputs [T, ...] and, per timestep, the
+        bound on the output's error (None where exact)."""
+        out = np.empty_like(x)
+        bounds = []
+        for t in range(len(x)):
+            out[t], b = self.bounded(ops, np.ascontiguousarray(x[t]), None if e is None else e[t], t)
+            bounds.append(b)
+        return out, bounds
+
     def kernel_form(self, op, x: np.ndarray) -> str:
         if self.form != "auto":
             return self.form

@@ -80,25 +80,23 @@ def invert_block(op: ReversibleOp, y: np.ndarray, bound: np.ndarray | None = Non
     if bound is not None:
         e1, e2 = bound[:, :, :c], bound[:, :, c:]
     sim_g, sim_f = Replay(form, event_threshold), Replay(form, event_threshold)
-    eg, ef = [], []                  # per step: the bound on G's (F's) re-simulated output
+    bounds = {}                      # per step: the bounds on G's and F's re-simulated outputs
     ex2 = np.empty_like(y2)
 
-    def over_time(sim, ops, x, e_in, e_out):
-        out = np.empty_like(x)
-        for t in range(T):
-            out[t], e = sim.bounded(ops, np.ascontiguousarray(x[t]), None if e_in is None else e_in[t], t)
-            e_out.append(e)
+    def run_g(v):
+        out, bounds["g"] = sim_g.steps(op.g, v, e1)
         return out
 
     def run_f(x2):
         for t in range(T):           # the bound on x2 = y2 - G(y1), which F's re-simulation carries
-            ex2[t] = sub_bound(y2[t], None if e2 is None else e2[t], eg[t], x2[t])
-        return over_time(sim_f, op.f, x2, ex2, ef)
+            ex2[t] = sub_bound(y2[t], None if e2 is None else e2[t], bounds["g"][t], x2[t])
+        out, bounds["f"] = sim_f.steps(op.f, x2, ex2)
+        return out
 
-    x1, x2 = uncouple(y1, y2, lambda v: over_time(sim_g, op.g, v, e1, eg), run_f)
+    x1, x2 = uncouple(y1, y2, run_g, run_f)
     ex1 = np.empty_like(y1)
     for t in range(T):
-        ex1[t] = sub_bound(y1[t], None if e1 is None else e1[t], ef[t], x1[t])
+        ex1[t] = sub_bound(y1[t], None if e1 is None else e1[t], bounds["f"][t], x1[t])
     x = np.concatenate([x1, x2], axis=2)
     eb = np.concatenate([ex1, ex2], axis=2)
     return _resolve(x, eb, sim_g.risks + sim_f.risks, cache, on_risk, f"inverse of block {op.name}")

@@ -116,6 +116,7 @@ class ColumnSchedule:
     once, then each column t = 0..T-1 once, at timestep t; heads after their columns."""
 
     encoding = "direct"
+    name = "trev"                 # the regime of a T-step run
 
     def __init__(self, op: TRevOp, net):
         self.op, self.net = op, net
@@ -147,7 +148,7 @@ class ColumnSchedule:
         self.probe_where = f" in a T={T} run"
 
     def regime(self, T: int) -> str:
-        return "trev" if T > 1 else "oneshot"
+        return self.name if T > 1 else "oneshot"
 
     def steps(self, br, x, start: int, stop: int, T: int, first_index: int):
         return run_columns(self.op, br, x[start:stop], T, self.head_cols, br)
