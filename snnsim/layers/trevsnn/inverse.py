@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import InputError, SnnsimError
 from ..op import FLOOR, SAFETY, U
-from ..replay import Replay, Risk, SpikeFlipError, add_bound
+from ..replay import Replay, Risk, SpikeFlipError
 from .op import TRevOp, run_columns, run_level
 from .records import uncouple
 
@@ -138,14 +138,9 @@ def invert_column(net, t: int, x: np.ndarray, c_t: list, *, bounds: list | None 
         below = x if l == 0 else np.asarray(c_t[l - 1], np.float32)
         e_below = None if (l == 0 or bounds is None) else bounds[l - 1]
         n0 = len(sim.risks)
-        d, ed = sim.bounded(lv.down, below, e_below, t) if lv.down else (below, e_below)
-        if lv.up:
-            u, eu = sim.bounded(lv.up, out[l + 1], eb[l + 1] if eb[l + 1] is not None and eb[l + 1].any() else None, t)
-            z = np.add(u, d, dtype=np.float32)
-            ez = add_bound(z, eu, ed)
-        else:
-            z, ez = d, ed
-        o, eo = sim.bounded(lv.blocks, z, ez, t)
+        up = out[l + 1] if l + 1 < L else None
+        e_up = eb[l + 1] if up is not None and eb[l + 1] is not None and eb[l + 1].any() else None
+        o, eo = run_level(lambda ops, v, e: sim.bounded(ops, v, e, t), t, lv, below, e_below, up, e_up)
         c = np.asarray(c_t[l], np.float32)
         ec = None if bounds is None else bounds[l]
         chat = uncouple(c, o, lv.state.alpha)
@@ -170,5 +165,6 @@ def level_forward(net, t: int, l: int, below: np.ndarray, up_prev: np.ndarray | 
                   event_threshold: float | None = None) -> np.ndarray:
     """L_l^(t)(below, up_prev) = B2(B1(down(below) + up(up_prev))) with the engine's arithmetic (for training)."""
     op = the_op(net)
-    return run_level(op, Replay(form, event_threshold), t, op.columns[t][l], np.asarray(below, np.float32),
-                      up_prev, None)
+    ex = Replay(form, event_threshold)
+    return run_level(lambda ops, x, e: ex.bounded(ops, x, e, t), t, op.columns[t][l], np.asarray(below, np.float32),
+                     None, up_prev, None)[0]

@@ -13,6 +13,7 @@ from ...errors import InputError, SpecError
 from ...spec import Layer
 from ...trace import LayerTrace
 from ..op import Op, note_add
+from ..replay import add_bound
 from .records import TRevSNN, TRevState, clamp_alpha, columns, couple
 
 
@@ -176,17 +177,21 @@ def build_op(layer: TRevSNN, w, ctx) -> TRevOp:
     return TRevOp(layer, (), stem, cols, heads)
 
 
-def run_level(op: TRevOp, ex, t: int, lv: LevelOps, below: np.ndarray, c_prev_up, br=None):
-    """z = down(below) + up(c_{l+1}[t-1]); o = blocks(z). ``ex.run_ops(ops, x, t)`` runs ops."""
-    d = ex.run_ops(lv.down, below, t) if lv.down else below
+def run_level(run, t: int, lv: LevelOps, below: np.ndarray, e_below, up_prev, e_up, br=None):
+    """Level l of column t: z = down(below) + up(c_{l+1}[t-1]) (no up at t = 0, at the top level or without
+    fusion), o = blocks(z). ``run(ops, x, e)`` runs ops and returns (output, bound on its error): through the
+    engine's batch run ``br`` (exact; the fusion add is traced) or a ``Replay`` carrying the bounds ``e_below`` and
+    ``e_up`` on the inputs' errors (None: exact). Returns (o, its bound)."""
+    d, ed = run(lv.down, below, e_below) if lv.down else (below, e_below)
     if t > 0 and lv.up:
-        u = ex.run_ops(lv.up, c_prev_up, t)
+        u, eu = run(lv.up, up_prev, e_up)
         z = np.add(u, d, dtype=np.float32)
+        ez = add_bound(z, eu, ed)
         if br is not None:
             note_add(br.records[lv.fuse.name], t, u, d, z)
     else:
-        z = d
-    return ex.run_ops(lv.blocks, z, t)
+        z, ez = d, ed
+    return run(lv.blocks, z, ez)
 
 
 def run_columns(op: TRevOp, ex, img: np.ndarray, T: int, head_cols, br=None, states_out=None):
@@ -196,7 +201,8 @@ def run_columns(op: TRevOp, ex, img: np.ndarray, T: int, head_cols, br=None, sta
         states_out["x"] = xs
 
     def level(t, l, below, up_prev):
-        return run_level(op, ex, t, op.columns[t][l], below, up_prev, br)
+        exact = lambda ops, x, e: (ex.run_ops(ops, x, t), None)  # noqa: E731
+        return run_level(exact, t, op.columns[t][l], below, None, up_prev, None, br)[0]
 
     def state(t, l, o, c_prev):
         st = op.columns[t][l].state
