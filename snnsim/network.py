@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import NeuronOp, walk_ops
+from .layers import walk_ops
 from .layers.registry import BuildContext, kind_of
 from .spec import NetworkSpec
 
@@ -27,9 +27,6 @@ class Network:
     @property
     def name(self) -> str:
         return self.spec.name
-
-    def neuron_ops(self):
-        return [op for op in walk_ops(self.ops) if isinstance(op, NeuronOp)]
 
 
 def _build(layers, w: dict, fold: bool) -> list:
@@ -51,7 +48,8 @@ def build_network(spec: NetworkSpec, weights: dict) -> Network:
 
 def spiking_layers(net) -> list[str]:
     """Names of the spiking neuron layers of a built network (the probes NeuroBench's convention needs)."""
-    return [op.name for op in walk_ops(net.ops) if isinstance(op, NeuronOp) and op.layer.spiking]
+    # an op that emits spikes itself (a composite such as rlif lists its neuron among its children)
+    return [op.name for op in walk_ops(net.ops) if not op.composite and getattr(op.layer, "spiking", False)]
 
 
 def check_nonzero_weights(net) -> list[str]:
