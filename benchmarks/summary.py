@@ -47,23 +47,14 @@ def _rows(df, query, value, cols):
     return pd.Series(d[value].to_numpy(float), index=_label(d, cols))
 
 
-def _floor(df):
-    """Per batch and load: the conv's time with no input event over its time at 5 % density (default rule)."""
+def _density_ratio(df, num: float, den: float) -> pd.Series:
+    """Per background load: the ResNet block conv's time (batch 64, default rule) at density ``num`` over its
+    time at density ``den``."""
     d = df[(df.layer == RESNET_CONV) & (df.batch == 64)]
     out = {}
     for load, g in d.groupby("background_load"):
         t = g.set_index("density").rule_ms
-        out[f"load+{load}"] = t[0.0] / t[0.05]
-    return pd.Series(out, dtype=float)
-
-
-def _growth(df):
-    """Time at 20 % over time at 1 % density; proportional would be 20 (within 1.5x: 13.3 to 30)."""
-    d = df[(df.layer == RESNET_CONV) & (df.batch == 64)]
-    out = {}
-    for load, g in d.groupby("background_load"):
-        t = g.set_index("density").rule_ms
-        out[f"load+{load}"] = t[0.2] / t[0.01]
+        out[f"load+{load}"] = t[num] / t[den]
     return pd.Series(out, dtype=float)
 
 
@@ -75,9 +66,9 @@ TARGETS = [
            lambda d: _rows(d, "batch == 64", "speedup_vs_fastest_peer", ["network", "T", "background_load"]),
            lambda v: v >= 1.5),
     Target("ResNet block conv b64: zero-activity floor / cost at 5 %", "<= 0.10", "density_scaling.csv",
-           _floor, lambda v: v <= 0.10),
+           lambda d: _density_ratio(d, 0.0, 0.05), lambda v: v <= 0.10),
     Target("ResNet block conv b64: time 20 % / time 1 %", "13.3-30 (20 = proportional)", "density_scaling.csv",
-           _growth, lambda v: 20 / 1.5 <= v <= 20 * 1.5),
+           lambda d: _density_ratio(d, 0.2, 0.01), lambda v: 20 / 1.5 <= v <= 20 * 1.5),
     Target("whole network at real activity: forced dense / default", ">= 3x", "density_networks.csv",
            lambda d: _rows(d, None, "dense_over_auto", ["network", "batch", "background_load"]),
            lambda v: v >= 3),
