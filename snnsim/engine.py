@@ -13,8 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import kernels as K
-from .kernels.stats import input_stats, input_stats_samples, sample_nonzero
+from .kernels.stats import sample_nonzero, steps_stats, steps_stats_samples
 from .errors import InputError
 from .layers.op import Op, kernel_form, walk_ops
 from .trace import LayerTrace, Trace
@@ -67,7 +66,7 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
     n_b = int(op.bias.size) if op.synaptic else 0
     is_neuron = op.holds_state
     stateful = is_neuron and layer.stateful and timesteps_kept
-    size = int(np.prod(layer.out_shape))
+    size = math.prod(layer.out_shape)
     # how the trace sees the layer, and its fan-out, never change for an op: computed once, not per batch
     static = op.__dict__.get("_trace_static")
     if static is None:
@@ -129,40 +128,73 @@ class _BatchRun:
         return x
 
     def run_op(self, op: Op, x: np.ndarray, t: int) -> np.ndarray:
+        """One op at timestep t."""
         if op.composite:         # blocks run their children through this batch run
             return op.run_step(self, x, t)
+        return self.run_op_span(op, x[None], t)[0]
+
+    def run_span(self, ops, x: np.ndarray, t0: int) -> np.ndarray:
+        """Timesteps t0.. of x [steps, B, ...] through ops (each ``Op.spans``), every op over all the steps in one
+        call: the calls, the trace's bookkeeping and each kernel's set-up are paid once, not once a timestep."""
+        for op in ops:
+            x = self.run_op_span(op, x, t0)
+        return x
+
+    def run_op_span(self, op: Op, x: np.ndarray, t0: int) -> np.ndarray:
+        if op.composite:
+            return op.run_span(self, x, t0)
+        n, B = x.shape[0], x.shape[1]
+        span = slice(t0, t0 + n)
         rec = self.records[op.name]
-        rec.computed[t] = True
+        rec.computed[span] = True
         if op.holds_state:
-            return op.step(self, rec, x, t)
+            return op.step_span(self, rec, x, t0)
         if op.synaptic:      # one pass: nonzeros, binary check, the per-position event map, and per sample
-            nz, binary = input_stats_samples(x, rec.event_map[t], _flat_fanout(op), *rec.sample_counts(
-                t, self.B, "sample_events_in", "sample_reach", "sample_analog"))
-        else:
-            nz, binary = input_stats(x)
-            if op.elementwise == "per_event":  # hwmodel prices it per input event, per sample
-                sample_nonzero(x, *rec.sample_counts(t, self.B, "sample_events_in"))
-        rec.events_in[t] += nz
-        rec.binary_in[t] &= binary
-        if op.synaptic and not binary:
-            rec.note_analog(t, x.reshape((x.shape[0],) + rec.in_shape))     # in the shape the trace sees
+            nz, binary = steps_stats_samples(x, rec.event_map[span], _flat_fanout(op), *rec.sample_counts(
+                span, B, "sample_events_in", "sample_reach", "sample_analog"))
+        else:                # hwmodel prices a 'per_event' op per input event, per sample
+            nz, binary = steps_stats(x, rec.sample_counts(span, B, "sample_events_in")[0]
+                                     if op.elementwise == "per_event" else None)
+        rec.events_in[span] += nz
+        rec.binary_in[span] &= binary
         if op.synaptic:
-            form = self.form
-            if form == "auto":
-                form = kernel_form(op, nz, x.size, self.threshold)
-            rec.form[t] = form
-            y = op.forward(x, form)
+            if not binary.all():
+                for i in np.flatnonzero(~binary):
+                    rec.note_analog(t0 + i, x[i].reshape((B,) + rec.in_shape))     # in the shape the trace sees
+            y = self._forward_forms(op, rec, x, nz, t0)
         else:
-            y = op.forward(x)
-        rec.events_out[t] += K.count_nonzero(y)
+            y = op.forward(x.reshape((n * B,) + x.shape[2:]))
+        y = y.reshape((n, B) + y.shape[1:])
+        sample_nonzero(y, rec.events_out[span])         # one row per timestep
         if op.name in self.probes:
-            self._probe(op.name, t, output=y)
+            self.probe_span(op.name, t0, output=y)
         return y
 
+    def _forward_forms(self, op: Op, rec: LayerTrace, x: np.ndarray, nz: np.ndarray, t0: int) -> np.ndarray:
+        """A synaptic op over the steps of x [steps, B, ...], each step in its own kernel form (the rule's choice
+        from its nonzero inputs ``nz``); consecutive steps of one form go to the kernel together."""
+        n, B = x.shape[0], x.shape[1]
+        forms = [self.form if self.form != "auto" else kernel_form(op, int(k), x[0].size, self.threshold)
+                 for k in nz]
+        rec.form[t0:t0 + n] = forms
+        parts, i = [], 0
+        while i < n:
+            j = i + 1
+            while j < n and forms[j] == forms[i]:
+                j += 1
+            parts.append(op.forward(x[i:j].reshape(((j - i) * B,) + x.shape[2:]), forms[i], B))
+            i = j
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     def _probe(self, name, t, **arrays):
+        self.probe_span(name, t, **{key: arr[None] for key, arr in arrays.items()})
+
+    def probe_span(self, name, t0, **arrays):
+        """Keep the probed arrays [steps, B, ...] of timesteps t0.. (None: not computed)."""
         for key, arr in arrays.items():
-            buf = self.probes[name].setdefault(key, np.zeros((self.T,) + arr.shape, np.float32))
-            buf[t] = arr
+            if arr is not None:
+                buf = self.probes[name].setdefault(key, np.zeros((self.T,) + arr.shape[1:], np.float32))
+                buf[t0:t0 + len(arr)] = arr
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -249,7 +281,7 @@ class Multistep:
         T = int(timesteps or self.net.spec.timesteps)
         if T < 1:
             raise InputError(f"timesteps: expected a positive integer, got {T}")
-        self.prefix = _cached_prefix(self.net) if self.encoding == "direct" else 0
+        self.prefix, self.spans, self.largest = _static_plan(self.net)
         return T
 
     def prepare(self, T: int) -> None:
@@ -267,21 +299,53 @@ class Multistep:
             xin = _rate_spikes(x[start:stop], T, enc.seed, enc.gain, first_index + start)
         else:
             xin = None
-        cached = None
+        ops = net.ops[self.prefix:] if enc.kind == "direct" else net.ops
+        if enc.kind == "direct":
+            cached = br.run_ops(net.ops[:self.prefix], x[start:stop], 0)
+        if self.spans:       # every op over several timesteps at once (windows of ``_window`` steps)
+            w = _window(self.largest, stop - start, T)
+            for t0 in range(0, T, w):
+                t1 = min(T, t0 + w)
+                if enc.kind == "direct":
+                    xs = np.ascontiguousarray(np.broadcast_to(cached, (t1 - t0,) + cached.shape))
+                else:
+                    xs = np.ascontiguousarray(xin[t0:t1])
+                ys = br.run_span(ops, xs, t0)
+                for t in range(t0, t1):
+                    yield t, ys[t - t0]
+            return
         last = net.ops[-1]
         for t in range(T):
-            if enc.kind == "direct":
-                if cached is None:
-                    cached = br.run_ops(net.ops[:self.prefix], x[start:stop], t)
-                y = br.run_ops(net.ops[self.prefix:], cached, t)
-            else:
-                y = br.run_ops(net.ops, np.ascontiguousarray(xin[t]), t)
+            y = br.run_ops(ops, cached if enc.kind == "direct" else np.ascontiguousarray(xin[t]), t)
             if net.spec.readout.source == "membrane":
                 y = br.state[last.name]
             yield t, y
 
     def readout(self, outputs: np.ndarray) -> np.ndarray:
         return outputs.mean(axis=0) if self.net.spec.readout.reduce == "mean" else outputs[-1].copy()
+
+
+# Elements (float32) of a layer's activations over the steps of one window: several timesteps side by side make
+# kernels' calls fewer and larger, but past a few MiB each op's pass over them leaves the cache.
+_WINDOW_ELEMS = 1 << 20
+
+
+def _window(largest: int, B: int, T: int) -> int:
+    """Timesteps that run side by side: as many as keep the largest activation within _WINDOW_ELEMS."""
+    return max(1, min(T, _WINDOW_ELEMS // max(1, B * largest)))
+
+
+def _static_plan(net) -> tuple[int, bool, int]:
+    """What every run of a network shares, worked out once: how many leading ops a direct-encoded input runs
+    once (``_cached_prefix``), whether the rest runs several timesteps at once (every op ``spans``; a membrane
+    readout reads the state after every step, so it runs timestep by timestep) and its largest activation."""
+    plan = net.__dict__.get("_static_plan")
+    if plan is None:
+        prefix = _cached_prefix(net) if net.spec.encoding.kind == "direct" else 0
+        spans = net.spec.readout.source == "output" and all(op.spans for op in net.ops[prefix:])
+        largest = max(math.prod(op.layer.out_shape) for op in walk_ops(net.ops))
+        plan = net.__dict__["_static_plan"] = (prefix, spans, largest)
+    return plan
 
 
 def _cached_prefix(net) -> int:
@@ -322,7 +386,7 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     schedule.prepare(T)
     x = _check_input(net, x, schedule.encoding, T)
     ops = schedule.ops
-    probes = check_probes(probes, {op.name for op in walk_ops(ops)}, schedule.probe_where)
+    probes = check_probes(probes, {op.name for op in walk_ops(ops)}, schedule.probe_where) if probes else set()
 
     spec = net.spec
     N = x.shape[1] if schedule.encoding == "events" else x.shape[0]

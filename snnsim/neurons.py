@@ -147,48 +147,69 @@ _BLOCK = 4096
 
 
 @njit(cache=True)
-def neuron_step_stats(x, v, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, out, h_out,
-                      keep_h):
-    """``neuron_step`` (state updated in place in ``v``) plus the input's nonzero count and binary check,
-    which the engine records: (spikes, nonzero inputs, binary). One pass over memory: blocks of neurons
-    small enough for L1 go through the statistics, charge and fire loops (each branch-free, so each
-    vectorises; one fused loop did not and ran 1.5x slower), and H lands in a block buffer, copied to
-    ``h_out`` only when ``keep_h`` (a probe asked for it): inference never reads it.
+def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless, out2,
+                 counts, spikes_s, keep_v, v_all, keep_h, h_all):
+    """Timesteps t = 0..T-1 of a neuron layer: x2 [T, N] (N = B samples side by side), state v [N] updated in
+    place, spikes (or H for 'li') into out2 [T, N]. Adds what the engine records: counts[0, t] spikes,
+    counts[1, t] nonzero inputs, counts[2, t] > 0 if an input is neither 0 nor 1, spikes_s[t, b] each sample's spikes (when
+    spikes_s has B columns). The state after step t goes to v_all[t] when ``keep_v`` and the charge H to
+    h_all[t] when ``keep_h`` (a probe or readout asks for them): inference never reads them otherwise.
 
+    One pass over memory, blocks of neurons small enough for L1: a block's state stays in cache over all T
+    steps, and each step runs the statistics, charge and fire loops (each branch-free, so each vectorises; one
+    fused loop did not and ran 1.5x slower). ``stateless``: the state is cleared to v_r before every step.
     One thread: the loops run at well under a nanosecond per neuron, and a two-thread split of them
     measured several times slower (benchmarks in docs/performance.md)."""
-    n = x.size
+    T, N = x2.shape
+    n = N // B
+    per_sample = spikes_s.shape[1] == B
     hb = np.empty(_BLOCK, np.float32)
-    spikes = 0
-    nnz = 0
-    binary = True
-    for a in range(0, n, _BLOCK):
-        b = min(n, a + _BLOCK)
-        k, bin_k = flat_stats(x[a:b])
-        nnz += k
-        binary &= bin_k
-        _charge(x[a:b], v[a:b], mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, b - a)
-        if delay:
-            _delayed_reset(v[a:b], hb, threshold, gt, 0, b - a)
-        spikes += _fire(hb, mode, threshold, hard, delay, gt, v_r, out[a:b], v[a:b], 0, b - a)
-        if keep_h:
-            for i in range(b - a):      # a loop: a slice copy compiles Numba's shape-error path
-                h_out[a + i] = hb[i]
-    return spikes, nnz, binary
+    for s in range(B):
+        for a0 in range(0, n, _BLOCK):
+            a = s * n + a0
+            b = s * n + min(n, a0 + _BLOCK)
+            vb = v[a:b]
+            for t in range(T):
+                xb = x2[t, a:b]
+                if stateless:
+                    for i in range(b - a):
+                        vb[i] = v_r
+                k, binary = flat_stats(xb)
+                counts[1, t] += k
+                counts[2, t] += 0 if binary else 1
+                _charge(xb, vb, mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, b - a)
+                if delay:
+                    _delayed_reset(vb, hb, threshold, gt, 0, b - a)
+                c = _fire(hb, mode, threshold, hard, delay, gt, v_r, out2[t, a:b], vb, 0, b - a)
+                counts[0, t] += c
+                if per_sample:
+                    spikes_s[t, s] += c
+                if keep_v:          # loops: a slice copy compiles Numba's shape-error path
+                    for i in range(b - a):
+                        v_all[t, a + i] = vb[i]
+                if keep_h:
+                    for i in range(b - a):
+                        h_all[t, a + i] = hb[i]
 
 
-_NO_H = np.zeros(0, np.float32)
+_NONE = np.zeros((0, 0), np.float32)
+_NO_SAMPLES = np.zeros((0, 0), np.int64)
 
 
-def step_stats(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h: np.ndarray | None = None):
-    """``step`` that also returns the input's nonzero count and whether it is binary: (spikes, nnz, binary).
-    H is written to ``h`` only if one is given."""
-    if p.stateless:
-        v.fill(p.v_init)
-    keep = h is not None
-    return neuron_step_stats(x.reshape(-1), v.reshape(-1), p.mode, p.factor, p.decay_input, p.v_r, p.threshold,
-                             p.hard, p.delay, p.gt, p.clip, p.lo, p.hi, out.reshape(-1),
-                             h.reshape(-1) if keep else _NO_H, keep)
+def steps(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, spikes_s: np.ndarray | None = None,
+          v_all: np.ndarray | None = None, h_all: np.ndarray | None = None) -> np.ndarray:
+    """Advance a neuron layer over the timesteps of x [T, B, ...] (state v [B, ...] updated in place; spikes,
+    or H for 'li', into out [T, B, ...]). Returns counts [3, T]: per step, spikes, nonzero inputs and (> 0 if any)
+    non-binary inputs. Adds each sample's spikes per step into ``spikes_s`` [T, B] and keeps the state and charge
+    after every step in ``v_all`` and ``h_all`` [T, B, ...] when they are given."""
+    T, B = x.shape[0], x.shape[1]
+    counts = np.zeros((3, T), np.int64)
+    keep_v, keep_h = v_all is not None, h_all is not None
+    neuron_steps(x.reshape(T, -1), v.reshape(-1), B, p.mode, p.factor, p.decay_input, p.v_r, p.threshold, p.hard,
+                 p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, out.reshape(T, -1), counts,
+                 _NO_SAMPLES if spikes_s is None else spikes_s, keep_v, v_all.reshape(T, -1) if keep_v else _NONE,
+                 keep_h, h_all.reshape(T, -1) if keep_h else _NONE)
+    return counts
 
 
 def step(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, h: np.ndarray) -> int:

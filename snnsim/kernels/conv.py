@@ -163,15 +163,15 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _gemm_plan(x, w, HO, WO):
-    """(images per chunk, chunks, buffer sizes): chunks of whole images whose im2col fits _IM2COL_MAX_ELEMS."""
-    B = x.shape[0]
+def _gemm_plan(x, w, HO, WO, step):
+    """(images per chunk, chunks per step, buffer sizes): chunks of whole images whose im2col fits
+    _IM2COL_MAX_ELEMS, never across the boundary of a step of ``step`` images (timesteps side by side)."""
     O, Cg, KH, KW = w.shape
     K = Cg * KH * KW
     L = HO * WO
-    nb = max(1, min(B, _IM2COL_MAX_ELEMS // max(1, K * L)))
+    nb = max(1, min(step, _IM2COL_MAX_ELEMS // max(1, K * L)))
     groups = x.shape[1] // Cg
-    return nb, (B + nb - 1) // nb, K * nb * L, (O // groups) * nb * L
+    return nb, (step + nb - 1) // nb, K * nb * L, (O // groups) * nb * L
 
 
 def _images_per_chunk(B, K, L):
@@ -179,17 +179,18 @@ def _images_per_chunk(B, K, L):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _conv_gemm_chunks(x, w, b, out, sh, sw, ph, pw, groups, ch0, ch1):
+def _conv_gemm_chunks(x, w, b, out, sh, sw, ph, pw, groups, step, ch0, ch1):
     """Image chunks [ch0, ch1) of the sgemm path, with their own buffers (threads.split runs several
     ranges at once, each calling single-threaded sgemm)."""
     O, Cg, KH, KW = w.shape
-    nb, nch, ncol, nres = _gemm_plan(x, w, out.shape[2], out.shape[3])
+    nb, per_step, ncol, nres = _gemm_plan(x, w, out.shape[2], out.shape[3], step)
     cols = np.empty(ncol, np.float32)
     res = np.empty(nres, np.float32)
     w2 = w.reshape(O, Cg * KH * KW)
     for ch in range(ch0, ch1):
-        b0 = ch * nb
-        _gemm_chunk(x, w2, b, out, b0, min(nb, x.shape[0] - b0), sh, sw, ph, pw, groups, KH, KW, cols, res)
+        s = ch // per_step
+        c0 = (ch - s * per_step) * nb
+        _gemm_chunk(x, w2, b, out, s * step + c0, min(nb, step - c0), sh, sw, ph, pw, groups, KH, KW, cols, res)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -279,11 +280,14 @@ def _out_hw(x, KH, KW, sh, sw, ph, pw):
     return (x.shape[2] + 2 * ph - KH) // sh + 1, (x.shape[3] + 2 * pw - KW) // sw + 1
 
 
-def conv2d_dense(x, w, b, sh, sw, ph, pw, groups):
+def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None):
     """Dense conv2d; out[B, O, HO, WO] = torch.nn.functional.conv2d(x, w, b, (sh, sw), (ph, pw), 1, groups).
     The path (direct loops or sgemm, split between threads or not) is chosen here, in Python, so that a
-    process compiles (or loads) only the compiled functions its layers use."""
+    process compiles (or loads) only the compiled functions its layers use. ``batch``: the images of one
+    timestep when x holds several timesteps side by side; the sgemm path then groups images exactly as for
+    one timestep alone (how many share an sgemm changes the rounding)."""
     B = x.shape[0]
+    step = B if batch is None else batch
     O, Cg, KH, KW = w.shape
     HO, WO = _out_hw(x, KH, KW, sh, sw, ph, pw)
     out = np.empty((B, O, HO, WO), np.float32)
@@ -295,8 +299,8 @@ def conv2d_dense(x, w, b, sh, sw, ph, pw, groups):
         else:
             _conv_direct_planes(*args, 0, B * O)
         return out
-    nch = -(-B // _images_per_chunk(B, Cg * KH * KW, HO * WO))
-    args = (x, w, b, out, sh, sw, ph, pw, groups)
+    nch = (B // step) * -(-step // _images_per_chunk(step, Cg * KH * KW, HO * WO))
+    args = (x, w, b, out, sh, sw, ph, pw, groups, step)
     if nch >= 2 and work >= _GEMM_PAR_MIN_WORK:
         split(_conv_gemm_chunks, nch, *args)
     else:

@@ -19,21 +19,30 @@ _GEMV_MAX_ROWS = 2
 
 
 @njit(cache=True, fastmath=False)
-def linear_dense(x, w, b):
-    """out = x @ w.T + b: one single-threaded sgemm (kernels/blas.py) on the caller's thread. Layers of a
-    spiking network are small (a 1568->128 layer at batch 64 is 13 M MACs, ~0.1 ms), too small to repay
-    a second thread on a busy machine."""
+def _linear_rows(x, w, b, step):
+    """out = x @ w.T + b, single-threaded on the caller's thread (kernels/blas.py): one sgemv per row for a step
+    of at most _GEMV_MAX_ROWS rows, else one sgemm per ``step`` rows."""
     out = np.empty((x.shape[0], w.shape[0]), np.float32)
-    if x.shape[0] <= _GEMV_MAX_ROWS:         # a few samples: one sgemv each (sgemm is slow for few rows)
+    if step <= _GEMV_MAX_ROWS:
         for r in range(x.shape[0]):
             sgemv(w.shape[0], w.shape[1], w, x[r], out[r])
     else:
-        sgemm(x.shape[0], w.shape[0], x.shape[1], x, w, True, 0.0, out)
+        for r in range(0, x.shape[0], step):
+            sgemm(min(step, x.shape[0] - r), w.shape[0], x.shape[1], x[r:], w, True, 0.0, out[r:])
     if b.shape[0] > 0:              # loops, not out[r] += b: that compiles Numba's shape-error path
         for r in range(out.shape[0]):
             for o in range(out.shape[1]):
                 out[r, o] += b[o]
     return out
+
+
+def linear_dense(x, w, b, batch=None):
+    """out = x @ w.T + b. Layers of a spiking network are small (a 1568->128 layer at batch 64 is 13 M MACs,
+    ~0.1 ms), too small to repay a second thread on a busy machine. A batch of a few samples runs one sgemv
+    each (sgemm is slow for few rows); ``batch``: the samples of one timestep when x holds several timesteps
+    side by side, so that each timestep is computed as it would be alone (sgemv and sgemm round differently,
+    and sgemm rounds a row differently with the number of rows)."""
+    return _linear_rows(x, w, b, max(1, x.shape[0] if batch is None else batch))
 
 
 def prepare_linear_event(w):

@@ -5,6 +5,8 @@ costs three passes per layer and timestep; fused, it is one. The compiled loops 
 [batch, positions] rows) whatever the layer's shape: one compiled specialisation serves every layer, where
 each array rank would be another one to compile on a first run.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -27,28 +29,43 @@ def input_stats(x):
 
 
 @njit(cache=True, fastmath=False)
-def _rows_stats_samples(rows, emf, fanout, nnz_s, reach_s, nonbinary_s):
-    nnz = 0
-    nonbinary = 0
+def _steps_stats_samples(x3, em2, fanout, nnz_s, reach_s, nonbinary_s, nnz_t, nonbinary_t):
+    """x3 [T, B, n]: per step t and sample b, nonzeros (nnz_s[t, b] +=), nonzeros weighted by fan-out
+    (reach_s[t, b] +=), any non-binary entry (nonbinary_s[t, b] |=), the nonzero indicator added into the event
+    map em2[t]; per step, nonzeros (nnz_t[t] +=) and non-binary entries (nonbinary_t[t] +=)."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    for b in range(rows.shape[0]):
-        row = rows[b]
-        rn = 0
-        rnb = 0
-        reach = 0
-        for i in range(rows.shape[1]):  # branch-free, integer sums, so that LLVM vectorises it
-            v = row[i]
-            nz = v != 0
-            emf[i] += one if nz else zero
-            rn += nz
-            rnb += nz & (v != 1)
-            reach += fanout[i] * nz
-        nnz_s[b] += rn
-        reach_s[b] += reach
-        nonbinary_s[b] |= rnb > 0
-        nnz += rn
-        nonbinary += rnb
+    for t in range(x3.shape[0]):
+        emf = em2[t]
+        for b in range(x3.shape[1]):
+            row = x3[t, b]
+            rn = 0
+            rnb = 0
+            reach = 0
+            for i in range(x3.shape[2]):  # branch-free, integer sums, so that LLVM vectorises it
+                v = row[i]
+                nz = v != 0
+                emf[i] += one if nz else zero
+                rn += nz
+                rnb += nz & (v != 1)
+                reach += fanout[i] * nz
+            nnz_s[t, b] += rn
+            reach_s[t, b] += reach
+            nonbinary_s[t, b] |= rnb > 0
+            nnz_t[t] += rn
+            nonbinary_t[t] += rnb
+
+
+def steps_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
+    """``input_stats_samples`` for several timesteps at once: x [T, B, ...], em [T, ...] (C-contiguous float32),
+    the per-sample arrays [T, B]. Returns (nonzeros per step, binary per step), int64 and bool arrays [T]."""
+    if not em.flags.c_contiguous:       # its flat view must be em itself: the counts are written into it
+        raise ValueError("steps_stats_samples: em must be C-contiguous")
+    T, B = x.shape[0], x.shape[1]
+    nnz, nonbinary = np.zeros(T, np.int64), np.zeros(T, np.int64)
+    n = em.size // T if T else 0
+    _steps_stats_samples(x.reshape(T, B, n), em.reshape(T, n), fanout, nnz_s, reach_s, nonbinary_s, nnz,
+                         nonbinary)
     return nnz, nonbinary == 0
 
 
@@ -57,10 +74,36 @@ def input_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
     shape x.shape[1:]) and records per sample b: nonzero entries (added to nnz_s[b]), nonzero entries weighted
     by ``fanout`` (flat int64, the outputs each position reaches; added to reach_s[b]) and whether any entry
     is neither 0 nor 1 (nonbinary_s[b]), so that hwmodel can price every sample by itself."""
-    if not em.flags.c_contiguous:       # its flat view must be em itself: the counts are written into it
-        raise ValueError("input_stats_samples: em must be C-contiguous")
-    return _rows_stats_samples(x.reshape(x.shape[0], em.size), em.reshape(-1), fanout, nnz_s, reach_s,
-                               nonbinary_s)
+    nnz, binary = steps_stats_samples(x[None], em[None], fanout, nnz_s[None], reach_s[None], nonbinary_s[None])
+    return int(nnz[0]), bool(binary[0])
+
+
+@njit(cache=True, fastmath=False)
+def _steps_stats(x3, nnz_s, nnz_t, nonbinary_t):
+    """x3 [T, B, n]: nonzeros per step and sample (nnz_s[t, b] +=) and per step (nnz_t[t] +=), non-binary
+    entries per step (nonbinary_t[t] +=)."""
+    for t in range(x3.shape[0]):
+        for b in range(x3.shape[1]):
+            row = x3[t, b]
+            rn = 0
+            rnb = 0
+            for i in range(x3.shape[2]):
+                v = row[i]
+                nz = v != 0
+                rn += nz
+                rnb += nz & (v != 1)
+            nnz_s[t, b] += rn
+            nnz_t[t] += rn
+            nonbinary_t[t] += rnb
+
+
+def steps_stats(x, nnz_s=None):
+    """(nonzeros per step, binary per step) of x [T, B, ...]; with ``nnz_s`` [T, B] (int64), the nonzeros of
+    each step and sample are added into it."""
+    T, B = x.shape[0], x.shape[1]
+    nnz, nonbinary = np.zeros(T, np.int64), np.zeros(T, np.int64)
+    _steps_stats(x.reshape(T, B, math.prod(x.shape[2:])), np.zeros((T, B), np.int64) if nnz_s is None else nnz_s, nnz, nonbinary)
+    return nnz, nonbinary == 0
 
 
 @njit(cache=True, fastmath=False)

@@ -117,13 +117,13 @@ class ConvOp(Op):
     weight_ev: object = None
     synaptic = True
 
-    def forward(self, x, form="dense"):
+    def forward(self, x, form="dense", batch=None):
         c: Conv2d = self.layer
         (sh, sw), (ph, pw) = c.stride, c.padding
         if form == "event":
             return K.conv2d_event(x, self.weight_ev, self.bias, c.out_channels, c.kernel_size[0],
                                   c.kernel_size[1], sh, sw, ph, pw, c.groups)
-        return K.conv2d_dense(x, self.weight, self.bias, sh, sw, ph, pw, c.groups)
+        return K.conv2d_dense(x, self.weight, self.bias, sh, sw, ph, pw, c.groups, batch)
 
     def event_limit(self, batch):
         c = self.layer

@@ -75,14 +75,14 @@ class Conv1dOp(Op):
     weight_ev: object = None
     synaptic = True
 
-    def forward(self, x, form="dense"):
+    def forward(self, x, form="dense", batch=None):
         c: Conv1d = self.layer
         x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2])
         if form == "event":
             y = K.conv2d_event(x4, self.weight_ev, self.bias, c.out_channels, 1, c.kernel_size, 1, c.stride, 0,
                                c.padding, c.groups)
         else:
-            y = K.conv2d_dense(x4, self.weight2d, self.bias, 1, c.stride, 0, c.padding, c.groups)
+            y = K.conv2d_dense(x4, self.weight2d, self.bias, 1, c.stride, 0, c.padding, c.groups, batch)
         return y.reshape(y.shape[0], y.shape[1], y.shape[3])
 
     def event_limit(self, batch):

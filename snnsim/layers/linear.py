@@ -46,10 +46,10 @@ class LinearOp(Op):
     weight_t: np.ndarray = None
     synaptic = True
 
-    def forward(self, x, form="dense"):
+    def forward(self, x, form="dense", batch=None):
         if form == "event":
             return K.linear_event(x, self.weight_t, self.bias)
-        return K.linear_dense(x, self.weight, self.bias)
+        return K.linear_dense(x, self.weight, self.bias, batch)
 
     def event_limit(self, batch):
         return event_limit_linear(batch, self.layer.in_features, self.layer.out_features)

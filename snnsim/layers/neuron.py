@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import neurons
-from ..kernels.stats import sample_nonzero
 from ..nir.io import NODE_NEURON, NODE_PLIF_W, NODE_RESET, NODE_SPIKE_RULE
 from ..spec import Layer, Shape, finite, show
 from ..train import grads as G
@@ -106,22 +105,26 @@ class NeuronOp(Op):
     def initial_state(self, batch: int) -> np.ndarray:
         return np.full((batch,) + tuple(self.layer.out_shape), self.params.v_init, np.float32)
 
-    def step(self, br, rec, x: np.ndarray, t: int) -> np.ndarray:
-        """One timestep in the engine's batch run ``br``: the update in place on the state it keeps, counted in
-        the trace record ``rec`` (input events, spikes, neuron updates)."""
+    def step_span(self, br, rec, x: np.ndarray, t0: int) -> np.ndarray:
+        """Timesteps t0.. t0 + len(x) - 1 of x [steps, B, ...] in the engine's batch run ``br``: the update in place
+        on the state it keeps, counted in the trace record ``rec`` (input events, spikes, neuron updates) by the
+        same pass over memory."""
+        t1 = t0 + len(x)
         out = np.empty_like(x)
-        h = np.empty_like(x) if self.name in br.probes else None     # the charge only where probed
+        probed = self.name in br.probes
         v = br.state[self.name]
-        # always step ('li' layers have state too); one pass also counts the input's events
-        n_spikes, nz, binary = neurons.step_stats(self.params, x, v, out, h)
-        rec.events_in[t] += nz
-        rec.binary_in[t] &= binary
-        rec.events_out[t] += n_spikes if self.layer.spiking else 0
-        rec.neuron_updates[t] += x.size
-        if self.layer.spiking:          # per sample: what hwmodel prices per spike
-            sample_nonzero(out, *rec.sample_counts(t, br.B, "sample_events_out"))
-        if self.name in br.probes:
-            br._probe(self.name, t, spikes=out, membrane=v, charge=h)
+        spiking = self.layer.spiking
+        per_sample = rec.sample_counts(slice(t0, t1), br.B, "sample_events_out")[0] if spiking else None
+        v_all, h_all = (np.empty_like(x), np.empty_like(x)) if probed else (None, None)
+        # always step ('li' layers have state too)
+        counts = neurons.steps(self.params, x, v, out, per_sample, v_all, h_all)
+        rec.events_in[t0:t1] += counts[1]
+        rec.binary_in[t0:t1] &= counts[2] == 0
+        if spiking:
+            rec.events_out[t0:t1] += counts[0]
+        rec.neuron_updates[t0:t1] += x[0].size
+        if probed:
+            br.probe_span(self.name, t0, spikes=out, membrane=v_all, charge=h_all)
         return out
 
     def replay(self, ex, x, e, t: int):

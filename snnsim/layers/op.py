@@ -6,12 +6,13 @@ membrane arrays. A block's op lists its children's ops (``children``) so that wa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import kernels as K
-from ..kernels.stats import input_stats, sample_nonzero
+from ..kernels.stats import sample_nonzero, steps_stats
 from ..errors import WeightError
 from ..spec import Layer, walk_blocks
 from ..trace import LayerTrace
@@ -40,8 +41,17 @@ class Op:
     def name(self) -> str:
         return self.layer.name
 
-    def forward(self, x: np.ndarray, form: str = "dense") -> np.ndarray:
+    def forward(self, x: np.ndarray, form: str = "dense", batch: int | None = None) -> np.ndarray:
+        """The op on a batch x [N, ...]: every sample by itself. ``form``: a synaptic op's kernel form; ``batch``:
+        the samples of one timestep when x holds several timesteps side by side (a synaptic op then rounds every
+        sample as that timestep alone would)."""
         raise NotImplementedError
+
+    @property
+    def spans(self) -> bool:
+        """Whether the engine may run the op over several timesteps in one call (a plain op: each sample by
+        itself; a block: if its children can). Ops whose step t needs their own output at t - 1 cannot."""
+        return not self.composite
 
     def children(self) -> list[list]:
         """The op lists inside a block (empty for a plain op)."""
@@ -115,12 +125,14 @@ walk_ops = walk_blocks      # every op, depth first, each block before its child
 
 def _event_limit(op: Op, size: int) -> float | None:
     """Nonzero inputs below which the op's event form is cheaper (snnsim/kernels/cost.py), per batch size."""
-    per_sample = int(np.prod(op.layer.in_shape))
-    B = size // per_sample if per_sample else 0
-    limits = op.__dict__.setdefault("_event_limits", {})
-    if B not in limits:
-        limits[B] = op.event_limit(B)
-    return limits[B]
+    limits = op.__dict__.get("_event_limits")
+    if limits is None:
+        limits = op.__dict__["_event_limits"] = {}
+    limit = limits.get(size, False)
+    if limit is False:          # by input size: the batch is size // the input's size per sample
+        per_sample = math.prod(op.layer.in_shape)
+        limit = limits[size] = op.event_limit(size // per_sample if per_sample else 0)
+    return limit
 
 
 def kernel_form(op: Op, nonzero: int, size: int, threshold: float | None) -> str:
@@ -145,14 +157,19 @@ def add_record(name: str, shape, T: int) -> LayerTrace:
 
 def note_add(rec: LayerTrace, t: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
     """Record one timestep of y = a + b: both operands' events in, y's nonzeros out."""
-    (na, ba), (nb, bb) = input_stats(a), input_stats(b)
-    rec.computed[t] = True
-    rec.events_in[t] += na + nb
-    rec.events_out[t] += K.count_nonzero(y)
-    rec.binary_in[t] &= ba and bb
-    ins, = rec.sample_counts(t, len(a), "sample_events_in")     # per sample: hwmodel prices an add per event
-    sample_nonzero(a, ins)
-    sample_nonzero(b, ins)
+    note_add_span(rec, t, a[None], b[None], y[None])
+
+
+def note_add_span(rec: LayerTrace, t0: int, a: np.ndarray, b: np.ndarray, y: np.ndarray) -> None:
+    """``note_add`` for the timesteps t0.. of a, b and y [steps, B, ...]."""
+    span = slice(t0, t0 + len(a))
+    ins, = rec.sample_counts(span, a.shape[1], "sample_events_in")     # per sample: hwmodel prices an add per event
+    na, ba = steps_stats(a, ins)
+    nb, bb = steps_stats(b, ins)
+    rec.computed[span] = True
+    rec.events_in[span] += na + nb
+    rec.binary_in[span] &= ba & bb
+    sample_nonzero(y, rec.events_out[span])     # one row per timestep
 
 
 def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..spec import Layer, walk
 from ..train.forward import Act, Node, back_nodes, expand, reduce_t, run_nodes
-from .op import Op, add_record, note_add
+from .op import Op, add_record, note_add, note_add_span
 from .registry import Kind, build_nodes, parse_layers, register
 from .replay import add_bound
 import numpy as np
@@ -70,6 +70,18 @@ class ResidualOp(Op):
         b, eb = ex.bounded(self.shortcut, x, e, t) if self.shortcut else (x, e)
         y = np.add(a, b, dtype=np.float32)
         return y, add_bound(y, ea, eb)
+
+    @property
+    def spans(self) -> bool:
+        return all(op.spans for op in self.body + self.shortcut)
+
+    def run_span(self, br, x, t0: int):
+        """Timesteps t0.. of x [steps, B, ...] through the engine's batch run ``br``, each child over all of them."""
+        a = br.run_span(self.body, x, t0)
+        b = br.run_span(self.shortcut, x, t0) if self.shortcut else x
+        y = np.add(a, b, dtype=np.float32)
+        note_add_span(br.records[f"{self.name}.add"], t0, a, b, y)
+        return y
 
 
 def build(layer: Residual, w, ctx):
