@@ -76,12 +76,13 @@ def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
         static = op.__dict__["_trace_static"] = (fanout_map(op), kind, in_shape, out_shape, geometry,
                                                  op.trace_fields())
     fm, kind, in_shape, out_shape, geometry, fields = static
+    events_in, events_out, neuron_updates = np.zeros((3, T), np.int64)      # one allocation: rows of a block
     return LayerTrace(
         name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
         geometry=dict(geometry), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
         stateful=stateful, state_size=size if stateful else 0,
-        computed=np.zeros(T, bool), form=[""] * T, events_in=np.zeros(T, np.int64),
-        binary_in=np.ones(T, bool), events_out=np.zeros(T, np.int64), neuron_updates=np.zeros(T, np.int64),
+        computed=np.zeros(T, bool), form=[""] * T, events_in=events_in, binary_in=np.ones(T, bool),
+        events_out=events_out, neuron_updates=neuron_updates,
         event_map=np.zeros((T,) + in_shape, np.float32) if fm is not None else None,
         fanout_map=fm, **fields,
     )
@@ -158,9 +159,8 @@ class _BatchRun:
         rec.events_in[span] += nz
         rec.binary_in[span] &= binary
         if op.synaptic:
-            if not binary.all():
-                for i in np.flatnonzero(~binary):
-                    rec.note_analog(t0 + i, x[i].reshape((B,) + rec.in_shape))     # in the shape the trace sees
+            if not binary.all():        # in the shape the trace sees; the samples the pass above found analog
+                rec.note_analog(t0, x.reshape((n, B) + rec.in_shape), rec.sample_analog[span])
             y = self._forward_forms(op, rec, x, nz, t0)
         else:
             y = op.forward(x.reshape((n * B,) + x.shape[2:]))

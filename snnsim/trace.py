@@ -150,17 +150,19 @@ class LayerTrace:
             out.append(arr[t])
         return out
 
-    def note_analog(self, t: int, x: np.ndarray) -> None:
-        """Record which samples of a batch input ``x`` [B, ...] at step t were not binary, and their event map
-        (called only when the batch as a whole was not binary)."""
-        analog = _analog_rows(x.reshape(x.shape[0], -1))
+    def note_analog(self, t0: int, x: np.ndarray, analog: np.ndarray) -> None:
+        """Record which samples of the batch inputs x [steps, B, ...] of timesteps t0.. were not binary
+        (``analog`` [steps, B]: True for those) and their part of the event map (called only when some step's
+        input as a whole was not binary)."""
+        span = slice(t0, t0 + len(x))
         if self.analog_samples is None:
             self.analog_samples = np.zeros(len(self.events_in), np.int64)
-        self.analog_samples[t] += int(analog.sum())
+        self.analog_samples[span] += analog.sum(axis=1)
         if self.event_map is not None and analog.any():
             if self.event_map_analog is None:
                 self.event_map_analog = np.zeros_like(self.event_map)
-            self.event_map_analog[t] += (x[analog] != 0).sum(axis=0, dtype=np.float32)
+            mask = (x != 0) & analog.reshape(analog.shape + (1,) * (x.ndim - 2))
+            self.event_map_analog[span] += mask.sum(axis=1, dtype=np.float32)
 
     @property
     def spiking(self) -> bool:
@@ -189,11 +191,6 @@ class LayerTrace:
     def synops_binary(self) -> np.ndarray:
         """Synaptic ops of binary (spike) inputs only: accumulates."""
         return self.synops - self.macs_analog
-
-
-def _analog_rows(flat: np.ndarray) -> np.ndarray:
-    """Which rows (samples) of [B, N] hold a value other than 0 or 1."""
-    return ~((flat == 0) | (flat == 1)).all(axis=1)
 
 
 @dataclass

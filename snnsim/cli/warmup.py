@@ -50,11 +50,11 @@ def _dispatchers():
 
 
 def cache_is_empty() -> bool:
-    """True when the neuron step, which every run calls, has no compiled code on disk yet."""
-    from ..neurons import neuron_step_stats
+    """True when the neuron kernel, which every run calls, has no compiled code on disk yet."""
+    from ..neurons import neuron_steps
 
     try:
-        return not os.path.exists(neuron_step_stats._cache._cache_file._index_path)
+        return not os.path.exists(neuron_steps._cache._cache_file._index_path)
     except AttributeError:          # another Numba's internals: do not guess
         return False
 
