@@ -302,8 +302,8 @@ class Multistep:
         ops = net.ops[self.prefix:] if enc.kind == "direct" else net.ops
         if enc.kind == "direct":
             cached = br.run_ops(net.ops[:self.prefix], x[start:stop], 0)
-        if self.spans:       # every op over several timesteps at once (windows of ``_window`` steps)
-            w = _window(self.largest, stop - start, T)
+        if self.spans:       # every op over several timesteps at once (``steps_at_once`` of them)
+            w = steps_at_once(self.largest, stop - start, T)
             for t0 in range(0, T, w):
                 t1 = min(T, t0 + w)
                 if enc.kind == "direct":
@@ -330,8 +330,9 @@ class Multistep:
 _WINDOW_ELEMS = 1 << 20
 
 
-def _window(largest: int, B: int, T: int) -> int:
-    """Timesteps that run side by side: as many as keep the largest activation within _WINDOW_ELEMS."""
+def steps_at_once(largest: int, B: int, T: int) -> int:
+    """Timesteps that run side by side (a network whose ops all ``span``): as many as keep the largest activation
+    (``largest`` values per sample, batches of B) within _WINDOW_ELEMS."""
     return max(1, min(T, _WINDOW_ELEMS // max(1, B * largest)))
 
 

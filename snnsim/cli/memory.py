@@ -29,8 +29,9 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     """Estimated bytes of the arrays a run of ``n`` samples at ``T`` holds at once, by part (float32 values):
     input: the samples as read, and a float32 copy unless they are float32 already (events: T frames);
     outputs: [T, n, outputs];
-    batch: the arrays of the op that runs (B x 3 x the largest layer) and the states (B x their sizes), plus
-      rate-coded spikes [T, B, input] or an event frame [B, input] (direct input is a view);
+    batch: the arrays of the op that runs (B x 3 x the largest layer, for each of the timesteps the engine runs
+      side by side) and the states (B x their sizes), plus rate-coded spikes [T, B, input] or an event frame
+      [B, input] (direct input is a view);
     trace: the event maps [T, input] of the layers with weights;
     saved: --save's tensors [T, n, layer] (a neuron layer keeps spikes, membrane and charge).
     docs/robustness.md derives it by hand for one network; tests compare it with a measured peak."""
@@ -40,8 +41,10 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     inp = size(spec.input_shape)
     enc = spec.encoding.kind
     # alive at once: an op's input and output and a residual block's input, and every state carried across steps
-    per_step = (3 * max([inp] + [size(lay.out_shape) for lay in leaves])
-                + sum(size(lay.out_shape) for lay in leaves if lay.stateful))
+    from ..engine import steps_at_once
+
+    largest = max([inp] + [size(lay.out_shape) for lay in leaves])
+    per_step = 3 * largest * steps_at_once(largest, B, T) + sum(size(lay.out_shape) for lay in leaves if lay.stateful)
     neuron_save = 3 if {"spikes", "membrane"} & set(save) else 0
     saved = sum(size(lay.out_shape) * (neuron_save if lay.has_membrane else int("outputs" in save))
                 for lay in leaves)
