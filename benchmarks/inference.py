@@ -1,6 +1,7 @@
 """Inference speed: snnsim against SpikingJelly 2.0, Norse 1.1 and snnTorch 1.0, same weights and inputs.
 
-    python benchmarks/inference.py [--quick] [--background-load N] [--no-cli]
+    python benchmarks/inference.py [--quick] [--background-load N] [--no-cli] [--networks A,B] [--batches 1,64]
+                                   [--timesteps 4,8] [--rounds N]
 
 For the three shipped networks at T=4 and T=8: latency at batch 1 and time per batch of 64, with 2 threads
 for everyone (NUMBA_NUM_THREADS=2, torch.set_num_threads(2), OMP_WAIT_POLICY=PASSIVE set before any library
@@ -55,7 +56,7 @@ def inputs(name, n):
 PEERS = ("spikingjelly", "norse", "snntorch")
 
 
-def bench_network(name, T, rounds, load):
+def bench_network(name, T, rounds, load, batches=(1, 64)):
     model = lively_weights(build(name, 0.0))
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     spec = load_spec(ROOT / "networks" / f"{name}.yaml")
@@ -65,7 +66,7 @@ def bench_network(name, T, rounds, load):
     rows = []
     runners = {"norse": stepwise(lively_weights(build(name, 0.0)), T, norse_lif),
                "snntorch": stepwise(lively_weights(build(name, 0.0)), T, snntorch_lif)}
-    for batch in (1, 64):
+    for batch in batches:
         xb = xs[:batch]
         xt = torch.from_numpy(x64[:batch])
         fns = {"snnsim": lambda: run(net, xb, timesteps=T, batch_size=batch),
@@ -86,14 +87,23 @@ def main():
     ap.add_argument("--quick", action="store_true", help="T=4 only, fewer rounds")
     add_load_option(ap)
     ap.add_argument("--no-cli", action="store_true", help="skip the start-up measurements")
+    ints = lambda text: tuple(int(v) for v in text.split(","))  # noqa: E731
+    ap.add_argument("--networks", type=lambda text: tuple(text.split(",")), default=tuple(BUILDERS),
+                    help="networks to time (default: all three)")
+    ap.add_argument("--batches", type=ints, default=(1, 64), help="batch sizes (default: 1,64)")
+    ap.add_argument("--timesteps", type=ints, default=None, help="T values (default: 4,8; --quick: 4)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default: 7; --quick: 3)")
     args = ap.parse_args()
-    rounds = 3 if args.quick else 7
+    unknown = set(args.networks) - set(BUILDERS)
+    if unknown:
+        ap.error(f"--networks: no network {sorted(unknown)[0]!r}; choose from {', '.join(BUILDERS)}")
+    rounds = args.rounds or (3 if args.quick else 7)
     rows = []
     for load in sorted({0, args.background_load}):
         with background_load(load):
-            for T in ((4,) if args.quick else (4, 8)):
-                for name in BUILDERS:
-                    rows += bench_network(name, T, rounds, load)
+            for T in args.timesteps or ((4,) if args.quick else (4, 8)):
+                for name in args.networks:
+                    rows += bench_network(name, T, rounds, load, args.batches)
     df = pd.DataFrame(rows)
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
