@@ -1,6 +1,6 @@
 """Cost against activity: layer time vs input spike density (0-50 %), and whole networks auto vs forced forms.
 
-    python benchmarks/density_scaling.py [--quick] [--background-load N]
+    python benchmarks/density_scaling.py [--quick] [--background-load N] [--networks-only]
 
 1. Layers (the SEW-ResNet's block conv 64->64 3x3 at 8x8 and 16x16, the conv net's linear 1568->128, its
    3136->10-sized output layer), batch 1 and 64, random binary inputs at densities 0, 1, 2, 5, 10, 20, 50 %:
@@ -117,23 +117,27 @@ def bench_networks(rounds, load):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 64 only, 3 rounds")
+    ap.add_argument("--networks-only", action="store_true", help="only part 2: the whole networks")
     add_load_option(ap)
     args = ap.parse_args()
     rounds = 3 if args.quick else 7
     layers, nets = [], []
     for load in sorted({0, args.background_load}):
         with background_load(load):
-            layers += bench_layers(rounds, args.quick, load)
+            if not args.networks_only:
+                layers += bench_layers(rounds, args.quick, load)
             nets += bench_networks(rounds, load)
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
     df, dn = pd.DataFrame(layers), pd.DataFrame(nets)
-    df.to_csv(out / "density_scaling.csv", index=False)
+    if layers:
+        df.to_csv(out / "density_scaling.csv", index=False)
     dn.to_csv(out / "density_networks.csv", index=False)
     pd.set_option("display.width", 250)
-    print(f"Layer time (ms) against input density, median of {rounds} alternating rounds")
-    print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print("\n".join(summarise(df)))
+    if layers:
+        print(f"Layer time (ms) against input density, median of {rounds} alternating rounds")
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        print("\n".join(summarise(df)))
     print("\nWhole networks, batch 64, T=4, real inputs: default rule against forced forms (ms)")
     print(dn.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 

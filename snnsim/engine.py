@@ -137,8 +137,17 @@ class _BatchRun:
     def run_span(self, ops, x: np.ndarray, t0: int) -> np.ndarray:
         """Timesteps t0.. of x [steps, B, ...] through ops (each ``Op.spans``), every op over all the steps in one
         call: the calls, the trace's bookkeeping and each kernel's set-up are paid once, not once a timestep."""
-        for op in ops:
+        i = 0
+        while i < len(ops):
+            op, nxt = ops[i], ops[i + 1] if i + 1 < len(ops) else None
+            kind = op.pools_with(nxt) if op.holds_state and nxt is not None else None
+            if kind is not None and op.name not in self.probes and nxt.name not in self.probes:
+                self.records[op.name].computed[t0:t0 + len(x)] = True        # a neuron layer and its pooling: one pass
+                x = op.step_pool_span(self, self.records[op.name], nxt, self.records[nxt.name], x, t0, kind)
+                i += 2
+                continue
             x = self.run_op_span(op, x, t0)
+            i += 1
         return x
 
     def run_op_span(self, op: Op, x: np.ndarray, t0: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .kernels.pool import plane_2x2
 from .kernels.stats import flat_stats
 
 MODE = {"if": 0, "lif": 1, "plif": 2, "li": 3, "threshold": 4}
@@ -147,6 +148,27 @@ _BLOCK = 4096
 
 
 @njit(cache=True)
+def _block_step(xb, vb, hb, ob, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless,
+                counts, t):
+    """One step of a block of neurons (input xb, state vb updated in place, H into the scratch hb, output into
+    ob); adds counts[0, t] spikes, counts[1, t] nonzero inputs, counts[2, t] 1 if an input is neither 0 nor 1.
+    Returns the spikes."""
+    n = xb.shape[0]
+    if stateless:
+        for i in range(n):
+            vb[i] = v_r
+    k, binary = flat_stats(xb)
+    counts[1, t] += k
+    counts[2, t] += 0 if binary else 1
+    _charge(xb, vb, mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, n)
+    if delay:
+        _delayed_reset(vb, hb, threshold, gt, 0, n)
+    c = _fire(hb, mode, threshold, hard, delay, gt, v_r, ob, vb, 0, n)
+    counts[0, t] += c
+    return c
+
+
+@njit(cache=True)
 def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless, out2,
                  counts, spikes_s, keep_v, v_all, keep_h, h_all):
     """Timesteps t = 0..T-1 of a neuron layer: x2 [T, N] (N = B samples side by side), state v [N] updated in
@@ -170,18 +192,8 @@ def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, dela
             b = s * n + min(n, a0 + _BLOCK)
             vb = v[a:b]
             for t in range(T):
-                xb = x2[t, a:b]
-                if stateless:
-                    for i in range(b - a):
-                        vb[i] = v_r
-                k, binary = flat_stats(xb)
-                counts[1, t] += k
-                counts[2, t] += 0 if binary else 1
-                _charge(xb, vb, mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, b - a)
-                if delay:
-                    _delayed_reset(vb, hb, threshold, gt, 0, b - a)
-                c = _fire(hb, mode, threshold, hard, delay, gt, v_r, out2[t, a:b], vb, 0, b - a)
-                counts[0, t] += c
+                c = _block_step(x2[t, a:b], vb, hb, out2[t, a:b], mode, factor, decay_input, v_r, threshold, hard,
+                                delay, gt, clip, lo, hi, stateless, counts, t)
                 if per_sample:
                     spikes_s[t, s] += c
                 if keep_v:          # loops: a slice copy compiles Numba's shape-error path
@@ -190,6 +202,41 @@ def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, dela
                 if keep_h:
                     for i in range(b - a):
                         h_all[t, a + i] = hb[i]
+
+
+@njit(cache=True)
+def neuron_steps_pool(x2, v, B, C, H, W, kind, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo,
+                      hi, stateless, pooled2, counts, spikes_s):
+    """``neuron_steps`` of a spiking layer of B samples [C, H, W] fused with the 2x2, stride-2 pooling that
+    follows it (``kind`` 0 average, 1 maximum; kernels/pool.py's order of operations): blocks of whole row pairs
+    of a plane are stepped, their spikes pooled while in cache into pooled2 [T, B * C * (H // 2) * (W // 2)],
+    and the spikes themselves never written out (nothing reads them). Adds counts[3, t]: nonzero pooled outputs.
+    """
+    T = x2.shape[0]
+    HO, WO = H // 2, W // 2
+    rows = max(2, (_BLOCK // max(1, W)) // 2 * 2)          # an even number of rows: whole pooling windows
+    hb = np.empty(rows * W, np.float32)
+    sb = np.empty(rows * W, np.float32)
+    for s in range(B):
+        for c in range(C):
+            base = (s * C + c) * H * W
+            pbase = (s * C + c) * HO * WO
+            for r0 in range(0, H, rows):
+                r1 = min(H, r0 + rows)
+                a, b = base + r0 * W, base + r1 * W
+                vb = v[a:b]
+                prows = min((r1 - r0) // 2, HO - r0 // 2)   # pooled rows of this block (an odd last row: none)
+                for t in range(T):
+                    spikes_s[t, s] += _block_step(x2[t, a:b], vb, hb, sb[:b - a], mode, factor, decay_input, v_r,
+                                                  threshold, hard, delay, gt, clip, lo, hi, stateless, counts, t)
+                    if prows > 0:
+                        p0 = pbase + (r0 // 2) * WO
+                        po = pooled2[t, p0:p0 + prows * WO]
+                        plane_2x2(sb[:2 * prows * W].reshape(2 * prows, W), po.reshape(prows, WO), kind)
+                        nz = 0
+                        for i in range(prows * WO):
+                            nz += po[i] != 0
+                        counts[3, t] += nz
 
 
 _NONE = np.zeros((0, 0), np.float32)
@@ -209,6 +256,19 @@ def steps(p: NeuronParams, x: np.ndarray, v: np.ndarray, out: np.ndarray, spikes
                  p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, out.reshape(T, -1), counts,
                  _NO_SAMPLES if spikes_s is None else spikes_s, keep_v, v_all.reshape(T, -1) if keep_v else _NONE,
                  keep_h, h_all.reshape(T, -1) if keep_h else _NONE)
+    return counts
+
+
+def steps_pool(p: NeuronParams, x: np.ndarray, v: np.ndarray, kind: int, pooled: np.ndarray,
+               spikes_s: np.ndarray) -> np.ndarray:
+    """``steps`` of a spiking layer, x [T, B, C, H, W], with the 2x2 stride-2 pooling after it (kind 0 average,
+    1 maximum) into pooled [T, B, C, H // 2, W // 2]; the spikes are not kept. Returns counts [4, T]: those of
+    ``steps`` and the nonzero pooled outputs per step."""
+    T, B, C, H, W = x.shape
+    counts = np.zeros((4, T), np.int64)
+    neuron_steps_pool(x.reshape(T, -1), v.reshape(-1), B, C, H, W, kind, p.mode, p.factor, p.decay_input, p.v_r,
+                      p.threshold, p.hard, p.delay, p.gt, p.clip, p.lo, p.hi, p.stateless, pooled.reshape(T, -1),
+                      counts, spikes_s)
     return counts
 
 

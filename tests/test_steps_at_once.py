@@ -187,3 +187,46 @@ def test_windows_of_steps_give_the_same_run(monkeypatch):
     one = run(net, x, probes=["sn1"])
     np.testing.assert_array_equal(whole.outputs, one.outputs)
     np.testing.assert_array_equal(whole.spikes("sn1"), one.spikes("sn1"))
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(["avg", "max"]), neuron=st.sampled_from(["lif", "if"]), T=st.integers(1, 3),
+       B=st.integers(1, 2), C=st.integers(1, 3), H=st.sampled_from([1, 2, 5, 8, 130]), W=st.sampled_from([2, 3, 7, 64]),
+       seed=st.integers(0, 2**16))
+def test_neuron_steps_with_pooling_match_numpy(kind, neuron, T, B, C, H, W, seed):
+    layer = Neuron("n", (C, H, W), (C, H, W), neuron=neuron, tau=2.0, v_threshold=1.0, v_reset=0.0)
+    p = neurons.neuron_params(layer)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.8, 0.8, (T, B, C, H, W)).astype(f32)
+    v = np.full((B, C, H, W), p.v_init, f32)
+    HO, WO = H // 2, W // 2
+    pooled = np.empty((T, B, C, HO, WO), f32)
+    per_sample = np.zeros((T, B), np.int64)
+    counts = neurons.steps_pool(p, x, v, 0 if kind == "avg" else 1, pooled, per_sample)
+    s, vs, _ = numpy_neuron(neuron, x.reshape(T, -1), 2.0, 1.0, 0.0, "ge", True)
+    s = s.reshape(T, B, C, H, W)
+    windows = s[..., :2 * HO, :2 * WO].reshape(T, B, C, HO, 2, WO, 2)
+    want = windows.mean(axis=(4, 6)) if kind == "avg" else windows.max(axis=(4, 6))   # exact: quarters of 0/1
+    np.testing.assert_array_equal(pooled, want)
+    np.testing.assert_array_equal(v.reshape(-1), vs[-1])
+    np.testing.assert_array_equal(per_sample, (s != 0).reshape(T, B, -1).sum(axis=2))   # every spike, pooled or not
+    np.testing.assert_array_equal(counts[0], per_sample.sum(axis=1))
+    np.testing.assert_array_equal(counts[1], (x != 0).reshape(T, -1).sum(axis=1))
+    np.testing.assert_array_equal(counts[3], (want != 0).reshape(T, -1).sum(axis=1))
+
+
+def test_a_neuron_layer_and_its_pooling_fused_give_the_unfused_run():
+    spec = parse_spec({**SPEC, "layers": SPEC["layers"][:3] + SPEC["layers"][4:]})
+    net = build_network(spec, {k: v * f32(3) for k, v in random_weights(spec, 5).items()})
+    x = np.random.default_rng(8).random((3, 2, 8, 8), dtype=f32)
+    fused = run(net, x, batch_size=2)
+    unfused = run(net, x, batch_size=2, probes=["pool"])      # a probed layer is not fused
+    np.testing.assert_array_equal(fused.outputs, unfused.outputs)
+    assert fused.outputs.any()
+    for ra, rb in zip(fused.trace.layers, unfused.trace.layers, strict=True):
+        for key in ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "sample_events_in",
+                    "sample_events_out"):
+            va, vb = getattr(ra, key), getattr(rb, key)
+            assert (va is None) == (vb is None), f"{ra.name} {key}"
+            if va is not None:
+                np.testing.assert_array_equal(va, vb, err_msg=f"{ra.name} {key}")

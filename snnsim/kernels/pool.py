@@ -52,7 +52,7 @@ def _max_plane(xp, op, kh, kw, sh, sw, ph, pw):
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _plane_2x2(xp, op, kind):
+def plane_2x2(xp, op, kind):
     """2x2 windows, stride 2, no padding (the common case): the window's four values read straight from two
     rows, in the generic loops' order (row by row), so that sums and maxima are the same bits; the generic
     loops spend most of their time on window bounds."""
@@ -96,7 +96,7 @@ def _pool_planes_2x2(x, out, kind, p0, p1):
     for p in range(p0, p1):
         b = p // C
         c = p - b * C
-        _plane_2x2(x[b, c], out[b, c], kind)
+        plane_2x2(x[b, c], out[b, c], kind)
 
 
 def _pool(x, kind, kh, kw, sh, sw, ph, pw):

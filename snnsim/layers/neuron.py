@@ -171,6 +171,34 @@ class NeuronOp(Op):
         return out, None                      # spikes: exact wherever no risk was counted
 
 
+    def pools_with(self, nxt) -> int | None:
+        """The pooling kind (``PoolOp.kind_2x2``) when this spiking layer of [C, H, W] can run fused with the op
+        ``nxt`` after it, else None."""
+        if not self.layer.spiking or len(self.layer.out_shape) != 3:
+            return None
+        return getattr(nxt, "kind_2x2", None)
+
+    def step_pool_span(self, br, rec, pool, pool_rec, x: np.ndarray, t0: int, kind: int) -> np.ndarray:
+        """``step_span`` fused with the 2x2 pooling op ``pool`` after it (record ``pool_rec``): returns the pooled
+        output; the spikes, which nothing else reads (neither layer is probed), are never stored."""
+        t1 = t0 + len(x)
+        n, B = x.shape[0], x.shape[1]
+        out = np.empty((n, B) + tuple(pool.layer.out_shape), np.float32)
+        per_sample = rec.sample_counts(slice(t0, t1), B, "sample_events_out")[0]
+        counts = neurons.steps_pool(self.params, x, br.state[self.name], kind, out, per_sample)
+        rec.events_in[t0:t1] += counts[1]
+        rec.binary_in[t0:t1] &= counts[2] == 0
+        rec.events_out[t0:t1] += counts[0]
+        rec.neuron_updates[t0:t1] += x[0].size
+        # the pool's input is these spikes: binary, counted per sample above (fresh rows of this batch)
+        pool_rec.computed[t0:t1] = True
+        pool_rec.events_in[t0:t1] += counts[0]
+        pool_in, = pool_rec.sample_counts(slice(t0, t1), B, "sample_events_in")
+        pool_in += per_sample
+        pool_rec.events_out[t0:t1] += counts[3]
+        return out
+
+
 def build(layer: Neuron, w, ctx):
     return NeuronOp(layer, (), neurons.neuron_params(layer, w.get(f"{layer.name}.w")))
 

@@ -56,6 +56,15 @@ class PoolOp(Op):
         fn = K.avgpool2d if p.op == "avg" else K.maxpool2d if p.op == "max" else sumpool2d
         return fn(x, p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1])
 
+    @property
+    def kind_2x2(self) -> int | None:
+        """0 (average) or 1 (maximum) for a 2x2, stride-2, unpadded window (a neuron layer before it can pool its
+        spikes as it makes them, ``snnsim.neurons.steps_pool``); None otherwise."""
+        p: Pool2d = self.layer
+        if p.op in ("avg", "max") and (*p.kernel_size, *p.stride, *p.padding) == (2, 2, 2, 2, 0, 0):
+            return 0 if p.op == "avg" else 1
+        return None
+
     def error_bound(self, x, e, y):
         p = self.layer
         kh, kw, sh, sw, ph, pw = (*p.kernel_size, *p.stride, *p.padding)
