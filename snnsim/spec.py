@@ -59,6 +59,11 @@ class Layer:
         return ()
 
     @property
+    def type_name(self) -> str:
+        """The layer's type as ``snnsim info`` shows it (a kind's records may say which of its types they are)."""
+        return self.kind
+
+    @property
     def stateful(self) -> bool:
         """True when the layer keeps state from one timestep to the next."""
         return False

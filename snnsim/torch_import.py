@@ -6,24 +6,9 @@ snnsim computes what the module computes. A split that meets again at an additio
 becomes a ``residual`` layer. Anything snnsim cannot compute exactly is refused with a one-line
 ``SnnsimError`` naming the module.
 
-Neuron equations and how they map (docs/torch_import.md has the derivations):
-
-- SpikingJelly ``LIFNode`` / ``IFNode`` / ``ParametricLIFNode``: snnsim's ``lif`` / ``if`` / ``plif`` are
-  SpikingJelly's own expressions (spike at ``H >= v_threshold``); soft reset (``v_reset=None``) is snnsim's
-  subtract reset.
-- snnTorch ``Leaky``: ``mem = beta*mem + x``, spike at ``mem > threshold`` -> ``lif`` with ``decay_input:
-  false``, ``tau = 1/(1-beta)``, ``spike_rule: gt``. Zero reset maps for either ``reset_delay``. Subtract
-  reset with ``reset_delay=True`` (snnTorch's default: the threshold comes off one step late, undecayed) is
-  snnsim's ``reset_delay: true``, exactly; with ``reset_delay=False`` it is the same while no membrane
-  exceeds twice the threshold: snnTorch skips a spike test after a reset that leaves the membrane above
-  threshold, snnsim does not.
-- Norse ``LIFBoxCell``: ``v += dt*tau_mem_inv*(x + v_leak - v)``, spike at ``v - v_th > 0`` -> ``lif`` with
-  ``tau = 1/(dt*tau_mem_inv)``, ``spike_rule: gt``. ``LIFCell`` (current-based) -> ``li`` (the synaptic
-  current, ``tau = 1/(dt*tau_syn_inv)``) then ``lif``.
-
-Spikes match the module bit for bit when the decay factors are powers of two (beta = 1 - 2^-k,
-dt*tau_inv = 2^-k): then ``v/tau`` and ``v*(1-beta)`` round identically. Otherwise the membranes agree to
-float32 round-off.
+Each layer kind maps the module classes it lists (``Kind.torch_modules``, ``Kind.from_torch`` in
+``snnsim.layers``); the neurons of SpikingJelly, snnTorch and Norse and how they map are in
+``snnsim/layers/neuron_import.py`` (docs/torch_import.md has the derivations).
 """
 
 from __future__ import annotations
@@ -36,7 +21,7 @@ import numpy as np
 
 from .datasets import as_array
 from .errors import SnnsimError
-from .layers.registry import torch_readers
+from .layers.registry import torch_function_reader, torch_readers
 from .layers.residual import import_block
 
 __all__ = ["TorchImport", "from_torch", "load_module"]
@@ -96,52 +81,24 @@ def _refuse(qual, m, why):
     return _Refuse(f"module '{qual or '<root>'}' ({type(m).__name__}): {why}")
 
 
-def _f32(t) -> float:
-    """One float from a scalar or uniform tensor/number, as float32 (what the module computes with)."""
-    a = np.asarray(as_array(t), dtype=np.float32).reshape(-1)
-    if a.size == 0 or not np.all(a == a[0]):
-        raise ValueError(f"values differ across neurons (range {a.min()}..{a.max()})")
-    return float(a[0])
-
-
 # ----------------------------------------------------------------------------- module -> snnsim layers
-def _library_classes():
-    """Neuron classes of the installed peers, by library (missing libraries are simply absent)."""
-    out = {}
+def _sj_containers():
+    """SpikingJelly's containers (left whole by torch.fx, read in module order), when it is installed."""
     try:
-        from spikingjelly.activation_based import layer as sj_layer, neuron as sj_neuron
-
-        out["sj"] = (sj_neuron, sj_layer)
+        from spikingjelly.activation_based import layer
     except ImportError:
-        pass
-    try:
-        import snntorch
-
-        out["snntorch"] = snntorch
-    except ImportError:
-        pass
-    try:
-        import norse.torch as norse
-
-        out["norse"] = norse
-    except ImportError:
-        pass
-    return out
-
-
-def _sj_containers(libs):
-    if "sj" not in libs:
         return ()
-    layer = libs["sj"][1]
     return (layer.SeqToANNContainer, layer.MultiStepContainer)
 
 
 class _Module:
-    """What a kind's ``from_torch`` gets: the module's name, the torch.nn class it matched, its parameters as
-    float32 arrays, and the one-line refusal naming the module."""
+    """What a kind's ``from_torch`` gets: the module's name, the class it matched (as the kind lists it), its
+    parameters as float32 arrays, and the one-line refusal naming the module. For a call of a torch function or
+    tensor method in a traced graph the module is None, ``cls`` the function's name and ``shapes`` its input
+    and output shapes without the leading time/batch dimensions (None where these change or are unknown)."""
 
-    def __init__(self, qual, m, cls):
-        self.qual, self.m, self.cls = qual, m, cls
+    def __init__(self, qual, m, cls, shapes=None):
+        self.qual, self.m, self.cls, self.shapes = qual, m, cls, shapes
 
     def layer(self, kind, weights=None, q=None, **fields) -> dict:
         """A layer dict (``_q``: the torch name it comes from, ``_w``: its weights by snnsim parameter name)."""
@@ -152,135 +109,40 @@ class _Module:
         return {n: np.asarray(as_array(getattr(self.m, n)), np.float32) for n in names
                 if getattr(self.m, n) is not None}
 
+    def scalar(self, t) -> float:
+        """One float from a scalar or uniform tensor/number, as float32 (what the module computes with);
+        ValueError when the values differ."""
+        a = np.asarray(as_array(t), dtype=np.float32).reshape(-1)
+        if a.size == 0 or not np.all(a == a[0]):
+            raise ValueError(f"values differ across neurons (range {a.min()}..{a.max()})")
+        return float(a[0])
+
     def refuse(self, why) -> SnnsimError:
+        if self.m is None:
+            return _Refuse(f"operation '{self.qual}' ({self.cls}): {why}")
         return _refuse(self.qual, self.m, why)
 
 
 def _reader(m):
-    """(torch.nn class name, kind) of the first kind that imports ``m``, or None."""
-    import torch.nn as nn
-
-    return next(((c, k) for c, k in torch_readers() if isinstance(m, getattr(nn, c))), None)
+    """(class name, kind) of the first kind that imports ``m``, or None."""
+    return next(((name, k) for cls, name, k in torch_readers() if isinstance(m, cls)), None)
 
 
-def _convert(qual, m, libs) -> list[dict] | None:
+def _convert(qual, m) -> list[dict] | None:
     """snnsim layer dicts for one leaf module (``_q``: torch name, ``_w``: its weights), or None if unknown.
 
     An empty list means the module is the identity at inference (Identity; Dropout in eval mode is kept as
-    snnsim's dropout, which is the identity too). Each layer kind maps the torch.nn classes it reads
-    (``Kind.from_torch``); neurons of the peer libraries are mapped here."""
+    snnsim's dropout, which is the identity too). Each layer kind maps the classes it reads
+    (``Kind.from_torch``)."""
     import torch.nn as nn
 
     if isinstance(m, nn.Identity):
         return []
     found = _reader(m)
-    if found is not None:
-        cls, kind = found
-        return kind.from_torch(m, _Module(qual, m, cls))
-    return _convert_neuron(qual, m, libs)
-
-
-def _convert_neuron(qual, m, libs):
-    def neuron(kind, weights=None, q=qual, **fields):
-        return dict(type=kind, **fields, _q=q, _w=weights or {})
-
-    try:
-        if "sj" in libs:
-            sj = libs["sj"][0]
-            if type(m) in (sj.LIFNode, sj.IFNode, sj.ParametricLIFNode):
-                return _sj_neuron(qual, m, sj, neuron)
-            if isinstance(m, sj.BaseNode):
-                raise _refuse(qual, m, "snnsim has LIFNode, IFNode and ParametricLIFNode of SpikingJelly only")
-        if "snntorch" in libs:
-            snn = libs["snntorch"]
-            if type(m) is snn.Leaky:
-                return _snntorch_leaky(qual, m, neuron)
-            if isinstance(m, snn.SpikingNeuron):
-                raise _refuse(qual, m, "snnsim has snnTorch's Leaky only (no synaptic/alpha/recurrent neurons)")
-        if "norse" in libs:
-            nt = libs["norse"]
-            if type(m) is nt.LIFBoxCell:
-                return _norse_box(qual, m, neuron)
-            if type(m) is nt.LIFCell:
-                return _norse_lif(qual, m, neuron)
-            if type(m).__module__.startswith("norse."):
-                raise _refuse(qual, m, "snnsim has Norse's LIFBoxCell and LIFCell only (run them one step at "
-                                       "a time, e.g. in a SequentialState)")
-    except ValueError as e:         # non-uniform parameters
-        raise _refuse(qual, m, f"{e}; snnsim neuron layers have one value per parameter") from None
-    return None
-
-
-def _sj_neuron(qual, m, sj, neuron):
-    if not isinstance(m.v_threshold, (int, float)) or not (m.v_reset is None or isinstance(m.v_reset, (int, float))):
-        raise _refuse(qual, m, "v_threshold and v_reset must be numbers")
-    common = dict(v_threshold=float(m.v_threshold), v_reset=None if m.v_reset is None else float(m.v_reset),
-                  spike_rule="ge")
-    if type(m) is sj.IFNode:
-        return [neuron("if", **common)]
-    if type(m) is sj.ParametricLIFNode:
-        return [neuron("plif", {"w": np.asarray(as_array(m.w), np.float32).reshape(())},
-                       decay_input=bool(m.decay_input), **common)]
-    return [neuron("lif", tau=float(m.tau), decay_input=bool(m.decay_input), **common)]
-
-
-def _tau_from_decay(decay: float, qual, m, what) -> float:
-    """tau such that snnsim's v - v/tau equals the module's decay*v (exact when 1-decay is 2^-k)."""
-    keep = 1.0 - decay
-    if not 0 < keep < 1:
-        raise _refuse(qual, m, f"{what} = {decay} gives no leak snnsim can compute (needs 0 < {what} < 1)")
-    return 1.0 / keep
-
-
-def _snntorch_leaky(qual, m, neuron):
-    mech = m.reset_mechanism
-    if m.state_quant or m.inhibition or _f32(m.graded_spikes_factor) != 1.0:
-        raise _refuse(qual, m, "state_quant, inhibition and graded spikes have no snnsim equivalent")
-    if mech == "none":
-        raise _refuse(qual, m, "reset_mechanism='none' (a spiking neuron that never resets) has no snnsim "
-                               "equivalent")
-    beta = min(max(_f32(m.beta), 0.0), 1.0)       # snnTorch clamps beta to [0, 1]
-    tau = _tau_from_decay(beta, qual, m, "beta")
-    fields = dict(tau=tau, decay_input=False, v_threshold=_f32(m.threshold),
-                  v_reset=0.0 if mech == "zero" else None, spike_rule="gt")
-    if mech == "subtract" and m.reset_delay:
-        fields["reset_delay"] = True
-    return [neuron("lif", **fields)]
-
-
-def _norse_factor(m, inv) -> float:
-    """dt * tau_inv as Norse computes it (a Python float times a float32 tensor, in float32)."""
-    return _f32(m.dt * inv)
-
-
-def _norse_common(qual, m):
-    p = m.p
-    v_leak, v_reset = _f32(p.v_leak), _f32(p.v_reset)
-    reset = getattr(p, "reset_method", None)
-    if reset is not None and getattr(reset, "__name__", "") != "reset_value":
-        raise _refuse(qual, m, "only Norse's reset_value (hard reset) is supported")
-    if v_leak != v_reset:
-        raise _refuse(qual, m, f"v_leak ({v_leak}) differs from v_reset ({v_reset}); snnsim leaks toward the "
-                               "reset potential")
-    return dict(v_threshold=_f32(p.v_th), v_reset=v_reset, spike_rule="gt")
-
-
-def _norse_box(qual, m, neuron):
-    k = _norse_factor(m, m.p.tau_mem_inv)
-    return [neuron("lif", tau=_tau_from_decay(1.0 - k, qual, m, "1 - dt*tau_mem_inv"), decay_input=True,
-                   **_norse_common(qual, m))]
-
-
-def _norse_lif(qual, m, neuron):
-    common = _norse_common(qual, m)
-    k_syn = _norse_factor(m, m.p.tau_syn_inv)
-    k_mem = _norse_factor(m, m.p.tau_mem_inv)
-    # Norse adds the input to the current first, drives v with that current, then decays the current:
-    # the current is snnsim 'li' (c - c/tau + x, output c) and v is 'lif' driven by it.
-    return [neuron("li", q=f"{qual}_syn", tau=_tau_from_decay(1.0 - k_syn, qual, m, "1 - dt*tau_syn_inv"),
-                   decay_input=False, v_reset=0.0),
-            neuron("lif", tau=_tau_from_decay(1.0 - k_mem, qual, m, "1 - dt*tau_mem_inv"), decay_input=True,
-                   **common)]
+    if found is None:
+        return None
+    cls, kind = found
+    return kind.from_torch(m, _Module(qual, m, cls))
 
 
 # ----------------------------------------------------------------------------- graph walking
@@ -292,41 +154,49 @@ class _Node:
     inputs: list = field(default_factory=list)
 
 
-def _is_leaf_type(m, libs) -> bool:
+def _function_reader(n):
+    """The kind that reads a call of a torch function or tensor method in a traced graph, or None."""
+    import torch
+
+    if n.op == "call_method":
+        return torch_function_reader(n.target)
+    name = getattr(n.target, "__name__", None)
+    return torch_function_reader(name) if name and getattr(torch, name, None) is n.target else None
+
+
+def _is_leaf_type(m) -> bool:
     """A module ``_convert`` handles (decided by type, without reading parameters)."""
     import torch.nn as nn
 
-    if isinstance(m, nn.Identity) or _reader(m) is not None:
-        return True
-    if "sj" in libs and isinstance(m, libs["sj"][0].BaseNode):
-        return True
-    if "snntorch" in libs and isinstance(m, libs["snntorch"].SpikingNeuron):
-        return True
-    return type(m).__module__.startswith("norse.") and type(m).__name__.endswith("Cell")
+    return isinstance(m, nn.Identity) or _reader(m) is not None
 
 
-def _chain_containers(libs):
+def _chain_containers():
     """Containers whose forward runs their children in order, so module order is their graph."""
     import torch.nn as nn
 
-    out = (nn.Sequential,) + _sj_containers(libs)
-    if "norse" in libs:
-        out += (libs["norse"].SequentialState,)
+    out = (nn.Sequential,) + _sj_containers()
+    try:
+        import norse.torch as norse
+
+        out += (norse.SequentialState,)
+    except ImportError:
+        pass
     return out
 
 
-def _module_order(module, libs, prefix="", reason="") -> list[dict]:
+def _module_order(module, prefix="", reason="") -> list[dict]:
     """Leaf modules of a chain container in registration order (the graph when fx cannot trace)."""
     out = []
     for name, child in module.named_children():
         qual = f"{prefix}{name}"
-        if _is_leaf_type(child, libs):
-            conv = _convert(qual, child, libs)
+        if _is_leaf_type(child):
+            conv = _convert(qual, child)
             if conv is None:
                 raise _refuse(qual, child, "snnsim has no equivalent layer")
             out += conv
-        elif isinstance(child, _chain_containers(libs)):
-            out += _module_order(child, libs, qual + ".", reason)
+        elif isinstance(child, _chain_containers()):
+            out += _module_order(child, qual + ".", reason)
         elif any(True for _ in child.children()):
             raise _refuse(qual, child, "torch.fx could not trace the model" + (f" ({reason})" if reason else "")
                           + " and this module has its own forward, so its graph is unknown")
@@ -335,18 +205,18 @@ def _module_order(module, libs, prefix="", reason="") -> list[dict]:
     return out
 
 
-def _fx_graph(module, example, libs, lead: int) -> list[_Node]:
+def _fx_graph(module, example, lead: int) -> list[_Node]:
     """The module's dataflow as _Nodes (leaf modules already converted), via torch.fx."""
     import torch
     import torch.fx as fx
     from torch.fx.passes.shape_prop import ShapeProp
 
-    containers = _sj_containers(libs)
+    containers = _sj_containers()
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qual):
             # by type only: while tracing, reading a parameter would record it in the graph
-            return isinstance(m, containers) or _is_leaf_type(m, libs) or super().is_leaf_module(m, qual)
+            return isinstance(m, containers) or _is_leaf_type(m) or super().is_leaf_module(m, qual)
 
     probe = copy.deepcopy(module)
     graph = Tracer().trace(probe)
@@ -377,9 +247,9 @@ def _fx_graph(module, example, libs, lead: int) -> list[_Node]:
             m = mods[n.target]
             ins = [src(a) for a in tensor_args(n)]
             if isinstance(m, containers):
-                layers = _module_order(m, libs, n.target + ".")
+                layers = _module_order(m, n.target + ".")
             else:
-                layers = _convert(n.target, m, libs)
+                layers = _convert(n.target, m)
                 if layers is None:
                     raise _refuse(n.target, m, "snnsim has no equivalent layer")
             if len(ins) != 1:
@@ -397,15 +267,13 @@ def _fx_graph(module, example, libs, lead: int) -> list[_Node]:
             if len(ins) != 2 or len(n.args) != 2:
                 raise SnnsimError(f"operation '{n.name}' ({n.target}): only the sum of two tensors is supported")
             nodes.append(_Node(n.name, "add", inputs=ins))
-        elif (n.op == "call_function" and n.target in (torch.flatten, torch.reshape)) or \
-                (n.op == "call_method" and n.target in ("flatten", "view", "reshape")):
+        elif n.op in ("call_function", "call_method") and _function_reader(n) is not None:
+            fn = n.target if n.op == "call_method" else n.target.__name__
             x = n.args[0]
             si, so = shape(x), shape(n)
-            if si is None or so is None or si[:lead] != so[:lead] or len(so) != lead + 1:
-                raise SnnsimError(f"operation '{n.name}' ({n.target}): only a flatten of all per-sample "
-                                  "dimensions is supported")
-            kind = dict(torch_readers())["Flatten"]
-            nodes.append(_Node(n.name, "layer", kind.from_torch(None, _Module(n.name, None, "Flatten")), [src(x)]))
+            shapes = (si[lead:], so[lead:]) if si is not None and so is not None and si[:lead] == so[:lead] else None
+            layers = _function_reader(n).from_torch(None, _Module(n.name, None, fn, shapes))
+            nodes.append(_Node(n.name, "layer", layers, [src(x)]))
         elif n.op == "call_method" and n.target in ("size", "dim") or \
                 (n.op == "call_function" and n.target is getattr):
             continue                           # shape queries feeding a view
@@ -525,9 +393,9 @@ def _name(layers, prefix, weights, rename, used):
 
 
 # ----------------------------------------------------------------------------- entry points
-def _multi_step(module, libs) -> bool | None:
-    modes = {getattr(m, "step_mode") for m in module.modules()
-             if "sj" in libs and hasattr(m, "step_mode") and isinstance(getattr(m, "step_mode"), str)}
+def _multi_step(module) -> bool | None:
+    """True for a SpikingJelly module in multi-step mode (its example input and outputs carry T first)."""
+    modes = {getattr(m, "step_mode") for m in module.modules() if isinstance(getattr(m, "step_mode", None), str)}
     if len(modes) > 1:
         raise SnnsimError("module mixes SpikingJelly step_mode 's' and 'm'; use one step mode throughout")
     return modes == {"m"}
@@ -545,10 +413,9 @@ def from_torch(module, example_input, *, timesteps: int | None = None, encoding:
     """
     import torch
 
-    libs = _library_classes()
     example = example_input if isinstance(example_input, torch.Tensor) else torch.as_tensor(
         np.asarray(example_input, np.float32))
-    multi = _multi_step(module, libs)
+    multi = _multi_step(module)
     lead = 2 if multi else 1
     if example.ndim <= lead:
         raise SnnsimError(f"example_input: shape {list(example.shape)} has no per-sample dimensions "
@@ -558,7 +425,7 @@ def from_torch(module, example_input, *, timesteps: int | None = None, encoding:
     try:
         import torch.fx  # noqa: F401
 
-        graph = _fx_graph(module, example, libs, lead)
+        graph = _fx_graph(module, example, lead)
         layers = _nest(graph)
         notes.append("graph read with torch.fx")
     except _Refuse:
@@ -567,10 +434,10 @@ def from_torch(module, example_input, *, timesteps: int | None = None, encoding:
         raise
     except Exception as e:        # fx cannot trace data-dependent Python: fall back to module order
         reason = f"{type(e).__name__}: {str(e).splitlines()[0][:100]}" if str(e) else type(e).__name__
-        if not isinstance(module, _chain_containers(libs)):
+        if not isinstance(module, _chain_containers()):
             raise _refuse("", module, f"torch.fx could not trace it ({reason}) and it is not a chain "
                                       "container (nn.Sequential, SequentialState)") from None
-        layers = _module_order(module, libs, "", reason)
+        layers = _module_order(module, "", reason)
         notes.append(f"graph read in module order (torch.fx could not trace: {reason})")
     if not layers:
         raise SnnsimError("module: no layers snnsim can run were found")

@@ -23,7 +23,7 @@ def import_torch(model, out, weights_out, input_shape, timesteps, encoding):
     import torch
 
     from ..outputs import check_output
-    from ..torch_import import _library_classes, _multi_step, from_torch, load_module
+    from ..torch_import import _multi_step, from_torch, load_module
 
     check_output(out, "-o/--out")
     check_output(weights_out, "--weights-out")
@@ -37,7 +37,7 @@ def import_torch(model, out, weights_out, input_shape, timesteps, encoding):
     module = load_module(model)
     if not isinstance(module, torch.nn.Module):
         raise InputError(f"{model}: gave a {type(module).__name__}, not a torch.nn.Module")
-    lead = (timesteps, 1) if _multi_step(module, _library_classes()) else (1,)
+    lead = (timesteps, 1) if _multi_step(module) else (1,)
     example = torch.zeros(lead + tuple(shape))
     imp = from_torch(module, example, timesteps=timesteps, encoding=encoding)
     imp.network()                      # the written pair must load: check it before writing

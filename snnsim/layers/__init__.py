@@ -11,8 +11,8 @@ Everything else looks a kind up there (``kind_of(record)``) instead of testing r
     upsample
     scale, layer_scale     Scale, LayerScale                (scale.py)
     residual               Residual, ResidualOp             (residual.py)
-    if/lif/plif/li/        Neuron, NeuronOp                 (neuron.py; the arithmetic is snnsim.neurons)
-    threshold
+    if/lif/plif/li/        Neuron, NeuronOp                 (neuron.py; the arithmetic is snnsim.neurons; how it reads
+    threshold                                               peers' neurons and NIR's: neuron_import.py)
     rlif                   RecurrentNeuron                  (recurrent.py; snnTorch RLeaky, all-to-all recurrent weight)
     reversible             Reversible, ReversibleOp         (reversible/: record, op, bounded inverse, reversible backward)
     trevsnn                TRevSNN, TRevState, TRevOp       (trevsnn/: records, parser, op and column schedule, inverse,

@@ -10,8 +10,7 @@ from typing import Any
 from ..errors import SpecError
 from ..limits import over
 from ..spec import ENCODINGS, Encoding, Fields, NetworkSpec, Readout, show
-from .neuron import NEURON_KINDS
-from .registry import ParseContext, parse_layers
+from .registry import ParseContext, default_types, parse_layers
 
 
 def parse_spec(raw: Any, source: str | None = None) -> NetworkSpec:
@@ -45,9 +44,9 @@ def parse_spec(raw: Any, source: str | None = None) -> NetworkSpec:
         raise w_f.err("ignore", "expected a list of file keys or glob patterns (e.g. ['*.mem'])")
     w_f.done()
     defaults = f.section("neuron_defaults")
-    if not isinstance(defaults, dict) or not all(k in NEURON_KINDS and isinstance(v, dict)
-                                                 for k, v in defaults.items()):
-        raise f.err("neuron_defaults", f"expected a mapping from a neuron type ({', '.join(NEURON_KINDS)}) "
+    types = default_types()
+    if not isinstance(defaults, dict) or not all(k in types and isinstance(v, dict) for k, v in defaults.items()):
+        raise f.err("neuron_defaults", f"expected a mapping from a neuron type ({', '.join(types)}) "
                                        "to its default fields")
     layers, _ = parse_layers(f.get("layers", required=True), "layers", tuple(shape), "",
                              ParseContext(defaults, set(), source))
@@ -96,6 +95,6 @@ def with_timesteps(spec: NetworkSpec, timesteps: int) -> NetworkSpec:
 
 def layer_table(spec: NetworkSpec) -> list[dict]:
     """Rows of ``snnsim info``: layer, type, output shape, parameters (shared modules once), state words."""
-    return [dict(layer=layer.name, type=getattr(layer, "neuron", layer.kind),
+    return [dict(layer=layer.name, type=layer.type_name,
                  output="x".join(map(str, layer.out_shape)), params=layer.own_params(), state=layer.state_words)
             for layer in spec.all_layers()]

@@ -10,6 +10,7 @@ from ..nir.io import NODE_NEURON, NODE_PLIF_W, NODE_RESET, NODE_SPIKE_RULE
 from ..spec import Layer, Shape, finite, show
 from ..train import grads as G
 from ..train.forward import Act, Node, NeuronTrainCfg
+from .neuron_import import NIR_READERS, TORCH_FAMILIES, from_nir, from_torch
 from .op import U, Op, finish
 from .registry import Kind, register
 import numpy as np
@@ -50,6 +51,10 @@ class Neuron(Layer):
 
     def param_shapes(self):
         return {"w": ()} if self.neuron == "plif" else {}
+
+    @property
+    def type_name(self) -> str:
+        return self.neuron
 
     @property
     def stateful(self) -> bool:
@@ -351,4 +356,5 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
 
 KIND = register(Kind("neuron", NEURON_KINDS, Neuron, parse, build,
                      train_node=lambda layer, cfg_for: NeuronNode(layer, cfg_for(layer.name)),
-                     nir_export=to_nir))
+                     nir_export=to_nir, nir_nodes=tuple(NIR_READERS), from_nir=from_nir,
+                     torch_modules=tuple(TORCH_FAMILIES), from_torch=from_torch, uses_defaults=True))

@@ -48,6 +48,10 @@ class RecurrentNeuron(Neuron):
         return p
 
     @property
+    def type_name(self) -> str:
+        return self.kind
+
+    @property
     def stateful(self) -> bool:
         return True
 

@@ -8,6 +8,7 @@ know of it. The kinds' modules (``snnsim.layers.*``) register themselves when ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Callable
 
 from ..errors import InputError, SpecError
@@ -31,8 +32,10 @@ class Kind:
     nir_export: Callable | None = None         # nir_export(op, exporter, srcs) -> names of the nodes it adds
     nir_nodes: tuple[str, ...] = ()            # NIR node classes (by name) that from_nir reads
     from_nir: Callable | None = None           # from_nir(name, node, shape, importer) -> (layers, output shape)
-    torch_modules: tuple[str, ...] = ()        # torch.nn module classes (by name) that from_torch reads
-    from_torch: Callable | None = None         # from_torch(module, importer) -> snnsim layer dicts
+    torch_modules: tuple[str, ...] = ()        # module classes from_torch reads (torch_class names them)
+    torch_functions: tuple[str, ...] = ()      # torch functions / tensor methods of a traced graph it reads
+    from_torch: Callable | None = None         # from_torch(module or None, importer) -> snnsim layer dicts
+    uses_defaults: bool = False                # its parser reads the network file's neuron_defaults of its types
 
 
 _KINDS: list[Kind] = []
@@ -72,9 +75,37 @@ def nir_reader(node_type: str) -> Kind | None:
     return next((k for k in _KINDS if node_type in k.nir_nodes and k.from_nir is not None), None)
 
 
-def torch_readers() -> list[tuple[str, Kind]]:
-    """(torch.nn class name, kind) for every module class a kind imports, in registration order."""
-    return [(cls, k) for k in _KINDS if k.from_torch is not None for cls in k.torch_modules]
+def torch_readers() -> list[tuple[type, str, Kind]]:
+    """(class, its name, kind) for every module class a kind imports, in registration order; the classes of a
+    library that is not installed are left out."""
+    out = []
+    for k in _KINDS:
+        for name in k.torch_modules if k.from_torch is not None else ():
+            try:
+                out.append((torch_class(name), name, k))
+            except ImportError:
+                pass
+    return out
+
+
+@cache
+def torch_class(name: str) -> type:
+    """A module class by name: ``torch.nn``'s for a bare name ("Linear"), else a peer library's by its dotted
+    path ("snntorch.Leaky"); ImportError when that library is not installed."""
+    import importlib
+
+    where, _, cls = name.rpartition(".")
+    return getattr(importlib.import_module(where or "torch.nn"), cls)
+
+
+def torch_function_reader(name: str) -> Kind | None:
+    """The kind that imports calls of the torch function or tensor method ``name`` ("flatten"), or None."""
+    return next((k for k in _KINDS if name in k.torch_functions and k.from_torch is not None), None)
+
+
+def default_types() -> list[str]:
+    """The layer types whose fields the network file's ``neuron_defaults`` may set."""
+    return [t for kind in _KINDS if kind.uses_defaults for t in kind.types]
 
 
 def known_types() -> list[str]:

@@ -167,8 +167,12 @@ def flatten_from_nir(n, node, shape, imp):
 
 
 def flatten_from_torch(m, imp):
-    """torch.nn.Flatten of every per-sample dimension (also ``torch.flatten``/``view`` in a traced graph)."""
-    if m is not None and (m.end_dim != -1 or m.start_dim != 1):
+    """torch.nn.Flatten of every per-sample dimension; also ``torch.flatten``/``reshape`` and the tensor methods
+    ``flatten``/``view``/``reshape`` in a traced graph (``m`` None), when they leave one per-sample dimension."""
+    if m is None:
+        if imp.shapes is None or len(imp.shapes[1]) != 1:
+            raise imp.refuse("only a flatten of all per-sample dimensions is supported")
+    elif m.end_dim != -1 or m.start_dim != 1:
         raise imp.refuse("only a flatten of all per-sample dimensions (start_dim=1) is supported")
     return [imp.layer("flatten")]
 
@@ -177,7 +181,8 @@ FLATTEN = register(Kind("flatten", ("flatten",), Flatten,
                         lambda f, t, name, shape, ctx: Flatten(name, shape, (math.prod(shape),)),
                         lambda layer, w, ctx: ReshapeOp(layer), train_node=lambda layer, cfg_for: FlattenNode(layer),
                         nir_export=flatten_to_nir, nir_nodes=("Flatten",), from_nir=flatten_from_nir,
-                        torch_modules=("Flatten",), from_torch=flatten_from_torch))
+                        torch_modules=("Flatten",), torch_functions=("flatten", "view", "reshape"),
+                        from_torch=flatten_from_torch))
 DROPOUT = register(Kind("dropout", ("dropout",), Dropout, parse_dropout, lambda layer, w, ctx: IdentityOp(layer),
                         train_node=lambda layer, cfg_for: DropoutNode(layer),
                         nir_export=lambda op, ex, srcs: srcs,     # the identity at inference

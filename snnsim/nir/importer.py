@@ -22,11 +22,10 @@ from ..layers.registry import nir_reader
 from ..layers.residual import import_block
 from ..layers.scale import scale_layer
 from ..limits import over
-from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_NEURON, NODE_PLIF_W, NODE_RESET,
-                     NODE_SPIKE_RULE, REL_TOL, SPIKE_RULES, NirError, clean_meta, read_graph, require_nir)
+from .io import (META_DT, META_LOSSY, META_SOURCE, META_SPIKE_RULE, NODE_SPIKE_RULE, SPIKE_RULES, NirError,
+                 clean_meta, float32_decimal, read_graph, require_nir)
 
 ENCODINGS = ("events", "direct", "rate")
-INTEGRATOR_TAU = 1e30   # li with this tau and decay_input false is the exact integrator v + I (see _n_I)
 
 
 @dataclass
@@ -70,16 +69,6 @@ class _Pass:
 
 class _Add:
     """Where NIR sums the outputs of several nodes (all inputs of a node are added), made explicit."""
-
-
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
-
-
-def _nice(x: float) -> float:
-    """The shortest decimal with the same float32 value: snnsim computes neuron maths in float32, so this
-    changes nothing the engine sees and keeps the YAML readable (2.0, not 1.9999999999999998)."""
-    return float(repr(np.float32(x)).replace("np.float32(", "").rstrip(")"))
 
 
 FIXES = ("norse-tau",)
@@ -438,7 +427,7 @@ class _Importer:
         return _L(block, import_block(body, shortcut))
 
     # --- node conversion: a layer kind reads the node types it lists (``Kind.from_nir``, given this importer
-    # for err, weight, pair, layer and scale_layer); the neuron nodes are read here
+    # for err, arr, uniform, weight, pair, dt, tau_steps, spike_rule, notes, layer and scale_layer)
     def _convert(self, n, shape):
         node = self.nodes[n]
         t = type(node).__name__
@@ -461,15 +450,6 @@ class _Importer:
 
     def _n__Add(self, n, node, shape):
         return [], shape
-
-    def _input_gain(self, n, node, shape) -> list:
-        """The input gain dt * R of an integrator (I, IF) as a Scale layer before it; none when it is 1."""
-        r = self.arr(n, "r", node.r)
-        self.check_param_shape(n, "r", r, shape)
-        k = r * self.dt
-        if k.min() == k.max() and _close(float(k.flat[0]), 1.0):
-            return []
-        return self.scale_layer(f"{n}.r", k.astype(np.float32), shape)
 
     def scale_layer(self, name, s, shape):
         self.used_types.add("Scale")
@@ -494,38 +474,16 @@ class _Importer:
             return [], shape
         raise self.err(n, f"a delay of {d.max():g} s: snnsim has no delay lines; only zero delays can be imported")
 
-    def _n_I(self, n, node, shape):
-        """The integrator dv/dt = R I: v[t] = v + dt*R*I[t], output v. snnsim's li with tau = 1e30 and
-        decay_input false computes H = v - v/1e30 + I, which is exactly v + I in float32 (v/1e30 is far below
-        half an ulp of v), so this is exact."""
-        layers = self._input_gain(n, node, shape)
-        layers.append(_L(n, {"type": "li", "tau": INTEGRATOR_TAU, "decay_input": False, "v_reset": 0.0}))
-        return layers, shape
-
-    def _rule(self, n, node):
+    def spike_rule(self, n, node):
+        """A spiking node's rule: --spike-rule, else its metadata, else the graph's."""
         if self.rule_opt:
             return self.rule_opt
         return self.choice(clean_meta(node.metadata), NODE_SPIKE_RULE, SPIKE_RULES, f"node '{n}'") or self.default_rule
 
-    def _n_Threshold(self, n, node, shape):
-        thr = self.uniform(n, "threshold", node.threshold, shape)
-        return [_L(n, {"type": "threshold", "v_threshold": _nice(thr), "spike_rule": self._rule(n, node)})], shape
-
-    def _gain(self, n, fld, r, shape, tau_s):
-        """How the input current reaches the membrane: (decay_input, scale layer array or None)."""
-        a = self.arr(n, fld, r)
-        self.check_param_shape(n, fld, a, shape)
-        if a.min() == a.max():
-            r0 = float(a.flat[0])
-            if _close(r0, 1.0):
-                return True, None
-            if tau_s is not None and _close(r0, tau_s):
-                return False, None
-        return True, a.astype(np.float32)
-
     norse_tau = False
 
-    def _tau_steps(self, n, fld, value, shape):
+    def tau_steps(self, n, fld, value, shape):
+        """A time constant in timesteps (tau / dt), checked for forward Euler."""
         tau = self.uniform(n, fld, value, shape)
         if self.norse_tau:
             tau = tau / self.dt            # Norse wrote dt * tau
@@ -537,84 +495,7 @@ class _Importer:
                         "add --fix norse-tau")
             raise self.err(n, f"{fld}/dt = {tau:g}/{self.dt:g} = {tau_s:g} is not > 1; forward Euler needs a time step "
                               f"shorter than the time constant (give a smaller --dt){hint}")
-        return _nice(tau_s)
-
-    def _leaky(self, n, node, shape, kind, tau_fld, r_fld, v_leak, thr=None, v_reset=None, suffix=""):
-        """One leaky layer (li or lif) with an optional scale layer for R; returns the layers."""
-        tau_s = self._tau_steps(n, tau_fld, getattr(node, tau_fld), shape)
-        decay_input, scale = self._gain(n, r_fld, getattr(node, r_fld), shape, tau_s)
-        name = n + suffix
-        layers = self.scale_layer(f"{name}.{r_fld}", scale, shape) if scale is not None else []
-        f = {"type": kind, "tau": tau_s, "decay_input": decay_input}
-        if kind == "li":
-            f["v_reset"] = _nice(v_leak)
-        else:
-            f.update(self._reset_fields(n, node, v_leak, v_reset))
-            f["v_threshold"] = _nice(thr)
-            f["spike_rule"] = self._rule(n, node)
-        layers.append(_L(name, f))
-        return layers
-
-    def _reset_fields(self, n, node, v_leak, v_reset):
-        meta = clean_meta(node.metadata)
-        reset = meta.get(NODE_RESET)
-        if reset in ("subtract", "subtract_delayed"):
-            self.notes.append(f"node '{n}': {reset.replace('_', ' ')} reset restored from snnsim metadata (other "
-                              "NIR readers see a reset to 0)")
-            return {"v_reset": None, "reset_delay": True} if reset == "subtract_delayed" else {"v_reset": None}
-        if reset is not None:
-            raise self.err(n, f"metadata {NODE_RESET}: expected 'subtract' or 'subtract_delayed', got {reset!r}")
-        if v_leak is not None and not _close(v_leak, v_reset):
-            raise self.err(n, f"v_leak ({v_leak:g}) differs from v_reset ({v_reset:g}); snnsim (like SpikingJelly) "
-                              "leaks toward the reset potential")
-        return {"v_reset": _nice(v_reset)}
-
-    def _n_LI(self, n, node, shape):
-        v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
-        return self._leaky(n, node, shape, "li", "tau", "r", v_leak), shape
-
-    def _n_LIF(self, n, node, shape):
-        v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
-        v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
-        thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
-        meta = clean_meta(node.metadata)
-        if meta.get(NODE_NEURON) == "plif" and isinstance(meta.get(NODE_PLIF_W), (int, float)):
-            f = {"type": "plif", "decay_input": _close(float(np.asarray(node.r).flat[0]), 1.0),
-                 **self._reset_fields(n, node, v_leak, v_reset), "v_threshold": _nice(thr),
-                 "spike_rule": self._rule(n, node)}
-            self.notes.append(f"node '{n}': PLIF restored from snnsim metadata")
-            return [_L(n, f, {"w": np.asarray(meta[NODE_PLIF_W], np.float32)})], shape
-        return self._leaky(n, node, shape, "lif", "tau", "r", v_leak, thr, v_reset), shape
-
-    def _n_IF(self, n, node, shape):
-        thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
-        v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
-        layers = self._input_gain(n, node, shape)
-        f = {"type": "if", **self._reset_fields(n, node, None, v_reset), "v_threshold": _nice(thr),
-             "spike_rule": self._rule(n, node)}
-        layers.append(_L(n, f))
-        return layers, shape
-
-    def _cuba(self, n, node, shape, spiking):
-        """CubaLI(F) as two layers: the synaptic current (li, named '<n>.syn') feeding the membrane."""
-        tau_syn = self._tau_steps(n, "tau_syn", node.tau_syn, shape)
-        decay_input, scale = self._gain(n, "w_in", node.w_in, shape, tau_syn)
-        layers = self.scale_layer(f"{n}.w_in", scale, shape) if scale is not None else []
-        layers.append(_L(f"{n}.syn", {"type": "li", "tau": tau_syn, "decay_input": decay_input, "v_reset": 0.0}))
-        v_leak = self.uniform(n, "v_leak", node.v_leak, shape)
-        if spiking:
-            v_reset = self.uniform(n, "v_reset", node.v_reset, shape)
-            thr = self.uniform(n, "v_threshold", node.v_threshold, shape)
-            layers += self._leaky(n, node, shape, "lif", "tau_mem", "r", v_leak, thr, v_reset)
-        else:
-            layers += self._leaky(n, node, shape, "li", "tau_mem", "r", v_leak)
-        return layers, shape
-
-    def _n_CubaLIF(self, n, node, shape):
-        return self._cuba(n, node, shape, True)
-
-    def _n_CubaLI(self, n, node, shape):
-        return self._cuba(n, node, shape, False)
+        return float32_decimal(tau_s)
 
     # --- output
     def _document(self, input_shape, layers):

@@ -40,6 +40,17 @@ NODE_PLIF_W = "snnsim_w"
 
 SPIKE_RULES = ("gt", "ge")
 
+
+def close(a: float, b: float) -> bool:
+    """Equal within ``REL_TOL`` (a NIR parameter that matches a convention)."""
+    return abs(a - b) <= REL_TOL * max(abs(a), abs(b))
+
+
+def float32_decimal(x: float) -> float:
+    """The shortest decimal with the same float32 value: snnsim computes neuron maths in float32, so this
+    changes nothing the engine sees and keeps the YAML readable (2.0, not 1.9999999999999998)."""
+    return float(repr(np.float32(x)).replace("np.float32(", "").rstrip(")"))
+
 # The serialisable node types of NIR 1.0.8 (nir/ir/__init__.py ``__all_ir``).
 NIR_TYPES = ("Input", "Output", "NIRGraph", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
              "AvgPool2d", "Flatten", "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")

@@ -264,6 +264,6 @@ def check_trainable(spec: NetworkSpec) -> None:
         raise InputError(f"network '{spec.name}': training reads a dataset, which needs 'direct' or 'rate' "
                          "encoding, not 'events'")
     last = spec.layers[-1]
-    if spec.readout.source == "membrane" and getattr(last, "neuron", None) != "li":
+    if spec.readout.source == "membrane" and not (last.has_membrane and not last.spiking):
         raise InputError(f"network '{spec.name}': readout.source 'membrane' is trainable only when the last "
                          "layer is an 'li' neuron (whose output is its membrane)")
