@@ -159,6 +159,81 @@ def test_round_trip_every_layer_kind(tmp_path):
     np.testing.assert_array_equal(b.readout, a.readout)
 
 
+def _quarters(rng, shape):
+    """Multiples of 1/4: sums of them and of binary spikes are exact in float32 in any order."""
+    return (rng.integers(-6, 7, shape) / 4).astype(np.float32)
+
+
+def test_conv1d_import_matches_torch_conv1d(tmp_path):
+    """A hand-built NIR graph Conv1d (stride 2, padding 1, groups 2) -> IF -> Conv1d (padding 'same') -> IF:
+    snnsim's spikes equal those of torch.nn.functional.conv1d on the same weights with the IF update by hand."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(7)
+    w1, b1, w2 = _quarters(rng, (6, 2, 3)), _quarters(rng, 6), _quarters(rng, (3, 6, 3))
+    conv1 = nir.Conv1d(input_shape=9, weight=w1, stride=2, padding=1, dilation=1, groups=2, bias=b1)
+    conv2 = nir.Conv1d(input_shape=5, weight=w2, stride=1, padding="same", dilation=1, groups=1,
+                       bias=np.zeros(3, np.float32))
+    ifn = [nir.IF(r=np.full(s, 1e3), v_threshold=np.full(s, 0.75), v_reset=np.zeros(s)) for s in ((6, 5), (3, 5))]
+    path = _write_chain(tmp_path / "c1.nir", conv1, ifn[0], conv2, ifn[1], shape=np.array([4, 9]))
+    res, spec, w = imported(path)
+    convs = [layer for layer in spec.all_layers() if layer.kind == "conv1d"]
+    assert [(c.stride, c.padding, c.groups, c.bias) for c in convs] == [(2, 1, 2, True), (1, 1, 1, False)]
+    T, N = 5, 3
+    x = (rng.random((T, N, 4, 9)) < 0.5).astype(np.float32)
+    out = run_spec(spec, w, x, T, ["n1", "n3"])
+
+    def conv(s, w, b, **kw):
+        return F.conv1d(torch.from_numpy(s), torch.from_numpy(w), None if b is None else torch.from_numpy(b),
+                        **kw).numpy()
+
+    def fire(v, y):                     # the IF update: v += y; spike where v > threshold (NIR's rule); reset to 0
+        v += y
+        s = (v > np.float32(0.75)).astype(np.float32)
+        v[s > 0] = 0
+        return s
+
+    v1, v2 = np.zeros((N, 6, 5), np.float32), np.zeros((N, 3, 5), np.float32)
+    for t in range(T):
+        s1 = fire(v1, conv(x[t], w1, b1, stride=2, padding=1, groups=2))
+        s2 = fire(v2, conv(s1, w2, None, padding=1))
+        np.testing.assert_array_equal(out.trace.probes["n1"]["spikes"][t], s1, err_msg=f"t={t}")
+        np.testing.assert_array_equal(out.trace.probes["n3"]["spikes"][t], s2, err_msg=f"t={t}")
+    assert out.trace.probes["n1"]["spikes"].any() and out.trace.probes["n3"]["spikes"].any()
+
+
+def test_conv1d_round_trip(tmp_path):
+    """snnsim conv1d -> NIR Conv1d (the layer's own weights and geometry) -> snnsim: identical spikes."""
+    spec = parse_spec({"name": "c1", "input_shape": [4, 16], "timesteps": 4, "layers": [
+        {"name": "c1", "type": "conv1d", "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "groups": 2},
+        {"name": "n1", "type": "lif", "tau": 2.0},
+        {"name": "c2", "type": "conv1d", "out_channels": 5, "kernel_size": 3, "bias": False},
+        {"name": "n2", "type": "if", "v_threshold": 0.5},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc", "type": "linear", "out_features": 3},
+        {"name": "out", "type": "lif", "tau": 2.0}]})
+    w = lively_weights(spec, 4)
+    for k in ("c1.weight", "c2.weight"):
+        w[k] = w[k] * np.float32(3.0)
+    result = export_nir(spec, w, dt=1e-3)
+    node = result.graph.nodes["c1"]
+    assert isinstance(node, nir.Conv1d) and (node.stride, node.padding, node.dilation, node.groups) == (2, 1, 1, 2)
+    np.testing.assert_array_equal(node.weight, w["c1.weight"])
+    np.testing.assert_array_equal(node.bias, w["c1.bias"])
+    assert not result.graph.nodes["c2"].bias.any()
+    write_graph(result.graph, tmp_path / "c1.nir")
+    res, spec2, w2 = imported(tmp_path / "c1.nir")
+    assert [layer.kind for layer in spec2.all_layers()][:3] == ["conv1d", "neuron", "conv1d"]
+    x = np.random.default_rng(5).random((3,) + spec.input_shape, dtype=np.float32) * 2
+    names = neuron_names(spec)
+    a = run_spec(spec, w, x, 4, names)
+    b = run_spec(spec2, w2, x, 4, names)
+    for n in names:
+        np.testing.assert_array_equal(b.trace.probes[n]["spikes"], a.trace.probes[n]["spikes"], err_msg=n)
+        assert a.trace.probes[n]["spikes"].any(), n
+
+
 def _subtract_spec(delay=False):
     extra = {"reset_delay": True} if delay else {}
     return parse_spec({"name": "soft", "input_shape": [6], "timesteps": 8,
@@ -690,7 +765,7 @@ def test_malformed_nodes_are_named(tmp_path):
 
 @pytest.mark.parametrize("nodes, pattern", [
     (lambda: (nir.Conv1d(input_shape=8, weight=np.ones((2, 1, 3), np.float32), stride=1, padding=0, dilation=1,
-                         groups=1, bias=np.zeros(2, np.float32)),), r"node 'n0' \(Conv1d\): snnsim has no 1-D"),
+                         groups=1, bias=np.zeros(2, np.float32)),), r"node 'n0' \(Conv1d\): needs a \[C, L\] input"),
     (lambda: (_lif(4, v_leak=np.full(4, 0.5)),), r"node 'n0' \(LIF\): v_leak \(0.5\) differs from v_reset"),
     (lambda: (_lif(4, tau=np.array([2e-3, 2e-3, 3e-3, 2e-3])),), r"node 'n0' \(LIF\): 'tau' varies across neurons"),
     (lambda: (_lif(4, tau=np.full(4, 5e-4)),), r"node 'n0' \(LIF\): tau/dt .* is not > 1"),

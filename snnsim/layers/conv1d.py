@@ -154,6 +154,75 @@ class Conv1dNode(SynapticNode):
         return gx.reshape(x.shape) if need_gx else None
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir)
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    """NIR Conv1d (PyTorch's Conv1d; a zero bias when the layer has none)."""
+    import nir
+
+    c: Conv1d = op.layer
+    bias = op.bias if op.bias.size else np.zeros(c.out_channels, np.float32)
+    node = nir.Conv1d(input_shape=int(c.in_shape[1]), weight=np.ascontiguousarray(op.weight, np.float32),
+                      stride=c.stride, padding=c.padding, dilation=1, groups=c.groups,
+                      bias=np.ascontiguousarray(bias, np.float32))
+    if c.groups != 1:   # NIR 1.0.8 takes the input channels from weight.shape[1] (= C_in/groups): correct it
+        node.input_type = {"input": np.array(c.in_shape)}
+        ex.notes.append(f"layer '{op.name}': grouped convolution; NIR 1.0.8's type check miscounts its input "
+                        "channels, so other readers may need nir.read(..., type_check=False)")
+    return ex.add(op.name, node, srcs)
+
+
+def _nir_int(n, fld, v, imp, minimum):
+    a = np.asarray(v).reshape(-1)
+    if a.size != 1 or a.dtype.kind not in "iuf" or a[0] != np.round(a[0]) or a[0] < minimum:
+        raise imp.err(n, f"'{fld}' must be an integer >= {minimum}, got {np.asarray(v).tolist()}")
+    return int(a[0])
+
+
+def from_nir(n, node, shape, imp):
+    """NIR Conv1d (a 'same' padding becomes the symmetric pad; an all-zero bias is dropped)."""
+    w = imp.weight(n, "weight", node.weight)
+    if w.ndim != 3:
+        raise imp.err(n, f"weight must be (C_out, C_in/groups, k), got shape {list(w.shape)}")
+    if len(shape) != 2:
+        raise imp.err(n, f"needs a [C, L] input, but its input has shape {list(shape)}")
+    c_out, c_in_g, k = (int(s) for s in w.shape)
+    groups = _nir_int(n, "groups", node.groups, imp, 1)
+    if c_in_g * groups != shape[0]:
+        raise imp.err(n, f"weight expects {c_in_g * groups} input channels (groups={groups}) but its input has "
+                         f"{shape[0]}")
+    if node.input_shape is not None and np.asarray(node.input_shape).reshape(-1).tolist() != [shape[1]]:
+        raise imp.err(n, f"input_shape {np.asarray(node.input_shape).tolist()} does not match its input length "
+                         f"{shape[1]}")
+    if _nir_int(n, "dilation", node.dilation, imp, 1) != 1:
+        raise imp.err(n, "dilation other than 1 is not supported by snnsim")
+    stride = _nir_int(n, "stride", node.stride, imp, 1)
+    pad = node.padding.decode() if isinstance(node.padding, bytes) else node.padding
+    if not isinstance(pad, str):
+        pad = _nir_int(n, "padding", pad, imp, 0)
+    elif pad == "same":
+        if stride != 1 or k % 2 == 0:
+            raise imp.err(n, "padding 'same' needs stride 1 and an odd kernel to be symmetric")
+        pad = k // 2
+    elif pad == "valid":
+        pad = 0
+    else:
+        raise imp.err(n, f"padding {pad!r} is not 'same', 'valid' or an integer")
+    if pad * 2 > k:
+        raise imp.err(n, f"padding {pad} is more than half the kernel {k}")
+    b = imp.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
+    if b.size != c_out:
+        raise imp.err(n, f"bias has {b.size} entries for {c_out} output channels")
+    length = (shape[1] + 2 * pad - k) // stride + 1
+    if length < 1:
+        raise imp.err(n, f"kernel {k} does not fit its input length {shape[1]}")
+    has_bias = bool(np.any(b != 0))
+    f = {"type": "conv1d", "out_channels": c_out, "kernel_size": k, "stride": stride, "padding": pad}
+    if groups != 1:
+        f["groups"] = groups
+    f["bias"] = has_bias
+    return [imp.layer(n, f, {"weight": w, "bias": b} if has_bias else {"weight": w})], (c_out, length)
+
+
 # ----------------------------------------------------------------------------- importer (torch_import)
 def from_torch(m, imp):
     """torch.nn.Conv1d (zero padding, dilation 1; padding='same' with stride 1 and an odd kernel)."""
@@ -169,4 +238,5 @@ def from_torch(m, imp):
 
 
 KIND = register(Kind("conv1d", ("conv1d",), Conv1d, parse, build, train_node=lambda layer, cfg_for: Conv1dNode(layer),
+                     nir_export=to_nir, nir_nodes=("Conv1d",), from_nir=from_nir,
                      torch_modules=("Conv1d",), from_torch=from_torch))

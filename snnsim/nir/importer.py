@@ -438,7 +438,6 @@ class _Importer:
             conv = getattr(self, f"_n_{t}", None)
             if conv is None:
                 reason = {
-                    "Conv1d": "snnsim has no 1-D convolution",
                     "Output": "an Output node inside the graph",
                     "Input": "a second Input node",
                 }.get(t, "this node type is not supported")
