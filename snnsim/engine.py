@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .kernels.stats import sample_nonzero, steps_stats, steps_stats_samples
+from .kernels.stats import analog_event_map, sample_nonzero, steps_stats, steps_stats_samples
 from .errors import InputError
 from .layers.op import Op, kernel_form, walk_ops
 from .trace import LayerTrace, Trace
@@ -168,8 +168,9 @@ class _BatchRun:
         rec.events_in[span] += nz
         rec.binary_in[span] &= binary
         if op.synaptic:
-            if not binary.all():        # in the shape the trace sees; the samples the pass above found analog
-                rec.note_analog(t0, x.reshape((n, B) + rec.in_shape), rec.sample_analog[span])
+            if not binary.all():        # the samples the pass above found analog, in the shape the trace sees
+                analog = rec.sample_analog[span]
+                rec.note_analog(t0, analog, analog_event_map(x.reshape((n, B) + rec.in_shape), analog))
             y = self._forward_forms(op, rec, x, nz, t0)
         else:
             y = op.forward(x.reshape((n * B,) + x.shape[2:]))
@@ -183,8 +184,11 @@ class _BatchRun:
         """A synaptic op over the steps of x [steps, B, ...], each step in its own kernel form (the rule's choice
         from its nonzero inputs ``nz``); consecutive steps of one form go to the kernel together."""
         n, B = x.shape[0], x.shape[1]
-        forms = [self.form if self.form != "auto" else kernel_form(op, int(k), x[0].size, self.threshold)
-                 for k in nz]
+        if self.form != "auto":
+            forms = [self.form] * n
+        else:
+            size = x[0].size
+            forms = [kernel_form(op, k, size, self.threshold) for k in nz.tolist()]
         rec.form[t0:t0 + n] = forms
         parts, i = [], 0
         while i < n:

@@ -150,19 +150,18 @@ class LayerTrace:
             out.append(arr[t])
         return out
 
-    def note_analog(self, t0: int, x: np.ndarray, analog: np.ndarray) -> None:
-        """Record which samples of the batch inputs x [steps, B, ...] of timesteps t0.. were not binary
-        (``analog`` [steps, B]: True for those) and their part of the event map (called only when some step's
-        input as a whole was not binary)."""
-        span = slice(t0, t0 + len(x))
+    def note_analog(self, t0: int, analog: np.ndarray, event_map: np.ndarray) -> None:
+        """Record which samples of the batch inputs of timesteps t0.. were not binary (``analog`` [steps, B]: True
+        for those) and their part of the event map (``event_map`` [steps, *in_shape]); called only when some
+        step's input as a whole was not binary."""
+        span = slice(t0, t0 + len(analog))
         if self.analog_samples is None:
             self.analog_samples = np.zeros(len(self.events_in), np.int64)
         self.analog_samples[span] += analog.sum(axis=1)
         if self.event_map is not None and analog.any():
             if self.event_map_analog is None:
                 self.event_map_analog = np.zeros_like(self.event_map)
-            mask = (x != 0) & analog.reshape(analog.shape + (1,) * (x.ndim - 2))
-            self.event_map_analog[span] += mask.sum(axis=1, dtype=np.float32)
+            self.event_map_analog[span] += event_map
 
     @property
     def spiking(self) -> bool:

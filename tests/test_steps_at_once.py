@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from snnsim import neurons
 from snnsim.engine import _static_plan, run
 from snnsim.kernels import conv2d_dense, linear_dense
-from snnsim.kernels.stats import steps_stats, steps_stats_samples
+from snnsim.kernels.stats import analog_event_map, steps_stats, steps_stats_samples
 from snnsim.layers import Neuron, parse_spec
 from snnsim.network import build_network
 from snnsim.weights import random_weights
@@ -96,6 +96,8 @@ def test_step_statistics_match_numpy(T, B, n, binary, seed):
     np.testing.assert_array_equal(nnz2, nnz)
     np.testing.assert_array_equal(is_binary2, is_binary)
     np.testing.assert_array_equal(per_sample, nz.sum(axis=2))
+    analog = rng.random((T, B)) < 0.5
+    np.testing.assert_array_equal(analog_event_map(x, analog), (nz & analog[:, :, None]).sum(axis=1))
 
 
 @pytest.mark.parametrize("B,T", [(1, 4), (2, 3), (5, 2)])

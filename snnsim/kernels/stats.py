@@ -79,6 +79,29 @@ def input_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
 
 
 @njit(cache=True, fastmath=False)
+def _analog_map(x3, analog, em2):
+    """em2[t] += the nonzero indicator of x3[t, b] for the samples with analog[t, b]."""
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for t in range(x3.shape[0]):
+        emf = em2[t]
+        for b in range(x3.shape[1]):
+            if analog[t, b]:
+                row = x3[t, b]
+                for i in range(x3.shape[2]):
+                    emf[i] += one if row[i] != 0 else zero
+
+
+def analog_event_map(x, analog):
+    """[T, ...] float32: per step, how many of the samples flagged in ``analog`` [T, B] are nonzero at each
+    position of x [T, B, ...]."""
+    T, B = x.shape[0], x.shape[1]
+    em = np.zeros((T,) + x.shape[2:], np.float32)
+    _analog_map(x.reshape(T, B, em[0].size if T else 0), analog, em.reshape(T, -1))
+    return em
+
+
+@njit(cache=True, fastmath=False)
 def _steps_stats(x3, nnz_s, nnz_t, nonbinary_t):
     """x3 [T, B, n]: nonzeros per step and sample (nnz_s[t, b] +=) and per step (nnz_t[t] +=), non-binary
     entries per step (nonbinary_t[t] +=)."""
