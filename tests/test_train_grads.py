@@ -290,6 +290,34 @@ def test_surrogate_is_derivative_of_primitive(name):
         assert abs(surrogate_grad(np.float32(u), s.sid, s.alpha) - num) < 1e-4 * max(1, abs(num))
 
 
+def test_sigmoid_row_matches_numpy_float32():
+    """The vectorised sigmoid surrogate (its own float32 exp) against SpikingJelly's float32 expression
+    alpha (1 - s) s with NumPy's exp, over the float32 range including where exp under/overflows. They may
+    differ by the rounding of exp: a few ulp of the value, or of 1 where 1 - s cancels (alpha * 2^-22)."""
+    from numba import njit
+
+    from snnsim.train.surrogate import sigmoid_grad_row
+
+    @njit
+    def row(h, thr, alpha, sg, bits):
+        sigmoid_grad_row(h, thr, alpha, sg, bits)
+
+    rng = np.random.default_rng(3)
+    h = np.concatenate([rng.uniform(-3, 5, 20000), rng.uniform(-60, 60, 5000), [-1e30, -100, -30, 1, 40, 1e30],
+                        np.linspace(-1, 3, 4001)]).astype(np.float32)
+    one = np.float32(1)
+    with np.errstate(over="ignore"):
+        for alpha in (4.0, 1.7, 25.0):
+            sg = np.empty_like(h)
+            row(h, np.float32(1.0), alpha, sg, np.empty(h.size, np.int32))
+            a = np.float32(alpha)
+            s = one / (one + np.exp(-(a * (h - one))))
+            ref = (one - s) * s * a
+            tol = np.maximum(4 * np.spacing(ref), a * np.float32(2.0 ** -22))
+            assert np.all(np.abs(sg - ref) <= tol), alpha
+            assert np.all(sg >= 0) and np.all(np.isfinite(sg))
+
+
 def test_parse_surrogate_errors():
     assert parse_surrogate("atan") == Surrogate("atan", 2.0)
     with pytest.raises(InputError, match="unknown surrogate"):

@@ -37,7 +37,7 @@ from ..kernels.blas import sgemm  # noqa: E402
 from ..kernels.conv import conv2d_dense, im2col  # noqa: E402
 from ..kernels.threads import split  # noqa: E402
 from ..neurons import neuron_step  # noqa: E402
-from .surrogate import surrogate_grad, surrogate_primitive  # noqa: E402
+from .surrogate import sigmoid_grad_row, surrogate_grad, surrogate_primitive  # noqa: E402
 
 # Elements per parallel chunk of the element-wise neuron loops (fixed, so results do not depend on threads).
 _CHUNK = 1 << 14
@@ -89,41 +89,42 @@ def neuron_forward_seq(x, static, mode, factor, decay_input, v_r, threshold, har
 
 
 @njit(cache=True, fastmath=False)
-def _surrogate_row(hr, a, b, threshold, sid, alpha, sg):
-    """sg[j] = surrogate'(H[a + j] - threshold): one loop per surrogate, so that each is branch-free."""
+def _surrogate_row(hr, threshold, sid, alpha, sg, bits):
+    """sg[j] = surrogate'(hr[j] - threshold) for a row slice: one branch-free loop per surrogate (the sigmoid's
+    exp in vectorisable arithmetic, surrogate.sigmoid_grad_row)."""
     if sid == 0:
-        for j in range(b - a):
-            sg[j] = surrogate_grad(hr[a + j] - threshold, 0, alpha)
+        sigmoid_grad_row(hr, threshold, alpha, sg, bits)
     elif sid == 1:
-        for j in range(b - a):
-            sg[j] = surrogate_grad(hr[a + j] - threshold, 1, alpha)
+        for j in range(hr.shape[0]):
+            sg[j] = surrogate_grad(hr[j] - threshold, 1, alpha)
     else:
-        for j in range(b - a):
-            sg[j] = surrogate_grad(hr[a + j] - threshold, 2, alpha)
+        for j in range(hr.shape[0]):
+            sg[j] = surrogate_grad(hr[j] - threshold, 2, alpha)
 
 
 @njit(cache=True, fastmath=False)
-def _spike_row(hr, a, b, threshold, gt, sid, alpha, smooth, sv):
+def _spike_row(hr, threshold, gt, sid, alpha, smooth, sv):
     """sv[j] = S[t] (the step), or its smooth primitive when ``smooth`` (finite-difference tests)."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
     if smooth:
-        for j in range(b - a):
-            sv[j] = np.float32(surrogate_primitive(np.float64(hr[a + j] - threshold), sid, alpha))
+        for j in range(hr.shape[0]):
+            sv[j] = np.float32(surrogate_primitive(np.float64(hr[j] - threshold), sid, alpha))
     elif gt:
-        for j in range(b - a):
-            sv[j] = one if hr[a + j] > threshold else zero
+        for j in range(hr.shape[0]):
+            sv[j] = one if hr[j] > threshold else zero
     else:
-        for j in range(b - a):
-            sv[j] = one if hr[a + j] >= threshold else zero
+        for j in range(hr.shape[0]):
+            sv[j] = one if hr[j] >= threshold else zero
 
 
 @njit(cache=True, fastmath=False)
 def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                       stateless, sid, alpha, detach, smooth, gx, a, b):
     """Neurons [a, b) of ``neuron_backward_seq``, timestep by timestep (t outer, contiguous rows). Each row
-    goes through a few loops, each with its branches decided outside it (surrogate, reset, neuron kind), so
-    that each runs branch-free: one loop with every case inside ran about 3x slower."""
+    goes through a few loops over row slices, each with its branches decided outside it (surrogate, reset,
+    neuron kind), so that each runs branch-free and vectorises (indexing a slice from 0 leaves no negative-index
+    check in the loop): one loop with every case inside ran about 3x slower."""
     T = h.shape[0]
     one = np.float32(1.0)
     zero = np.float32(0.0)
@@ -136,78 +137,76 @@ def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, thresh
     sg = np.empty(n, np.float32)
     sv = np.empty(n, np.float32)
     gh = np.empty(n, np.float32)
+    bits = np.empty(n, np.int32)
     gq = 0.0
     for t in range(T - 1, -1, -1):
-        hr = h[t]
-        gr = gs[t]
-        gxr = gx[0] if gx_static else gx[t]
+        hr = h[t, a:b]
+        gr = gs[t, a:b]
+        gxr = gx[0, a:b] if gx_static else gx[t, a:b]
         if mode == 4:                       # threshold / Quant: straight-through, stateless
-            xr = x[0] if x_static else x[t]
-            for i in range(a, b):
-                gxv = gr[i]
-                if clip and (xr[i] < lo or xr[i] > hi):
+            xr = x[0, a:b] if x_static else x[t, a:b]
+            for j in range(n):
+                gxv = gr[j]
+                if clip and (xr[j] < lo or xr[j] > hi):
                     gxv = zero
                 if gx_static:
-                    gxr[i] += gxv
+                    gxr[j] += gxv
                 else:
-                    gxr[i] = gxv
+                    gxr[j] = gxv
             continue
         if stateless:
             carry[:] = 0.0
         # gH[t]
         if mode == 3:                       # li: output = H = new state
             for j in range(n):
-                gh[j] = gr[a + j] + carry[j]
+                gh[j] = gr[j] + carry[j]
         else:
-            _surrogate_row(hr, a, b, threshold, sid, alpha, sg)
+            _surrogate_row(hr, threshold, sid, alpha, sg, bits)
             if delay:
                 if detach:
                     for j in range(n):
-                        gh[j] = gr[a + j] * sg[j] + carry[j]
+                        gh[j] = gr[j] * sg[j] + carry[j]
                 else:
                     for j in range(n):
-                        gh[j] = gr[a + j] * sg[j] + carry[j] - threshold * sg[j] * gnext[j]
+                        gh[j] = gr[j] * sg[j] + carry[j] - threshold * sg[j] * gnext[j]
                 gnext[:] = gh
             elif hard:
-                _spike_row(hr, a, b, threshold, gt, sid, alpha, smooth, sv)
+                _spike_row(hr, threshold, gt, sid, alpha, smooth, sv)
                 if detach:
                     for j in range(n):
-                        gh[j] = gr[a + j] * sg[j] + carry[j] * (one - sv[j])
+                        gh[j] = gr[j] * sg[j] + carry[j] * (one - sv[j])
                 else:
                     for j in range(n):
-                        gh[j] = gr[a + j] * sg[j] + carry[j] * ((one - sv[j]) + (v_r - hr[a + j]) * sg[j])
+                        gh[j] = gr[j] * sg[j] + carry[j] * ((one - sv[j]) + (v_r - hr[j]) * sg[j])
             elif detach:
                 for j in range(n):
-                    gh[j] = gr[a + j] * sg[j] + carry[j] * one
+                    gh[j] = gr[j] * sg[j] + carry[j] * one
             else:
                 for j in range(n):
-                    gh[j] = gr[a + j] * sg[j] + carry[j] * (one - threshold * sg[j])
+                    gh[j] = gr[j] * sg[j] + carry[j] * (one - threshold * sg[j])
         # gX[t] and the carry to t-1
         if mode == 0:
-            for j in range(n):
-                carry[j] = gh[j]
+            carry[:] = gh
         elif mode == 2:
             for j in range(n):
                 carry[j] = gh[j] - gh[j] * factor
+            xr = x[0, a:b] if x_static else x[t, a:b]
+            hp = h[t - 1, a:b] if t > 0 else hr
             for j in range(n):
-                i = a + j
                 # V[t-1]: the initial state, or the reset of H[t-1]
                 if t == 0 or stateless:
                     vp = v_r
+                elif delay:
+                    vp = hp[j]
                 else:
-                    hp = h[t - 1, i]
-                    if delay:
-                        vp = hp
+                    if smooth:
+                        sp = np.float32(surrogate_primitive(np.float64(hp[j] - threshold), sid, alpha))
                     else:
-                        if smooth:
-                            sp = np.float32(surrogate_primitive(np.float64(hp - threshold), sid, alpha))
-                        else:
-                            fp = hp > threshold if gt else hp >= threshold
-                            sp = one if fp else zero
-                        vp = sp * v_r + (one - sp) * hp if hard else hp - sp * threshold
+                        fp = hp[j] > threshold if gt else hp[j] >= threshold
+                        sp = one if fp else zero
+                    vp = sp * v_r + (one - sp) * hp[j] if hard else hp[j] - sp * threshold
                 if decay_input:
-                    xv = x[0, i] if x_static else x[t, i]
-                    gq += gh[j] * (xv - (vp - v_r))
+                    gq += gh[j] * (xr[j] - (vp - v_r))
                 else:
                     gq += gh[j] * (-(vp - v_r))
             if decay_input:
@@ -221,9 +220,9 @@ def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, thresh
                     gh[j] = gh[j] / factor
         if gx_static:
             for j in range(n):
-                gxr[a + j] += gh[j]
+                gxr[j] += gh[j]
         else:
-            gxr[a:b] = gh
+            gxr[:] = gh
     return gq
 
 
