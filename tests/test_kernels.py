@@ -388,6 +388,34 @@ def test_against_torch_if_available():
     np.testing.assert_array_equal(upsample_nearest2d(x, 2), F.interpolate(tx, scale_factor=2, mode="nearest").numpy())
 
 
+@pytest.mark.parametrize("limits", [(1 << 18, 1 << 18), (1500, 1500), (40, 40)],
+                         ids=["default", "several-images-per-sgemm", "one-row-bands"])
+@pytest.mark.parametrize("B,C,O,groups,H,W,kh,kw,ph,pw", [
+    (5, 6, 4, 1, 7, 9, 3, 3, 1, 1),      # odd, non-square image
+    (3, 4, 6, 2, 6, 5, 3, 2, 2, 0),      # groups, rectangular kernel, padding > kernel // 2 in one axis only
+    (2, 3, 5, 1, 5, 4, 5, 3, 0, 1),      # kernel as tall as the image
+    (4, 8, 8, 4, 9, 9, 1, 1, 1, 1),      # 1x1 with padding (not the pointwise shortcut)
+])
+def test_conv_stride1_wide_path_matches_torch(monkeypatch, limits, B, C, O, groups, H, W, kh, kw, ph, pw):
+    """Stride-1 convs take the wide im2col (padded copy, whole padded rows, extra columns dropped): against
+    torch's conv2d with chunks of several images, single images in bands of rows, and both split between
+    threads."""
+    torch = pytest.importorskip("torch")
+    from snnsim.kernels import conv
+
+    monkeypatch.setattr(conv, "_WIDE_MAX_ELEMS", limits[0])
+    monkeypatch.setattr(conv, "_WIDE_BAND_ELEMS", limits[1])
+    rng = np.random.default_rng(B * 100 + H)
+    x = make_input(rng, (B, C, H, W), "graded", 0.7)
+    w = rng.standard_normal((O, C // groups, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    ref = torch.nn.functional.conv2d(*map(torch.from_numpy, (x, w, b)), 1, (ph, pw), 1, groups).numpy()
+    out = conv2d_dense(x, w, b, 1, 1, ph, pw, groups)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
+    monkeypatch.setattr(conv, "_GEMM_PAR_MIN_WORK", 0)
+    np.testing.assert_allclose(conv2d_dense(x, w, b, 1, 1, ph, pw, groups), ref, rtol=1e-5, atol=1e-4)
+
+
 # ----------------------------------------------------------------- event statistics
 
 

@@ -403,6 +403,37 @@ def test_maxpool_argmax_is_first_maximum():
     np.testing.assert_array_equal(K.maxpool2d(x, 2, 2, 2, 2, 0, 0)[0, 0], [[1, 1], [0, 0]])
 
 
+@pytest.mark.parametrize("limit", [1 << 18, 3000, 10], ids=["default", "small-chunks", "one-image-chunks"])
+@pytest.mark.parametrize("N,C,O,groups,H,W,kernel,pad", [
+    (7, 6, 4, 1, 7, 9, (3, 3), (1, 1)), (5, 4, 6, 2, 6, 5, (3, 2), (2, 0)), (6, 3, 5, 1, 5, 4, (5, 3), (0, 1)),
+    (4, 8, 8, 4, 9, 9, (1, 1), (1, 1))])
+def test_conv_backward_wide_columns_match_torch(monkeypatch, limit, N, C, O, groups, H, W, kernel, pad):
+    """Stride-1 weight gradients from the wide im2col (whole padded rows; gy's extra columns zero) against
+    torch's autograd, float32 and uint8 inputs, odd shapes, groups, asymmetric padding, and chunks of several
+    images, one image, and batches split in two parts."""
+    import torch
+
+    from snnsim.train import grads
+
+    monkeypatch.setattr(grads, "_WIDE_COLS_MAX_ELEMS", limit)
+    rng = np.random.default_rng(N * 10 + H)
+    for binary in (False, True):
+        x = (rng.random((N, C, H, W)) < 0.4).astype(np.float32)
+        if not binary:
+            x *= rng.standard_normal(x.shape).astype(np.float32)
+        w = rng.standard_normal((O, C // groups) + kernel).astype(np.float32)
+        xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        y = torch.nn.functional.conv2d(xt, wt, None, 1, pad, 1, groups)
+        gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+        y.backward(torch.from_numpy(gy))
+        for split_all in (False, True):
+            monkeypatch.setattr(grads, "_BWD_SPLIT_MIN_WORK", 0 if split_all else 1 << 27)
+            gw, gx = grads.conv2d_backward(x.astype(np.uint8) if binary else x, w, gy, 1, 1, pad[0], pad[1], groups,
+                                           True)
+            np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("groups,need_gx,O,stride,kernel,pad", [
     (1, True, 16, 1, (3, 3), (1, 1)), (2, True, 16, 1, (3, 3), (1, 1)), (1, False, 16, 1, (3, 3), (1, 1)),
     (1, True, 16, 2, (3, 3), (1, 1)), (32, True, 32, 1, (3, 2), (1, 0)), (1, True, 8, 1, (1, 1), (0, 0)),

@@ -37,6 +37,11 @@ from .threads import split
 # 2-3x slower per image at batch 64 than one image alone.)
 _IM2COL_MAX_ELEMS = 1 << 17
 _BAND_ELEMS = 1 << 16
+# The same bounds for the wide im2col of stride-1 convs (contiguous row copies, im2col_wide): measured by CPU
+# time on the ResNet's and the conv net's 3x3 layers at batch 128, 2^16 to 2^20 elements were within 10 % of
+# each other, 2^18 (1 MiB, this machine's L2) at the top.
+_WIDE_MAX_ELEMS = 1 << 18
+_WIDE_BAND_ELEMS = 1 << 18
 # Work above which a kernel splits between threads (kernels/threads.py). A split
 # costs little on an idle 2-core machine, but on a busy one handing work to the
 # other thread waits for a core: under a load average of 6-9 a hand-off took
@@ -160,6 +165,105 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
                 d = np.uint64(((b0 + q) * O + o) * L)
                 for t in range(np.uint64(L)):
                     outf[d + t] = res[s0 + t] + bv
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def pad_image(x, bi, c0, Cg, ph, pw, xpad, Wp, P):
+    """xpad[c*P + (i+ph)*Wp + pw + j] = x[bi, c0+c, i, j] (x float32 or uint8). Only the interior is written:
+    the border (and the slack after the last plane) keep the zeros the buffer was made with."""
+    H = x.shape[2]
+    W = x.shape[3]
+    for c in range(Cg):
+        src = x[bi, c0 + c].reshape(H * W)
+        for i in range(H):
+            d = np.uint64(c * P + (i + ph) * Wp + pw)
+            s0 = np.uint64(i * W)
+            for j in range(np.uint64(W)):
+                xpad[d + j] = src[s0 + j]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def im2col_wide(xpad, Cg, KH, KW, Wp, P, r0, nr, cols, ncols, n0):
+    """Stride-1 im2col in 'wide' rows: cols[((c*KH+kh)*KW+kw)*ncols + n0 + t] = xpad[c*P + (r0+kh)*Wp + kw + t]
+    for t < nr*Wp, i.e. output rows r0..r0+nr of width Wp (the padded width) instead of WO. Each row is one
+    contiguous copy (the narrow im2col copies WO elements at a time, with bounds, per output row); the
+    Wp - WO extra columns per row are garbage that the caller drops (forward) or multiplies by zero (weight
+    gradient). Reads up to KW - 1 elements past the last plane: xpad has that much zeroed slack."""
+    m = np.uint64(nr * Wp)
+    for c in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                d = np.uint64(((c * KH + kh) * KW + kw) * ncols + n0)
+                s0 = np.uint64(c * P + (r0 + kh) * Wp + kw)
+                for t in range(m):
+                    cols[d + t] = xpad[s0 + t]
+
+
+def wide_plan(step, K, HO, Wp):
+    """(images per chunk, output rows per band) of the wide im2col: several whole images of one step side by
+    side while their columns fit _WIDE_MAX_ELEMS, else one image in bands of rows that fit _WIDE_BAND_ELEMS."""
+    nb = max(1, min(step, _WIDE_MAX_ELEMS // max(1, K * HO * Wp)))
+    rows = HO if nb > 1 else max(1, min(HO, _WIDE_BAND_ELEMS // max(1, K * Wp)))
+    return nb, rows
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _wide_to_out(res, ncols, n0, b, out, bi, o0, Og, r0, r1, Wp):
+    """out[bi, o0+k, r0:r1] = the valid columns of res rows k (wide, from column n0) + bias."""
+    WO = out.shape[3]
+    O = out.shape[1]
+    L = out.shape[2] * WO
+    outf = out.reshape(out.size)
+    for k in range(Og):
+        bv = b[o0 + k] if b.shape[0] > 0 else np.float32(0.0)
+        for oi in range(r0, r1):
+            s0 = np.uint64(k * ncols + n0 + (oi - r0) * Wp)
+            d = np.uint64((bi * O + o0 + k) * L + oi * WO)
+            for oj in range(np.uint64(WO)):
+                outf[d + oj] = res[s0 + oj] + bv
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1):
+    """Image chunks [ch0, ch1) of a stride-1 conv by wide im2col + sgemm: per group, nb images padded and
+    their wide columns side by side (or one image in bands of ``rows`` output rows), one single-threaded
+    sgemm into a scratch result, the valid columns copied to the output with the bias. Chunks never cross
+    the boundary of a step of ``step`` images (as _gemm_plan)."""
+    O, Cg, KH, KW = w.shape
+    HO = out.shape[2]
+    Wp = x.shape[3] + 2 * pw
+    P = (x.shape[2] + 2 * ph) * Wp
+    K = Cg * KH * KW
+    Og = O // groups
+    span = nb * HO * Wp if nb > 1 else rows * Wp
+    cols = np.empty(K * span, np.float32)
+    res = np.empty(Og * span, np.float32)
+    xpad = np.zeros(Cg * P + KW, np.float32)
+    w2f = w.reshape(w.size)
+    per_step = (step + nb - 1) // nb
+    for ch in range(ch0, ch1):
+        s = ch // per_step
+        c0 = (ch - s * per_step) * nb
+        b0 = s * step + c0
+        n = min(nb, step - c0)
+        for g in range(groups):
+            wg = w2f[g * Og * K:]
+            if n == 1:
+                pad_image(x, b0, g * Cg, Cg, ph, pw, xpad, Wp, P)
+                for r0 in range(0, HO, rows):
+                    r1 = min(HO, r0 + rows)
+                    ncols = (r1 - r0) * Wp
+                    im2col_wide(xpad, Cg, KH, KW, Wp, P, r0, r1 - r0, cols, ncols, 0)
+                    sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
+                    _wide_to_out(res, ncols, 0, b, out, b0, g * Og, Og, r0, r1, Wp)
+                continue
+            ncols = n * HO * Wp
+            for q in range(n):
+                pad_image(x, b0 + q, g * Cg, Cg, ph, pw, xpad, Wp, P)
+                im2col_wide(xpad, Cg, KH, KW, Wp, P, 0, HO, cols, ncols, q * HO * Wp)
+            sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
+            for q in range(n):
+                _wide_to_out(res, ncols, q * HO * Wp, b, out, b0 + q, g * Og, Og, 0, HO, Wp)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -299,12 +403,18 @@ def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None):
         else:
             _conv_direct_planes(*args, 0, B * O)
         return out
-    nch = (B // step) * -(-step // _images_per_chunk(step, Cg * KH * KW, HO * WO))
-    args = (x, w, b, out, sh, sw, ph, pw, groups, step)
-    if nch >= 2 and work >= _GEMM_PAR_MIN_WORK:
-        split(_conv_gemm_chunks, nch, *args)
+    pointwise = KH == 1 and KW == 1 and ph == 0 and pw == 0
+    if sh == 1 and sw == 1 and not pointwise:
+        nb, rows = wide_plan(step, Cg * KH * KW, HO, x.shape[3] + 2 * pw)
+        fn, args = _conv_wide_chunks, (x, w, b, out, ph, pw, groups, step, nb, rows)
     else:
-        _conv_gemm_chunks(*args, 0, nch)
+        nb = _images_per_chunk(step, Cg * KH * KW, HO * WO)
+        fn, args = _conv_gemm_chunks, (x, w, b, out, sh, sw, ph, pw, groups, step)
+    nch = (B // step) * -(-step // nb)
+    if nch >= 2 and work >= _GEMM_PAR_MIN_WORK:
+        split(fn, nch, *args)
+    else:
+        fn(*args, 0, nch)
     return out
 
 

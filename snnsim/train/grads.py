@@ -34,7 +34,7 @@ from numba import njit, prange
 numba.get_num_threads()
 
 from ..kernels.blas import sgemm  # noqa: E402
-from ..kernels.conv import conv2d_dense, im2col  # noqa: E402
+from ..kernels.conv import conv2d_dense, im2col, im2col_wide, pad_image  # noqa: E402
 from ..kernels.threads import split  # noqa: E402
 from ..neurons import neuron_step  # noqa: E402
 from .surrogate import sigmoid_grad_row, surrogate_grad, surrogate_primitive  # noqa: E402
@@ -270,6 +270,7 @@ def neuron_backward_seq(gs, h, x, x_static, mode, factor, decay_input, v_r, thre
 
 # ----------------------------------------------------------------------------- convolution
 _COLS_MAX_ELEMS = 1 << 21     # im2col / column-gradient buffer bound (8 MiB of float32)
+_WIDE_COLS_MAX_ELEMS = 1 << 18   # the same bound for the wide columns of stride-1 layers (1 MiB: measured best)
 
 
 @njit(cache=True, fastmath=False)
@@ -306,25 +307,29 @@ def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, nb, nparts, gw_parts, gx, p0, p1):
+def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts, gw_parts, gx, p0, p1):
     """Parts [p0, p1) of the batch (part p: image chunks [p * nch // nparts, (p+1) * nch // nparts)), the
     weight gradient of part p accumulated in gw_parts[p]. The parts are fixed, whatever the thread count,
     so the float32 sums are too. Per chunk of images: the forward's im2col ([K, n*HW], contiguous row
-    copies), gy gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient
-    as columns (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead).
+    copies; with ``wide`` (stride 1) the wide rows of kernels.conv.im2col_wide, gy's extra columns zero), gy
+    gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient as columns
+    (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead).
     Single-threaded sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
     N = x.shape[0]
     Cg = x.shape[1] // groups
     O = gy.shape[1]
     HO = gy.shape[2]
     WO = gy.shape[3]
-    HW = HO * WO
+    Wp = x.shape[3] + 2 * pw if wide else WO
+    P = (x.shape[2] + 2 * ph) * Wp
+    HW = HO * Wp                       # columns per image
     Og = O // groups
     K = Cg * KH * KW
     nch = (N + nb - 1) // nb
     cbuf = np.empty(K * nb * HW, np.float32)
-    gbuf = np.empty(Og * nb * HW, np.float32)
+    gbuf = np.zeros(Og * nb * HW, np.float32)     # zero: a wide row's extra columns stay zero
     dbuf = np.empty(K * nb * HW if cols_gx else 0, np.float32)
+    xpad = np.zeros(Cg * P + KW if wide else 0, np.float32)
     for part in range(p0, p1):
         gw = gw_parts[part].reshape(O * K)
         for ch in range(part * nch // nparts, (part + 1) * nch // nparts):
@@ -334,10 +339,17 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, nb, npa
             gv = gbuf[:Og * ncols].reshape(Og, ncols)
             for g in range(groups):
                 for q in range(n):
-                    im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cbuf, ncols, q * HW)
                     src = gy[b0 + q]
-                    for o in range(Og):
-                        gv[o, q * HW:(q + 1) * HW] = src[g * Og + o].reshape(HW)
+                    if wide:
+                        pad_image(x, b0 + q, g * Cg, Cg, ph, pw, xpad, Wp, P)
+                        im2col_wide(xpad, Cg, KH, KW, Wp, P, 0, HO, cbuf, ncols, q * HW)
+                        for o in range(Og):
+                            for oi in range(HO):
+                                gv[o, q * HW + oi * Wp:q * HW + oi * Wp + WO] = src[g * Og + o, oi]
+                    else:
+                        im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cbuf, ncols, q * HW)
+                        for o in range(Og):
+                            gv[o, q * HW:(q + 1) * HW] = src[g * Og + o].reshape(HW)
                 # gw[g] += gv @ cols^T, accumulated by sgemm itself (beta = 1)
                 sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
                 if cols_gx:
@@ -381,11 +393,14 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
     w32 = np.ascontiguousarray(w, np.float32)
     wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
-    nb = max(1, min(N, _COLS_MAX_ELEMS // max(1, K * HW)))
+    wide = sh == 1 and sw == 1
+    cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
+    nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
     nch = -(-N // nb)
     nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= _BWD_SPLIT_MIN_WORK else 1
     gw_parts = np.zeros((nparts, O, K), np.float32)
-    split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, nb, nparts, gw_parts, gx)
+    split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts, gw_parts,
+          gx)
     gw = gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
