@@ -393,6 +393,28 @@ def test_memory_ledger_counts_stored_tensors_per_layer():
     assert held[8] - held[4] == pytest.approx(2 * (held[4] - held[2]), rel=0.01)
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (64, 32, 28, 28)], ids=["even", "odd", "split"])
+def test_maxpool_2x2_with_argmax_matches_torch(shape):
+    """The one-pass 2x2 max pooling with offsets (training forward) against torch's max_pool2d indices, on
+    binary spikes (ties everywhere: the first maximum wins) and on graded values; the values equal the engine's
+    maxpool2d bit for bit."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    for x in ((rng.random(shape) < 0.3).astype(np.float32), rng.standard_normal(shape).astype(np.float32)):
+        y, idx = G.maxpool_2x2_with_argmax(x)
+        ty, ti = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 2, return_indices=True)
+        ti = ti.numpy()
+        H, W = shape[2], shape[3]
+        HO, WO = H // 2, W // 2
+        oi = np.arange(HO)[:, None]
+        oj = np.arange(WO)[None, :]
+        offsets = (ti // W - 2 * oi) * 2 + (ti % W - 2 * oj)
+        np.testing.assert_array_equal(idx, offsets)
+        np.testing.assert_array_equal(y, ty.numpy())
+        np.testing.assert_array_equal(y, K.maxpool2d(x, 2, 2, 2, 2, 0, 0))
+
+
 def test_maxpool_argmax_is_first_maximum():
     x = np.zeros((1, 1, 4, 4), np.float32)
     x[0, 0, 1, 1] = 1

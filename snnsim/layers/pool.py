@@ -90,7 +90,10 @@ class PoolNode(Node):
         p: Pool2d = self.layer
         x = np.ascontiguousarray(a.x)
         args = (p.kernel_size[0], p.kernel_size[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1])
-        if p.op == "max":
+        if p.op == "max" and ctx.store and args == (2, 2, 2, 2, 0, 0) and x.dtype == np.float32:
+            y, idx = G.maxpool_2x2_with_argmax(x)
+            ctx.save(self.name, idx=idx)
+        elif p.op == "max":
             y = K.maxpool2d(x, *args)
             if ctx.store:
                 ctx.save(self.name, idx=G.maxpool_argmax(x, *args, y.shape[2], y.shape[3]))

@@ -409,21 +409,47 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
 
 
 # ----------------------------------------------------------------------------- batch norm (training mode)
+@njit(cache=True, fastmath=False, inline="always")
+def _sum8(a, m, square, s):
+    """s[k] += a[j] - m, or its square, for j = k mod 8 (float64): eight independent chains in registers, so
+    that the sum is not one chain bound by the latency of an add; the order is fixed, whatever the threads."""
+    n = a.shape[0]
+    n8 = n - n % 8
+    s0, s1, s2, s3, s4, s5, s6, s7 = s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+    if square:
+        for j in range(0, n8, 8):
+            d0, d1, d2, d3 = a[j] - m, a[j + 1] - m, a[j + 2] - m, a[j + 3] - m
+            d4, d5, d6, d7 = a[j + 4] - m, a[j + 5] - m, a[j + 6] - m, a[j + 7] - m
+            s0, s1, s2, s3 = s0 + d0 * d0, s1 + d1 * d1, s2 + d2 * d2, s3 + d3 * d3
+            s4, s5, s6, s7 = s4 + d4 * d4, s5 + d5 * d5, s6 + d6 * d6, s7 + d7 * d7
+        for j in range(n8, n):
+            s0 += (a[j] - m) * (a[j] - m)
+    else:
+        for j in range(0, n8, 8):
+            s0, s1, s2, s3 = s0 + a[j], s1 + a[j + 1], s2 + a[j + 2], s3 + a[j + 3]
+            s4, s5, s6, s7 = s4 + a[j + 4], s5 + a[j + 5], s6 + a[j + 6], s7 + a[j + 7]
+        for j in range(n8, n):
+            s0 += a[j]
+    s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7] = s0, s1, s2, s3, s4, s5, s6, s7
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _total8(s):
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
 @njit(cache=True, fastmath=False)
 def _bn_fwd_channel(x, gamma, beta, eps, y, xhat, mean, var, invstd, c):
     N, C, L = x.shape
     cnt = N * L
-    s = 0.0
+    s = np.zeros(8)
     for n in range(N):
-        for j in range(L):
-            s += x[n, c, j]
-    m = s / cnt
-    s2 = 0.0
+        _sum8(x[n, c], 0.0, False, s)
+    m = _total8(s) / cnt
+    s[:] = 0.0
     for n in range(N):
-        for j in range(L):
-            d = x[n, c, j] - m
-            s2 += d * d
-    vv = s2 / cnt
+        _sum8(x[n, c], m, True, s)
+    vv = _total8(s) / cnt
     mean[c] = m
     var[c] = vv
     inv = np.float32(1.0 / np.sqrt(vv + eps))
@@ -432,10 +458,13 @@ def _bn_fwd_channel(x, gamma, beta, eps, y, xhat, mean, var, invstd, c):
     gm = gamma[c]
     bt = beta[c]
     for n in range(N):
+        xr = x[n, c]
+        hr = xhat[n, c]
+        yr = y[n, c]
         for j in range(L):
-            xh = (x[n, c, j] - m32) * inv
-            xhat[n, c, j] = xh
-            y[n, c, j] = xh * gm + bt
+            xh = (xr[j] - m32) * inv
+            hr[j] = xh
+            yr[j] = xh * gm + bt
 
 
 @njit(cache=True, fastmath=False, parallel=True)
@@ -560,6 +589,62 @@ def maxpool_argmax(x, kh, kw, sh, sw, ph, pw, HO, WO):
             for c in range(C):
                 _argmax_plane(x[b, c], idx[b, c], kh, kw, sh, sw, ph, pw)
     return idx
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _maxarg_plane_2x2(xp, op, ip):
+    """2x2 windows, stride 2, no padding: the maximum and its offset in one pass, the generic loops' rule
+    (first maximum in row-major order, starting from -inf) written as selects, so that the loop vectorises."""
+    HO, WO = op.shape
+    for oi in range(HO):
+        r0 = xp[2 * oi]
+        r1 = xp[2 * oi + 1]
+        o = op[oi]
+        d = ip[oi]
+        for oj in range(WO):
+            j = 2 * oj
+            m = -np.inf
+            k = 0
+            v = r0[j]
+            if v > m:
+                m = v
+            v = r0[j + 1]
+            if v > m:
+                m = v
+                k = 1
+            v = r1[j]
+            if v > m:
+                m = v
+                k = 2
+            v = r1[j + 1]
+            if v > m:
+                m = v
+                k = 3
+            o[oj] = m
+            d[oj] = k
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _maxarg_planes_2x2(x, y, idx, p0, p1):
+    C = x.shape[1]
+    for p in range(p0, p1):
+        b = p // C
+        c = p - b * C
+        _maxarg_plane_2x2(x[b, c], y[b, c], idx[b, c])
+
+
+def maxpool_2x2_with_argmax(x):
+    """(y, offsets) of 2x2 stride-2 max pooling without padding in one pass: y equals
+    snnsim.kernels.maxpool2d, the offsets maxpool_argmax (a training forward needs both; two passes took 10x
+    longer)."""
+    N, C, H, W = x.shape
+    y = np.empty((N, C, H // 2, W // 2), np.float32)
+    idx = np.empty((N, C, H // 2, W // 2), np.uint8)
+    if y.size >= _PAR_MIN_WORK:
+        split(_maxarg_planes_2x2, N * C, x, y, idx)
+    else:
+        _maxarg_planes_2x2(x, y, idx, 0, N * C)
+    return y, idx
 
 
 @njit(cache=True, fastmath=False)
