@@ -449,7 +449,7 @@ def test_conv_backward_wide_columns_match_torch(monkeypatch, limit, N, C, O, gro
         gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
         y.backward(torch.from_numpy(gy))
         for split_all in (False, True):
-            monkeypatch.setattr(grads, "_BWD_SPLIT_MIN_WORK", 0 if split_all else 1 << 27)
+            monkeypatch.setattr(grads, "TRAIN_SPLIT_MIN_WORK", 0 if split_all else 1 << 40)
             gw, gx = grads.conv2d_backward(x.astype(np.uint8) if binary else x, w, gy, 1, 1, pad[0], pad[1], groups,
                                            True)
             np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)

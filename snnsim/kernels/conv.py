@@ -384,12 +384,14 @@ def _out_hw(x, KH, KW, sh, sw, ph, pw):
     return (x.shape[2] + 2 * ph - KH) // sh + 1, (x.shape[3] + 2 * pw - KW) // sw + 1
 
 
-def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None):
+def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None, split_above=None):
     """Dense conv2d; out[B, O, HO, WO] = torch.nn.functional.conv2d(x, w, b, (sh, sw), (ph, pw), 1, groups).
     The path (direct loops or sgemm, split between threads or not) is chosen here, in Python, so that a
     process compiles (or loads) only the compiled functions its layers use. ``batch``: the images of one
     timestep when x holds several timesteps side by side; the sgemm path then groups images exactly as for
-    one timestep alone (how many share an sgemm changes the rounding)."""
+    one timestep alone (how many share an sgemm changes the rounding). ``split_above``: multiply-adds above
+    which the sgemm path splits its images between threads (default _GEMM_PAR_MIN_WORK, the inference rule;
+    training passes its own)."""
     B = x.shape[0]
     step = B if batch is None else batch
     O, Cg, KH, KW = w.shape
@@ -411,7 +413,7 @@ def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None):
         nb = _images_per_chunk(step, Cg * KH * KW, HO * WO)
         fn, args = _conv_gemm_chunks, (x, w, b, out, sh, sw, ph, pw, groups, step)
     nch = (B // step) * -(-step // nb)
-    if nch >= 2 and work >= _GEMM_PAR_MIN_WORK:
+    if nch >= 2 and work >= (_GEMM_PAR_MIN_WORK if split_above is None else split_above):
         split(fn, nch, *args)
     else:
         fn(*args, 0, nch)

@@ -359,8 +359,11 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, n
                         _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
 
 
-# MACs of a conv backward above which its batch is split in two parts run side by side
-_BWD_SPLIT_MIN_WORK = 1 << 27
+# Multiply-adds of a training conv (forward, weight gradient, input gradient) above which its images are split
+# between threads. Lower than inference's rule (kernels/conv.py, several milliseconds of work, for a busy
+# machine): a training step is tens of milliseconds of such layers, and on the conv net (batch 32, T=4, its
+# 115M-MAC conv below inference's bound) a split measured no slower under a load average of 5.5.
+TRAIN_SPLIT_MIN_WORK = 1 << 25
 
 
 def _transposed_weights(w, groups):
@@ -397,14 +400,15 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
     nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
     nch = -(-N // nb)
-    nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= _BWD_SPLIT_MIN_WORK else 1
+    nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= TRAIN_SPLIT_MIN_WORK else 1
     gw_parts = np.zeros((nparts, O, K), np.float32)
     split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts, gw_parts,
           gx)
     gw = gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
-                          np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups)
+                          np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups,
+                          split_above=TRAIN_SPLIT_MIN_WORK)
     return gw.reshape(O, Cg, KH, KW), gx
 
 
