@@ -414,6 +414,11 @@ def test_conv_stride1_wide_path_matches_torch(monkeypatch, limits, B, C, O, grou
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-4)
     monkeypatch.setattr(conv, "_GEMM_PAR_MIN_WORK", 0)
     np.testing.assert_allclose(conv2d_dense(x, w, b, 1, 1, ph, pw, groups), ref, rtol=1e-5, atol=1e-4)
+    # several timesteps side by side (batch = images per step): the same bits as each step alone
+    parts = (x, np.ascontiguousarray(x[::-1]), 2 * x)
+    steps = np.concatenate(parts)
+    alone = np.concatenate([conv2d_dense(s, w, b, 1, 1, ph, pw, groups) for s in parts])
+    np.testing.assert_array_equal(conv2d_dense(steps, w, b, 1, 1, ph, pw, groups, B), alone)
 
 
 # ----------------------------------------------------------------- event statistics

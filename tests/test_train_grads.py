@@ -456,6 +456,52 @@ def test_conv_backward_wide_columns_match_torch(monkeypatch, limit, N, C, O, gro
             np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("N,C,O,groups,H,W,kernel,stride,pad", [
+    (6, 5, 16, 1, 9, 7, (3, 3), 1, (1, 1)), (4, 6, 16, 2, 8, 9, (3, 2), 2, (1, 0)),
+    (5, 3, 8, 1, 6, 6, (5, 5), 1, (2, 2)), (3, 8, 24, 1, 5, 11, (1, 1), 2, (0, 0))])
+def test_conv_event_paths_match_torch(monkeypatch, N, C, O, groups, H, W, kernel, stride, pad):
+    """Sparse inputs take the event forms: the forward scatter (conv2d_train_forward) and the weight gradient
+    from the input's events (with the input gradient of stride-1 layers, or none); against torch's conv2d and
+    autograd for uint8 spikes and graded values, odd shapes, groups, strides, padding, one thread or two."""
+    import torch
+
+    from snnsim.train import grads
+
+    monkeypatch.setattr(grads, "events_cheaper", lambda *args: True)     # small layers: the rule says dense
+    rng = np.random.default_rng(N * 7 + W)
+    for graded in (False, True):
+        x = (rng.random((N, C, H, W)) < 0.05).astype(np.float32)
+        if graded:
+            x *= rng.uniform(-2, 2, x.shape).astype(np.float32)
+        w = rng.standard_normal((O, C // groups) + kernel).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        y = torch.nn.functional.conv2d(xt, wt, torch.from_numpy(b), stride, pad, 1, groups)
+        gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+        y.backward(torch.from_numpy(gy))
+        stored = x if graded else x.astype(np.uint8)
+        need_gx = stride == 1
+        for threshold in (1 << 40, 0):
+            monkeypatch.setattr(grads, "TRAIN_SPLIT_MIN_WORK", threshold)
+            np.testing.assert_allclose(grads.conv2d_train_forward(x, w, b, stride, stride, *pad, groups),
+                                       y.detach().numpy(), rtol=1e-5, atol=1e-4)
+            gw, gx = grads.conv2d_backward(stored, w, gy, stride, stride, pad[0], pad[1], groups, need_gx)
+            np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+            if need_gx:
+                np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+            else:
+                assert gx.shape[0] == 0
+
+
+def test_event_rule_on_resnet_block_conv():
+    """The ResNet block conv at batch 32 x T=4 with 4 % of its inputs spiking takes the event forms; at 40 %
+    the dense ones (the inference kernel-form rule, kernels/cost.py)."""
+    rng = np.random.default_rng(0)
+    for p, events in ((0.04, True), (0.4, False)):
+        x = (rng.random((128, 16, 32, 32)) < p).astype(np.uint8)
+        assert G.events_cheaper(x, (16, 32, 32), (3, 3), (1, 1), 1) == events
+
+
 @pytest.mark.parametrize("groups,need_gx,O,stride,kernel,pad", [
     (1, True, 16, 1, (3, 3), (1, 1)), (2, True, 16, 1, (3, 3), (1, 1)), (1, False, 16, 1, (3, 3), (1, 1)),
     (1, True, 16, 2, (3, 3), (1, 1)), (32, True, 32, 1, (3, 2), (1, 0)), (1, True, 8, 1, (1, 1), (0, 0)),

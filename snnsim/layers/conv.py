@@ -203,8 +203,7 @@ class ConvNode(SynapticNode):
     def dense(self, x, w, b):
         """The conv of x with given weights and bias (online methods pass an accumulated bias)."""
         c = self.layer
-        return K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups,
-                              split_above=G.TRAIN_SPLIT_MIN_WORK)
+        return G.conv2d_train_forward(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
 
     def backward(self, g, ctx, need_gx):
         c: Conv2d = self.layer

@@ -34,7 +34,8 @@ from numba import njit, prange
 numba.get_num_threads()
 
 from ..kernels.blas import sgemm  # noqa: E402
-from ..kernels.conv import conv2d_dense, im2col, im2col_wide, pad_image  # noqa: E402
+from ..kernels.conv import (conv2d_dense, conv2d_event, conv_out_size, im2col, im2col_wide,  # noqa: E402
+                            pad_image, prepare_conv_event)
 from ..kernels.threads import split  # noqa: E402
 from ..neurons import neuron_step  # noqa: E402
 from .surrogate import sigmoid_grad_row, surrogate_grad, surrogate_primitive  # noqa: E402
@@ -366,6 +367,90 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, n
 TRAIN_SPLIT_MIN_WORK = 1 << 25
 
 
+@njit(cache=True, fastmath=False, nogil=True)
+def _gw_event_parts(x, gy, KH, KW, sh, sw, ph, pw, groups, nparts, gwt_parts, p0, p1):
+    """Weight gradient from the input's events, parts [p0, p1) of the batch (part p: images
+    [p*N//nparts, (p+1)*N//nparts)) into gwt_parts[p] [C, KH, KW, Og]: every nonzero input x[n, c, i, j] adds
+    x * gy[n, g*Og:(g+1)*Og, oi, oj] to gwt[c, kh, kw] for each tap (kh, kw) that carries it to an output
+    (oi, oj): Og contiguous adds, gy read channels-last (one transposed copy per image). Work ~ events x taps x
+    Og instead of the dense form's inputs x taps x Og; the order of the additions is fixed (images, then
+    channels, rows, columns, taps), whatever the threads."""
+    N, C, H, W = x.shape
+    O, HO, WO = gy.shape[1], gy.shape[2], gy.shape[3]
+    Cg = C // groups
+    Og = O // groups
+    gyt = np.empty(HO * WO * O, np.float32)
+    uOg = np.uint64(Og)
+    for part in range(p0, p1):
+        accf = gwt_parts[part].reshape(gwt_parts[part].size)
+        for n in range(part * N // nparts, (part + 1) * N // nparts):
+            for o in range(O):
+                src = gy[n, o].reshape(HO * WO)
+                for q in range(HO * WO):
+                    gyt[np.uint64(q * O + o)] = src[q]
+            for c in range(C):
+                go = (c // Cg) * Og
+                xc = x[n, c]
+                for i in range(H):
+                    xr = xc[i]
+                    for j in range(W):
+                        v = xr[j]
+                        if v == 0:
+                            continue
+                        vf = np.float32(v)
+                        for kh in range(KH):
+                            ti = i + ph - kh
+                            if ti < 0 or ti % sh != 0 or ti // sh >= HO:
+                                continue
+                            for kw in range(KW):
+                                tj = j + pw - kw
+                                if tj < 0 or tj % sw != 0 or tj // sw >= WO:
+                                    continue
+                                a0 = np.uint64(((c * KH + kh) * KW + kw) * Og)
+                                s0 = np.uint64(((ti // sh) * WO + tj // sw) * O + go)
+                                for k in range(uOg):
+                                    accf[a0 + k] += vf * gyt[s0 + k]
+
+
+def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
+    """The weight gradient [O, C/groups, KH, KW] from the input's events (_gw_event_parts), in two fixed parts
+    of the batch when it is large (threads.split), summed at the end."""
+    N, C = x.shape[0], x.shape[1]
+    O = gy.shape[1]
+    Og = O // groups
+    nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_SPLIT_MIN_WORK // 16 else 1
+    parts = np.zeros((nparts, C, KH, KW, Og), np.float32)
+    split(_gw_event_parts, nparts, x, np.ascontiguousarray(gy, np.float32), KH, KW, sh, sw, ph, pw, groups, nparts,
+          parts)
+    gwt = parts[0] if nparts == 1 else parts[0] + parts[1]
+    # [C, KH, KW, Og] -> [O, C/groups, KH, KW]
+    Cg = C // groups
+    return np.ascontiguousarray(gwt.reshape(groups, Cg, KH, KW, Og).transpose(0, 4, 1, 2, 3).reshape(O, Cg, KH, KW))
+
+
+def events_cheaper(x, out_shape, kernel, stride, groups) -> bool:
+    """True when a conv's input has few enough nonzeros that its event form (forward scatter, or the weight
+    gradient by events) costs less than the dense one: the engine's kernel-form rule (kernels/cost.py) on the
+    actual count. Layers with fewer than 8 output channels per group stay dense (short runs)."""
+    from ..kernels.cost import event_limit_conv
+
+    if out_shape[0] // groups < 8:
+        return False
+    return np.count_nonzero(x) < event_limit_conv(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
+
+
+def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups):
+    """A conv in a training forward: the engine's event kernel when the input has few nonzeros
+    (events_cheaper: the kernel-form rule of inference), else its dense kernel; images split between threads
+    by training's rule (TRAIN_SPLIT_MIN_WORK multiply-adds, or an eighth of that many outputs for events)."""
+    O, Cg, KH, KW = w.shape
+    out_shape = (O, conv_out_size(x.shape[2], KH, sh, ph), conv_out_size(x.shape[3], KW, sw, pw))
+    if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups):
+        return conv2d_event(x, prepare_conv_event(w, groups), b, O, KH, KW, sh, sw, ph, pw, groups,
+                            split_above=TRAIN_SPLIT_MIN_WORK // 8)
+    return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK)
+
+
 def _transposed_weights(w, groups):
     """w [O, C/g, KH, KW] -> [C, O/g, KH, KW] with the kernel flipped: the weights of the convolution that
     maps the output gradient of a stride-1 convolution to its input gradient."""
@@ -380,11 +465,13 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
 
     x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
     Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
-    Weight gradient: per chunk of images, im2col and one sgemm; large layers split the batch into two fixed
-    parts (threads.split), each with its own sum, added at the end, so sums run in a fixed order.
+    Weight gradient: from the input's events when they are few (events_cheaper, _gw_by_events), else per
+    chunk of images, im2col and one sgemm; large layers split the batch into two fixed parts (threads.split),
+    each with its own sum, added at the end, so sums run in a fixed order.
     Input gradient: for stride 1, the convolution of gy with the flipped, transposed kernel (padding
     K - 1 - p), run by the inference kernel: it writes [C, H, W] per image instead of scattering a
-    [C*KH*KW, HO*WO] column matrix back (5-10x the memory traffic); strided layers scatter columns.
+    [C*KH*KW, HO*WO] column matrix back (5-10x the memory traffic); strided layers scatter columns, computed
+    with the weight gradient's im2col (so their weight gradient stays dense).
     """
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
@@ -393,23 +480,26 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     K = Cg * KH * KW
     by_conv = need_gx and sh == 1 and sw == 1 and ph <= KH - 1 and pw <= KW - 1
     cols_gx = need_gx and not by_conv
-    gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
     w32 = np.ascontiguousarray(w, np.float32)
-    wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
-    wide = sh == 1 and sw == 1
-    cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
-    nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
-    nch = -(-N // nb)
-    nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= TRAIN_SPLIT_MIN_WORK else 1
-    gw_parts = np.zeros((nparts, O, K), np.float32)
-    split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts, gw_parts,
-          gx)
-    gw = gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]
+    gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
+    if not cols_gx and events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups):
+        gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups)
+    else:
+        wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
+        wide = sh == 1 and sw == 1
+        cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
+        nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
+        nch = -(-N // nb)
+        nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= TRAIN_SPLIT_MIN_WORK else 1
+        gw_parts = np.zeros((nparts, O, K), np.float32)
+        split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts,
+              gw_parts, gx)
+        gw = (gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]).reshape(O, Cg, KH, KW)
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
                           np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups,
                           split_above=TRAIN_SPLIT_MIN_WORK)
-    return gw.reshape(O, Cg, KH, KW), gx
+    return gw, gx
 
 
 # ----------------------------------------------------------------------------- batch norm (training mode)
