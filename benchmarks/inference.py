@@ -56,13 +56,19 @@ def inputs(name, n):
 PEERS = ("spikingjelly", "norse", "snntorch")
 
 
-def bench_network(name, T, rounds, load, batches=(1, 64)):
-    model = lively_weights(build(name, 0.0))
+def snnsim_network(name, model=None):
+    """The shipped network ``name`` in snnsim with the peers' weights (``lively_weights``, or ``model``'s)."""
+    model = lively_weights(build(name, 0.0)) if model is None else model
     sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     spec = load_spec(ROOT / "networks" / f"{name}.yaml")
-    net = build_network(spec, check_weights(spec, sd))
+    return build_network(spec, check_weights(spec, sd))
+
+
+def bench_network(name, T, rounds, load, batches=(1, 64)):
+    model = lively_weights(build(name, 0.0))
+    net = snnsim_network(name, model)
     x64 = inputs(name, 64)
-    xs = x64.reshape((64,) + spec.input_shape)
+    xs = x64.reshape((64,) + net.spec.input_shape)
     rows = []
     runners = {"norse": stepwise(lively_weights(build(name, 0.0)), T, norse_lif),
                "snntorch": stepwise(lively_weights(build(name, 0.0)), T, snntorch_lif)}
