@@ -58,11 +58,7 @@ class ResidualOp(Op):
 
     def run_step(self, br, x, t: int):
         """One timestep through the engine's batch run ``br``: body and shortcut, then their sum."""
-        a = br.run_ops(self.body, x, t)
-        b = br.run_ops(self.shortcut, x, t) if self.shortcut else x
-        y = np.add(a, b, dtype=np.float32)
-        note_add(br.records[f"{self.name}.add"], t, a, b, y)
-        return y
+        return self._sum(br.run_ops, note_add, br, x, t)
 
     def replay(self, ex, x, e, t: int):
         """The same outside the engine (``snnsim.layers.replay``), carrying the error bound ``e``."""
@@ -77,10 +73,13 @@ class ResidualOp(Op):
 
     def run_span(self, br, x, t0: int):
         """Timesteps t0.. of x [steps, B, ...] through the engine's batch run ``br``, each child over all of them."""
-        a = br.run_span(self.body, x, t0)
-        b = br.run_span(self.shortcut, x, t0) if self.shortcut else x
+        return self._sum(br.run_span, note_add_span, br, x, t0)
+
+    def _sum(self, run, note, br, x, t):
+        a = run(self.body, x, t)
+        b = run(self.shortcut, x, t) if self.shortcut else x
         y = np.add(a, b, dtype=np.float32)
-        note_add_span(br.records[f"{self.name}.add"], t0, a, b, y)
+        note(br.records[f"{self.name}.add"], t, a, b, y)
         return y
 
 
