@@ -1,9 +1,10 @@
 """Compiling the kernels ahead of the first run: ``snnsim warmup``, and the line that says when it happens.
 
 snnsim's kernels are Numba functions compiled on first use and cached on disk (``__pycache__`` next to the
-modules, or ``NUMBA_CACHE_DIR``); a later process only loads them. ``snnsim warmup`` runs a small network
-with every layer kind in both kernel forms, so that the cache holds everything ``snnsim run`` can call;
-``snnsim run`` says on stderr when it is about to compile instead (an empty cache).
+modules, or ``NUMBA_CACHE_DIR``); a later process only loads them. ``snnsim warmup`` runs the layer kinds'
+example networks (``Kind.examples`` in ``snnsim.layers.registry``) in both kernel forms and in one-step and
+multi-step windows, so that the cache holds everything ``snnsim run`` can call; ``snnsim run`` says on stderr
+when it is about to compile instead (an empty cache).
 """
 
 from __future__ import annotations
@@ -13,28 +14,6 @@ import time
 
 import click
 import numpy as np
-
-# One of each layer kind and neuron kind that inference runs, at shapes that take every kernel path:
-# sgemm conv (3x3 and 1x1), depthwise direct conv, event scatter (channels-last and planar), pools (2x2 and
-# a generic window),
-# linear, batch norm, residual add, all neuron models.
-_SPEC = {
-    "name": "warmup", "input_shape": [2, 8, 8], "timesteps": 2, "encoding": "direct",
-    "layers": [
-        {"name": "c1", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-        {"name": "bn1", "type": "batchnorm2d"},
-        {"name": "s1", "type": "lif", "tau": 2.0},
-        {"name": "dw", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "groups": 8},
-        {"name": "s2", "type": "if"},
-        {"name": "pw", "type": "conv2d", "out_channels": 8, "kernel_size": 1},
-        {"name": "s3", "type": "plif"},
-        {"name": "mp", "type": "maxpool2d", "kernel_size": 2},
-        {"name": "ap", "type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1},   # the generic window
-        {"name": "fl", "type": "flatten"},
-        {"name": "fc", "type": "linear", "out_features": 4},
-        {"name": "s4", "type": "li", "tau": 2.0},
-    ],
-}
 
 
 def _dispatchers():
@@ -65,20 +44,30 @@ def note_compilation() -> None:
                    "ahead of time)...", err=True)
 
 
+def networks():
+    """The warm-up networks: every layer kind's examples, on the same input each timestep."""
+    from ..layers import parse_spec
+    from ..layers.registry import examples
+
+    return [parse_spec({"name": f"warmup{i}", "timesteps": 2, "encoding": "direct", **ex}, "warmup")
+            for i, ex in enumerate(examples())]
+
+
 def warm(quiet: bool = False) -> float:
     """Run every kernel path once (compiling into the cache what is not there); returns the seconds taken."""
     from ..engine import run
     from ..network import build_network
-    from ..layers import parse_spec
     from ..weights import random_weights
 
     t0 = time.perf_counter()
-    spec = parse_spec(_SPEC, "warmup")
-    net = build_network(spec, random_weights(spec, 0))
-    x = np.random.default_rng(0).random((2, 2, 8, 8), dtype=np.float32)
-    for form in ("dense", "event", "auto"):
-        for batch in (1, 2):
-            run(net, x[:batch], form=form, batch_size=batch)
+    rng = np.random.default_rng(0)
+    for spec in networks():
+        net = build_network(spec, random_weights(spec, 0))
+        x = rng.random((2,) + tuple(spec.input_shape), dtype=np.float32)
+        for form in ("dense", "event", "auto"):
+            for batch in (1, 2):
+                for T in (2, 1):    # a one-step window hands the ops NumPy's read-only broadcast of the input
+                    run(net, x[:batch], form=form, batch_size=batch, timesteps=T)
     return time.perf_counter() - t0
 
 

@@ -372,8 +372,13 @@ def from_torch(m, imp):
                       bias=m.bias is not None)]
 
 
+# the sgemm conv (3x3), the depthwise direct conv and the 1x1 conv, each also as an event scatter
+EXAMPLE = {"input_shape": [2, 8, 8], "layers": [
+    {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
+    {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "groups": 8},
+    {"type": "conv2d", "out_channels": 8, "kernel_size": 1}]}
 KIND = register(Kind("conv2d", ("conv2d",), Conv2d, parse, build, train_node=lambda layer, cfg_for: ConvNode(layer),
                      nir_export=to_nir, nir_nodes=("Conv2d",), from_nir=from_nir,
-                     torch_modules=("Conv2d",), from_torch=from_torch))
+                     torch_modules=("Conv2d",), from_torch=from_torch, examples=(EXAMPLE,)))
 SCALED_STD_KIND = register(Kind("conv2d", ("scaled_std_conv2d",), ScaledStdConv2d, parse_scaled_std, build_scaled_std,
                                 init_scaled_std, train_node=train_node_scaled_std, nir_export=to_nir))

@@ -239,4 +239,6 @@ def from_torch(m, imp):
 
 KIND = register(Kind("conv1d", ("conv1d",), Conv1d, parse, build, train_node=lambda layer, cfg_for: Conv1dNode(layer),
                      nir_export=to_nir, nir_nodes=("Conv1d",), from_nir=from_nir,
-                     torch_modules=("Conv1d",), from_torch=from_torch))
+                     torch_modules=("Conv1d",), from_torch=from_torch,
+                     examples=({"input_shape": [2, 8], "layers": [{"type": "conv1d", "out_channels": 4, "kernel_size": 3,
+                                                                    "padding": 1}]},)))

@@ -130,4 +130,5 @@ def from_torch(m, imp):
 
 KIND = register(Kind("linear", ("linear",), Linear, parse, build, train_node=lambda layer, cfg_for: LinearNode(layer),
                      nir_export=to_nir, nir_nodes=("Affine", "Linear"), from_nir=from_nir,
-                     torch_modules=("Linear",), from_torch=from_torch))
+                     torch_modules=("Linear",), from_torch=from_torch,
+                     examples=({"input_shape": [32], "layers": [{"type": "linear", "out_features": 4}]},)))

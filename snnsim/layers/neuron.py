@@ -354,7 +354,11 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     return ex.add(op.name, _neuron_node(op, ex), srcs)
 
 
+# every neuron model; a spiking layer run fused with the 2x2 pooling after it (step_pool_span)
+EXAMPLES = ({"input_shape": [2, 4, 4], "layers": [{"type": t} for t in NEURON_KINDS]},
+            {"input_shape": [2, 4, 4], "layers": [{"type": "lif"}, {"type": "maxpool2d", "kernel_size": 2}]})
 KIND = register(Kind("neuron", NEURON_KINDS, Neuron, parse, build,
                      train_node=lambda layer, cfg_for: NeuronNode(layer, cfg_for(layer.name)),
                      nir_export=to_nir, nir_nodes=tuple(NIR_READERS), from_nir=from_nir,
-                     torch_modules=tuple(TORCH_FAMILIES), from_torch=from_torch, uses_defaults=True))
+                     torch_modules=tuple(TORCH_FAMILIES), from_torch=from_torch, uses_defaults=True,
+                     examples=EXAMPLES))

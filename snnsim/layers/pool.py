@@ -164,7 +164,12 @@ def from_torch(m, imp):
                       padding=pair(m.padding))]
 
 
+# the 2x2 paths and the generic window
+EXAMPLE = {"input_shape": [2, 8, 8], "layers": [
+    {"type": "maxpool2d", "kernel_size": 2},
+    {"type": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1},
+    {"type": "sumpool2d", "kernel_size": 2}]}
 KIND = register(Kind("pool2d", ("avgpool2d", "maxpool2d", "sumpool2d"), Pool2d, parse,
                      lambda layer, w, ctx: PoolOp(layer), train_node=lambda layer, cfg_for: PoolNode(layer),
                      nir_export=to_nir, nir_nodes=("AvgPool2d", "SumPool2d"), from_nir=from_nir,
-                     torch_modules=("MaxPool2d", "AvgPool2d"), from_torch=from_torch))
+                     torch_modules=("MaxPool2d", "AvgPool2d"), from_torch=from_torch, examples=(EXAMPLE,)))

@@ -195,4 +195,5 @@ class RecurrentNode(Node):
 
 
 KIND = register(Kind("rlif", ("rlif",), RecurrentNeuron, parse, build,
-                     train_node=lambda layer, cfg_for: RecurrentNode(layer, cfg_for(layer.name))))
+                     train_node=lambda layer, cfg_for: RecurrentNode(layer, cfg_for(layer.name)),
+                     examples=({"input_shape": [4], "layers": [{"type": "rlif"}]},)))

@@ -36,6 +36,7 @@ class Kind:
     torch_functions: tuple[str, ...] = ()      # torch functions / tensor methods of a traced graph it reads
     from_torch: Callable | None = None         # from_torch(module or None, importer) -> snnsim layer dicts
     uses_defaults: bool = False                # its parser reads the network file's neuron_defaults of its types
+    examples: tuple[dict, ...] = ()            # small networks (input_shape, layers) running its compiled kernels
 
 
 _KINDS: list[Kind] = []
@@ -106,6 +107,12 @@ def torch_function_reader(name: str) -> Kind | None:
 def default_types() -> list[str]:
     """The layer types whose fields the network file's ``neuron_defaults`` may set."""
     return [t for kind in _KINDS if kind.uses_defaults for t in kind.types]
+
+
+def examples() -> list[dict]:
+    """Every kind's example networks (``input_shape`` and ``layers``), in registration order: together they run
+    every compiled kernel path of every kind (``snnsim warmup`` compiles them ahead of the first run)."""
+    return [ex for k in _KINDS for ex in k.examples]
 
 
 def known_types() -> list[str]:

@@ -188,4 +188,5 @@ DROPOUT = register(Kind("dropout", ("dropout",), Dropout, parse_dropout, lambda 
                         nir_export=lambda op, ex, srcs: srcs,     # the identity at inference
                         torch_modules=("Dropout",), from_torch=lambda m, imp: [imp.layer("dropout", p=float(m.p))]))
 UPSAMPLE = register(Kind("upsample", ("upsample",), Upsample, parse_upsample, lambda layer, w, ctx: UpsampleOp(layer),
-                         train_node=lambda layer, cfg_for: UpsampleNode(layer)))
+                         train_node=lambda layer, cfg_for: UpsampleNode(layer),
+                         examples=({"input_shape": [2, 4, 4], "layers": [{"type": "upsample", "scale_factor": 2}]},)))
