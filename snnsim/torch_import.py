@@ -105,16 +105,16 @@ class _Module:
         return dict(type=kind, **fields, _q=self.qual if q is None else q, _w=weights or {})
 
     def params(self, *names) -> dict:
-        """The named parameters/buffers that are set, as float32 arrays."""
-        return {n: np.asarray(as_array(getattr(self.m, n)), np.float32) for n in names
-                if getattr(self.m, n) is not None}
+        """The named parameters/buffers that are set (a dotted name reaches into a child), as float32 arrays."""
+        values = {n: operator.attrgetter(n)(self.m) for n in names}
+        return {n: np.asarray(as_array(v), np.float32) for n, v in values.items() if v is not None}
 
     def scalar(self, t) -> float:
-        """One float from a scalar or uniform tensor/number, as float32 (what the module computes with);
-        ValueError when the values differ."""
+        """One float from a scalar or uniform tensor/number, as float32 (what the module computes with)."""
         a = np.asarray(as_array(t), dtype=np.float32).reshape(-1)
         if a.size == 0 or not np.all(a == a[0]):
-            raise ValueError(f"values differ across neurons (range {a.min()}..{a.max()})")
+            raise self.refuse(f"values differ across neurons (range {a.min()}..{a.max()}); snnsim neuron layers "
+                              "have one value per parameter")
         return float(a[0])
 
     def refuse(self, why) -> SnnsimError:
@@ -124,8 +124,11 @@ class _Module:
 
 
 def _reader(m):
-    """(class name, kind) of the first kind that imports ``m``, or None."""
-    return next(((name, k) for cls, name, k in torch_readers() if isinstance(m, cls)), None)
+    """(class name, kind) of the kind that imports ``m`` -- the one listing its nearest class (a kind may read a
+    library's base class and another kind one of its subclasses) -- or None."""
+    mro = type(m).__mro__
+    found = [(mro.index(cls), name, k) for cls, name, k in torch_readers() if cls in mro]
+    return min(found, key=lambda f: f[0])[1:] if found else None
 
 
 def _convert(qual, m) -> list[dict] | None:

@@ -171,3 +171,26 @@ def test_refusals_name_the_field_or_method():
     spec = parse_spec({"input_shape": [4], "layers": [{"type": "rlif", "v_reset": 0.0, "reset_delay": False}]})
     with pytest.raises(InputError, match="training supports rlif layers with the RLeaky reset"):
         build_nodes(spec.layers, lambda name: None)
+
+
+def test_from_torch_reads_rleaky():
+    """snnsim.from_torch on snnTorch's own module (Linear then RLeaky): an rlif layer whose spikes equal
+    snnTorch's loop at every step; a one-to-one RLeaky and another reset are refused by name."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from snnsim.errors import SnnsimError
+    from snnsim.torch_import import from_torch
+
+    m = snntorch_model(0)
+    x = np.random.default_rng(1).random((16, 12), dtype=np.float32)
+    imp = from_torch(torch.nn.Sequential(m.fc, m.lif), torch.from_numpy(x), timesteps=8)
+    layer = imp.spec["layers"][1]
+    assert (layer["type"], layer["tau"], layer["reset_delay"]) == ("rlif", 2.0, True)
+    s_ref, _ = snntorch_run(m, x, 8)
+    ours = imp.run(x, probes=[layer["name"]]).trace.probes[layer["name"]]["spikes"]
+    assert 0.05 < s_ref.mean() < 0.95
+    np.testing.assert_array_equal(ours, s_ref)
+    for bad, why in ((snn.RLeaky(beta=0.5, all_to_all=False), "all_to_all=True"),
+                     (snn.RLeaky(beta=0.5, linear_features=10, reset_mechanism="zero"), "default reset")):
+        with pytest.raises(SnnsimError, match=rf"module '1' \(RLeaky\): .*{why}"):
+            from_torch(torch.nn.Sequential(torch.nn.Linear(12, 10), bad), torch.from_numpy(x))

@@ -56,7 +56,8 @@ def _tau_from_decay(decay: float, imp, what) -> float:
     return 1.0 / keep
 
 
-def _snntorch_leaky(m, imp):
+def snntorch_fields(m, imp) -> dict:
+    """The lif fields of an snnTorch Leaky or RLeaky neuron (shared by the rlif kind)."""
     mech = m.reset_mechanism
     if m.state_quant or m.inhibition or imp.scalar(m.graded_spikes_factor) != 1.0:
         raise imp.refuse("state_quant, inhibition and graded spikes have no snnsim equivalent")
@@ -67,7 +68,11 @@ def _snntorch_leaky(m, imp):
                   v_reset=0.0 if mech == "zero" else None, spike_rule="gt")
     if mech == "subtract" and m.reset_delay:
         fields["reset_delay"] = True
-    return [imp.layer("lif", **fields)]
+    return fields
+
+
+def _snntorch_leaky(m, imp):
+    return [imp.layer("lif", **snntorch_fields(m, imp))]
 
 
 def _norse_common(m, imp):
@@ -109,7 +114,7 @@ _NORSE = ("snnsim has Norse's LIFBoxCell and LIFCell only (run them one step at 
 TORCH_FAMILIES = {
     SJ + "BaseNode": ("snnsim has LIFNode, IFNode and ParametricLIFNode of SpikingJelly only",
                       tuple((SJ + c, _sj_neuron) for c in ("LIFNode", "IFNode", "ParametricLIFNode"))),
-    "snntorch.SpikingNeuron": ("snnsim has snnTorch's Leaky only (no synaptic/alpha/recurrent neurons)",
+    "snntorch.SpikingNeuron": ("snnsim has snnTorch's Leaky and RLeaky (rlif) only (no synaptic or alpha neurons)",
                                (("snntorch.Leaky", _snntorch_leaky),)),
     # Norse's cells: all derive from these two but the conductance-based and the linear leaky-integrator cell
     "norse.torch.module.snn.SNNCell": _NORSE, "norse.torch.module.snn.SNNRecurrentCell": _NORSE,
@@ -123,10 +128,7 @@ def from_torch(m, imp):
     read = next((r for path, r in readers if type(m) is torch_class(path)), None)
     if read is None:
         raise imp.refuse(refusal)
-    try:
-        return read(m, imp)
-    except ValueError as e:         # a parameter that is not one number
-        raise imp.refuse(f"{e}; snnsim neuron layers have one value per parameter") from None
+    return read(m, imp)
 
 
 # ----------------------------------------------------------------------------- NIR (snnsim.nir.importer)

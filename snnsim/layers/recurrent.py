@@ -11,7 +11,8 @@ mem[t] = beta mem[t-1] + I[t] - v_threshold s[t-1] with beta = 1 - 1/tau.
 It runs as three engine ops: the recurrent product (a linear op on last step's spikes), the sum with the input,
 and the neuron; the trace records them as such ('<name>.recurrent', '<name>.add', '<name>'), so hwmodel prices
 the recurrent synapses like any linear layer. Training (BPTT) runs it timestep by timestep with the inference
-step and backpropagates through the recurrence (``RecurrentNode``); NIR export does not support it yet.
+step and backpropagates through the recurrence (``RecurrentNode``); ``from_torch`` reads snnTorch's RLeaky module;
+NIR export does not support it yet.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..train.surrogate import surrogate_grad
 from . import linear, neuron
 from .linear import Linear
 from .neuron import Neuron, NeuronOp
+from .neuron_import import snntorch_fields
 from .op import Op, add_record, note_add
 from .registry import BuildContext, Kind, ParseContext, register, shape_error
 
@@ -194,6 +196,22 @@ class RecurrentNode(Node):
         return gx
 
 
+# ----------------------------------------------------------------------------- importer (torch_import)
+def from_torch(m, imp):
+    """snnTorch RLeaky with all_to_all=True and linear_features (its ``recurrent`` Linear is the recurrent weight)
+    and its default reset, subtract delayed one step."""
+    if not (m.all_to_all and m.linear_features):
+        raise imp.refuse("snnsim's rlif is RLeaky with all_to_all=True and linear_features (a dense recurrent "
+                         "weight)")
+    fields = snntorch_fields(m, imp)
+    if not fields.get("reset_delay"):
+        raise imp.refuse("snnsim's rlif has RLeaky's default reset only (reset_mechanism='subtract', "
+                         "reset_delay=True)")
+    return [imp.layer("rlif", imp.params("recurrent.weight", "recurrent.bias"), **fields,
+                      recurrent_bias=m.recurrent.bias is not None)]
+
+
 KIND = register(Kind("rlif", ("rlif",), RecurrentNeuron, parse, build,
                      train_node=lambda layer, cfg_for: RecurrentNode(layer, cfg_for(layer.name)),
+                     torch_modules=("snntorch.RLeaky",), from_torch=from_torch,
                      examples=({"input_shape": [4], "layers": [{"type": "rlif"}]},)))
