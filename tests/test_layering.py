@@ -74,3 +74,14 @@ def test_class_tests_tell_dispatch_from_composition(tmp_path):
                    "        return y\n"
                    "    return x.kind == Flatten.kind\n")
     assert _class_tests(src) == {"Pool2d", "int", "type", "x", "Linear", "Flatten"}
+
+
+def test_every_layer_kind_is_named_by_its_own_module_and_the_registry_only():
+    """No dispatch on a layer kind outside its own module: every kind's YAML type and record class appear only in
+    its own module (or package) and the registry (composition and homonyms are listed apart by the script)."""
+    from architecture_facts import layer_kinds, modules_naming
+
+    naming, _ = modules_naming(layer_kinds())
+    too_many = {kind: modules for kind, modules in naming.items() if len(modules) > 2}
+    assert not too_many, too_many
+    assert all("snnsim/layers/__init__.py" in modules for modules in naming.values())
