@@ -461,8 +461,9 @@ def test_conv_backward_wide_columns_match_torch(monkeypatch, limit, N, C, O, gro
     (5, 3, 8, 1, 6, 6, (5, 5), 1, (2, 2)), (3, 8, 24, 1, 5, 11, (1, 1), 2, (0, 0))])
 def test_conv_event_paths_match_torch(monkeypatch, N, C, O, groups, H, W, kernel, stride, pad):
     """Sparse inputs take the event forms: the forward scatter (conv2d_train_forward) and the weight gradient
-    from the input's events (with the input gradient of stride-1 layers, or none); against torch's conv2d and
-    autograd for uint8 spikes and graded values, odd shapes, groups, strides, padding, one thread or two."""
+    from the input's events (beside the input gradient by convolution, stride 1, or by columns, stride 2);
+    against torch's conv2d and autograd for uint8 spikes and graded values, odd shapes, groups, strides, padding,
+    one thread or two, with and without the input gradient."""
     import torch
 
     from snnsim.train import grads
@@ -480,8 +481,7 @@ def test_conv_event_paths_match_torch(monkeypatch, N, C, O, groups, H, W, kernel
         gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
         y.backward(torch.from_numpy(gy))
         stored = x if graded else x.astype(np.uint8)
-        need_gx = stride == 1
-        for threshold in (1 << 40, 0):
+        for need_gx, threshold in ((True, 1 << 40), (True, 0), (False, 0)):
             monkeypatch.setattr(grads, "TRAIN_SPLIT_MIN_WORK", threshold)
             np.testing.assert_allclose(grads.conv2d_train_forward(x, w, b, stride, stride, *pad, groups),
                                        y.detach().numpy(), rtol=1e-5, atol=1e-4)

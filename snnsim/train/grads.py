@@ -308,14 +308,16 @@ def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts, gw_parts, gx, p0, p1):
+def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx, wide, nb, nparts, gw_parts, gx, p0,
+                    p1):
     """Parts [p0, p1) of the batch (part p: image chunks [p * nch // nparts, (p+1) * nch // nparts)), the
     weight gradient of part p accumulated in gw_parts[p]. The parts are fixed, whatever the thread count,
     so the float32 sums are too. Per chunk of images: the forward's im2col ([K, n*HW], contiguous row
     copies; with ``wide`` (stride 1) the wide rows of kernels.conv.im2col_wide, gy's extra columns zero), gy
     gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient as columns
-    (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead).
-    Single-threaded sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
+    (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead). Without
+    ``need_gw`` (the weight gradient taken from events) only the input gradient's columns. Single-threaded
+    sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
     N = x.shape[0]
     Cg = x.shape[1] // groups
     O = gy.shape[1]
@@ -327,12 +329,12 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, n
     Og = O // groups
     K = Cg * KH * KW
     nch = (N + nb - 1) // nb
-    cbuf = np.empty(K * nb * HW, np.float32)
+    cbuf = np.empty(K * nb * HW if need_gw else 0, np.float32)
     gbuf = np.zeros(Og * nb * HW, np.float32)     # zero: a wide row's extra columns stay zero
     dbuf = np.empty(K * nb * HW if cols_gx else 0, np.float32)
     xpad = np.zeros(Cg * P + KW if wide else 0, np.float32)
     for part in range(p0, p1):
-        gw = gw_parts[part].reshape(O * K)
+        gw = gw_parts[part].reshape(gw_parts[part].size)
         for ch in range(part * nch // nparts, (part + 1) * nch // nparts):
             b0 = ch * nb
             n = min(nb, N - b0)
@@ -348,11 +350,13 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, n
                             for oi in range(HO):
                                 gv[o, q * HW + oi * Wp:q * HW + oi * Wp + WO] = src[g * Og + o, oi]
                     else:
-                        im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cbuf, ncols, q * HW)
+                        if need_gw:
+                            im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cbuf, ncols, q * HW)
                         for o in range(Og):
                             gv[o, q * HW:(q + 1) * HW] = src[g * Og + o].reshape(HW)
                 # gw[g] += gv @ cols^T, accumulated by sgemm itself (beta = 1)
-                sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
+                if need_gw:
+                    sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
                 if cols_gx:
                     dcols = dbuf[:K * ncols].reshape(K, ncols)
                     sgemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
@@ -470,8 +474,7 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     each with its own sum, added at the end, so sums run in a fixed order.
     Input gradient: for stride 1, the convolution of gy with the flipped, transposed kernel (padding
     K - 1 - p), run by the inference kernel: it writes [C, H, W] per image instead of scattering a
-    [C*KH*KW, HO*WO] column matrix back (5-10x the memory traffic); strided layers scatter columns, computed
-    with the weight gradient's im2col (so their weight gradient stays dense).
+    [C*KH*KW, HO*WO] column matrix back (5-10x the memory traffic); strided layers scatter columns.
     """
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
@@ -482,19 +485,21 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     cols_gx = need_gx and not by_conv
     w32 = np.ascontiguousarray(w, np.float32)
     gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
-    if not cols_gx and events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups):
-        gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups)
-    else:
+    events = events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups)
+    gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups) if events else None
+    if not events or cols_gx:
         wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
         wide = sh == 1 and sw == 1
         cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
         nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
         nch = -(-N // nb)
-        nparts = 2 if nch >= 2 and N * O * HW * K * (2 if cols_gx else 1) >= TRAIN_SPLIT_MIN_WORK else 1
-        gw_parts = np.zeros((nparts, O, K), np.float32)
-        split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, cols_gx, wide, nb, nparts,
-              gw_parts, gx)
-        gw = (gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]).reshape(O, Cg, KH, KW)
+        passes = (0 if events else 1) + (1 if cols_gx else 0)
+        nparts = 2 if nch >= 2 and N * O * HW * K * passes >= TRAIN_SPLIT_MIN_WORK else 1
+        gw_parts = np.zeros((nparts, O, K) if not events else (nparts, 0, 0), np.float32)
+        split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, not events, cols_gx, wide, nb,
+              nparts, gw_parts, gx)
+        if not events:
+            gw = (gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]).reshape(O, Cg, KH, KW)
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
                           np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups,
