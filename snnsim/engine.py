@@ -319,8 +319,9 @@ class Multistep:
             w = steps_at_once(self.largest, stop - start, T)
             for t0 in range(0, T, w):
                 t1 = min(T, t0 + w)
-                if enc.kind == "direct":
-                    xs = np.ascontiguousarray(np.broadcast_to(cached, (t1 - t0,) + cached.shape))
+                if enc.kind == "direct":     # writable either way: a read-only array is another compiled type
+                    xs = cached[None] if t1 - t0 == 1 and cached.flags.writeable else \
+                        np.repeat(cached[None], t1 - t0, axis=0)
                 else:
                     xs = np.ascontiguousarray(xin[t0:t1])
                 ys = br.run_span(ops, xs, t0)
