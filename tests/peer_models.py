@@ -6,8 +6,11 @@ The module names mirror the YAML layer names, so ``state_dict`` keys equal snnsi
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
+
+NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 
 
 def _sj():
@@ -120,24 +123,53 @@ def run_sj(model, x: np.ndarray, T: int, record=()):
     return out, spikes
 
 
-def lively_weights(model, seed=0):
+def lively_weights(model, seed=0, *, bias=(0.6, 1.4), running_stats=True):
     """Seeded weights with lively activity for reference tests and benchmarks: PyTorch's default init,
-    batch-norm statistics and positive linear biases chosen so that every layer fires at moderate rates."""
+    batch-norm statistics and positive linear biases chosen so that every layer fires at moderate rates.
+    ``running_stats=False`` leaves the batch-norm running statistics at PyTorch's defaults (training tests,
+    where the step itself updates them)."""
     import torch
 
     torch.manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             with torch.no_grad():
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.05, 0.3)
+                if running_stats:
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.05, 0.3)
                 m.weight.uniform_(0.8, 1.6)
                 m.bias.uniform_(0.0, 0.5)
         elif isinstance(m, torch.nn.Linear):
             with torch.no_grad():
                 m.weight.mul_(3.0)
-                m.bias.uniform_(0.6, 1.4)
+                m.bias.uniform_(*bias)
     return model.eval()
+
+
+def shipped_spec(name, v_reset):
+    """networks/<name>.yaml parsed with the LIF default reset set to ``v_reset`` (None: soft reset)."""
+    import yaml
+
+    from snnsim.layers import parse_spec
+
+    raw = yaml.safe_load((NETWORKS / f"{name}.yaml").read_text())
+    raw["neuron_defaults"]["lif"]["v_reset"] = v_reset
+    return parse_spec(raw, f"{name}.yaml")
+
+
+def shipped_batch(name, split, n):
+    """(x, y): the first n samples of a split of the dataset the shipped network was built for, in its input
+    shape (for cifar_sew_resnet: MNIST padded to 32x32 with the channel repeated three times)."""
+    from snnsim.data import load_dataset
+
+    if name == "digits_mlp":
+        x, y = load_dataset("digits").split(split)
+        return np.ascontiguousarray(x[:n]), y[:n]
+    x, y = load_dataset("mnist").split(split)
+    x, y = x[:n], y[:n]
+    if name == "cifar_sew_resnet":
+        x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
+    return np.ascontiguousarray(x, dtype=np.float32), y
 
 
 # ----------------------------------------------------------------------------- Norse and snnTorch

@@ -11,6 +11,7 @@ in pytest's summary. ``SNNSIM_FUZZ_SCALE=10 pytest tests/test_fuzz.py`` runs ten
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
@@ -47,24 +48,36 @@ def _alarm(signum, frame):
     raise _Hang()
 
 
+@contextlib.contextmanager
+def time_limit(what):
+    """Fails the test as a hang if the block runs longer than CASE_SECONDS."""
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(CASE_SECONDS)
+    try:
+        yield
+    except _Hang:
+        pytest.fail(f"hang (> {CASE_SECONDS} s): {what}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def count(kind):
+    COUNTS[kind] = COUNTS.get(kind, 0) + 1
+
+
 def refused(args, kind, watched=(), env=None):
     """Invoke the CLI in-process; assert exit 2, one 'error:' line, no traceback, no hang, watched files
     unchanged. Counts the case under ``kind``."""
     before = {p: (p.read_bytes() if p.exists() else None) for p in map(Path, watched)}
     dirs = {p.parent for p in before}
     listing = {d: sorted(os.listdir(d)) for d in dirs}
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(CASE_SECONDS)
-    try:
+    command = f"snnsim {' '.join(map(str, args))}"
+    with time_limit(command):
         r = CliRunner().invoke(main, [str(a) for a in args], env=env)
-    except _Hang:
-        pytest.fail(f"hang (> {CASE_SECONDS} s): snnsim {' '.join(map(str, args))}")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-    if isinstance(r.exception, _Hang):
-        pytest.fail(f"hang (> {CASE_SECONDS} s): snnsim {' '.join(map(str, args))}")
-    shown = f"snnsim {' '.join(map(str, args))}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+    if isinstance(r.exception, _Hang):             # the runner caught it
+        pytest.fail(f"hang (> {CASE_SECONDS} s): {command}")
+    shown = f"{command}\nstdout: {r.stdout}\nstderr: {r.stderr}"
     assert r.exception is None or isinstance(r.exception, SystemExit), f"traceback ({r.exception!r}) for {shown}"
     assert r.exit_code == 2, f"exit {r.exit_code} (silent acceptance?) for {shown}"
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -74,7 +87,7 @@ def refused(args, kind, watched=(), env=None):
         assert (p.read_bytes() if p.exists() else None) == content, f"{p} was touched by {shown}"
     for d, names in listing.items():
         assert sorted(os.listdir(d)) == names, f"files appeared in {d}: {shown}"
-    COUNTS[kind] = COUNTS.get(kind, 0) + 1
+    count(kind)
     return lines[0]
 
 
@@ -306,15 +319,10 @@ def test_bad_architecture_files(world, raw):
 
     d, _ = world
     (d / "arch.yaml").write_text(dump(raw))
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(CASE_SECONDS)
-    try:
-        with pytest.raises(ArchError) as e:     # what `snnsim hw --arch` prints as its one error line
-            load_arch(d / "arch.yaml")
-    finally:
-        signal.alarm(0)
+    with time_limit("load_arch"), pytest.raises(ArchError) as e:   # what `snnsim hw --arch` prints as one line
+        load_arch(d / "arch.yaml")
     assert "\n" not in str(e.value)
-    COUNTS["architecture files"] = COUNTS.get("architecture files", 0) + 1
+    count("architecture files")
 
 
 # ----------------------------------------------------------------------------- weights
@@ -614,4 +622,4 @@ def test_subprocess_sample(world):
                            timeout=120, env=env)
         lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
         assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (case, p.stderr)
-        COUNTS["subprocess"] = COUNTS.get("subprocess", 0) + 1
+        count("subprocess")

@@ -63,6 +63,15 @@ def run_spec(spec, weights, x, T, probes):
     return run(build_network(spec, weights), x, timesteps=T, probes=probes)
 
 
+def same_spikes(first, second, x, T, names):
+    """Runs two (spec, weights) pairs on x for T steps; every named layer's spikes must be identical.
+    Returns both runs."""
+    a, b = run_spec(*first, x, T, names), run_spec(*second, x, T, names)
+    for n in names:
+        np.testing.assert_array_equal(b.trace.probes[n]["spikes"], a.trace.probes[n]["spikes"], err_msg=n)
+    return a, b
+
+
 def imported(path, **kw):
     res = import_nir(path, **kw)
     spec = parse_spec(yaml.safe_load(res.yaml_text()), "imported")   # through the YAML text, as a user gets it
@@ -95,11 +104,8 @@ def test_round_trip_shipped_networks(tmp_path, name):
     names = neuron_names(spec)
     assert set(names) <= {layer.name for layer in spec2.all_layers()}      # names survive the trip
     x = np.random.default_rng(1).random((6,) + spec.input_shape, dtype=np.float32)
-    a = run_spec(spec, w, x, spec.timesteps, names)
-    b = run_spec(spec2, w2, x, spec2.timesteps, names)
     assert spec2.timesteps == spec.timesteps and spec2.encoding == spec.encoding and spec2.readout == spec.readout
-    for n in names:
-        np.testing.assert_array_equal(b.trace.probes[n]["spikes"], a.trace.probes[n]["spikes"], err_msg=n)
+    a, b = same_spikes((spec, w), (spec2, w2), x, spec.timesteps, names)
     np.testing.assert_array_equal(b.outputs, a.outputs)
     assert a.trace.probes[names[0]]["spikes"].any()
 
@@ -151,10 +157,8 @@ def test_round_trip_every_layer_kind(tmp_path):
     assert kinds["res.n1"] == "plif" and kinds["sum"] == "pool2d" and kinds["scale"] == "scale"
     x = np.random.default_rng(2).random((6, 5) + spec.input_shape, dtype=np.float32) * 2
     names = neuron_names(spec)
-    a = run_spec(spec, w, x, 6, names)
-    b = run_spec(spec2, w2, x, 6, names)
+    a, b = same_spikes((spec, w), (spec2, w2), x, 6, names)
     for n in names:
-        np.testing.assert_array_equal(b.trace.probes[n]["spikes"], a.trace.probes[n]["spikes"], err_msg=n)
         assert a.trace.probes[n]["spikes"].any(), n
     np.testing.assert_array_equal(b.readout, a.readout)
 
@@ -227,10 +231,8 @@ def test_conv1d_round_trip(tmp_path):
     assert [layer.kind for layer in spec2.all_layers()][:3] == ["conv1d", "neuron", "conv1d"]
     x = np.random.default_rng(5).random((3,) + spec.input_shape, dtype=np.float32) * 2
     names = neuron_names(spec)
-    a = run_spec(spec, w, x, 4, names)
-    b = run_spec(spec2, w2, x, 4, names)
+    a, _ = same_spikes((spec, w), (spec2, w2), x, 4, names)
     for n in names:
-        np.testing.assert_array_equal(b.trace.probes[n]["spikes"], a.trace.probes[n]["spikes"], err_msg=n)
         assert a.trace.probes[n]["spikes"].any(), n
 
 
@@ -259,8 +261,7 @@ def test_subtract_reset_is_refused_or_exported_lossy_with_warning(tmp_path, dela
     assert spec2.layers[1].reset_delay is delay
     assert any("sn_soft" in w for w in res.warnings)
     x = np.random.default_rng(0).random((4, 6), dtype=np.float32) * 3
-    a, b = run_spec(spec, w, x, 8, ["sn_soft"]), run_spec(spec2, w2, x, 8, ["sn_soft"])
-    np.testing.assert_array_equal(a.trace.probes["sn_soft"]["spikes"], b.trace.probes["sn_soft"]["spikes"])
+    a, _ = same_spikes((spec, w), (spec2, w2), x, 8, ["sn_soft"])
     assert a.trace.probes["sn_soft"]["spikes"].any()
 
 

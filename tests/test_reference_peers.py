@@ -6,11 +6,8 @@ identical and the outputs equal to 1e-6.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("spikingjelly")
@@ -21,29 +18,14 @@ from snnsim.network import build_network  # noqa: E402
 from snnsim.layers import Neuron, parse_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 
-from peer_models import BUILDERS, build, lively_weights, load_into, run_sj  # noqa: E402
+from peer_models import (BUILDERS, build, lively_weights, load_into, run_sj, shipped_batch,  # noqa: E402
+                         shipped_spec)
 
-NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 T = 4
 
 
-def _spec(name, v_reset):
-    raw = yaml.safe_load((NETWORKS / f"{name}.yaml").read_text())
-    raw["neuron_defaults"]["lif"]["v_reset"] = v_reset
-    return parse_spec(raw, f"{name}.yaml")
-
-
 def _inputs(name, n=16):
-    if name == "digits_mlp":
-        x, _ = load_dataset("digits").split("test")
-        return x[:n]
-    x, _ = load_dataset("mnist").split("test")
-    x = x[:n]
-    if name == "cifar_sew_resnet":   # a real image batch in the 3x32x32 shape: pad and repeat channels
-        x = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
-        x = np.repeat(x, 3, axis=1)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
+    return shipped_batch(name, "test", n)[0]
 
 
 TIE = 1e-5   # |H - threshold| below this is a float32 round-off tie (H is O(1) here)
@@ -79,7 +61,7 @@ def test_spikingjelly_parity(tmp_path, name, v_reset):
     path = tmp_path / "w.npz"
     np.savez(path, **{k: v.detach().numpy() for k, v in sd.items()})   # the documented export recipe
 
-    spec = _spec(name, v_reset)
+    spec = shipped_spec(name, v_reset)
     net = build_network(spec, load_weights(spec, path))
     x = _inputs(name)
     neuron_names = [layer.name for layer in spec.all_layers() if isinstance(layer, Neuron)]
@@ -103,7 +85,7 @@ def test_spikingjelly_parity_each_kernel_form(tmp_path, form):
     model = lively_weights(build(name, 0.0, seed=2), seed=2)
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     np.savez(tmp_path / "w.npz", **weights)
-    spec = _spec(name, 0.0)
+    spec = shipped_spec(name, 0.0)
     net = build_network(spec, load_weights(spec, tmp_path / "w.npz"))
     x = _inputs(name, 8)
     names = [layer.name for layer in spec.all_layers() if isinstance(layer, Neuron)]

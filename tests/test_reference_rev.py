@@ -220,8 +220,15 @@ def _record_quants(model):
     return spikes, hooks
 
 
-def _state_dict_npz(model, path):
-    np.savez(path, **{k: v.detach().numpy() for k, v in model.state_dict().items()})
+def _snnsim_network(spec, model, folder):
+    """The model's state_dict saved to npz (the documented export recipe) and loaded into snnsim. Its keys must be
+    the spec's weight keys."""
+    sd = model.state_dict()
+    assert set(k for k in sd if not k.endswith("num_batches_tracked")) == set(spec.param_shapes()), \
+        "the spec's weight keys are not the official state_dict keys"
+    path = folder / "w.npz"
+    np.savez(path, **{k: v.detach().numpy() for k, v in sd.items()})
+    return build_network(spec, load_weights(spec, path))
 
 
 @pytest.fixture(scope="module")
@@ -229,13 +236,8 @@ def trev_pair(tmp_path_factory):
     spec = parse_spec(TREV)
     w = random_weights(spec, seed=3)
     model = FullNet([8, 16, 24, 32], 4, 3, 4, 10).eval()
-    sd = model.state_dict()
-    assert set(k for k in sd if not k.endswith("num_batches_tracked")) == set(spec.param_shapes()), \
-        "the spec's weight keys are not the official state_dict keys"
-    model.load_state_dict({k: (torch.from_numpy(w[k]) if k in w else v) for k, v in sd.items()})
-    path = tmp_path_factory.mktemp("trev") / "w.npz"
-    _state_dict_npz(model, path)
-    net = build_network(spec, load_weights(spec, path))
+    model.load_state_dict({k: (torch.from_numpy(w[k]) if k in w else v) for k, v in model.state_dict().items()})
+    net = _snnsim_network(spec, model, tmp_path_factory.mktemp("trev"))
     img = np.random.default_rng(5).random((4, 3, 16, 16)).astype(np.float32)
     return spec, net, model, img
 
@@ -416,10 +418,7 @@ def revs_pair(tmp_path_factory):
     spec = replace(load_spec(NETWORKS / "revs_resnet21_small.yaml"), fold_batchnorm=False)
     torch.manual_seed(0)
     model = _lively_bn(RevSResNet([16, 32, 64, 112], T=3), 1).eval()
-    assert set(k for k in model.state_dict() if not k.endswith("num_batches_tracked")) == set(spec.param_shapes())
-    path = tmp_path_factory.mktemp("revs") / "w.npz"
-    _state_dict_npz(model, path)
-    net = build_network(spec, load_weights(spec, path))
+    net = _snnsim_network(spec, model, tmp_path_factory.mktemp("revs"))
     img = np.random.default_rng(2).random((3, 3, 32, 32)).astype(np.float32)
     return spec, net, model, img
 

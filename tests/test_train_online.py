@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from snnsim.data import fit_to_shape, load_dataset
 from snnsim.engine import run
@@ -24,42 +23,27 @@ from snnsim.train.online import make_online
 ROOT = Path(__file__).resolve().parent.parent
 SOFT = ROOT / "networks" / "digits_mlp_soft.yaml"
 
-CONV_SOFT = """
-name: conv_soft
-input_shape: [1, 12, 12]
-neuron_defaults:
-  lif: {tau: 2.0, v_reset: null}
-layers:
-  - {name: conv1, type: conv2d, out_channels: 6, kernel_size: 3, padding: 1}
-  - {name: sn1, type: lif}
-  - {name: pool, type: avgpool2d, kernel_size: 2}
-  - name: res
-    type: residual
-    body:
-      - {name: conv, type: conv2d, out_channels: 6, kernel_size: 3, padding: 1, groups: 2}
-      - {name: sn, type: lif}
-  - {name: flatten, type: flatten}
-  - {name: fc, type: linear, out_features: 10}
-  - {name: sn2, type: lif}
-"""
-
-CONV1D_SOFT = """
-name: conv1d_soft
-input_shape: [2, 16]
-neuron_defaults:
-  lif: {tau: 2.0, v_reset: null}
-layers:
-  - {name: conv1, type: conv1d, out_channels: 4, kernel_size: 3, padding: 1}
-  - {name: sn1, type: lif}
-  - name: res
-    type: residual
-    body:
-      - {name: conv, type: conv1d, out_channels: 4, kernel_size: 3, padding: 1, groups: 2}
-      - {name: sn, type: lif}
-  - {name: flatten, type: flatten}
-  - {name: fc, type: linear, out_features: 10}
-  - {name: sn2, type: lif}
-"""
+def _conv_raw(dims=2):
+    """A fresh YAML dict of a soft-reset convolutional network with a residual block around a grouped
+    convolution: dims=2, conv2d and average pooling on [1, 12, 12]; dims=1, conv1d on [2, 16]."""
+    conv, channels = f"conv{dims}d", (6 if dims == 2 else 4)
+    pool = [{"name": "pool", "type": "avgpool2d", "kernel_size": 2}] if dims == 2 else []
+    return {
+        "name": "conv_soft" if dims == 2 else "conv1d_soft",
+        "input_shape": [1, 12, 12] if dims == 2 else [2, 16],
+        "neuron_defaults": {"lif": {"tau": 2.0, "v_reset": None}},
+        "layers": [
+            {"name": "conv1", "type": conv, "out_channels": channels, "kernel_size": 3, "padding": 1},
+            {"name": "sn1", "type": "lif"},
+            *pool,
+            {"name": "res", "type": "residual", "body": [
+                {"name": "conv", "type": conv, "out_channels": channels, "kernel_size": 3, "padding": 1, "groups": 2},
+                {"name": "sn", "type": "lif"}]},
+            {"name": "flatten", "type": "flatten"},
+            {"name": "fc", "type": "linear", "out_features": 10},
+            {"name": "sn2", "type": "lif"},
+        ],
+    }
 
 
 class Recorder:
@@ -82,27 +66,18 @@ def _soft(seed=0):
     return spec, p, fit_to_shape(x[:64], spec.input_shape), y[:64]
 
 
-def _conv_soft():
-    spec = parse_spec(yaml.safe_load(CONV_SOFT))
-    p = L.init_params(spec, 1)
+def _conv_soft(dims=2):
+    spec = parse_spec(_conv_raw(dims))
+    p = L.init_params(spec, 1 if dims == 2 else 2)
     p["conv1.weight"] *= 4
     p["res.conv.weight"] *= 3
     p["fc.weight"] *= 6
     x, y = load_dataset("mnist").split("train")
-    return spec, p, np.ascontiguousarray(x[:32, :, 8:20, 8:20]), y[:32]
+    x = x[:32, :, 8:20, 8:20] if dims == 2 else x[:32, 0, 12:14, 6:22]
+    return spec, p, np.ascontiguousarray(x), y[:32]
 
 
-def _conv1d_soft():
-    spec = parse_spec(yaml.safe_load(CONV1D_SOFT))
-    p = L.init_params(spec, 2)
-    p["conv1.weight"] *= 4
-    p["res.conv.weight"] *= 3
-    p["fc.weight"] *= 6
-    x, y = load_dataset("mnist").split("train")
-    return spec, p, np.ascontiguousarray(x[:32, 0, 12:14, 6:22]), y[:32]
-
-
-NETS = {"mlp": _soft, "conv": _conv_soft, "conv1d": _conv1d_soft}
+NETS = {"mlp": _soft, "conv": _conv_soft, "conv1d": lambda: _conv_soft(dims=1)}
 
 
 @pytest.mark.parametrize("net", ["mlp", "conv", "conv1d"])
@@ -187,20 +162,20 @@ def test_saf_refuses_what_breaks_the_equivalence(name, msg):
 
 
 def test_saf_refuses_hard_reset_and_max_pool():
-    raw = yaml.safe_load(CONV_SOFT)
+    raw = _conv_raw()
     raw["neuron_defaults"]["lif"]["v_reset"] = 0.0
     with pytest.raises(InputError, match="hard reset"):
         make_online(parse_spec(raw), NeuronTrainCfg(), "saf")
-    raw = yaml.safe_load(CONV_SOFT)
+    raw = _conv_raw()
     raw["neuron_defaults"]["lif"]["reset_delay"] = True
     with pytest.raises(InputError, match="delayed reset"):
         make_online(parse_spec(raw), NeuronTrainCfg(), "saf")
-    raw = yaml.safe_load(CONV_SOFT)
+    raw = _conv_raw()
     raw["layers"][2]["type"] = "maxpool2d"
     with pytest.raises(InputError, match="max pooling"):
         make_online(parse_spec(raw), NeuronTrainCfg(), "saf")
     with pytest.raises(InputError, match="variants E and F"):
-        make_online(parse_spec(yaml.safe_load(CONV_SOFT)), NeuronTrainCfg(), "saf", "A")
+        make_online(parse_spec(_conv_raw()), NeuronTrainCfg(), "saf", "A")
 
 
 @pytest.mark.parametrize("method,variant,net", [("ottt", "A", "digits_mlp"), ("ottt", "O", "digits_mlp_soft"),

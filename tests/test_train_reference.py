@@ -12,7 +12,6 @@ surrogates, detach_reset on and off, decay_input off.
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ pytest.importorskip("spikingjelly")
 
 from spikingjelly.activation_based import functional, layer, neuron, surrogate as sjs  # noqa: E402
 
-from snnsim.data import load_dataset  # noqa: E402
 from snnsim.layers import parse_spec  # noqa: E402
 from snnsim.train.bptt import BPTT  # noqa: E402
 from snnsim.train.forward import NeuronTrainCfg  # noqa: E402
@@ -31,42 +29,10 @@ from snnsim.train.losses import make_loss  # noqa: E402
 from snnsim.train.surrogate import SJ_CLASS, Surrogate  # noqa: E402
 from snnsim.weights import check_weights  # noqa: E402
 
-from peer_models import BUILDERS, build  # noqa: E402
+from peer_models import BUILDERS, build, lively_weights, shipped_batch, shipped_spec  # noqa: E402
 
-NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 T = 4
 REL = 1e-5
-
-
-def _spec(name, v_reset):
-    raw = yaml.safe_load((NETWORKS / f"{name}.yaml").read_text())
-    raw["neuron_defaults"]["lif"]["v_reset"] = v_reset
-    return parse_spec(raw, f"{name}.yaml")
-
-
-def _inputs(name, n=8):
-    if name == "digits_mlp":
-        x, y = load_dataset("digits").split("train")
-        return np.ascontiguousarray(x[:n]), y[:n]
-    x, y = load_dataset("mnist").split("train")
-    x, y = x[:n], y[:n]
-    if name == "cifar_sew_resnet":
-        x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
-    return np.ascontiguousarray(x, dtype=np.float32), y
-
-
-def _lively(model, seed):
-    torch.manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            with torch.no_grad():
-                m.weight.uniform_(0.8, 1.6)
-                m.bias.uniform_(0.0, 0.5)
-        elif isinstance(m, torch.nn.Linear):
-            with torch.no_grad():
-                m.weight.mul_(3.0)
-                m.bias.uniform_(0.5, 1.5)
-    return model
 
 
 def _set_neurons(model, sur: Surrogate, detach: bool):
@@ -118,9 +84,9 @@ def test_shipped_networks_match_spikingjelly_autograd(name, v_reset):
     # Initial weights seeded (peer_models.build). One draw in eight for cifar_sew_resnet (seed 3) gives errors of
     # ~5e-4 instead of ~1e-6 while outputs and loss agree exactly: most likely a hidden spike flipped at a float32
     # round-off tie with the threshold. The seed is fixed, so the draw cannot change with test order.
-    model = _lively(build(name, v_reset, seed=0), seed=3)
-    spec = _spec(name, v_reset)
-    x, y = _inputs(name)
+    model = lively_weights(build(name, v_reset, seed=0), 3, bias=(0.5, 1.5), running_stats=False)
+    spec = shipped_spec(name, v_reset)
+    x, y = shipped_batch(name, "train", 8)
     sur = Surrogate("sigmoid", 4.0)
     _set_neurons(model, sur, False)
     errs = _compare(model, spec, x, y, sur, False)
@@ -174,14 +140,14 @@ def test_if_plif_grouped_conv_surrogates_detach(sur, detach, v_reset, decay_inpu
         "DECAY", "true" if decay_input else "false")
     spec = parse_spec(yaml.safe_load(text))
     torch.manual_seed(5)                      # the conv and linear layers draw their initial weights
-    model = _lively(_mixed_model(v_reset, decay_input), seed=5)
+    model = lively_weights(_mixed_model(v_reset, decay_input), 5, bias=(0.5, 1.5), running_stats=False)
     with torch.no_grad():
         model.conv2.weight.mul_(3.0)
         model.conv2.bias.uniform_(0.0, 0.3)
         model.fc.weight.mul_(2.0)
         model.sn1.w.fill_(-0.3)               # tau ~ 2.35, so PLIF differs from LIF(2)
     _set_neurons(model, sur, detach)
-    x, y = _inputs("mnist_conv")
+    x, y = shipped_batch("mnist_conv", "train", 8)
     x = np.ascontiguousarray(x[:, :, 8:20, 8:20])
     errs = _compare(model, spec, x, y, sur, detach)
     assert "sn1.w" in errs
