@@ -266,22 +266,16 @@ for an, style in zip(ARCHS, ("o--", "s-", "^-")):
     for name, color in ((MS, "tab:blue"), (REV, "tab:orange")):
         d = tab_b[(tab_b.network == name) & (tab_b.arch == an)]
         ax.plot(d["T"], d.energy_uJ, style, color=color, label=f"{name}, {an}")
-ax.set_yscale("log")
-ax.set_xlabel("T (T = 1: one-shot)")
-ax.set_ylabel("energy per inference (µJ)")
-ax.set_title("energy against T: multi-step (black, blue) vs T-RevSNN (orange)", fontsize=10)
-ax.legend(fontsize=6.5, ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5))
+U.dress(ax, "energy against T: multi-step (black, blue) vs T-RevSNN (orange)", "T (T = 1: one-shot)",
+        "energy per inference (µJ)", log="y",
+        legend=dict(fontsize=6.5, ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5)))
 ax = axes[1]
 for an, style in zip(ARCHS_B, ("o--", "s-", "^-", "d:")):
     ax.plot(ratio.index, ratio[an], style, label=an)
 ax.axhline(PAPER_TREV_RATIO, color="grey", lw=1)
 ax.text(ratio.index.min(), PAPER_TREV_RATIO * 1.08, "paper: 1.6x (proxy, vs SDT)", fontsize=8, color="grey")
 ax.axhline(1.0, color="k", lw=0.5)
-ax.set_yscale("log")
-ax.set_xlabel("T")
-ax.set_ylabel("E(multi-step) / E(T-RevSNN)")
-ax.set_title(f"{MS} / {REV} (both trained)", fontsize=10)
-ax.legend(fontsize=8)
+U.dress(ax, f"{MS} / {REV} (both trained)", "T", "E(multi-step) / E(T-RevSNN)", log="y", legend=8)
 fig.tight_layout()
 U.savefig(fig, "01_energy_vs_T")
 plt.show()
@@ -355,12 +349,7 @@ for ax, col, title in ((axes[0], "t4_over_t1", "mnist_conv E(T=4) / E(T=1)"),
         x = (d.rate_mnist if col == "t4_over_t1" else d.rate_ms) if factor == "activity" else d.scale
         ax.plot(x, d[col], "o-", label=factor + (" (spike rate / trained)" if factor == "activity" else " (x evt45)"))
     ax.axhline(1, color="k", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("factor")
-    ax.set_ylabel("energy ratio")
-    ax.set_title(f"{title}\non evt45 (mapper), one factor at a time", fontsize=10)
-    ax.legend(fontsize=8)
+    U.dress(ax, f"{title}\non evt45 (mapper), one factor at a time", "factor", "energy ratio", log="xy", legend=8)
 fig.tight_layout()
 U.savefig(fig, "01_sensitivity")
 plt.show()

@@ -151,12 +151,16 @@ def measure(spec, method: str, T: int, variant: str | None = None, repeats: int 
 # ## Memory and time against T
 
 # %%
+def family_rows(depth: int, T: int) -> list[dict]:
+    """The MLP (BPTT, OTTT, SAF) and the RevSNN chain (BPTT, reversible) of one depth, measured at T."""
+    rows = [dict(family="MLP", depth=depth, **measure(mlp(depth), meth, T)) for meth in ("bptt", "ottt", "saf")]
+    return rows + [dict(family="RevSNN chain", depth=depth, **measure(revchain(depth), meth, T))
+                   for meth in ("bptt", "reversible")]
+
+
 rows = []
 for T in TS:
-    for meth in ("bptt", "ottt", "saf"):
-        rows.append(dict(family="MLP", depth=D_T, **measure(mlp(D_T), meth, T)))
-    for meth in ("bptt", "reversible"):
-        rows.append(dict(family="RevSNN chain", depth=D_T, **measure(revchain(D_T), meth, T)))
+    rows += family_rows(D_T, T)
     if T > 1:
         for meth in ("bptt", "reversible"):
             rows.append(dict(family="T-RevSNN", depth=2, **measure(trev_tiny(T), meth, T, repeats=1)))
@@ -170,13 +174,7 @@ for (label, net), msg in unavailable.items():
 # ## Memory and time against depth
 
 # %%
-rows = []
-for d in DEPTHS:
-    for meth in ("bptt", "ottt", "saf"):
-        rows.append(dict(family="MLP", depth=d, **measure(mlp(d), meth, T_DEPTH)))
-    for meth in ("bptt", "reversible"):
-        rows.append(dict(family="RevSNN chain", depth=d, **measure(revchain(d), meth, T_DEPTH)))
-d_sweep = pd.DataFrame(rows)
+d_sweep = pd.DataFrame([row for d in DEPTHS for row in family_rows(d, T_DEPTH)])
 print(d_sweep.drop(columns=["forward_ops", "peak_bytes"]).dropna().to_string(
     index=False, float_format=lambda v: f"{v:.4g}"))
 

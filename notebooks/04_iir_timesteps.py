@@ -140,33 +140,20 @@ both = pd.concat([plain, iir], ignore_index=True)
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for label, d in both.groupby("weights", sort=False):
     axes[0].plot(d["T"], d.accuracy, "o-", label=label)
-axes[0].set_xlabel("T")
-axes[0].set_ylabel(f"test accuracy ({N_EVAL} MNIST images)")
-axes[0].invert_xaxis()
-axes[0].legend(fontsize=8)
-axes[0].set_title("accuracy as T is reduced", fontsize=10)
+U.dress(axes[0], "accuracy as T is reduced", "T", f"test accuracy ({N_EVAL} MNIST images)", invert_x=True, legend=8)
 for an, color in zip(ARCHS, ("tab:grey", "tab:red", "tab:blue")):
     for label, d in both.groupby("weights", sort=False):
         iir_stage = label.startswith("IIR")
         axes[1].plot(d["T"], d[f"E {an} (µJ)"], "o-" if iir_stage else "x:", color=color,
                      label=f"{an}, {'IIR stages' if iir_stage else 'shipped weights'}")
-axes[1].set_yscale("log")
-axes[1].set_xlabel("T")
-axes[1].set_ylabel("energy per inference (µJ)")
-axes[1].invert_xaxis()
-axes[1].legend(fontsize=7)
-axes[1].set_title("energy per inference", fontsize=10)
+U.dress(axes[1], "energy per inference", "T", "energy per inference (µJ)", log="y", invert_x=True, legend=7)
 for an, color in zip(ARCHS, ("tab:grey", "tab:red", "tab:blue")):
     d = both[both.weights == "IIR stage"]
     axes[2].plot(d["T"], d[f"SNN/ANN {an}"], "o-", color=color, label=an)
 axes[2].axhspan(*IIR_RATIO, color="tab:green", alpha=0.2, label="IIR-SNN claim: 1/33-1/25 (proxy, VGG16)")
 axes[2].axhline(1, color="k", lw=0.8)
-axes[2].set_yscale("log")
-axes[2].set_xlabel("T")
-axes[2].set_ylabel("E_SNN / E_ANN (below 1: the SNN is cheaper)")
-axes[2].invert_xaxis()
-axes[2].legend(fontsize=7)
-axes[2].set_title("energy efficiency against the same topology as an ANN", fontsize=10)
+U.dress(axes[2], "energy efficiency against the same topology as an ANN", "T",
+        "E_SNN / E_ANN (below 1: the SNN is cheaper)", log="y", invert_x=True, legend=7)
 for ax in axes:
     ax.set_xticks(TS)                      # T is an integer: one tick per T run, no 4.5
     ax.minorticks_off()
@@ -178,9 +165,8 @@ plt.show()
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for T, rates in layer_rates.items():
     ax.plot(list(rates), list(rates.values()), "o-", label=f"T={T}")
-ax.set_ylabel("spikes per neuron per step")
-ax.set_title("per-layer firing rate, shipped weights: does activity vanish at low T?", fontsize=10)
-ax.legend(fontsize=8)
+U.dress(ax, "per-layer firing rate, shipped weights: does activity vanish at low T?",
+        ylabel="spikes per neuron per step", legend=8)
 fig.tight_layout()
 U.savefig(fig, "04_iir_layer_rates")
 plt.show()

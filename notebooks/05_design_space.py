@@ -170,24 +170,17 @@ for (ps, rf), (label, color) in DATAFLOWS.items():
 ax.scatter(front3.latency_ns / 1e3, front3.energy_pj / 1e6, s=22, facecolors="none", edgecolors="k",
            label="front in energy, latency, SRAM")
 ax.plot(front.latency_ns / 1e3, front.energy_pj / 1e6, "k*", ms=14, label="front in energy, latency")
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel("latency per inference (µs)")
-ax.set_ylabel("energy per inference (µJ)")
-ax.set_title(f"mnist_conv (trained) T=4: {len(main)} evt45 variants", fontsize=10)
-ax.legend(fontsize=7)
+U.dress(ax, f"mnist_conv (trained) T=4: {len(main)} evt45 variants", "latency per inference (µs)",
+        "energy per inference (µJ)", log="xy", legend=7)
 ax = axes[1]
 f3 = front3.sort_values("sram_kib")
 for (ps, rf), (label, color) in DATAFLOWS.items():
     d = f3[(f3.per_synop == ps) & (f3.refetch == rf)]
     if len(d):
         ax.scatter(d.sram_kib, d.energy_pj / 1e6, s=18, color=color, label=label)
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel(f"on-chip SRAM, {EVT.cores} cores x (weights + membrane + events) (KiB)")
-ax.set_ylabel("energy per inference (µJ)")
-ax.set_title("the three-objective front: energy against SRAM", fontsize=10)
-ax.legend(fontsize=7)
+U.dress(ax, "the three-objective front: energy against SRAM",
+        f"on-chip SRAM, {EVT.cores} cores x (weights + membrane + events) (KiB)", "energy per inference (µJ)",
+        log="xy", legend=7)
 ax = axes[2]
 for key, color in (("mnist_conv T=4", "tab:red"), ("mnist_conv T=1", "tab:green")):
     s = sweeps[key]
@@ -195,12 +188,8 @@ for key, color in (("mnist_conv T=4", "tab:red"), ("mnist_conv T=1", "tab:green"
     f = pareto3(s)
     ax.scatter(f.latency_ns / 1e3, f.energy_pj / 1e6, s=16, facecolors="none", edgecolors=color,
                label=f"{key.split()[1]} ({'one-shot' if key.endswith('1') else 'multi-step'}): 3-objective front")
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel("latency per inference (µs)")
-ax.set_ylabel("energy per inference (µJ)")
-ax.set_title("multi-step T=4 vs one-shot T=1, same trained weights", fontsize=10)
-ax.legend(fontsize=7)
+U.dress(ax, "multi-step T=4 vs one-shot T=1, same trained weights", "latency per inference (µs)",
+        "energy per inference (µJ)", log="xy", legend=7)
 fig.tight_layout()
 U.savefig(fig, "05_pareto_mnist_conv")
 plt.show()
@@ -314,12 +303,9 @@ for an, style in zip(ARITH, ("s-", "o--")):
     ax.plot(np.maximum(d.scale, 3e-4), d.t4_over_t1, style, alpha=0.4, label=f"mnist T=4/T=1, {an}")
 ax.axhline(1, color="k", lw=0.8)
 ax.axvline(1, color="grey", lw=0.8, ls=":")
-ax.set_xscale("log")
-ax.set_yscale("log")
-ax.set_xlabel("memory energy scale s (SRAM and DRAM x s; leftmost point: s = 0)")
-ax.set_ylabel("energy ratio")
-ax.set_title("mapper: who wins as memory gets expensive", fontsize=9)
-ax.legend(fontsize=6.5)
+U.dress(ax, "mapper: who wins as memory gets expensive",
+        "memory energy scale s (SRAM and DRAM x s; leftmost point: s = 0)", "energy ratio", log="xy",
+        title_size=9, legend=6.5)
 fig.tight_layout()
 U.savefig(fig, "05_regimes_design_space")
 plt.show()

@@ -50,6 +50,25 @@ def savefig(fig, name: str) -> Path:
     return path
 
 
+def dress(ax, title: str, xlabel: str | None = None, ylabel: str | None = None, *, log: str = "",
+          title_size: float = 10, invert_x: bool = False, legend: float | dict | None = None):
+    """Dress one panel: logarithmic axes (log="x", "y" or "xy"), axis labels, a title, T decreasing to the right
+    (invert_x) and a legend (legend: its font size, or the keyword arguments of ax.legend)."""
+    if "x" in log:
+        ax.set_xscale("log")
+    if "y" in log:
+        ax.set_yscale("log")
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=title_size)
+    if invert_x:
+        ax.invert_xaxis()
+    if legend is not None:
+        ax.legend(**(legend if isinstance(legend, dict) else {"fontsize": legend}))
+
+
 # ----------------------------------------------------------------------------- networks and data
 def load_net(name: str, weights: str | Path | None = None, spec=None):
     """(spec, network) for networks/<name>.yaml with networks/<name>.npz (or the given weights / spec)."""
