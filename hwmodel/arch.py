@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from snnsim.errors import SnnsimError
+from snnsim.yamlfile import FieldReader
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 MEMORIES = ("weights", "membrane", "events")
@@ -205,38 +206,28 @@ def _finite(v) -> bool:
         return False
 
 
-class _Reader:
-    """Typed reads from one mapping; every error names the YAML path of the field."""
+class _Reader(FieldReader):
+    """Typed reads from one mapping of an architecture file; every error names the YAML path of the field.
+    ``sources``: where each constant comes from, filled in as they are read."""
+
+    error = ArchError
 
     def __init__(self, raw, path, src, sources):
         if not isinstance(raw, dict):
             raise ArchError(path or "(top level)", f"expected a mapping, got {type(raw).__name__}", src)
-        self.raw, self.path, self.src, self.sources, self.used = raw, path, src, sources, set()
-
-    def where(self, key):
-        return f"{self.path}.{key}" if self.path else key
-
-    def err(self, key, msg):
-        return ArchError(self.where(key), msg, self.src)
+        super().__init__(raw, path, src)
+        self.sources = sources
 
     def has(self, key):
         return key in self.raw
 
-    def get(self, key, default=None, required=False):
-        self.used.add(key)
-        if key not in self.raw:
-            if required:
-                raise self.err(key, "missing (required)")
-            return default
-        return self.raw[key]
-
     def sub(self, key, required=True):
         v = self.get(key, {} if not required else None, required)
-        return _Reader(v if v is not None else {}, self.where(key), self.src, self.sources)
+        return _Reader(v if v is not None else {}, self.where(key), self.source, self.sources)
 
     def sourced(self, key, v: dict) -> "_Reader":
         """A reader of ``{value|cycles: ..., source: "..."}`` that has recorded the source of ``key``."""
-        sub = _Reader(v, self.where(key), self.src, self.sources)
+        sub = _Reader(v, self.where(key), self.source, self.sources)
         src = sub.get("source")
         if src is not None:
             if not isinstance(src, str):
@@ -278,12 +269,6 @@ class _Reader:
         if not isinstance(v, str):
             raise self.err(key, f"expected a string, got {v!r}")
         return v
-
-    def done(self):
-        unknown = sorted(set(self.raw) - self.used, key=str)
-        if unknown:
-            allowed = ", ".join(sorted(self.used)) or "(none)"
-            raise self.err(str(unknown[0]), f"unknown field; allowed here: {allowed}")
 
 
 def _memory(r: _Reader, name: str) -> Memory:
@@ -331,7 +316,7 @@ def _mappings(r: _Reader, placement: str, pes_total: int) -> tuple:
         raise r.err("mappings", "expected a non-empty list of {name, loops, accumulate}")
     out, names = [], set()
     for i, item in enumerate(raw):
-        m = _Reader(item, r.where(f"mappings[{i}]"), r.src, r.sources)
+        m = _Reader(item, r.where(f"mappings[{i}]"), r.source, r.sources)
         name = m.text("name")
         if not name or name in names:
             raise m.err("name", f"expected a unique, non-empty name, got {name!r}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import SpecError
 from .limits import over
+from .yamlfile import FieldReader
 
 Shape = tuple[int, ...]
 
@@ -72,6 +73,12 @@ class Layer:
     def state_words(self) -> int:
         """State words per sample this layer itself keeps across timesteps (a block's children count theirs)."""
         return math.prod(self.out_shape) if self.stateful else 0
+
+
+def weight_and_bias(weight: Shape, bias: bool) -> dict[str, Shape]:
+    """Parameter shapes of a linear or convolution layer: its weight and, if it has a bias, one bias entry per
+    output (the weight's first axis)."""
+    return {"weight": weight, "bias": weight[:1]} if bias else {"weight": weight}
 
 
 @dataclass(frozen=True)
@@ -135,24 +142,15 @@ def walk_blocks(items):
 
 
 # ----------------------------------------------------------------------------- field readers
-class Fields:
-    """Reads typed fields from one YAML mapping, naming the YAML path in every error."""
+class Fields(FieldReader):
+    """Reads typed fields from one mapping of a network file, naming the YAML path in every error."""
+
+    error = SpecError
 
     def __init__(self, raw: Any, path: str, source: str | None):
         if not isinstance(raw, dict):
             raise SpecError(path, f"expected a mapping, got {show(raw)}", source)
-        self.raw, self.path, self.source, self.used = raw, path, source, set()
-
-    def err(self, key: str, msg: str) -> SpecError:
-        return SpecError(f"{self.path}.{key}" if self.path else key, msg, self.source)
-
-    def get(self, key, default=None, required=False):
-        self.used.add(key)
-        if key not in self.raw:
-            if required:
-                raise self.err(key, "missing (required)")
-            return default
-        return self.raw[key]
+        super().__init__(raw, path, source)
 
     def int(self, key, default=None, required=False, minimum=1, maximum=None):
         """An integer field; null is an error (absent means the default). ``maximum`` defaults to the layer-size
@@ -224,11 +222,6 @@ class Fields:
         if not isinstance(v, dict):
             raise self.err(key, f"expected a mapping, got {show(v)}")
         return v
-
-    def done(self):
-        unknown = sorted(set(self.raw) - self.used, key=str)
-        if unknown:
-            raise self.err(unknown[0], f"unknown field; allowed here: {', '.join(sorted(self.used))}")
 
 
 def finite(v) -> bool:

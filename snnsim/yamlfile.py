@@ -100,3 +100,35 @@ def parse_yaml(text: str, error: Callable[[str], Exception]):
         raise error(f"not valid YAML: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     finally:
         loader.dispose()
+
+
+class FieldReader:
+    """Reads the fields of one mapping of a YAML file, naming the field's YAML path in every error, and records
+    the keys it was asked for so that ``done()`` can refuse the others. ``error``: the file kind's error class,
+    called as ``error(yaml_path, message, source)``."""
+
+    error: Callable[[str, str, str | None], Exception]
+
+    def __init__(self, raw: dict, path: str, source: str | None):
+        self.raw, self.path, self.source, self.used = raw, path, source, set()
+
+    def where(self, key) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def err(self, key, msg: str) -> Exception:
+        return self.error(self.where(key), msg, self.source)
+
+    def get(self, key, default=None, required=False):
+        self.used.add(key)
+        if key not in self.raw:
+            if required:
+                raise self.err(key, "missing (required)")
+            return default
+        return self.raw[key]
+
+    def done(self):
+        """Refuses the first field nobody asked for, listing the allowed ones."""
+        unknown = sorted(set(self.raw) - self.used, key=str)
+        if unknown:
+            allowed = ", ".join(sorted(self.used)) or "(none)"
+            raise self.err(str(unknown[0]), f"unknown field; allowed here: {allowed}")

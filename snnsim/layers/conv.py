@@ -20,7 +20,7 @@ from .. import kernels as K
 from ..errors import WeightError
 from ..kernels.cost import event_limit_conv
 from ..nir.io import conv2d_node
-from ..spec import Layer
+from ..spec import Layer, weight_and_bias
 from ..train import grads as G
 from ..train.forward import Act, SynapticNode, pack
 from . import batchnorm
@@ -42,10 +42,7 @@ class Conv2d(Layer):
     synaptic = True
 
     def param_shapes(self):
-        p = {"weight": (self.out_channels, self.in_channels // self.groups, *self.kernel_size)}
-        if self.bias:
-            p["bias"] = (self.out_channels,)
-        return p
+        return weight_and_bias((self.out_channels, self.in_channels // self.groups, *self.kernel_size), self.bias)
 
 
 @dataclass(frozen=True)
@@ -303,13 +300,34 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)
+def nir_weight(n, node, shape, imp, kernel: str, axes: str):
+    """A NIR convolution's weight, (C_out, C_in/groups, *kernel), after checking its rank and the rank of its
+    input ([axes]); ``kernel`` and ``axes`` name the axes for the error messages ("kH, kW" and "C, H, W")."""
+    w = imp.weight(n, "weight", node.weight)
+    if w.ndim != 2 + len(kernel.split(",")):
+        raise imp.err(n, f"weight must be (C_out, C_in/groups, {kernel}), got shape {list(w.shape)}")
+    if len(shape) != len(axes.split(",")):
+        raise imp.err(n, f"needs a [{axes}] input, but its input has shape {list(shape)}")
+    return w
+
+
+def nir_bias(n, node, c_out: int, imp):
+    """A NIR convolution's bias (absent: zeros) and whether snnsim's layer keeps one (any entry nonzero)."""
+    b = imp.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
+    if b.size != c_out:
+        raise imp.err(n, f"bias has {b.size} entries for {c_out} output channels")
+    return b, bool(np.any(b != 0))
+
+
+def imported_conv(n, imp, fields: dict, groups: int, w, b, has_bias: bool):
+    """The layer a NIR convolution becomes: its YAML fields (groups only when not 1) and its parameters."""
+    f = dict(fields, **({"groups": groups} if groups != 1 else {}), bias=has_bias)
+    return imp.layer(n, f, {"weight": w, "bias": b} if has_bias else {"weight": w})
+
+
 def from_nir(n, node, shape, imp):
     """NIR Conv2d (a 'same' padding becomes the symmetric pad; an all-zero bias is dropped)."""
-    w = imp.weight(n, "weight", node.weight)
-    if w.ndim != 4:
-        raise imp.err(n, f"weight must be (C_out, C_in/groups, kH, kW), got shape {list(w.shape)}")
-    if len(shape) != 3:
-        raise imp.err(n, f"needs a [C, H, W] input, but its input has shape {list(shape)}")
+    w = nir_weight(n, node, shape, imp, "kH, kW", "C, H, W")
     groups = int(np.asarray(node.groups).reshape(-1)[0])
     c_out, c_in_g, kh, kw = (int(s) for s in w.shape)
     if groups < 1 or c_in_g * groups != shape[0]:
@@ -337,22 +355,13 @@ def from_nir(n, node, shape, imp):
         pad = imp.pair(n, "padding", pad, minimum=0)
     if pad[0] * 2 > kh or pad[1] * 2 > kw:
         raise imp.err(n, f"padding {pad} is more than half the kernel {[kh, kw]}")
-    b = imp.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
-    if b.size != c_out:
-        raise imp.err(n, f"bias has {b.size} entries for {c_out} output channels")
-    params = {"weight": w}
-    has_bias = bool(np.any(b != 0))
-    if has_bias:
-        params["bias"] = b
+    b, has_bias = nir_bias(n, node, c_out, imp)
     h = (shape[1] + 2 * pad[0] - kh) // stride[0] + 1
     wd = (shape[2] + 2 * pad[1] - kw) // stride[1] + 1
     if h < 1 or wd < 1:
         raise imp.err(n, f"kernel {[kh, kw]} does not fit its input {list(shape[1:])}")
-    f = {"type": "conv2d", "out_channels": c_out, "kernel_size": [kh, kw], "stride": stride, "padding": pad}
-    if groups != 1:
-        f["groups"] = groups
-    f["bias"] = has_bias
-    return [imp.layer(n, f, params)], (c_out, h, wd)
+    fields = {"type": "conv2d", "out_channels": c_out, "kernel_size": [kh, kw], "stride": stride, "padding": pad}
+    return [imported_conv(n, imp, fields, groups, w, b, has_bias)], (c_out, h, wd)
 
 
 def from_torch(m, imp):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..kernels.cost import event_limit_conv
-from ..spec import Layer
+from ..spec import Layer, weight_and_bias
 from ..train import grads as G
 from ..train.forward import SynapticNode
 from . import conv
@@ -35,10 +35,7 @@ class Conv1d(Layer):
     synaptic = True
 
     def param_shapes(self):
-        p = {"weight": (self.out_channels, self.in_channels // self.groups, self.kernel_size)}
-        if self.bias:
-            p["bias"] = (self.out_channels,)
-        return p
+        return weight_and_bias((self.out_channels, self.in_channels // self.groups, self.kernel_size), self.bias)
 
     def as_conv2d(self) -> dict:
         """The same convolution as a conv2d over [C, 1, L]: its geometry and per-sample shapes."""
@@ -180,11 +177,7 @@ def _nir_int(n, fld, v, imp, minimum):
 
 def from_nir(n, node, shape, imp):
     """NIR Conv1d (a 'same' padding becomes the symmetric pad; an all-zero bias is dropped)."""
-    w = imp.weight(n, "weight", node.weight)
-    if w.ndim != 3:
-        raise imp.err(n, f"weight must be (C_out, C_in/groups, k), got shape {list(w.shape)}")
-    if len(shape) != 2:
-        raise imp.err(n, f"needs a [C, L] input, but its input has shape {list(shape)}")
+    w = conv.nir_weight(n, node, shape, imp, "k", "C, L")
     c_out, c_in_g, k = (int(s) for s in w.shape)
     groups = _nir_int(n, "groups", node.groups, imp, 1)
     if c_in_g * groups != shape[0]:
@@ -209,18 +202,12 @@ def from_nir(n, node, shape, imp):
         raise imp.err(n, f"padding {pad!r} is not 'same', 'valid' or an integer")
     if pad * 2 > k:
         raise imp.err(n, f"padding {pad} is more than half the kernel {k}")
-    b = imp.weight(n, "bias", node.bias).reshape(-1) if node.bias is not None else np.zeros(c_out, np.float32)
-    if b.size != c_out:
-        raise imp.err(n, f"bias has {b.size} entries for {c_out} output channels")
+    b, has_bias = conv.nir_bias(n, node, c_out, imp)
     length = (shape[1] + 2 * pad - k) // stride + 1
     if length < 1:
         raise imp.err(n, f"kernel {k} does not fit its input length {shape[1]}")
-    has_bias = bool(np.any(b != 0))
-    f = {"type": "conv1d", "out_channels": c_out, "kernel_size": k, "stride": stride, "padding": pad}
-    if groups != 1:
-        f["groups"] = groups
-    f["bias"] = has_bias
-    return [imp.layer(n, f, {"weight": w, "bias": b} if has_bias else {"weight": w})], (c_out, length)
+    fields = {"type": "conv1d", "out_channels": c_out, "kernel_size": k, "stride": stride, "padding": pad}
+    return [conv.imported_conv(n, imp, fields, groups, w, b, has_bias)], (c_out, length)
 
 
 # ----------------------------------------------------------------------------- importer (torch_import)

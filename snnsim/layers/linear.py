@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..kernels.cost import event_limit_linear
-from ..spec import Layer
+from ..spec import Layer, weight_and_bias
 from ..train.forward import SynapticNode
 from . import batchnorm
 from .op import EMPTY, Op, abs_weight, synaptic_bound
@@ -25,10 +25,7 @@ class Linear(Layer):
     synaptic = True
 
     def param_shapes(self):
-        p = {"weight": (self.out_features, self.in_features)}
-        if self.bias:
-            p["bias"] = (self.out_features,)
-        return p
+        return weight_and_bias((self.out_features, self.in_features), self.bias)
 
 
 def parse(f, type_name, name, shape, ctx):

@@ -39,31 +39,29 @@ def readout(out: np.ndarray, reduce: str) -> np.ndarray:
     return out.mean(axis=0) if reduce == "mean" else out[-1]
 
 
-def ce_loss(out, y, reduce="mean", smoothing=0.0):
-    T = out.shape[0]
-    loss, g = _ce(readout(out, reduce), y, smoothing)
-    grad = np.zeros(out.shape, np.float32)
+def _through_readout(g, shape, reduce: str) -> np.ndarray:
+    """The gradient on the outputs [T, ...] of a loss whose gradient on readout(out, reduce) is g."""
+    grad = np.zeros(shape, np.float32)
     if reduce == "mean":
-        grad[:] = (g / T).astype(np.float32)
+        grad[:] = (g / shape[0]).astype(np.float32)
     else:
         grad[-1] = g.astype(np.float32)
-    return loss, grad
+    return grad
+
+
+def ce_loss(out, y, reduce="mean", smoothing=0.0):
+    loss, g = _ce(readout(out, reduce), y, smoothing)
+    return loss, _through_readout(g, out.shape, reduce)
 
 
 def mse_loss(out, y, reduce="mean"):
-    T = out.shape[0]
     r = readout(out, reduce).astype(np.float64).reshape(out.shape[1], -1)
     target = np.zeros_like(r)
     target[np.arange(len(y)), y] = 1.0
     d = r - target
     loss = float((d * d).mean())
     g = (2.0 * d / d.size).reshape(out.shape[1:])
-    grad = np.zeros(out.shape, np.float32)
-    if reduce == "mean":
-        grad[:] = (g / T).astype(np.float32)
-    else:
-        grad[-1] = g.astype(np.float32)
-    return loss, grad
+    return loss, _through_readout(g, out.shape, reduce)
 
 
 def tet_loss(out, y, lamb=0.0, means=1.0, smoothing=0.0):
