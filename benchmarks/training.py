@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 from peer_models import BUILDERS, norse_lif, snntorch_lif, stepwise  # noqa: E402
+from small_nets import revnet  # noqa: E402
 
 from snnsim.data import fit_to_shape, load_dataset  # noqa: E402
 from snnsim.layers import load_spec, parse_spec  # noqa: E402
@@ -195,22 +196,6 @@ def mlp_spec(depth: int, width: int = 128) -> object:
                        "neuron_defaults": {"lif": {"tau": 2.0, "v_reset": None}}, "layers": layers})
 
 
-def revnet_spec(blocks: int) -> object:
-    """conv + BN, then ``blocks`` RevSNN blocks (F and G: LIF, conv 3x3, BN, IF, conv 3x3), then a LIF head;
-    1x12x12 input (the digits-sized MNIST crop), 8 channels (two halves of 4)."""
-    fg = [{"name": "sn1", "type": "lif"},
-          {"name": "conv1", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
-          {"name": "bn1", "type": "batchnorm2d"}, {"name": "sn2", "type": "if"},
-          {"name": "conv2", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}]
-    layers = [{"name": "conv1", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False},
-              {"name": "bn1", "type": "batchnorm2d"}]
-    layers += [{"name": f"rev{i}", "type": "reversible", "f": fg, "g": fg} for i in range(blocks)]
-    layers += [{"name": "sn", "type": "lif"}, {"name": "pool", "type": "avgpool2d", "kernel_size": 2},
-               {"name": "flatten", "type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 10},
-               {"name": "sn_out", "type": "lif"}]
-    return parse_spec({"name": f"revnet{blocks}", "input_shape": [1, 12, 12], "layers": layers})
-
-
 class _NoUpdate:
     def step(self, params, grads, lr):
         pass
@@ -266,12 +251,12 @@ def memory_table(quick):
     xm, ym = batch("mnist_conv", 64)
     xm = np.ascontiguousarray(xm[:, :, 8:20, 8:20])
     for T in (1, 2, 4, 8, 16):
-        spec = revnet_spec(4)
+        spec = revnet(4)
         for m in ("bptt", "reversible"):
             rows.append({"sweep": "T", "network": spec.name, "depth": 4, "T": T, "method": m,
                          "peak_bytes": peak_bytes(spec, m, T, xm, ym)})
     for blocks in (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16):
-        spec = revnet_spec(blocks)
+        spec = revnet(blocks)
         for m in ("bptt", "reversible"):
             rows.append({"sweep": "depth", "network": spec.name, "depth": blocks, "T": 8, "method": m,
                          "peak_bytes": peak_bytes(spec, m, 8, xm, ym)})

@@ -18,23 +18,11 @@ from snnsim.train.losses import make_loss
 from snnsim.train.reversible import make_reversible
 from snnsim.train.surrogate import Surrogate
 
+from small_nets import revnet
+
 pytest.importorskip("snnsim.layers.reversible")
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def revnet(blocks: int, reset=0.0):
-    fg = [{"name": "sn1", "type": "lif", "v_reset": reset},
-          {"name": "conv1", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": False},
-          {"name": "bn1", "type": "batchnorm2d"}, {"name": "sn2", "type": "if", "v_reset": reset},
-          {"name": "conv2", "type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}]
-    layers = [{"name": "conv1", "type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": False},
-              {"name": "bn1", "type": "batchnorm2d"}]
-    layers += [{"name": f"rev{i}", "type": "reversible", "f": fg, "g": fg} for i in range(blocks)]
-    layers += [{"name": "sn", "type": "lif"}, {"name": "pool", "type": "avgpool2d", "kernel_size": 2},
-               {"name": "flatten", "type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 10},
-               {"name": "sn_out", "type": "lif"}]
-    return parse_spec({"name": f"revnet{blocks}", "input_shape": [1, 12, 12], "layers": layers})
 
 
 def _setup(blocks, reset=0.0):
