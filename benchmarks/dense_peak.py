@@ -6,7 +6,9 @@ For each layer shape (the SEW-ResNet's 3x3 convs, the T-RevSNN's depthwise and p
 net's linear layer) and batch size, times in alternating rounds, in one process: snnsim's dense kernel
 (as `engine.run` calls it: one BLAS thread, Numba's threads around it), NumPy sgemm of the same size
 with one and with two BLAS threads, and torch (conv2d / linear, 2 threads). Prints GFLOP/s (median of
-the rounds; the ratios also for the least disturbed round), the load average, and which OpenBLAS kernel ran (threadpoolctl), and writes
+the rounds; the ratios also for the least disturbed round), GFLOP per second of process CPU time (all threads:
+what a kernel does with the cores it actually got, which on a shared machine wall time does not tell), the
+load average, and which OpenBLAS kernel ran (threadpoolctl), and writes
 build/benchmarks/dense_peak.csv (dense_peak_load<N>.csv under --background-load N).
 
 --background-load N starts N processes that spin on a core each for the duration (benchmarks/background.py).
@@ -107,24 +109,29 @@ def main():
                 fns = {"snnsim": ours, "torch": theirs, "sgemm_1t": lambda: np.dot(a, bm),
                        "sgemm_2t": lambda: np.dot(a, bm)}
                 times = {k: [] for k in fns}
+                cpu = {k: [] for k in fns}      # process CPU seconds (every thread) per call
                 reps = max(1, int(2e8 // max(1, flops_of(kind, p, B))))     # ~>= 0.1 s of work per timing
                 for _ in range(rounds):
                     for k, fn in fns.items():
                         with torch.no_grad(), (threadpool_limits(2, "blas") if k == "sgemm_2t" else one_blas_thread()):
                             fn()
-                            t0 = time.perf_counter()
+                            t0, c0 = time.perf_counter(), time.process_time()
                             for _ in range(reps):
                                 fn()
                             times[k].append((time.perf_counter() - t0) / reps)
+                            cpu[k].append((time.process_time() - c0) / reps)
                 fl = flops_of(kind, p, B)
                 g = {k: fl / np.median(v) / 1e9 for k, v in times.items()}
                 top = {k: fl / np.min(v) / 1e9 for k, v in times.items()}     # the least disturbed round
+                per_cpu = {k: fl / np.median(v) / 1e9 for k, v in cpu.items()}
                 rows.append(dict(layer=name, batch=B, snnsim_gflops=g["snnsim"], torch_gflops=g["torch"],
                                  sgemm_1t_gflops=g["sgemm_1t"], sgemm_2t_gflops=g["sgemm_2t"],
                                  snnsim_vs_best_sgemm=g["snnsim"] / max(g["sgemm_1t"], g["sgemm_2t"]),
                                  snnsim_vs_torch=g["snnsim"] / g["torch"],
                                  best_round_snnsim_vs_sgemm=top["snnsim"] / max(top["sgemm_1t"], top["sgemm_2t"]),
                                  best_round_snnsim_vs_torch=top["snnsim"] / top["torch"],
+                                 snnsim_gflops_per_cpu=per_cpu["snnsim"], torch_gflops_per_cpu=per_cpu["torch"],
+                                 sgemm_1t_gflops_per_cpu=per_cpu["sgemm_1t"],
                                  snnsim_us_per_sample=np.median(times["snnsim"]) / B * 1e6,
                                  background_load=args.background_load, load_avg=machine_load()))
     df = pd.DataFrame(rows)
