@@ -11,7 +11,7 @@ from ..nir.io import conv2d_node
 from ..spec import Layer
 from ..train import grads as G
 from ..train.forward import BN_MOMENTUM, Act, Node
-from .op import U, Op, check_finite
+from .op import EMPTY, U, Op, check_finite
 from .registry import Kind, register, shape_error
 
 
@@ -85,6 +85,15 @@ def fold(layer, weight, bias, bn: BatchNorm, w: dict):
         new_b = ((b - mean) * s + beta).astype(np.float32)
     check_finite({f"{layer.name}.weight": new_w, f"{layer.name}.bias": new_b}, f"folding batch norm '{bn.name}'")
     return new_w, new_b
+
+
+def synapse_weights(layer, w: dict, ctx):
+    """A linear/conv layer's weight and bias (EMPTY when it has none), with the batch norm that follows it folded
+    in when the network builder folds one (``ctx.folded_bn``), and the names of the layers folded into it."""
+    weight, bias = w[f"{layer.name}.weight"], w.get(f"{layer.name}.bias", EMPTY)
+    if ctx.folded_bn is None:
+        return weight, bias, ()
+    return (*fold(layer, weight, bias, ctx.folded_bn, w), (ctx.folded_bn.name,))
 
 
 def build(layer: BatchNorm, w, ctx):

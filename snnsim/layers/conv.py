@@ -152,11 +152,7 @@ class ConvOp(Op):
 
 
 def build(layer: Conv2d, w, ctx):
-    weight, bias = w[f"{layer.name}.weight"], w.get(f"{layer.name}.bias", EMPTY)
-    folded = ()
-    if ctx.folded_bn is not None:
-        weight, bias = batchnorm.fold(layer, weight, bias, ctx.folded_bn, w)
-        folded = (ctx.folded_bn.name,)
+    weight, bias, folded = batchnorm.synapse_weights(layer, w, ctx)
     return ConvOp(layer, folded, weight, bias, K.prepare_conv_event(weight, layer.groups))
 
 

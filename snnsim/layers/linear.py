@@ -61,11 +61,7 @@ class LinearOp(Op):
 
 
 def build(layer: Linear, w, ctx):
-    weight, bias = w[f"{layer.name}.weight"], w.get(f"{layer.name}.bias", EMPTY)
-    folded = ()
-    if ctx.folded_bn is not None:
-        weight, bias = batchnorm.fold(layer, weight, bias, ctx.folded_bn, w)
-        folded = (ctx.folded_bn.name,)
+    weight, bias, folded = batchnorm.synapse_weights(layer, w, ctx)
     return LinearOp(layer, folded, weight, bias, K.prepare_linear_event(weight))
 
 
