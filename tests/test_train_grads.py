@@ -435,7 +435,7 @@ def test_conv_backward_wide_columns_match_torch(monkeypatch, limit, N, C, O, gro
     images, one image, and batches split in two parts."""
     import torch
 
-    from snnsim.train import grads
+    from snnsim.train.grads import conv as grads
 
     monkeypatch.setattr(grads, "_WIDE_COLS_MAX_ELEMS", limit)
     rng = np.random.default_rng(N * 10 + H)
@@ -466,7 +466,7 @@ def test_conv_event_paths_match_torch(monkeypatch, N, C, O, groups, H, W, kernel
     one thread or two, with and without the input gradient."""
     import torch
 
-    from snnsim.train import grads
+    from snnsim.train.grads import conv as grads
 
     monkeypatch.setattr(grads, "events_cheaper", lambda *args: True)     # small layers: the rule says dense
     rng = np.random.default_rng(N * 7 + W)

@@ -2,7 +2,7 @@
 columns, online OTTT/SAF, the IIR timestep schedule; the ``snnsim train`` command (``snnsim.cli.train.train``). See docs/training.md.
 
     surrogate.py  sigmoid / atan / triangle surrogates (SpikingJelly 2.0's), straight-through for Quant
-    grads.py      Numba backward kernels: neurons (multi-step, the engine's neuron_step forward), conv, batch norm,
+    grads/        Numba backward kernels: neurons (multi-step, the engine's neuron_step forward), conv, batch norm,
                   pooling
     forward.py    the training graph's shared parts (activations, pass context, node base); each kind's node
                   (its forward with storage and its backward) is in its module of snnsim.layers

@@ -1,0 +1,248 @@
+"""Training kernels of the convolutions: the forward (dense or event form by the engine's rule) and the weight
+and input gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ...kernels.blas import sgemm
+from ...kernels.conv import conv2d_dense, conv2d_event, conv_out_size, im2col, im2col_wide, pad_image, prepare_conv_event
+from ...kernels.threads import split
+
+
+_COLS_MAX_ELEMS = 1 << 21     # im2col / column-gradient buffer bound (8 MiB of float32)
+_WIDE_COLS_MAX_ELEMS = 1 << 18   # the same bound for the wide columns of stride-1 layers (1 MiB: measured best)
+
+
+@njit(cache=True, fastmath=False)
+def _valid_range(W, WO, kw, sw, pw):
+    """Output columns oj whose input column oj*sw - pw + kw lies inside [0, W)."""
+    j0 = min(WO, max(0, (pw - kw + sw - 1) // sw))
+    j1 = max(j0, min(WO, (W - 1 + pw - kw) // sw + 1))
+    return j0, j1
+
+
+@njit(cache=True, fastmath=False)
+def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
+    H = gxb.shape[1]
+    W = gxb.shape[2]
+    for c in range(Cg):
+        gc = gxb[c0 + c]
+        for kh in range(KH):
+            for kw in range(KW):
+                row = cols[(c * KH + kh) * KW + kw]
+                j0, j1 = _valid_range(W, WO, kw, sw, pw)
+                off = kw - pw
+                for oi in range(HO):
+                    i = oi * sh - ph + kh
+                    if i < 0 or i >= H:
+                        continue
+                    base = n0 + oi * WO
+                    gr = gc[i]
+                    if sw == 1:
+                        for oj in range(j0, j1):
+                            gr[oj + off] += row[base + oj]
+                    else:
+                        for oj in range(j0, j1):
+                            gr[oj * sw + off] += row[base + oj]
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx, wide, nb, nparts, gw_parts, gx, p0,
+                    p1):
+    """Parts [p0, p1) of the batch (part p: image chunks [p * nch // nparts, (p+1) * nch // nparts)), the
+    weight gradient of part p accumulated in gw_parts[p]. The parts are fixed, whatever the thread count,
+    so the float32 sums are too. Per chunk of images: the forward's im2col ([K, n*HW], contiguous row
+    copies; with ``wide`` (stride 1) the wide rows of kernels.conv.im2col_wide, gy's extra columns zero), gy
+    gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient as columns
+    (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead). Without
+    ``need_gw`` (the weight gradient taken from events) only the input gradient's columns. Single-threaded
+    sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
+    N = x.shape[0]
+    Cg = x.shape[1] // groups
+    O = gy.shape[1]
+    HO = gy.shape[2]
+    WO = gy.shape[3]
+    Wp = x.shape[3] + 2 * pw if wide else WO
+    P = (x.shape[2] + 2 * ph) * Wp
+    HW = HO * Wp                       # columns per image
+    Og = O // groups
+    K = Cg * KH * KW
+    nch = (N + nb - 1) // nb
+    cbuf = np.empty(K * nb * HW if need_gw else 0, np.float32)
+    gbuf = np.zeros(Og * nb * HW, np.float32)     # zero: a wide row's extra columns stay zero
+    dbuf = np.empty(K * nb * HW if cols_gx else 0, np.float32)
+    xpad = np.zeros(Cg * P + KW if wide else 0, np.float32)
+    for part in range(p0, p1):
+        gw = gw_parts[part].reshape(gw_parts[part].size)
+        for ch in range(part * nch // nparts, (part + 1) * nch // nparts):
+            b0 = ch * nb
+            n = min(nb, N - b0)
+            ncols = n * HW
+            gv = gbuf[:Og * ncols].reshape(Og, ncols)
+            for g in range(groups):
+                for q in range(n):
+                    src = gy[b0 + q]
+                    if wide:
+                        pad_image(x, b0 + q, g * Cg, Cg, ph, pw, xpad, Wp, P)
+                        im2col_wide(xpad, Cg, KH, KW, Wp, P, 0, HO, cbuf, ncols, q * HW)
+                        for o in range(Og):
+                            for oi in range(HO):
+                                gv[o, q * HW + oi * Wp:q * HW + oi * Wp + WO] = src[g * Og + o, oi]
+                    else:
+                        if need_gw:
+                            im2col(x, b0 + q, g * Cg, Cg, KH, KW, sh, sw, ph, pw, 0, HO, WO, cbuf, ncols, q * HW)
+                        for o in range(Og):
+                            gv[o, q * HW:(q + 1) * HW] = src[g * Og + o].reshape(HW)
+                # gw[g] += gv @ cols^T, accumulated by sgemm itself (beta = 1)
+                if need_gw:
+                    sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
+                if cols_gx:
+                    dcols = dbuf[:K * ncols].reshape(K, ncols)
+                    sgemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
+                    for q in range(n):
+                        _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
+
+
+# Multiply-adds of a training conv (forward, weight gradient, input gradient) above which its images are split
+# between threads. Lower than inference's rule (kernels/conv.py, several milliseconds of work, for a busy
+# machine): a training step is tens of milliseconds of such layers, and on the conv net (batch 32, T=4, its
+# 115M-MAC conv below inference's bound) a split measured no slower under a load average of 5.5.
+TRAIN_SPLIT_MIN_WORK = 1 << 25
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _gw_event_parts(x, gy, KH, KW, sh, sw, ph, pw, groups, nparts, gwt_parts, p0, p1):
+    """Weight gradient from the input's events, parts [p0, p1) of the batch (part p: images
+    [p*N//nparts, (p+1)*N//nparts)) into gwt_parts[p] [C, KH, KW, Og]: every nonzero input x[n, c, i, j] adds
+    x * gy[n, g*Og:(g+1)*Og, oi, oj] to gwt[c, kh, kw] for each tap (kh, kw) that carries it to an output
+    (oi, oj): Og contiguous adds, gy read channels-last (one transposed copy per image). Work ~ events x taps x
+    Og instead of the dense form's inputs x taps x Og; the order of the additions is fixed (images, then
+    channels, rows, columns, taps), whatever the threads."""
+    N, C, H, W = x.shape
+    O, HO, WO = gy.shape[1], gy.shape[2], gy.shape[3]
+    Cg = C // groups
+    Og = O // groups
+    gyt = np.empty(HO * WO * O, np.float32)
+    uOg = np.uint64(Og)
+    for part in range(p0, p1):
+        accf = gwt_parts[part].reshape(gwt_parts[part].size)
+        for n in range(part * N // nparts, (part + 1) * N // nparts):
+            for o in range(O):
+                src = gy[n, o].reshape(HO * WO)
+                for q in range(HO * WO):
+                    gyt[np.uint64(q * O + o)] = src[q]
+            for c in range(C):
+                go = (c // Cg) * Og
+                xc = x[n, c]
+                for i in range(H):
+                    xr = xc[i]
+                    for j in range(W):
+                        v = xr[j]
+                        if v == 0:
+                            continue
+                        vf = np.float32(v)
+                        for kh in range(KH):
+                            ti = i + ph - kh
+                            if ti < 0 or ti % sh != 0 or ti // sh >= HO:
+                                continue
+                            for kw in range(KW):
+                                tj = j + pw - kw
+                                if tj < 0 or tj % sw != 0 or tj // sw >= WO:
+                                    continue
+                                a0 = np.uint64(((c * KH + kh) * KW + kw) * Og)
+                                s0 = np.uint64(((ti // sh) * WO + tj // sw) * O + go)
+                                for k in range(uOg):
+                                    accf[a0 + k] += vf * gyt[s0 + k]
+
+
+def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
+    """The weight gradient [O, C/groups, KH, KW] from the input's events (_gw_event_parts), in two fixed parts
+    of the batch when it is large (threads.split), summed at the end."""
+    N, C = x.shape[0], x.shape[1]
+    O = gy.shape[1]
+    Og = O // groups
+    nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_SPLIT_MIN_WORK // 16 else 1
+    parts = np.zeros((nparts, C, KH, KW, Og), np.float32)
+    split(_gw_event_parts, nparts, x, np.ascontiguousarray(gy, np.float32), KH, KW, sh, sw, ph, pw, groups, nparts,
+          parts)
+    gwt = parts[0] if nparts == 1 else parts[0] + parts[1]
+    # [C, KH, KW, Og] -> [O, C/groups, KH, KW]
+    Cg = C // groups
+    return np.ascontiguousarray(gwt.reshape(groups, Cg, KH, KW, Og).transpose(0, 4, 1, 2, 3).reshape(O, Cg, KH, KW))
+
+
+def events_cheaper(x, out_shape, kernel, stride, groups) -> bool:
+    """True when a conv's input has few enough nonzeros that its event form (forward scatter, or the weight
+    gradient by events) costs less than the dense one: the engine's kernel-form rule (kernels/cost.py) on the
+    actual count. Layers with fewer than 8 output channels per group stay dense (short runs)."""
+    from ...kernels.cost import event_limit_conv
+
+    if out_shape[0] // groups < 8:
+        return False
+    return np.count_nonzero(x) < event_limit_conv(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
+
+
+def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups):
+    """A conv in a training forward: the engine's event kernel when the input has few nonzeros
+    (events_cheaper: the kernel-form rule of inference), else its dense kernel; images split between threads
+    by training's rule (TRAIN_SPLIT_MIN_WORK multiply-adds, or an eighth of that many outputs for events)."""
+    O, Cg, KH, KW = w.shape
+    out_shape = (O, conv_out_size(x.shape[2], KH, sh, ph), conv_out_size(x.shape[3], KW, sw, pw))
+    if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups):
+        return conv2d_event(x, prepare_conv_event(w, groups), b, O, KH, KW, sh, sw, ph, pw, groups,
+                            split_above=TRAIN_SPLIT_MIN_WORK // 8)
+    return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK)
+
+
+def _transposed_weights(w, groups):
+    """w [O, C/g, KH, KW] -> [C, O/g, KH, KW] with the kernel flipped: the weights of the convolution that
+    maps the output gradient of a stride-1 convolution to its input gradient."""
+    O, Cg, KH, KW = w.shape
+    Og = O // groups
+    wt = w.reshape(groups, Og, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(wt.reshape(groups * Cg, Og, KH, KW), np.float32)
+
+
+def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
+    """Gradients of out = conv2d(x, w) (no bias; its gradient is gy summed over batch and space).
+
+    x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
+    Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
+    Weight gradient: from the input's events when they are few (events_cheaper, _gw_by_events), else per
+    chunk of images, im2col and one sgemm; large layers split the batch into two fixed parts (threads.split),
+    each with its own sum, added at the end, so sums run in a fixed order.
+    Input gradient: for stride 1, the convolution of gy with the flipped, transposed kernel (padding
+    K - 1 - p), run by the inference kernel: it writes [C, H, W] per image instead of scattering a
+    [C*KH*KW, HO*WO] column matrix back (5-10x the memory traffic); strided layers scatter columns.
+    """
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    HW = gy.shape[2] * gy.shape[3]
+    Og = O // groups
+    K = Cg * KH * KW
+    by_conv = need_gx and sh == 1 and sw == 1 and ph <= KH - 1 and pw <= KW - 1
+    cols_gx = need_gx and not by_conv
+    w32 = np.ascontiguousarray(w, np.float32)
+    gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
+    events = events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups)
+    gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups) if events else None
+    if not events or cols_gx:
+        wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
+        wide = sh == 1 and sw == 1
+        cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
+        nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
+        nch = -(-N // nb)
+        passes = (0 if events else 1) + (1 if cols_gx else 0)
+        nparts = 2 if nch >= 2 and N * O * HW * K * passes >= TRAIN_SPLIT_MIN_WORK else 1
+        gw_parts = np.zeros((nparts, O, K) if not events else (nparts, 0, 0), np.float32)
+        split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, not events, cols_gx, wide, nb,
+              nparts, gw_parts, gx)
+        if not events:
+            gw = (gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]).reshape(O, Cg, KH, KW)
+    if by_conv:
+        gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
+                          np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups,
+                          split_above=TRAIN_SPLIT_MIN_WORK)
+    return gw, gx
