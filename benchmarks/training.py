@@ -9,7 +9,8 @@ backward pass against T and against depth.
    in SpikingJelly 2.0 (multi-step LIF, its CPU kernels), Norse 1.1 (LIFBoxCell) and snnTorch 1.0 (Leaky),
    the last two driven step by step over the same layers; same weights and batch; median of alternating
    rounds. Then the peak resident memory 3 steps add (batch 32, conv net and ResNet), each contender in a
-   fresh process (RSS is per process; skip with --no-rss).
+   fresh process (RSS is per process; skip with --no-rss). Then the step time of OTTT, SAF and reversible
+   training beside BPTT on networks they accept (training_method_steps.csv).
 2. Peak bytes held for the backward pass (``snnsim.train.memory.Ledger``: stored activations, membranes,
    traces or accumulations, plus the tensor in flight) for bptt, ottt and saf, for T in 1, 2, 4, 8, 16, on the
    digits MLP with subtract reset (the network all three methods accept), batch 64.
@@ -19,8 +20,8 @@ backward pass against T and against depth.
    head; 1x12x12 MNIST crops): against T (4 blocks) and against the number of blocks (T=8).
 5. T-RevSNN (a tiny two-level `trevsnn`, one column per timestep) trained by BPTT over its columns and by
    reversible training (one column recomputed at a time, level states cached), T = 1, 2, 4, 8, 16.
-Writes build/benchmarks/training_step_time.csv, training_step_rss.csv, training_memory.csv and
-training_memory.png (benchmarks/results/ with --update-results).
+Writes build/benchmarks/training_step_time.csv, training_step_rss.csv, training_method_steps.csv,
+training_memory.csv and training_memory.png (benchmarks/results/ with --update-results).
 """
 
 from __future__ import annotations
@@ -135,6 +136,43 @@ def step_time(name, B=64, T=4, reps=7):
     return {"network": name, "batch": B, "T": T, **{f"{k}_ms": v for k, v in med.items()},
             "ratio_sj_over_snnsim": med["spikingjelly"] / med["snnsim"], "fastest_peer": fastest,
             "ratio_fastest_peer_over_snnsim": med[fastest] / med["snnsim"], "load_avg": round(os.getloadavg()[0], 2)}
+
+
+def method_steps(T=4, B=64, reps=7):
+    """Step time of the memory-saving methods beside BPTT on the networks each accepts (the memory table's):
+    OTTT (variant A) and SAF (variant E) on the digits MLP with subtract reset, reversible training on 4 RevSNN
+    blocks (12x12 MNIST crops) and on a T-column T-RevSNN; AdamW updates; median of alternating rounds."""
+    from snnsim.train.loop import TrainConfig, make_method
+
+    x, y = batch("digits_mlp", B)
+    xm, ym = batch("mnist_conv", B)
+    xm = np.ascontiguousarray(xm[:, :, 8:20, 8:20])
+    cases = [(load_spec(ROOT / "networks" / "digits_mlp_soft.yaml"), x, y, [("bptt", None), ("ottt", "A"),
+                                                                             ("saf", "E")]),
+             (revnet(4), xm, ym, [("bptt", None), ("reversible", None)]),
+             (trev_spec(T), x, y, [("bptt", None), ("reversible", None)])]
+    rows = []
+    for spec, xs, ys, methods in cases:
+        steps = {}
+        for method, variant in methods:
+            m = make_method(spec, TrainConfig(method=method, variant=variant or "A"))
+            params, opt, loss = init_params(spec, 0), make_optimizer("adamw", m.trainable), make_loss("ce")
+            steps[f"{method}{'' if variant is None else ' ' + variant}"] = (
+                lambda m=m, params=params, opt=opt, loss=loss, xs=xs, ys=ys:
+                m.step(params, xs, ys, T, loss, opt, 1e-3))
+        for f in steps.values():                 # warm-up: compiled code, buffers
+            f()
+        times = {k: [] for k in steps}
+        for _ in range(reps):
+            for k, f in steps.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+        med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+        for k, ms in med.items():
+            rows.append({"network": spec.name, "batch": B, "T": T, "method": k, "step_ms": ms,
+                         "time_vs_bptt": ms / med["bptt"], "load_avg": round(os.getloadavg()[0], 2)})
+    return pd.DataFrame(rows)
 
 
 def _hwm_kib() -> tuple[int, int]:
@@ -313,6 +351,10 @@ def main():
         print(f"OMP_WAIT_POLICY={OMP_POLICY} for both (set before any library loaded)")
         print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"load average {os.getloadavg()[0]:.2f}")
+        ms = method_steps(reps=3 if args.quick else 7)
+        ms.to_csv(RESULTS / "training_method_steps.csv", index=False)
+        print("-- step time of the memory-saving methods beside BPTT on the same network (batch 64, T=4)")
+        print(ms.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         if not args.no_rss:
             rss = pd.DataFrame([step_rss(n, 32, T) for n in nets[1:] for T in ((4,) if args.quick else (4, 8))])
             rss.to_csv(RESULTS / "training_step_rss.csv", index=False)
