@@ -348,7 +348,7 @@ def main():
         shapes = [(32, 4), (32, 8)] if args.quick else [(32, 4), (32, 8), (64, 4)]
         st = pd.DataFrame([step_time(n, B=B, T=T, reps=3 if args.quick else 9) for n in nets for B, T in shapes])
         st.to_csv(RESULTS / "training_step_time.csv", index=False)
-        print(f"OMP_WAIT_POLICY={OMP_POLICY} for both (set before any library loaded)")
+        print(f"OMP_WAIT_POLICY={OMP_POLICY} for every contender (set before any library loaded)")
         print(st.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
         print(f"load average {os.getloadavg()[0]:.2f}")
         ms = method_steps(reps=3 if args.quick else 7)
