@@ -238,9 +238,9 @@ def test_conv_edge_cases(B, C, O, groups, H, W, k, s, p, bias):
 @pytest.fixture
 def always_split(monkeypatch):
     """The kernels split between threads from the smallest size (the thresholds are read in Python)."""
-    from snnsim.kernels import conv, linear, pool
+    from snnsim.kernels import conv, conv_event, linear, pool
 
-    for module, names in ((conv, ("_PAR_MIN_WORK", "_EVENT_PAR_MIN_OUT", "_GEMM_PAR_MIN_WORK")),
+    for module, names in ((conv, ("_PAR_MIN_WORK", "_GEMM_PAR_MIN_WORK")), (conv_event, ("_EVENT_PAR_MIN_OUT",)),
                           (linear, ("_PAR_MIN_WORK",)), (pool, ("_PAR_MIN_WORK",))):
         for name in names:
             monkeypatch.setattr(module, name, 0)

@@ -20,9 +20,9 @@ def _dispatchers():
     from numba.core.registry import CPUDispatcher
 
     from .. import neurons
-    from ..kernels import conv, events, linear, pool, stats
+    from ..kernels import conv, conv_event, events, linear, pool, stats
 
-    for module in (conv, events, linear, pool, stats, neurons):
+    for module in (conv, conv_event, events, linear, pool, stats, neurons):
         for value in vars(module).values():
             if isinstance(value, CPUDispatcher):
                 yield value

@@ -3,7 +3,8 @@
 Conventions: float32, C-contiguous, batch-first; PyTorch weight layouts;
 a missing bias is np.zeros(0, np.float32). Inputs are assumed validated.
 """
-from .conv import conv2d_dense, conv2d_event, conv_out_size, prepare_conv_event  # noqa: E402
+from .conv import conv2d_dense, conv_out_size  # noqa: E402
+from .conv_event import conv2d_event, prepare_conv_event  # noqa: E402
 from .events import count_nonzero, density, event_map, is_binary  # noqa: E402
 from .linear import linear_dense, linear_event, prepare_linear_event  # noqa: E402
 from .pool import avgpool2d, maxpool2d, upsample_nearest2d  # noqa: E402

@@ -23,7 +23,7 @@ EVENT_NS = 0.12       # per multiply-add of a scattered event (channels-last run
 PLANAR_NS = 1.1       # per multiply-add of a depthwise event (short runs straight into NCHW)
 SCAN_NS = 0.5         # per input element: finding the nonzeros
 OUT_NS = 0.5          # per output element: zeroing and writing the output
-_PLANAR_MAX_OG = 8    # as in conv.py: fewer output channels per group scatter straight into NCHW
+_PLANAR_MAX_OG = 8    # as in conv_event.py: fewer output channels per group scatter straight into NCHW
 
 
 def event_limit_linear(B: int, I: int, O: int) -> float:

@@ -7,7 +7,8 @@ import numpy as np
 from numba import njit
 
 from ...kernels.blas import sgemm
-from ...kernels.conv import conv2d_dense, conv2d_event, conv_out_size, im2col, im2col_wide, pad_image, prepare_conv_event
+from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
+from ...kernels.conv_event import conv2d_event, prepare_conv_event
 from ...kernels.threads import split
 
 
