@@ -111,7 +111,9 @@ def modules_naming(kinds: dict[str, list[str]]) -> tuple[dict[str, list[str]], d
     it, not naming it: it is listed apart, so that what is counted is dispatch on a kind outside its module."""
     files = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
     tokens = {str(p.relative_to(ROOT)): _tokens(p) for p in files}
-    tests = {str(p.relative_to(ROOT)): _class_tests(p) for p in files}
+    tests, defined = {}, {}
+    for p in files:
+        tests[str(p.relative_to(ROOT))], defined[str(p.relative_to(ROOT))] = _class_uses(p)
     naming, composing = {}, {}
     for kind, classes in kinds.items():
         literals = {repr(kind), f'"{kind}"'}
@@ -121,38 +123,34 @@ def modules_naming(kinds: dict[str, list[str]]) -> tuple[dict[str, list[str]], d
             if not (literal or names & set(classes)):
                 continue
             composes = (not literal and not tests[name] & set(classes) and name.startswith(KIND_PACKAGES + "/")
-                        and name not in REGISTRY and not _defines(name, classes))
+                        and name not in REGISTRY and not defined[name] & set(classes))
             (built if composes else named).add(_module(name))
         naming[kind] = sorted(named)
         composing[kind] = sorted(built - named)
     return naming, composing
 
 
-def _defines(path: str, classes: list[str]) -> bool:
-    """Whether the file defines one of the kind's record classes (then it is the kind's own module)."""
-    import ast
-
-    tree = ast.parse((ROOT / path).read_text())
-    return any(isinstance(n, ast.ClassDef) and n.name in classes for n in ast.walk(tree))
-
-
-def _class_tests(path: Path) -> set[str]:
-    """Names a module tests objects against: isinstance/issubclass's second argument, and the operands of
-    ``is``, ``==``, ``!=`` and ``in`` comparisons."""
+def _class_uses(path: Path) -> tuple[set[str], set[str]]:
+    """(names a module tests objects against, classes it defines). Tested: isinstance/issubclass's second
+    argument, and the operands of ``is``, ``==``, ``!=`` and ``in`` comparisons. A module defining one of a
+    kind's record classes is that kind's own module."""
     import ast
 
     out: set[str] = set()
+    classes: set[str] = set()
     tested = (ast.Is, ast.IsNot, ast.Eq, ast.NotEq, ast.In, ast.NotIn)
     for node in ast.walk(ast.parse(path.read_text())):
         sides = []
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2 \
+        if isinstance(node, ast.ClassDef):
+            classes.add(node.name)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 2 \
                 and node.func.id in ("isinstance", "issubclass"):
             sides = [node.args[1]]
         elif isinstance(node, ast.Compare) and any(isinstance(op, tested) for op in node.ops):
             sides = [node.left] + node.comparators
         for side in sides:
             out.update(n.id for n in ast.walk(side) if isinstance(n, ast.Name))
-    return out
+    return out, classes
 
 
 def _module(path: str) -> str:

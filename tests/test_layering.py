@@ -64,7 +64,7 @@ def test_a_cycle_is_detected():
 def test_class_tests_tell_dispatch_from_composition(tmp_path):
     """A module that tests objects against a record class dispatches on the kind; one that only builds records
     composes it (architecture_facts counts the first, lists the second apart)."""
-    from architecture_facts import _class_tests
+    from architecture_facts import _class_uses
 
     src = tmp_path / "m.py"
     src.write_text("from .conv import Conv2d, Pool2d\n"
@@ -73,7 +73,7 @@ def test_class_tests_tell_dispatch_from_composition(tmp_path):
                    "    if isinstance(x, (Pool2d, int)) or type(x) is Linear:\n"
                    "        return y\n"
                    "    return x.kind == Flatten.kind\n")
-    assert _class_tests(src) == {"Pool2d", "int", "type", "x", "Linear", "Flatten"}
+    assert _class_uses(src)[0] == {"Pool2d", "int", "type", "x", "Linear", "Flatten"}
 
 
 def test_every_layer_kind_is_named_by_its_own_module_and_the_registry_only():
