@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
-from snnsim.layers import trevsnn as trev  # noqa: E402
+from snnsim import regimes  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.layers import ScaledStdConv2d  # noqa: E402
 from snnsim.weights import random_weights  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.layers.reversible import invert_chain, reversible_ops  # noqa: E402
+from snnsim.regimes import invert_chain, reversible_ops  # noqa: E402
 from snnsim.layers import load_spec, parse_spec  # noqa: E402
 from snnsim.spec import walk  # noqa: E402
 from snnsim.weights import check_weights, load_weights  # noqa: E402
@@ -158,13 +158,13 @@ def reconstruction_table() -> pd.DataFrame:
     spec = trev_spec(8)
     net = build_network(spec, check_weights(spec, random_weights(spec, 0)))
     img = np.random.default_rng(2).random((8, 3, 32, 32)).astype(np.float32)
-    fw = trev.forward(net, img)
+    fw = regimes.forward(net, img)
     c, b = fw.states[7], None
     for t in range(7, 0, -1):
-        inv = trev.invert_column(net, t, fw.x, c, bounds=b, on_risk="keep",
+        inv = regimes.invert_column(net, t, fw.x, c, bounds=b, on_risk="keep",
                                  cache={l: s for (tt, l), s in fw.guard.items() if tt == t - 1})
         c, b = inv.states, inv.bounds
-        one = trev.invert_column(net, t, fw.x, fw.states[t],
+        one = regimes.invert_column(net, t, fw.x, fw.states[t],
                                  cache={l: s for (tt, l), s in fw.guard.items() if tt == t - 1})
         scale = max(float(np.abs(s).max()) for s in fw.states[t - 1])
         err = max(float(np.abs(ci - si).max()) for ci, si in zip(c, fw.states[t - 1]))

@@ -3,7 +3,7 @@
     python benchmarks/steps_window.py [--rounds N]
 
 The engine runs a feed-forward network's layers over a window of timesteps at once, as many as keep the
-largest activation within ``snnsim.engine._WINDOW_ELEMS`` values (docs/performance.md). This times the three
+largest activation within ``snnsim.engine.schedule.WINDOW_ELEMS`` values (docs/performance.md). This times the three
 shipped networks (the weights and inputs of benchmarks/inference.py) at batch 1 and 64, T=4 and 8, with that
 cap set to 1 (one timestep at a time, as before the windows), 2**16, 2**18, 2**20 (the default) and 2**22,
 alternating rounds in one process (NUMBA_NUM_THREADS=2). Prints ms per run (median) and the timesteps per
@@ -38,23 +38,23 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     rows = []
-    default = engine._WINDOW_ELEMS
+    default = engine.schedule.WINDOW_ELEMS
     for name in ("digits_mlp", "mnist_conv", "cifar_sew_resnet"):
         net = snnsim_network(name)
         x = inputs(name, 64).reshape((64,) + tuple(net.spec.input_shape))
-        largest = engine._static_plan(net)[2]
+        largest = engine.schedule._static_plan(net)[2]
         for T in (4, 8):
             for batch in (1, 64):
                 xb = x[:batch]
 
                 def timed(cap):
                     def call():
-                        engine._WINDOW_ELEMS = cap
+                        engine.schedule.WINDOW_ELEMS = cap
                         engine.run(net, xb, timesteps=T, batch_size=batch)
                     return call
 
                 times = alternate({cap: timed(cap) for cap in CAPS}, args.rounds, 20 if batch == 1 else 3)
-                engine._WINDOW_ELEMS = default
+                engine.schedule.WINDOW_ELEMS = default
                 for cap in CAPS:
                     rows.append(dict(network=name, T=T, batch=batch, window_cap=cap,
                                      steps_per_window=max(1, min(T, cap // (batch * largest))),

@@ -1,4 +1,5 @@
-"""Print grep-level facts about the package's shape: import cycles, and how many modules name each layer kind.
+"""Print grep-level facts about the package's shape: import cycles, how many modules name each layer kind, and
+where the executors are (the classes that run op lists: they own the time loops).
 
     python scripts/architecture_facts.py [--json]
 
@@ -153,6 +154,21 @@ def _class_uses(path: Path) -> tuple[set[str], set[str]]:
     return out, classes
 
 
+def executors() -> dict[str, list[str]]:
+    """Module -> classes in it that run lists of ops (a method ``run_ops``). docs/layers.md: the engine's traced
+    batch run and its untraced replay, both in ``snnsim/engine/``; kinds and regimes are handed one."""
+    import ast
+
+    out: dict[str, list[str]] = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and any(isinstance(f, ast.FunctionDef) and f.name == "run_ops"
+                                                          for f in node.body):
+                    out.setdefault(str(path.relative_to(ROOT)), []).append(node.name)
+    return out
+
+
 def _module(path: str) -> str:
     """The module a file belongs to for counting: itself, or the kind's package it is part of."""
     parent = str(Path(path).parent)
@@ -182,11 +198,14 @@ def main() -> None:
     args = ap.parse_args()
     cycles = import_cycles()
     naming, composing = modules_naming(layer_kinds())
+    runners = executors()
     if args.json:
         print(json.dumps({"import_cycles": cycles, "modules_naming_kind": naming,
-                          "kinds_composing_kind": composing}, indent=1))
+                          "kinds_composing_kind": composing, "executors": runners}, indent=1))
         return
     print(f"import cycles: {len(cycles)}" + "".join(f"\n  {len(c)} modules: {', '.join(c)}" for c in cycles))
+    print("executors (classes that run op lists, so own a time loop): "
+          + "; ".join(f"{module}: {', '.join(names)}" for module, names in runners.items()))
     print("modules naming each layer kind (type string, or its record class tested or named outside a kind):")
     for kind, modules in sorted(naming.items(), key=lambda kv: -len(kv[1])):
         print(f"  {kind:12s} {len(modules):2d}  {', '.join(modules)}")

@@ -24,3 +24,7 @@ class WeightError(SnnsimError):
 
 class InputError(SnnsimError):
     """Input data (arrays, datasets, options) cannot be run."""
+
+
+class SpikeFlipError(SnnsimError):
+    """A reconstruction may have flipped a spike and no cached state was given to fall back to."""

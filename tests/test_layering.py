@@ -85,3 +85,13 @@ def test_every_layer_kind_is_named_by_its_own_module_and_the_registry_only():
     too_many = {kind: modules for kind, modules in naming.items() if len(modules) > 2}
     assert not too_many, too_many
     assert all("snnsim/layers/__init__.py" in modules for modules in naming.values())
+
+
+def test_the_engine_owns_every_executor():
+    """Every class that runs op lists (the traced batch run, the untraced replay) is the engine's; layer kinds and
+    regimes are handed one (``ex``) and never define their own runner."""
+    from architecture_facts import executors
+
+    found = executors()
+    assert found and all(module.startswith("snnsim/engine/") for module in found), found
+    assert sorted(n for names in found.values() for n in names) == ["BatchRun", "Replay"]

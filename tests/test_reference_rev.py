@@ -21,11 +21,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from snnsim.layers import trevsnn as trev  # noqa: E402
+from snnsim import regimes  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 from snnsim.weights import random_weights  # noqa: E402
 from snnsim.network import build_network  # noqa: E402
-from snnsim.layers.reversible import invert_block, reversible_ops  # noqa: E402
+from snnsim.regimes import invert_block, reversible_ops  # noqa: E402
 from snnsim.layers import Neuron, load_spec, parse_spec  # noqa: E402
 from snnsim.weights import load_weights  # noqa: E402
 
@@ -298,8 +298,8 @@ def test_trev_inverse_matches_pytorch_reverse(trev_pair):
             a = a.sign() * a.abs().clamp(1e-3)
             o = getattr(sub, f"level{l}")(x_ref if l == 0 else c[l - 1], left[l + 1] if l < 3 else None)
             left[l] = (1 / a) * (c[l] - o)
-    fw = trev.forward(net, img)
-    inv = trev.invert_column(net, t, fw.x, fw.states[t])
+    fw = regimes.forward(net, img)
+    inv = regimes.invert_column(net, t, fw.x, fw.states[t])
     for l in range(4):
         np.testing.assert_allclose(inv.states[l], left[l].numpy(), atol=1e-5, rtol=0)
         np.testing.assert_allclose(inv.states[l], states_ref[t - 1][l].numpy(), atol=1e-5, rtol=0)

@@ -17,13 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snnsim.layers import trevsnn as trev
+from snnsim import regimes  # noqa: E402
 from snnsim.engine import run
 from snnsim.errors import InputError, SnnsimError
 from snnsim.weights import random_weights
 from snnsim.network import build_network
 from snnsim.layers.op import U
-from snnsim.layers.replay import SpikeFlipError
-from snnsim.layers.reversible import invert_block, invert_chain, reversible_ops
+from snnsim.errors import SpikeFlipError
+from snnsim.regimes import invert_block, invert_chain, reversible_ops
 from snnsim.layers import parse_spec
 from snnsim.weights import check_weights
 
@@ -100,10 +101,10 @@ def test_trev_column_inverse_within_float32_bound(levels, T, c0, hw, alpha, fusi
     net = trev_net(trev_raw(levels, T, c0, hw, fusion), seed, ALPHAS[alpha])
     rng = np.random.default_rng(seed)
     img = np.zeros((2, 3, hw, hw), f32) if zero else rng.random((2, 3, hw, hw)).astype(f32)
-    fw = trev.forward(net, img)
+    fw = regimes.forward(net, img)
     for t in range(1, T):
         cache = {l: c for (tt, l), c in fw.guard.items() if tt == t - 1}
-        inv = trev.invert_column(net, t, fw.x, fw.states[t], cache=cache)
+        inv = regimes.invert_column(net, t, fw.x, fw.states[t], cache=cache)
         for l in range(levels):
             c_t, c_prev, a = fw.states[t][l], fw.states[t - 1][l], np.abs(fw.alphas[t][l])
             assert a.min() >= 1e-3 - 1e-12                           # the clamp
@@ -121,15 +122,15 @@ def test_trev_alpha_clamp_zero_and_t1_edges():
     a = trev.clamp_alpha(np.array([0.0, 1e-7, -1e-7, 5e-4, -0.3, 2.0], f32))
     np.testing.assert_array_equal(a, np.array([0.0, 1e-3, -1e-3, 1e-3, -0.3, 2.0], f32))   # sign(0) = 0 keeps 0
     net = trev_net(trev_raw(2, 2), alpha=lambda rng, s: np.zeros(s))
-    fw = trev.forward(net, np.ones((1, 3, 8, 8), f32))
+    fw = regimes.forward(net, np.ones((1, 3, 8, 8), f32))
     with pytest.raises(SnnsimError, match="alpha = 0"):
-        trev.invert_column(net, 1, fw.x, fw.states[1])
+        regimes.invert_column(net, 1, fw.x, fw.states[1])
     # T = 1: one column, nothing to invert, nothing kept across timesteps
     net = trev_net(trev_raw(2, 2), 0)
     res = run(net, np.ones((2, 3, 8, 8), f32), timesteps=1)
     assert res.trace.regime == "oneshot" and not any(r.stateful for r in res.trace.layers)
     with pytest.raises(InputError, match="no previous column"):
-        trev.invert_column(net, 0, fw.x, fw.states[0])
+        regimes.invert_column(net, 0, fw.x, fw.states[0])
 
 
 @settings(max_examples=15, **SETTINGS)
@@ -139,10 +140,10 @@ def test_trev_chained_reconstruction_error_grows_as_one_over_alpha_and_stays_bou
     (docs/papers.md, Reversal numerics); measured error <= bound <= the analytic sum over columns."""
     net = trev_net(trev_raw(levels, T, heads=1), seed, ALPHAS["init"])
     img = np.random.default_rng(seed).random((2, 3, 8, 8)).astype(f32)
-    fw = trev.forward(net, img, guard=False)
+    fw = regimes.forward(net, img, guard=False)
     c, b = fw.states[T - 1], None
     for t in range(T - 1, 0, -1):
-        inv = trev.invert_column(net, t, fw.x, c, bounds=b, on_risk="keep")
+        inv = regimes.invert_column(net, t, fw.x, c, bounds=b, on_risk="keep")
         c, b = inv.states, inv.bounds
         if inv.flagged:             # a spike may have flipped: the bound no longer applies (it is flagged)
             return
@@ -207,7 +208,7 @@ def _column_from(net, t, x, prev):
     op = trev.the_op(net)
     cur = []
     for l, lv in enumerate(op.columns[t]):
-        o = trev.level_forward(net, t, l, x if l == 0 else cur[l - 1], prev[l + 1] if l + 1 < len(prev) else None)
+        o = regimes.level_forward(net, t, l, x if l == 0 else cur[l - 1], prev[l + 1] if l + 1 < len(prev) else None)
         cur.append(lv.state.update(o, prev[l]))
     return cur
 
@@ -220,20 +221,20 @@ def test_trev_spike_flips_are_flagged_never_silent(seed, near):
     without, it raises; the forward's guard keeps exactly those states."""
     net = trev_net(trev_raw(2, 2, c0=4, hw=8), seed, ALPHAS["clamp"])
     rng = np.random.default_rng(seed)
-    fw = trev.forward(net, rng.random((2, 3, 8, 8)).astype(f32), guard=False)
+    fw = regimes.forward(net, rng.random((2, 3, 8, 8)).astype(f32), guard=False)
     prev = [p.copy() for p in fw.states[0]]
     level = 1                                                     # c1[t-1] feeds Quant in level 0's up path
     idx = rng.choice(prev[level].size, near, replace=False)
     prev[level].reshape(-1)[idx] = f32(0.5) + rng.choice([-1, 1], near).astype(f32) * f32(2 ** -24) * rng.integers(1, 8, near)
     cur = _column_from(net, 1, fw.x, prev)
-    kept = trev.invert_column(net, 1, fw.x, cur, on_risk="keep")
+    kept = regimes.invert_column(net, 1, fw.x, cur, on_risk="keep")
     assert kept.at_risk[level] > 0 and kept.flagged
     for l in range(2):
         flipped = ((kept.states[l] > 0.5) != (prev[l] > 0.5)).any()
         assert not flipped or kept.at_risk[l] > 0, f"level {l}: a silent spike flip"
     with pytest.raises(SpikeFlipError, match="Quant threshold"):
-        trev.invert_column(net, 1, fw.x, cur)
-    cached = trev.invert_column(net, 1, fw.x, cur, cache={l: prev[l] for l in range(2)})
+        regimes.invert_column(net, 1, fw.x, cur)
+    cached = regimes.invert_column(net, 1, fw.x, cur, cache={l: prev[l] for l in range(2)})
     assert cached.fallback[level]
     for l in range(2):
         if cached.fallback[l]:
@@ -249,11 +250,11 @@ def test_trev_spike_flip_really_happens():
     for seed in range(4):
         net = trev_net(trev_raw(2, 2, c0=4, hw=8), seed, ALPHAS["clamp"])
         rng = np.random.default_rng(seed)
-        fw = trev.forward(net, rng.random((2, 3, 8, 8)).astype(f32), guard=False)
+        fw = regimes.forward(net, rng.random((2, 3, 8, 8)).astype(f32), guard=False)
         prev = [p.copy() for p in fw.states[0]]
         idx = rng.choice(prev[1].size, 40, replace=False)
         prev[1].reshape(-1)[idx] = np.nextafter(f32(0.5), f32(1))
-        kept = trev.invert_column(net, 1, fw.x, _column_from(net, 1, fw.x, prev), on_risk="keep")
+        kept = regimes.invert_column(net, 1, fw.x, _column_from(net, 1, fw.x, prev), on_risk="keep")
         flips += int(((kept.states[1] > 0.5) != (prev[1] > 0.5)).sum())
         assert kept.at_risk[1] > 0
     assert flips > 0
@@ -356,7 +357,7 @@ def test_trev_column_with_alpha_zero_and_no_top_down_equals_the_feed_forward_net
             w[k] = np.zeros_like(w[k])
     net = build_network(spec, check_weights(spec, w))
     img = np.random.default_rng(9).random((3, 3, hw, hw)).astype(f32)
-    fw = trev.forward(net, img)
+    fw = regimes.forward(net, img)
     for t in (1, 2):
         for head in (False, True):
             ff_spec = parse_spec(_ff_column_raw(t, levels, c0, hw, head, spiking_head=t == T - 1))

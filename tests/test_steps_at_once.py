@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snnsim import neurons
-from snnsim.engine import _static_plan, run
+from snnsim.engine import run
+from snnsim.engine.schedule import _static_plan
 from snnsim.kernels import conv2d_dense, linear_dense
 from snnsim.kernels.stats import analog_event_map, steps_stats, steps_stats_samples
 from snnsim.layers import Neuron, parse_spec
@@ -185,7 +186,7 @@ def test_windows_of_steps_give_the_same_run(monkeypatch):
     net = build_network(spec, random_weights(spec, 2))
     x = np.random.default_rng(6).random((2, 2, 8, 8), dtype=f32)
     whole = run(net, x, probes=["sn1"])
-    monkeypatch.setattr(engine, "_WINDOW_ELEMS", 1)       # one timestep per window
+    monkeypatch.setattr(engine.schedule, "WINDOW_ELEMS", 1)       # one timestep per window
     one = run(net, x, probes=["sn1"])
     np.testing.assert_array_equal(whole.outputs, one.outputs)
     np.testing.assert_array_equal(whole.spikes("sn1"), one.spikes("sn1"))

@@ -133,7 +133,7 @@ class NeuronOp(Op):
         return out
 
     def replay(self, ex, x, e, t: int):
-        """One timestep outside the engine (``snnsim.layers.replay``) from a fresh state, carrying the bound ``e``
+        """One timestep outside the engine (the engine's untraced ``Replay``) from a fresh state, carrying the bound ``e``
         on the input's error into a bound on the charge H: the update's Lipschitz constants plus the rounding of
         both evaluations, exact zero after a hard reset. A neuron with |H - threshold| <= bound(H) may spike
         differently from the forward: it is counted as a risk, and its spikes are otherwise exact."""

@@ -67,11 +67,11 @@ class Op:
 
     def error_bound(self, x: np.ndarray, e: np.ndarray, y: np.ndarray) -> np.ndarray:
         """An elementwise bound on |y - y_forward| when the input is off by at most ``e`` elementwise, including
-        this op's own float32 rounding (the re-simulation of inverses, ``snnsim.layers.replay``)."""
+        this op's own float32 rounding (the re-simulation of inverses, ``snnsim.engine.Replay``)."""
         raise TypeError(f"{self.name}: no error bound for layer kind {self.layer.kind}")
 
     def replay(self, ex, x: np.ndarray, e: np.ndarray | None, t: int):
-        """One timestep outside the engine's traced loop (``snnsim.layers.replay.Replay`` ``ex``), with the engine's
+        """One timestep outside the engine's traced loop (``ex``: the engine's untraced ``snnsim.engine.Replay``), with the engine's
         arithmetic: returns the output and, when ``e`` bounds the input's error elementwise (None: exact), the
         output's bound. Blocks and ops with state override it."""
         if self.composite:
@@ -101,6 +101,23 @@ class Op:
 def finish(e) -> np.ndarray:
     """A bound made safe for its own float32 evaluation (``SAFETY``, ``FLOOR``)."""
     return (np.asarray(e, np.float32) * np.float32(SAFETY) + np.float32(FLOOR)).astype(np.float32)
+
+
+def add_bound(y, ea, eb):
+    """Bound on |y - truth| for y = fl(a + b), |a - a_true| <= ea, |b - b_true| <= eb (None: exact)."""
+    if ea is None and eb is None:
+        return None
+    ea = 0.0 if ea is None else ea
+    eb = 0.0 if eb is None else eb
+    return finish(ea + eb + U * (2 * np.abs(y) + ea + eb))
+
+
+def sub_bound(a: np.ndarray, ea, eb, out: np.ndarray) -> np.ndarray:
+    """Bound on |out - truth| for out = fl(a - b) where the forward computed a_true = fl(truth + b_true),
+    |a - a_true| <= ea and |b - b_true| <= eb."""
+    ea = 0.0 if ea is None else ea
+    eb = 0.0 if eb is None else eb
+    return finish(ea + eb + U * (np.abs(a) + ea + np.abs(out)))
 
 
 def synaptic_bound(op, x: np.ndarray, e: np.ndarray, y: np.ndarray, abs_apply, fan_in: int) -> np.ndarray:

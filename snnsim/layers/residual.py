@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 from ..spec import Layer, walk
 from ..train.forward import Act, Node, back_nodes, expand, reduce_t, run_nodes
-from .op import Op, add_record, note_add, note_add_span
+from .op import Op, add_bound, add_record, note_add, note_add_span
 from .registry import Kind, build_nodes, parse_layers, register
-from .replay import add_bound
 import numpy as np
 
 
@@ -61,7 +60,7 @@ class ResidualOp(Op):
         return self._sum(br.run_ops, note_add, br, x, t)
 
     def replay(self, ex, x, e, t: int):
-        """The same outside the engine (``snnsim.layers.replay``), carrying the error bound ``e``."""
+        """The same outside the engine (the engine's untraced ``Replay``), carrying the error bound ``e``."""
         a, ea = ex.bounded(self.body, x, e, t)
         b, eb = ex.bounded(self.shortcut, x, e, t) if self.shortcut else (x, e)
         y = np.add(a, b, dtype=np.float32)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..op import Op, add_record, note_add
+from ..op import Op, add_record, note_add, walk_ops
 from .block import Reversible, couple, split
 
 
@@ -36,3 +36,7 @@ class ReversibleOp(Op):
 
 def build_op(layer: Reversible, w, ctx) -> ReversibleOp:
     return ReversibleOp(layer, (), ctx.build(layer.f, w, ctx.fold), ctx.build(layer.g, w, ctx.fold))
+
+
+def reversible_ops(net) -> list[ReversibleOp]:
+    return [op for op in walk_ops(net.ops) if isinstance(op, ReversibleOp)]

@@ -18,18 +18,19 @@ Structure (one ``type: trevsnn`` layer is the whole network; docs/regimes.md has
   PW2s/DW2s (``blocks.1.pwconv2_reuse``/``dwconv2_reuse``) are one module per level shared by all columns.
 
 The only state that crosses timesteps is the c_l (one tensor per level); everything else is stateless.
-Inverse of a column (docs/papers.md, T-RevSNN inverse; ``invert_column``), l = L-1 .. 0, each step re-running L forward:
+Inverse of a column (docs/papers.md, T-RevSNN inverse; ``snnsim.regimes.invert_column``), l = L-1 .. 0, each step re-running L forward:
     c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l
 
 The package: ``records`` (the records, the coupling and its inverse, the column schedule ``columns`` that every
 runner shares), ``parse`` (YAML, the sub-layers out of other kinds' records, seeded weights), ``op`` (the inference
-op and the engine's ``ColumnSchedule``), ``inverse`` (the forward that keeps states, ``invert_column``,
-``level_forward``), ``train`` (BPTT over the columns and the reversible backward: the kind's ``trainer``).
+op, the engine's ``ColumnSchedule``, one level's run ``run_level`` and the columns' ``run_columns``, which take the
+executor they run on), ``bounds`` (the inverse's error bounds and the guard; the regime's runs outside the traced
+loop, ``forward``/``invert_column``/``level_forward``, are ``snnsim.regimes.trev``), ``train`` (BPTT over the columns and the reversible backward: the kind's ``trainer``).
 """
 
 from ..registry import Kind, register
-from .inverse import ColumnInverse, TRevForward, forward, guard_mask, invert_column, level_forward, quant_risk, the_op
-from .op import ColumnSchedule, TRevOp, build_op
+from .bounds import guard_mask, quant_risk, recon_bound
+from .op import ColumnSchedule, TRevOp, build_op, run_columns, run_level, the_op
 from .parse import init_network, parse
 from .records import TLevel, TRevSNN, TRevState, clamp_alpha, columns, couple, trev_layer, uncouple
 from .train import TRevBPTT, TRevReversible, trainer
@@ -37,6 +38,6 @@ from .train import TRevBPTT, TRevReversible, trainer
 STATE = register(Kind("state", (), TRevState))
 KIND = register(Kind("trevsnn", ("trevsnn",), TRevSNN, parse, build_op, init_network=init_network, trainer=trainer))
 
-__all__ = ["ColumnInverse", "ColumnSchedule", "TLevel", "TRevBPTT", "TRevForward", "TRevOp", "TRevReversible", "TRevSNN",
-           "TRevState", "clamp_alpha", "columns", "couple", "forward", "guard_mask", "invert_column", "level_forward",
-           "quant_risk", "the_op", "trev_layer", "uncouple"]
+__all__ = ["ColumnSchedule", "TLevel", "TRevBPTT", "TRevOp", "TRevReversible", "TRevSNN", "TRevState", "clamp_alpha",
+           "columns", "couple", "guard_mask", "quant_risk", "recon_bound", "run_columns", "run_level", "the_op",
+           "trev_layer", "uncouple"]

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ... import kernels as K
-from ...errors import InputError, SpecError
+from ...errors import InputError, SnnsimError, SpecError
 from ...spec import Layer
 from ...trace import LayerTrace
-from ..op import Op, note_add
-from ..replay import add_bound
+from ..op import Op, add_bound, note_add
 from .records import TRevSNN, TRevState, clamp_alpha, columns, couple
 
 
@@ -180,7 +179,7 @@ def build_op(layer: TRevSNN, w, ctx) -> TRevOp:
 def run_level(run, t: int, lv: LevelOps, below: np.ndarray, e_below, up_prev, e_up, br=None):
     """Level l of column t: z = down(below) + up(c_{l+1}[t-1]) (no up at t = 0, at the top level or without
     fusion), o = blocks(z). ``run(ops, x, e)`` runs ops and returns (output, bound on its error): through the
-    engine's batch run ``br`` (exact; the fusion add is traced) or a ``Replay`` carrying the bounds ``e_below`` and
+    engine's batch run ``br`` (exact; the fusion add is traced) or the engine's untraced ``Replay`` carrying the bounds ``e_below`` and
     ``e_up`` on the inputs' errors (None: exact). Returns (o, its bound)."""
     d, ed = run(lv.down, below, e_below) if lv.down else (below, e_below)
     if t > 0 and lv.up:
@@ -223,3 +222,10 @@ def run_columns(op: TRevOp, ex, img: np.ndarray, T: int, head_cols, br=None, sta
             states_out.setdefault("states", []).append(cur)
         if t in head_cols:
             yield t, ex.run_ops(op.heads[t], cur[-1], t)
+
+
+def the_op(net) -> TRevOp:
+    for op in net.ops:
+        if isinstance(op, TRevOp):
+            return op
+    raise SnnsimError(f"network '{net.name}' is not a T-RevSNN network (no 'trevsnn' layer)")

@@ -3,7 +3,7 @@ Reversal numerics).
 
 Given a block's outputs y[0..T-1] (``invert_block``): G is re-simulated from a reset state over all T steps on y1,
 giving x2 = y2 - G(y1); then F from a reset state on x2, giving x1 = y1 - F(x2). Spikes are never inverted, only
-re-evaluated forward (``snnsim.layers.replay``).
+re-evaluated forward on the engine's untraced executor (``snnsim.engine.Replay``).
 
 Float32 round-off, spike flips. x2 = fl(y2 - G) is not bit-equal to the forward's x2 (fl(x2 + G) lost low bits),
 so F is re-simulated on a perturbed input, and a neuron whose charge lies within the perturbation of its
@@ -24,13 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..op import walk_ops
-from ..replay import Replay, SpikeFlipError, sub_bound
-from .block import uncouple
-from .op import ReversibleOp
+from ..engine import Replay
+from ..errors import SpikeFlipError
+from ..layers.op import sub_bound
+from ..layers.reversible import uncouple
 
 
-# ----------------------------------------------------------------------------- the inverse
 @dataclass
 class InverseResult:
     x: np.ndarray              # the reconstructed input, [T, B, C, ...] (or the cached one after a fallback)
@@ -61,7 +60,7 @@ def _resolve(x, bound, risks, cache, on_risk, what) -> InverseResult:
     return InverseResult(x, bound, n, risks, False)
 
 
-def invert_block(op: ReversibleOp, y: np.ndarray, bound: np.ndarray | None = None, *, cache=None,
+def invert_block(op, y: np.ndarray, bound: np.ndarray | None = None, *, cache=None,
                  on_risk: str = "raise", form: str = "auto", event_threshold: float | None = None) -> InverseResult:
     """Rebuild a reversible block's input x [T, B, C, ...] from its output y [T, B, C, ...] over all T steps.
 
@@ -117,7 +116,3 @@ def invert_chain(ops: list, y: np.ndarray, *, caches: dict | None = None, on_ris
         out.append(r)
         y, bound = r.x, r.bound
     return out[::-1]
-
-
-def reversible_ops(net) -> list[ReversibleOp]:
-    return [op for op in walk_ops(net.ops) if isinstance(op, ReversibleOp)]

@@ -1,5 +1,7 @@
-"""The T-RevSNN forward that keeps its column states (no trace) and the exact inverse of a column, re-simulated
-with a rigorous error bound (docs/papers.md, T-RevSNN inverse; the reasoning is ``snnsim.layers.reversible.inverse``'s):
+"""The T-RevSNN regime's runs outside the traced engine loop (docs/papers.md, T-RevSNN inverse): the forward that
+keeps its column states, the exact inverse of a column re-simulated with a rigorous error bound (the reasoning is
+``snnsim.regimes.reversible``'s), and one level's forward for training checks. All run the kind's own column
+schedule and level (``snnsim.layers.trevsnn``) on the engine's untraced executor (``snnsim.engine.Replay``):
 
     c_l[t-1] = (c_l[t] - L_l(c_{l-1}[t], c_{l+1}[t-1])) / alpha_l,    l = L-1 .. 0, each step re-running L forward
 """
@@ -10,20 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import InputError, SnnsimError
-from ..op import FLOOR, SAFETY, U
-from ..replay import Replay, Risk, SpikeFlipError
-from .op import TRevOp, run_columns, run_level
-from .records import uncouple
-
-QUANT_THRESHOLD = 0.5
-
-
-def the_op(net) -> TRevOp:
-    for op in net.ops:
-        if isinstance(op, TRevOp):
-            return op
-    raise SnnsimError(f"network '{net.name}' is not a T-RevSNN network (no 'trevsnn' layer)")
+from ..engine import Replay, Risk
+from ..errors import InputError, SnnsimError, SpikeFlipError
+from ..layers.trevsnn import guard_mask, quant_risk, recon_bound, run_columns, run_level, the_op, uncouple
 
 
 @dataclass
@@ -64,31 +55,6 @@ def forward(net, img: np.ndarray, *, timesteps: int | None = None, keep: str = "
         raise ValueError("keep: 'all' or 'last'")
     alphas = [[lv.state.alpha for lv in op.columns[t]] for t in range(T)]
     return TRevForward(box["x"], states, logits, g, alphas)
-
-
-def _recon_bound(c: np.ndarray, ec, eo, alpha: np.ndarray, chat: np.ndarray) -> np.ndarray:
-    """Bound on |c_hat - c_prev| for c_hat = fl(fl(c - o) / alpha), where the forward computed
-    c = fl(o_true + fl(alpha * c_prev)), |c - c_true| <= ec and |o - o_true| <= eo (/ |alpha|: docs/papers.md)."""
-    ec = 0.0 if ec is None else ec
-    eo = 0.0 if eo is None else eo
-    a = np.abs(alpha)
-    with np.errstate(divide="ignore"):        # alpha = 0: no inverse, an infinite bound (the guard keeps c)
-        e = (ec + eo + U * (np.abs(c) + ec)) * (1 + 2 * U) / a + 4 * U * np.abs(chat)
-    return (np.asarray(e, np.float32) * np.float32(SAFETY) + np.float32(FLOOR)).astype(np.float32)
-
-
-def quant_risk(c: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Elements whose Quant spike (c > 0.5) may differ from the forward's, given |c - c_forward| <= e."""
-    eh = e * np.float32(1.02) + np.float32(9 * U) * (np.abs(c) + 1) + np.float32(2 * FLOOR)
-    return np.abs(c - np.float32(QUANT_THRESHOLD)) <= eh
-
-
-def guard_mask(c_t: np.ndarray, c_prev: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Forward-side test (exact values known): elements of c_prev whose reconstruction from column t could
-    be flagged by ``invert_column`` (margin 3x the reconstruction bound, so the inverse's own test, done on
-    the reconstructed value, never flags an element this one let through)."""
-    b = _recon_bound(c_t, None, None, alpha, c_prev)
-    return quant_risk(c_prev, 3 * b)
 
 
 @dataclass
@@ -144,7 +110,7 @@ def invert_column(net, t: int, x: np.ndarray, c_t: list, *, bounds: list | None 
         c = np.asarray(c_t[l], np.float32)
         ec = None if bounds is None else bounds[l]
         chat = uncouple(c, o, lv.state.alpha)
-        b = _recon_bound(c, ec, eo, lv.state.alpha, chat)
+        b = recon_bound(c, ec, eo, lv.state.alpha, chat)
         n = int(quant_risk(chat, b).sum()) + sum(r.count for r in sim.risks[n0:])
         if n:
             allrisks.append(Risk(lv.state.name, t - 1, n))

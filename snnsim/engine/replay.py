@@ -1,6 +1,7 @@
-"""Runs ops outside the engine's traced time loop, with the engine's arithmetic: the same ``op.forward`` calls
-with the same kernel form rule, the same neuron step, fresh state. The inverses of reversible kinds use it to
-re-simulate their sub-networks, and a T-RevSNN forward that keeps its column states runs on it.
+"""The engine's untraced executor: ops run with the traced run's arithmetic (the same ``op.forward`` calls with
+the same kernel form rule, the same neuron step, fresh state) but write no trace. The reversible inverses
+re-simulate their sub-networks on it, and the T-RevSNN forward that keeps its column states runs on it
+(``snnsim.regimes``); the kinds' own code receives it as ``ex`` and never builds one.
 
 Each op runs itself (``Op.replay``: a plain op by default, blocks and neurons by their own kinds). Optionally an
 elementwise bound ``e`` on |value here - value in the forward| is carried through every op (``None`` = exact),
@@ -15,12 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels as K
-from ..errors import SnnsimError
-from .op import U, finish, kernel_form
-
-
-class SpikeFlipError(SnnsimError):
-    """A reconstruction may have flipped a spike and no cached state was given to fall back to."""
+from ..layers.op import kernel_form
 
 
 @dataclass
@@ -73,20 +69,3 @@ class Replay:
     def note_risk(self, layer: str, t: int, count: int) -> None:
         if count:
             self.risks.append(Risk(layer, t, count))
-
-
-def add_bound(y, ea, eb):
-    """Bound on |y - truth| for y = fl(a + b), |a - a_true| <= ea, |b - b_true| <= eb (None: exact)."""
-    if ea is None and eb is None:
-        return None
-    ea = 0.0 if ea is None else ea
-    eb = 0.0 if eb is None else eb
-    return finish(ea + eb + U * (2 * np.abs(y) + ea + eb))
-
-
-def sub_bound(a: np.ndarray, ea, eb, out: np.ndarray) -> np.ndarray:
-    """Bound on |out - truth| for out = fl(a - b) where the forward computed a_true = fl(truth + b_true),
-    |a - a_true| <= ea and |b - b_true| <= eb."""
-    ea = 0.0 if ea is None else ea
-    eb = 0.0 if eb is None else eb
-    return finish(ea + eb + U * (np.abs(a) + ea + np.abs(out)))

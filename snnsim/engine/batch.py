@@ -1,0 +1,169 @@
+"""One batch through the traced time loop: the state the engine keeps across timesteps (the neurons' membranes)
+and the trace records it writes, op by op (``BatchRun``); the static part of each record is worked out once per op.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..kernels.stats import analog_event_map, sample_nonzero, steps_stats, steps_stats_samples
+from ..layers.op import Op, kernel_form
+from ..trace import LayerTrace
+
+# ----------------------------------------------------------------------------- static trace records
+def fanout_map(op: Op) -> np.ndarray | None:
+    """Outputs reached from each input position: exact at borders, with stride and groups (synaptic ops)."""
+    return op.fanout_map()
+
+
+def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
+    layer = op.layer
+    n_w = int(op.weight.size) if op.synaptic else 0
+    n_b = int(op.bias.size) if op.synaptic else 0
+    is_neuron = op.holds_state
+    stateful = is_neuron and layer.stateful and timesteps_kept
+    size = math.prod(layer.out_shape)
+    # how the trace sees the layer, and its fan-out, never change for an op: computed once, not per batch
+    static = op.__dict__.get("_trace_static")
+    if static is None:
+        kind, in_shape, out_shape, geometry = op.trace_view()
+        if op.folded:
+            geometry["folded"] = list(op.folded)
+        static = op.__dict__["_trace_static"] = (fanout_map(op), kind, in_shape, out_shape, geometry,
+                                                 op.trace_fields())
+    fm, kind, in_shape, out_shape, geometry, fields = static
+    events_in, events_out, neuron_updates = np.zeros((3, T), np.int64)      # one allocation: rows of a block
+    return LayerTrace(
+        name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
+        geometry=dict(geometry), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
+        stateful=stateful, state_size=size if stateful else 0,
+        computed=np.zeros(T, bool), form=[""] * T, events_in=events_in, binary_in=np.ones(T, bool),
+        events_out=events_out, neuron_updates=neuron_updates,
+        event_map=np.zeros((T,) + in_shape, np.float32) if fm is not None else None,
+        fanout_map=fm, **fields,
+    )
+
+
+def _flat_fanout(op: Op) -> np.ndarray:
+    """The op's fan-out map, flat and int64 (computed once per op; fan-outs are whole numbers)."""
+    flat = op.__dict__.get("_flat_fanout")
+    if flat is None:
+        flat = op.__dict__["_flat_fanout"] = fanout_map(op).reshape(-1).astype(np.int64)
+    return flat
+
+
+# ----------------------------------------------------------------------------- one batch
+class BatchRun:
+    """The state and trace of one batch through the time loop."""
+
+    def __init__(self, ops: list, B: int, T: int, threshold: float, form: str, probes: set[str]):
+        self.B, self.T, self.threshold, self.form = B, T, threshold, form
+        self.state: dict[str, np.ndarray] = {}
+        self.records: dict[str, LayerTrace] = {}
+        self.order: list[LayerTrace] = []
+        self.probes = {name: {} for name in probes}
+        self._init(ops)
+
+    def _init(self, ops):
+        for op in ops:
+            if op.composite:        # blocks and T-RevSNN parts: children first, then their own records
+                for sub in op.children():
+                    self._init(sub)
+                for rec in op.trace_records(self.T):
+                    self.records[rec.name] = rec
+                    self.order.append(rec)
+                continue
+            rec = _record(op, self.T, self.T > 1)
+            if op.holds_state:
+                self.state[op.name] = op.initial_state(self.B)
+            self.records[rec.name] = rec
+            self.order.append(rec)
+
+    def run_ops(self, ops, x: np.ndarray, t: int) -> np.ndarray:
+        for op in ops:
+            x = self.run_op(op, x, t)
+        return x
+
+    def run_op(self, op: Op, x: np.ndarray, t: int) -> np.ndarray:
+        """One op at timestep t."""
+        if op.composite:         # blocks run their children through this batch run
+            return op.run_step(self, x, t)
+        return self.run_op_span(op, x[None], t)[0]
+
+    def run_span(self, ops, x: np.ndarray, t0: int) -> np.ndarray:
+        """Timesteps t0.. of x [steps, B, ...] through ops (each ``Op.spans``), every op over all the steps in one
+        call: the calls, the trace's bookkeeping and each kernel's set-up are paid once, not once a timestep."""
+        i = 0
+        while i < len(ops):
+            op, nxt = ops[i], ops[i + 1] if i + 1 < len(ops) else None
+            kind = op.pools_with(nxt) if op.holds_state and nxt is not None else None
+            if kind is not None and op.name not in self.probes and nxt.name not in self.probes:
+                self.records[op.name].computed[t0:t0 + len(x)] = True        # a neuron layer and its pooling: one pass
+                x = op.step_pool_span(self, self.records[op.name], nxt, self.records[nxt.name], x, t0, kind)
+                i += 2
+                continue
+            x = self.run_op_span(op, x, t0)
+            i += 1
+        return x
+
+    def run_op_span(self, op: Op, x: np.ndarray, t0: int) -> np.ndarray:
+        if op.composite:
+            return op.run_span(self, x, t0)
+        n, B = x.shape[0], x.shape[1]
+        span = slice(t0, t0 + n)
+        rec = self.records[op.name]
+        rec.computed[span] = True
+        if op.holds_state:
+            return op.step_span(self, rec, x, t0)
+        if op.synaptic:      # one pass: nonzeros, binary check, the per-position event map, and per sample
+            nz, binary = steps_stats_samples(x, rec.event_map[span], _flat_fanout(op), *rec.sample_counts(
+                span, B, "sample_events_in", "sample_reach", "sample_analog"))
+        else:                # hwmodel prices a 'per_event' op per input event, per sample
+            nz, binary = steps_stats(x, rec.sample_counts(span, B, "sample_events_in")[0]
+                                     if op.elementwise == "per_event" else None)
+        rec.events_in[span] += nz
+        rec.binary_in[span] &= binary
+        if op.synaptic:
+            if not binary.all():        # the samples the pass above found analog, in the shape the trace sees
+                analog = rec.sample_analog[span]
+                rec.note_analog(t0, analog, analog_event_map(x.reshape((n, B) + rec.in_shape), analog))
+            y = self._forward_forms(op, rec, x, nz, t0)
+        else:
+            y = op.forward(x.reshape((n * B,) + x.shape[2:]))
+        y = y.reshape((n, B) + y.shape[1:])
+        sample_nonzero(y, rec.events_out[span])         # one row per timestep
+        if op.name in self.probes:
+            self.probe_span(op.name, t0, output=y)
+        return y
+
+    def _forward_forms(self, op: Op, rec: LayerTrace, x: np.ndarray, nz: np.ndarray, t0: int) -> np.ndarray:
+        """A synaptic op over the steps of x [steps, B, ...], each step in its own kernel form (the rule's choice
+        from its nonzero inputs ``nz``); consecutive steps of one form go to the kernel together."""
+        n, B = x.shape[0], x.shape[1]
+        if self.form != "auto":
+            forms = [self.form] * n
+        else:
+            size = x[0].size
+            forms = [kernel_form(op, k, size, self.threshold) for k in nz.tolist()]
+        rec.form[t0:t0 + n] = forms
+        parts, i = [], 0
+        while i < n:
+            j = i + 1
+            while j < n and forms[j] == forms[i]:
+                j += 1
+            parts.append(op.forward(x[i:j].reshape(((j - i) * B,) + x.shape[2:]), forms[i], B))
+            i = j
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _probe(self, name, t, **arrays):
+        self.probe_span(name, t, **{key: arr[None] for key, arr in arrays.items()})
+
+    def probe_span(self, name, t0, **arrays):
+        """Keep the probed arrays [steps, B, ...] of timesteps t0.. (None: not computed)."""
+        for key, arr in arrays.items():
+            if arr is not None:
+                buf = self.probes[name].setdefault(key, np.zeros((self.T,) + arr.shape[1:], np.float32))
+                buf[t0:t0 + len(arr)] = arr
+
