@@ -780,8 +780,11 @@ def test_unsupported_nodes_are_named_with_reason(tmp_path, nodes, pattern):
 
 
 def test_unrunnable_graphs(tmp_path):
-    lif = _lif(3)
-    # a recurrent layer (snnTorch RLeaky's shape): input -> affine -> lif <-> w_rec
+    n = 3
+    lif = nir.CubaLIF(tau_syn=np.full(n, 2e-3), tau_mem=np.full(n, 4e-3), r=np.ones(n), v_leak=np.zeros(n),
+                      v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.ones(n))
+    # a recurrent layer snnsim has no kind for (snnTorch RSynaptic's shape): input -> affine -> lif <-> w_rec
+    # (RLeaky's, with a LIF, is the rlif kind: tests/test_rlif_nir.py)
     g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([4])}),
                             "fc": nir.Affine(np.ones((3, 4), np.float32), np.zeros(3, np.float32)), "lif": lif,
                             "w_rec": nir.Linear(np.eye(3, dtype=np.float32)),

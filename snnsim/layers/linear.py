@@ -81,7 +81,8 @@ class LinearNode(SynapticNode):
 
 
 # ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
-def _linear_node(op, ex):
+def nir_node(op):
+    """Affine (Linear without bias) of a linear op (also a recurrent layer's recurrent weight)."""
     import nir
 
     w = np.ascontiguousarray(op.weight, dtype=np.float32)
@@ -91,7 +92,7 @@ def _linear_node(op, ex):
 
 
 def to_nir(op, ex, srcs: list[str]) -> list[str]:
-    return ex.add(op.name, _linear_node(op, ex), srcs)
+    return ex.add(op.name, nir_node(op), srcs)
 
 
 # ----------------------------------------------------------------------------- importers (snnsim.nir, torch_import)

@@ -296,7 +296,8 @@ class NeuronNode(Node):
 
 
 # ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
-def _neuron_node(op, ex):
+def nir_node(op, ex):
+    """The NIR neuron node of a neuron op (also a recurrent layer's neuron)."""
     import nir
 
     layer, p = op.layer, op.params
@@ -351,7 +352,7 @@ def _neuron_node(op, ex):
 
 
 def to_nir(op, ex, srcs: list[str]) -> list[str]:
-    return ex.add(op.name, _neuron_node(op, ex), srcs)
+    return ex.add(op.name, nir_node(op, ex), srcs)
 
 
 # every neuron model; a spiking layer run fused with the 2x2 pooling after it (step_pool_span)

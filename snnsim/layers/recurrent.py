@@ -11,8 +11,11 @@ mem[t] = beta mem[t-1] + I[t] - v_threshold s[t-1] with beta = 1 - 1/tau.
 It runs as three engine ops: the recurrent product (a linear op on last step's spikes), the sum with the input,
 and the neuron; the trace records them as such ('<name>.recurrent', '<name>.add', '<name>'), so hwmodel prices
 the recurrent synapses like any linear layer. Training (BPTT) runs it timestep by timestep with the inference
-step and backpropagates through the recurrence (``RecurrentNode``); ``from_torch`` reads snnTorch's RLeaky module;
-NIR export does not support it yet.
+step and backpropagates through the recurrence (``RecurrentNode``); ``from_torch`` reads snnTorch's RLeaky module.
+
+In NIR (docs/nir.md) it is what snnTorch's exporter writes for RLeaky: a LIF node and an Affine (Linear without
+bias) node that feed each other, the LIF taking the layer's input and giving its output. The neuron maps as the
+neuron kind maps lif; the cycle's edge w_rec -> lif carries last step's spikes, as snnTorch and nirtorch run it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..train.surrogate import surrogate_grad
 from . import linear, neuron
 from .linear import Linear
 from .neuron import Neuron, NeuronOp
-from .neuron_import import snntorch_fields
+from .neuron_import import NIR_READERS, snntorch_fields
 from .op import Op, add_record, note_add
 from .registry import BuildContext, Kind, ParseContext, register, shape_error
 
@@ -211,7 +214,54 @@ def from_torch(m, imp):
                       recurrent_bias=m.recurrent.bias is not None)]
 
 
+# ----------------------------------------------------------------------------- NIR (snnsim.nir)
+def to_nir(op, ex, srcs: list[str]) -> list[str]:
+    """A subgraph: input -> lif, lif -> w_rec, w_rec -> lif, lif -> output (snnTorch's RLeaky export)."""
+    import nir
+
+    n = np.array(op.layer.in_shape)
+    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": n}), "lif": neuron.nir_node(op.cell, ex),
+                              "w_rec": linear.nir_node(op.rec), "output": nir.Output(output_type={"output": n})},
+                       edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    return ex.add(op.name, sub, srcs)
+
+
+def nir_cycle(nodes, edges, entries, exits):
+    """A LIF and an Affine/Linear node feeding each other, entered and left at the LIF only: (LIF, weight) as
+    (name, node) pairs; None for any other cycle."""
+    lif = [k for k, v in nodes.items() if type(v).__name__ == "LIF"]
+    w = [k for k, v in nodes.items() if type(v).__name__ in ("Affine", "Linear")]
+    if len(nodes) != 2 or len(lif) != 1 or len(w) != 1:
+        return None
+    (lif,), (w,) = lif, w
+    if sorted(edges) != sorted([(lif, w), (w, lif)]) or not entries | exits <= {lif}:
+        return None
+    return (lif, nodes[lif]), (w, nodes[w])
+
+
+def from_nir(n, claim, shape, imp):
+    """The cycle ``nir_cycle`` claimed -> one rlif layer named ``n``: the LIF read as the neuron kind reads it,
+    the weight node's matrix (and bias) as the recurrent weight."""
+    (lif_name, lif), (w_name, w) = claim
+    if len(shape) != 1:
+        raise imp.err(lif_name, f"a recurrent LIF layer needs a 1-D input (features), got shape {list(shape)}")
+    (rec,), rec_shape = linear.from_nir(w_name, w, shape, imp)
+    if rec_shape != tuple(shape):
+        raise imp.err(w_name, f"a recurrent weight maps the layer's {shape[0]} spikes back to its {shape[0]} "
+                              f"neurons, but its weight has shape {list(rec.params['weight'].shape)}")
+    cell = NIR_READERS["LIF"](lif_name, lif, shape, imp)
+    if len(cell) != 1 or cell[0].fields["type"] != "lif":
+        raise imp.err(lif_name, "a recurrent LIF layer needs r = 1 or r = tau/dt (the recurrent current is not "
+                                "scaled apart from the input) and no PLIF metadata")
+    fields = {**cell[0].fields, "type": "rlif", "recurrent_bias": rec.fields["bias"]}
+    fields["reset_delay"] = fields.get("reset_delay", False)   # rlif's own default is RLeaky's delayed reset
+    imp.notes.append(f"nodes '{lif_name}' and '{w_name}' feed each other: recurrent LIF layer '{n}', whose input at "
+                     f"step t adds '{w_name}' of its spikes at step t-1")
+    return [imp.layer(n, fields, {f"recurrent.{k}": v for k, v in rec.params.items()})], tuple(shape)
+
+
 KIND = register(Kind("rlif", ("rlif",), RecurrentNeuron, parse, build,
                      train_node=lambda layer, cfg_for: RecurrentNode(layer, cfg_for(layer.name)),
+                     nir_export=to_nir, nir_cycle=nir_cycle, from_nir=from_nir,
                      torch_modules=("snntorch.RLeaky",), from_torch=from_torch,
                      examples=({"input_shape": [4], "layers": [{"type": "rlif"}]},)))

@@ -32,6 +32,8 @@ class Kind:
     nir_export: Callable | None = None         # nir_export(op, exporter, srcs) -> names of the nodes it adds
     nir_nodes: tuple[str, ...] = ()            # NIR node classes (by name) that from_nir reads
     from_nir: Callable | None = None           # from_nir(name, node, shape, importer) -> (layers, output shape)
+    nir_cycle: Callable | None = None          # nir_cycle(nodes, edges, entries, exits): what from_nir reads of a
+                                               # cycle of NIR nodes it runs as one layer (a recurrent layer), or None
     torch_modules: tuple[str, ...] = ()        # module classes from_torch reads (torch_class names them)
     torch_functions: tuple[str, ...] = ()      # torch functions / tensor methods of a traced graph it reads
     from_torch: Callable | None = None         # from_torch(module or None, importer) -> snnsim layer dicts
@@ -74,6 +76,17 @@ def network_trainer(spec, method: str, neuron_cfg):
 def nir_reader(node_type: str) -> Kind | None:
     """The kind that imports NIR nodes of class ``node_type`` (``"Affine"``), or None."""
     return next((k for k in _KINDS if node_type in k.nir_nodes and k.from_nir is not None), None)
+
+
+def nir_cycle_reader(nodes: dict, edges: list, entries: set, exits: set):
+    """(kind, what its from_nir reads) for the kind that runs a cycle of NIR nodes as one layer, or None.
+    ``nodes``: the cycle's nodes by name, ``edges`` those among them, ``entries`` / ``exits`` the nodes that
+    edges from / to the rest of the graph reach."""
+    for k in _KINDS:
+        claim = k.nir_cycle(nodes, edges, entries, exits) if k.nir_cycle is not None else None
+        if claim is not None:
+            return k, claim
+    return None
 
 
 def torch_readers() -> list[tuple[type, str, Kind]]:

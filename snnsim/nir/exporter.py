@@ -70,8 +70,10 @@ def export_nir(spec, weights: dict, *, dt: float = 1e-4, allow_lossy: bool = Fal
     return result
 
 
-# The node kinds each peer's NIR importer builds a module for (snnTorch 1.0 snntorch/import_nir.py
-# import_from_nir; Norse 1.1 norse/torch/utils/import_nir.py _import_norse_module); Input/Output are virtual.
+# The node kinds each peer's NIR importer builds a module for that runs as snnsim does (snnTorch 1.0
+# snntorch/import_nir.py import_from_nir; Norse 1.1 norse/torch/utils/import_nir.py _import_norse_module);
+# Input/Output are virtual. Neither runs a recurrent layer's subgraph (NIRGraph): snnTorch's import fails on it,
+# Norse's runs its cycle differently (tests/test_rlif_nir.py).
 PEER_READS = {
     "snnTorch 1.0": {"Affine", "Linear", "Conv2d", "Flatten", "AvgPool2d", "IF", "LIF", "CubaLIF"},
     "Norse 1.1": {"Affine", "Linear", "Conv2d", "Flatten", "SumPool2d", "IF", "LIF", "CubaLIF"},
@@ -79,7 +81,7 @@ PEER_READS = {
 
 
 def peer_notes(graph) -> list[str]:
-    """One line per peer that cannot read the graph, naming the nodes and kinds it has no module for."""
+    """One line per peer that cannot read the graph, naming the nodes and kinds it runs no module for."""
     notes = []
     kinds = {name: type(node).__name__ for name, node in graph.nodes.items()
              if type(node).__name__ not in ("Input", "Output")}
@@ -89,7 +91,7 @@ def peer_notes(graph) -> list[str]:
             listed = ", ".join(f"'{n}' ({k})" for n, k in list(bad.items())[:4])
             more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
             notes.append(f"{peer} cannot read node {listed}{more}: its NIR import has no "
-                         f"{'/'.join(sorted(set(bad.values())))} module")
+                         f"{'/'.join(sorted(set(bad.values())))} module that runs as snnsim does")
     if "Flatten" in kinds.values():
         notes.append("snnTorch 1.0 and Norse 1.1 apply a Flatten node's start_dim (0, per sample, as NIR counts) to "
                      "the batched tensor, so they flatten the batch too: run their import one sample at a time")

@@ -1,9 +1,11 @@
 """NIR -> snnsim: turn a NIR graph into a network YAML document plus a weights dictionary.
 
-The graph must be feed-forward with one input and one output. Where two paths split and meet again (a
-residual block) the node where they meet receives the sum of both, which becomes an snnsim ``residual``
-layer. Neuron ODEs are discretised with forward Euler at the step ``dt`` (one snnsim timestep = ``dt``);
-the exact update of each node type is in ``docs/nir.md`` and in the header of the YAML written here.
+The graph must be feed-forward with one input and one output, except for cycles that a layer kind runs as one
+layer (``Kind.nir_cycle``: a recurrent layer's neuron and recurrent weight feeding each other). Where two paths
+split and meet again (a residual block) the node where they meet receives the sum of both, which becomes an
+snnsim ``residual`` layer. Neuron ODEs are discretised with forward Euler at the step ``dt`` (one snnsim
+timestep = ``dt``); the exact update of each node type is in ``docs/nir.md`` and in the header of the YAML
+written here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import yaml
 
 from .. import __version__
-from ..layers.registry import nir_reader
+from ..layers.registry import nir_cycle_reader, nir_reader
 from ..layers.residual import import_block
 from ..layers.scale import scale_layer
 from ..limits import over
@@ -71,6 +73,15 @@ class _Add:
     """Where NIR sums the outputs of several nodes (all inputs of a node are added), made explicit."""
 
 
+@dataclass
+class _Cycle:
+    """A cycle of nodes that one layer kind reads as one layer (``Kind.nir_cycle``); ``nodes``: its members."""
+
+    kind: object
+    claim: object
+    nodes: dict
+
+
 FIXES = ("norse-tau",)
 
 
@@ -116,7 +127,8 @@ class _Importer:
         self.warnings: list[str] = []
         self.used_types: set[str] = set()
         self.rounded: list[str] = []
-        self.nodes, self.edges = self._inline(graph, "")
+        self.inside: dict = {}              # the nodes of the cycles read as one layer, by name
+        self.nodes, self.edges = self._claim_cycles(*self._inline(graph, ""))
         self.dt_used = False
         meta_rule = self.choice(self.meta, META_SPIKE_RULE, SPIKE_RULES, "the graph")
         self.default_rule = spike_rule or meta_rule or "gt"
@@ -132,7 +144,9 @@ class _Importer:
 
     # --- errors and parameters
     def err(self, node: str, msg: str) -> NirError:
-        return NirError(f"{self.source}: node '{node}' ({type(self.nodes[node]).__name__}): {msg}")
+        v = self.inside.get(node, self.nodes.get(node))
+        what = "cycle of " + ", ".join(v.nodes) if isinstance(v, _Cycle) else type(v).__name__
+        return NirError(f"{self.source}: node '{node}' ({what}): {msg}")
 
     @property
     def dt(self) -> float:
@@ -233,6 +247,42 @@ class _Importer:
             del nodes[p]
         return nodes, edges
 
+    def _claim_cycles(self, nodes, edges):
+        """Replace every cycle a layer kind reads as one layer (a recurrent layer: snnTorch exports RLeaky's
+        neuron and recurrent weight as nodes that feed each other) by one node; any other cycle stays, and
+        ``run`` refuses it. The new node is named after the subgraph its members share ('rec' for 'rec.lif'
+        and 'rec.w_rec'), else after the member the rest of the graph feeds."""
+        succ, pred = {n: [] for n in nodes}, {n: [] for n in nodes}
+        for a, b in edges:
+            succ[a].append(b)
+            pred[b].append(a)
+        seen = set()
+        for n in list(nodes):
+            if n in seen:
+                continue
+            comp = self._reach(n, succ) & self._reach(n, pred)
+            seen |= comp
+            if len(comp) == 1 and n not in succ[n]:
+                continue
+            inner = [(a, b) for a, b in edges if a in comp and b in comp]
+            entries = {b for a, b in edges if b in comp and a not in comp}
+            exits = {a for a, b in edges if a in comp and b not in comp}
+            members = {m: nodes[m] for m in sorted(comp)}
+            found = nir_cycle_reader(members, inner, entries, exits)
+            if found is None:
+                continue
+            shared = os.path.commonprefix(list(members))
+            name = shared[: shared.rfind(".")] if "." in shared else min(entries or comp)
+            for m in comp:
+                del nodes[m]
+            while name in nodes:
+                name += "_"
+            nodes[name] = _Cycle(*found, members)
+            self.inside.update(members)
+            edges = list(dict.fromkeys((name if a in comp else a, name if b in comp else b)
+                                       for a, b in edges if (a, b) not in inner))
+        return nodes, edges
+
     def run(self) -> ImportResult:
         import nir
 
@@ -263,8 +313,8 @@ class _Importer:
         except CycleError as e:
             cycle = e.args[1]
             raise NirError(f"{self.source}: the graph has a cycle {' -> '.join(cycle)}; snnsim runs feed-forward "
-                           "networks only (recurrent layers such as snnTorch RLeaky/RSynaptic cannot be imported)"
-                           ) from None
+                           "networks and the recurrent layers listed in docs/nir.md (a LIF node and an Affine or "
+                           "Linear node feeding each other, as snnTorch RLeaky exports; not RSynaptic)") from None
         fwd = self._reach(self.input, self.succ)
         back = self._reach(self.output, self.pred)
         for n in order:
@@ -430,6 +480,9 @@ class _Importer:
     # for err, arr, uniform, weight, pair, dt, tau_steps, spike_rule, notes, layer and scale_layer)
     def _convert(self, n, shape):
         node = self.nodes[n]
+        if isinstance(node, _Cycle):
+            self.used_types |= {type(m).__name__ for m in node.nodes.values()}
+            return node.kind.from_nir(n, node.claim, shape, self)
         t = type(node).__name__
         kind = nir_reader(t)
         if kind is not None:

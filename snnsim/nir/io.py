@@ -187,9 +187,11 @@ def snntorch_to_nir(module, sample_data, path: str | Path | None = None, *, allo
     snnTorch's exporter writes every ``Leaky``/``Synaptic`` as a NIR neuron that resets to zero, whatever its
     ``reset_mechanism``; the default ``"subtract"`` (and ``"none"``) therefore change the model silently.
     Here that is a :class:`NirError` naming the layer, or with ``allow_lossy=True`` a warning naming it and
-    a ``lossy`` entry in the metadata, which ``snnsim import-nir`` repeats. ``export_kwargs`` go to
-    ``export_to_nir``; ``ignore_dims`` defaults to ``[0]`` (drop the batch dimension), without which snnTorch 1.0's
-    exporter fails. snnTorch 1.0 also needs per-neuron ``beta``/``threshold`` tensors.
+    a ``lossy`` entry in the metadata, which ``snnsim import-nir`` repeats. So is an ``RLeaky`` with
+    ``reset_delay=True`` (its default): its zero reset comes a step late, which NIR's LIF cannot express.
+    ``export_kwargs`` go to ``export_to_nir``; ``ignore_dims`` defaults to ``[0]`` (drop the batch dimension),
+    without which snnTorch 1.0's exporter fails. snnTorch 1.0 also needs per-neuron ``beta``/``threshold``
+    tensors (``RLeaky`` takes numbers).
     """
     import snntorch as snn
     from snntorch.export_nir import export_to_nir
@@ -203,9 +205,12 @@ def snntorch_to_nir(module, sample_data, path: str | Path | None = None, *, allo
                 lossy.append(f"layer '{label}' ({type(m).__name__}): reset_mechanism='{mech}' is exported as a "
                              "reset to zero (NIR neurons reset to v_reset; NIR cannot express a "
                              f"{'subtract' if mech == 'subtract' else 'missing'} reset)")
+            elif isinstance(m, snn.RLeaky) and m.reset_delay:
+                lossy.append(f"layer '{label}' (RLeaky): reset_delay=True zeroes the membrane one step after the "
+                             "spike, input of that step included; NIR's LIF resets at the spike")
             if float(getattr(m, "graded_spikes_factor", 1.0)) != 1.0:
                 lossy.append(f"layer '{label}' ({type(m).__name__}): graded_spikes_factor is dropped")
-    _check_lossy(lossy, allow_lossy, "reset_mechanism='zero'")
+    _check_lossy(lossy, allow_lossy, "reset_mechanism='zero' (and reset_delay=False for RLeaky)")
     export_kwargs.setdefault("ignore_dims", [0])
     graph = export_to_nir(module, sample_data, **export_kwargs)
     graph.metadata = dict(graph.metadata or {})
