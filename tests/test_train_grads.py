@@ -537,3 +537,19 @@ def test_conv_backward_split_batch_matches_torch(groups, need_gx, O, stride, ker
     finally:
         threads.n_threads = one
     assert np.array_equal(gw1, gw) and np.array_equal(gx1, gx)
+
+
+@pytest.mark.parametrize("n", [1000, (1 << 17) + 12345])          # the serial pass and the parallel chunks
+def test_binary_u8_packs_and_counts_like_numpy(n):
+    """binary_u8 packs a spike tensor to uint8 and counts its ones in one pass (the conv's form rule reads the
+    count); anything that is not all 0/1 is refused, wherever the odd value sits."""
+    rng = np.random.default_rng(11)
+    x = (rng.random(n) < 0.07).astype(np.float32)
+    u8, ones = G.binary_u8(x)
+    assert u8.dtype == np.uint8 and ones == np.count_nonzero(x)
+    np.testing.assert_array_equal(u8, x.astype(np.uint8))
+    for where in (0, n // 2, n - 1):
+        y = x.copy()
+        y[where] = 0.5
+        u8, ones = G.binary_u8(y)
+        assert ones == -1 and u8.size == 0

@@ -22,7 +22,7 @@ from ..kernels.cost import event_limit_conv
 from ..nir.io import conv2d_node
 from ..spec import Layer, weight_and_bias
 from ..train import grads as G
-from ..train.forward import Act, SynapticNode, pack
+from ..train.forward import Act, SynapticNode, pack_counted
 from . import batchnorm
 from .op import EMPTY, Op, abs_weight, synaptic_bound
 from .registry import Kind, register, shape_error
@@ -193,17 +193,18 @@ def init_scaled_std(layer: ScaledStdConv2d, w: dict, rng) -> None:
 
 # ----------------------------------------------------------------------------- training
 class ConvNode(SynapticNode):
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, events=None):
         """The conv of x with given weights and bias (online methods pass an accumulated bias)."""
         c = self.layer
-        return G.conv2d_train_forward(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
+        return G.conv2d_train_forward(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups,
+                                      events)
 
     def backward(self, g, ctx, need_gx):
         c: Conv2d = self.layer
-        x = ctx.take(self.name)["x"]
+        saved = ctx.take(self.name)
         g = np.ascontiguousarray(g)
-        gw, gx = G.conv2d_backward(x, ctx.params[self.key("weight")], g, c.stride[0], c.stride[1],
-                                   c.padding[0], c.padding[1], c.groups, need_gx)
+        gw, gx = G.conv2d_backward(saved["x"], ctx.params[self.key("weight")], g, c.stride[0], c.stride[1],
+                                   c.padding[0], c.padding[1], c.groups, need_gx, saved.get("events"))
         ctx.add_grad(self.key("weight"), gw)
         if c.bias:
             ctx.add_grad(self.key("bias"), G.channel_sum(g.reshape(g.shape[0], g.shape[1], -1)))
@@ -245,15 +246,16 @@ class StdConvNode(ConvNode):
         x = np.ascontiguousarray(a.x)
         y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
         if ctx.store:
-            ctx.save(self.name, x=pack(x))
+            stored, events = pack_counted(x)
+            ctx.save(self.name, x=stored, events=events)
         return Act(y, a.static)
 
     def backward(self, g, ctx, need_gx):
         c = self.layer
-        x = ctx.take(self.name)["x"]
+        saved = ctx.take(self.name)
         g = np.ascontiguousarray(g)
-        gw, gx = G.conv2d_backward(x, self.weight(ctx), g, c.stride[0], c.stride[1], c.padding[0], c.padding[1],
-                                   c.groups, need_gx)
+        gw, gx = G.conv2d_backward(saved["x"], self.weight(ctx), g, c.stride[0], c.stride[1], c.padding[0],
+                                   c.padding[1], c.groups, need_gx, saved.get("events"))
         if c.standardize:
             gw, ggain = std_weight_backward(ctx.params[self.key("weight")], ctx.params[self.key("gain")], gw,
                                             c.eps, c.gamma)

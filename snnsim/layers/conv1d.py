@@ -130,7 +130,7 @@ class Conv1dNode(SynapticNode):
         w = ctx.params[self.key("weight")]
         return np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], 1, w.shape[2]))
 
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, events=None):
         """The conv of x [N, C, L] with given weights [O, C/groups, k] and bias."""
         c: Conv1d = self.layer
         y = K.conv2d_dense(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]),
@@ -140,11 +140,12 @@ class Conv1dNode(SynapticNode):
 
     def backward(self, g, ctx, need_gx):
         c: Conv1d = self.layer
-        x = ctx.take(self.name)["x"]
+        saved = ctx.take(self.name)
+        x = saved["x"]
         g = np.ascontiguousarray(g)
         gw, gx = G.conv2d_backward(x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]), self._weight2d(ctx),
                                    g.reshape(g.shape[0], g.shape[1], 1, g.shape[2]), 1, c.stride, 0, c.padding,
-                                   c.groups, need_gx)
+                                   c.groups, need_gx, saved.get("events"))
         ctx.add_grad(self.key("weight"), gw.reshape(gw.shape[0], gw.shape[1], gw.shape[3]))
         if c.bias:
             ctx.add_grad(self.key("bias"), G.channel_sum(g))

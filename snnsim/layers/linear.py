@@ -67,7 +67,7 @@ def build(layer: Linear, w, ctx):
 
 # ----------------------------------------------------------------------------- training
 class LinearNode(SynapticNode):
-    def dense(self, x, w, b):
+    def dense(self, x, w, b, events=None):
         """y = x W^T + b for given weights (online methods pass an accumulated bias)."""
         return K.linear_dense(x, w, b)
 

@@ -133,8 +133,13 @@ def apply_bn_stats(nodes, ctx: Ctx, T: int) -> None:
 
 def pack(x: np.ndarray) -> np.ndarray:
     """Binary spikes are stored as uint8 (4x less memory); anything else as is."""
-    ok, u8 = G.is_binary_u8(np.ascontiguousarray(x))
-    return u8.reshape(x.shape) if ok else x
+    return pack_counted(x)[0]
+
+
+def pack_counted(x: np.ndarray):
+    """(x packed as ``pack`` does, its number of events when binary, else None): one pass over x."""
+    u8, events = G.binary_u8(np.ascontiguousarray(x))
+    return (u8.reshape(x.shape), int(events)) if events >= 0 else (x, None)
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -183,18 +188,22 @@ class SynapticNode(Node):
         super().__init__(layer)
         self.trainable = ("weight", "bias") if layer.bias else ("weight",)
 
-    def dense(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def dense(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, events: int | None = None) -> np.ndarray:
+        """The layer on x; ``events``: x's nonzero count when already known (a conv picks its form by it)."""
         raise NotImplementedError
 
     def forward(self, a, ctx):
         w = ctx.params[self.key("weight")]
         b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
         x = np.ascontiguousarray(a.x)
+        if ctx.traces is None and ctx.store:        # packed and counted in one pass, before the layer uses the count
+            stored, events = pack_counted(x)
+            y = self.dense(x, w, b, events)
+            ctx.save(self.name, x=stored, events=events)
+            return Act(y, a.static)
         y = self.dense(x, w, b)
         if ctx.traces is not None:
             ctx.save(self.name, x=update_trace(self.name, x, ctx))
-        elif ctx.store:
-            ctx.save(self.name, x=pack(x))
         return Act(y, a.static)
 
 

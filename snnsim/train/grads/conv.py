@@ -174,24 +174,27 @@ def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
     return np.ascontiguousarray(gwt.reshape(groups, Cg, KH, KW, Og).transpose(0, 4, 1, 2, 3).reshape(O, Cg, KH, KW))
 
 
-def events_cheaper(x, out_shape, kernel, stride, groups) -> bool:
+def events_cheaper(x, out_shape, kernel, stride, groups, events=None) -> bool:
     """True when a conv's input has few enough nonzeros that its event form (forward scatter, or the weight
     gradient by events) costs less than the dense one: the engine's kernel-form rule (kernels/cost.py) on the
-    actual count. Layers with fewer than 8 output channels per group stay dense (short runs)."""
+    actual count (``events``, when the caller counted it already). Layers with fewer than 8 output channels per
+    group stay dense (short runs)."""
     from ...kernels.cost import event_limit_conv
 
     if out_shape[0] // groups < 8:
         return False
-    return np.count_nonzero(x) < event_limit_conv(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
+    if events is None:
+        events = np.count_nonzero(x)
+    return events < event_limit_conv(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
 
 
-def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups):
+def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups, events=None):
     """A conv in a training forward: the engine's event kernel when the input has few nonzeros
     (events_cheaper: the kernel-form rule of inference), else its dense kernel; images split between threads
     by training's rule (TRAIN_SPLIT_MIN_WORK multiply-adds, or an eighth of that many outputs for events)."""
     O, Cg, KH, KW = w.shape
     out_shape = (O, conv_out_size(x.shape[2], KH, sh, ph), conv_out_size(x.shape[3], KW, sw, pw))
-    if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups):
+    if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups, events):
         return conv2d_event(x, prepare_conv_event(w, groups), b, O, KH, KW, sh, sw, ph, pw, groups,
                             split_above=TRAIN_SPLIT_MIN_WORK // 8)
     return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK)
@@ -206,7 +209,7 @@ def _transposed_weights(w, groups):
     return np.ascontiguousarray(wt.reshape(groups * Cg, Og, KH, KW), np.float32)
 
 
-def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
+def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
     """Gradients of out = conv2d(x, w) (no bias; its gradient is gy summed over batch and space).
 
     x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
@@ -227,7 +230,7 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx):
     cols_gx = need_gx and not by_conv
     w32 = np.ascontiguousarray(w, np.float32)
     gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
-    events = events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups)
+    events = events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups, events)
     gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups) if events else None
     if not events or cols_gx:
         wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))

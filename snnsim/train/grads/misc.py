@@ -1,4 +1,4 @@
-"""Small training kernels: whether a stored activation is binary (kept as uint8)."""
+"""Small training kernels: whether a stored activation is binary (kept as uint8), and its events."""
 
 from __future__ import annotations
 
@@ -10,36 +10,44 @@ from .parallel import CHUNK as _CHUNK, PAR_MIN_WORK as _PAR_MIN_WORK
 
 @njit(cache=True, fastmath=False)
 def _binary_chunk(flat, out, a, b):
+    """out[a:b] = flat[a:b] as uint8 and the number of ones, or -1 at the first element that is not 0 or 1."""
+    ones = 0
     for i in range(a, b):
         v = flat[i]
         if v == 0.0:
             out[i] = 0
         elif v == 1.0:
             out[i] = 1
+            ones += 1
         else:
-            return False
-    return True
+            return -1
+    return ones
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _binary_par(flat, out, ok):
+def _binary_par(flat, out, ones):
     n = flat.size
-    for c in prange(ok.size):
-        ok[c] = _binary_chunk(flat, out, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+    for c in prange(ones.size):
+        ones[c] = _binary_chunk(flat, out, c * _CHUNK, min(n, (c + 1) * _CHUNK))
 
 
 @njit(cache=True, fastmath=False)
-def is_binary_u8(x):
-    """(True, uint8 copy) when every element of float32 x is 0 or 1, else (False, empty)."""
+def binary_u8(x):
+    """(uint8 copy, number of ones) when every element of float32 x is 0 or 1, else (empty, -1): one pass that
+    packs a stored spike tensor and counts its events (the conv's form rule reads the count)."""
     flat = x.reshape(-1)
     n = flat.size
     out = np.empty(n, np.uint8)
     if n >= _PAR_MIN_WORK:
-        ok = np.ones((n + _CHUNK - 1) // _CHUNK, np.bool_)
-        _binary_par(flat, out, ok)
-        good = ok.all()
-    else:
-        good = _binary_chunk(flat, out, 0, n)
-    if good:
-        return True, out
-    return False, np.empty(0, np.uint8)
+        ones = np.zeros((n + _CHUNK - 1) // _CHUNK, np.int64)
+        _binary_par(flat, out, ones)
+        total = 0
+        for c in range(ones.size):
+            if ones[c] < 0:
+                return np.empty(0, np.uint8), -1
+            total += ones[c]
+        return out, total
+    total = _binary_chunk(flat, out, 0, n)
+    if total < 0:
+        return np.empty(0, np.uint8), -1
+    return out, total
