@@ -464,3 +464,98 @@ def test_conv_event_silent_images_give_the_bias(groups, O):
     b = rng.standard_normal(O).astype(np.float32)
     dense, event = check_conv(x, w, b, 1, 1, 1, 1, groups)
     np.testing.assert_array_equal(event[1], np.broadcast_to(b[:, None, None], event[1].shape))
+
+
+# ----------------------------------------------------------------- event conv: exact summation order
+
+def ordered_conv_f32(x, w, b, sh, sw, ph, pw, groups):
+    """The event kernel's arithmetic, written independently: every output summed in float32 from +0, one
+    rounded product and one rounded addition per term, in input order (channel, kernel row, kernel column),
+    then the bias. Zero terms (padding, silent inputs) leave a sum that starts at +0 unchanged, so the event
+    kernel, which skips them, must match this bit for bit."""
+    B, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    Og = O // groups
+    HO = (H + 2 * ph - KH) // sh + 1
+    WO = (W + 2 * pw - KW) // sw + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((B, O, HO, WO), np.float32)
+    for g in range(groups):
+        for cl in range(Cg):
+            for kh in range(KH):
+                for kw in range(KW):
+                    patch = xp[:, g * Cg + cl, kh:kh + sh * (HO - 1) + 1:sh, kw:kw + sw * (WO - 1) + 1:sw]
+                    out[:, g * Og:(g + 1) * Og] += patch[:, None] * w[g * Og:(g + 1) * Og, cl, kh, kw][:, None, None]
+    if b.size:
+        out += b[:, None, None]
+    return out
+
+
+@pytest.mark.parametrize("B,C,O,groups,H,W,k,s,p,split", [
+    (6, 16, 64, 1, 16, 16, 3, 1, 1, False),     # the ResNet block conv's shape: one band per image
+    (3, 8, 64, 1, 32, 20, 3, 1, 1, False),      # several bands of output rows per image
+    (4, 5, 12, 1, 7, 9, 3, 1, 1, False),        # planes not a multiple of 32, O and pixels not multiples of 8
+    (3, 8, 16, 2, 11, 7, 3, 2, 1, True),        # groups, stride 2, images split between threads
+    (1, 6, 16, 1, 13, 13, 5, 2, 2, True),       # one image split in two parts of rows
+    (4, 8, 8, 8, 10, 10, 3, 1, 1, False),       # depthwise: the planar scatter
+])
+def test_conv_event_matches_ordered_float32_sum(monkeypatch, B, C, O, groups, H, W, k, s, p, split):
+    """Bit for bit against the ordered float32 sum, for binary and graded inputs where some images are silent,
+    one holds only -0.0 and the others are sparse; and within float32 round-off of torch's conv2d."""
+    import torch
+
+    from snnsim.kernels import conv_event
+
+    if split:
+        monkeypatch.setattr(conv_event, "_EVENT_PAR_MIN_OUT", 0)
+    rng = np.random.default_rng(B * 100 + H)
+    w = rng.standard_normal((O, C // groups, k, k)).astype(np.float32)
+    for graded, bias in ((False, True), (True, False)):
+        x = (rng.random((B, C, H, W)) < 0.03).astype(np.float32)
+        if graded:
+            x *= rng.uniform(-3, 3, x.shape).astype(np.float32)
+        if B >= 3:
+            x[1] = 0.0
+            x[2] = -0.0 * (rng.random((C, H, W)) < 0.5)
+        b = rng.standard_normal(O).astype(np.float32) if bias else NOBIAS
+        got = conv2d_event(x, prepare_conv_event(w, groups), b, O, k, k, s, s, p, p, groups)
+        np.testing.assert_array_equal(got.view(np.uint32), ordered_conv_f32(x, w, b, s, s, p, p, groups).view(np.uint32))
+        ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b) if bias else None,
+                                         s, p, 1, groups).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
+
+
+def test_simd_nonzero_mask_and_transpose():
+    """The two vector intrinsics against NumPy: which of 32 entries are nonzero (-0.0 and +0.0 are zero, a
+    denormal is not), and an 8 x 8 block transposed out with a bias added while the source block is cleared."""
+    from numba import njit
+
+    from snnsim.kernels.simd import nonzero_mask32, transpose8_add_clear
+
+    @njit
+    def masks(bits):
+        return [nonzero_mask32(bits, 32 * q) for q in range(bits.size // 32)]
+
+    rng = np.random.default_rng(3)
+    x = ((rng.random(32 * 9) < 0.3) * rng.standard_normal(32 * 9)).astype(np.float32)
+    x[[3, 40]] = -0.0
+    x[[5, 77]] = np.float32(1e-45)
+    x[64:96] = 0.0
+    want = [sum(1 << q for q in range(32) if x[32 * i + q] != 0) for i in range(9)]
+    assert masks(x.view(np.uint32)) == want
+
+    @njit
+    def transpose(src, dst, b, O, P, ds):
+        for o0 in range(0, O, 8):
+            for p0 in range(0, P, 8):
+                transpose8_add_clear(src, p0 * O + o0, O, dst, o0 * ds + p0, ds, b, o0)
+
+    O, P, ds = 16, 24, 30                  # output rows 30 apart, only the first 24 of each written
+    src = rng.standard_normal(P * O).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    dst = np.full(O * ds, 7.0, np.float32)
+    want = np.full((O, ds), 7.0, np.float32)
+    want[:, :P] = (src.reshape(P, O) + b).T
+    transpose(src, dst, b, O, P, ds)
+    np.testing.assert_array_equal(dst.reshape(O, ds), want)
+    assert not src.any()

@@ -1,10 +1,15 @@
 """2-D convolution, event-driven form (the dense form: kernels/conv.py; same layouts and results).
 
 Scatter. Each nonzero input x[b, c, i, j] adds x * w into every output it touches, so the cost is
-(#nonzero inputs) x (fan-out = Og x KH x KW / (sh x sw)) plus one pass over the input (finding the nonzeros)
-and one over the output. The accumulator is channels-last, so one event's contribution to all Og output
+(#nonzero inputs) x (fan-out = Og x KH x KW / (sh x sw)) plus one read of the input (finding the nonzeros)
+and one write of the output. The accumulator is channels-last, so one event's contribution to all Og output
 channels of its group is a contiguous axpy (for groups == 1 and stride-1 width a whole kernel row is one
 axpy). Layers with few channels per group (depthwise) scatter straight into the NCHW output instead.
+
+What does not grow with the events is kept to those two passes at memory speed (kernels/simd.py): the
+nonzeros are found 32 inputs per vector test and listed once per image (a silent image then writes only
+its bias); the channels-last scratch is turned into the NCHW output by 8 x 8 register transposes that also
+clear it for the next image.
 
 Deterministic: the order of the float32 additions for each output does not depend on the thread count or on
 how work is split. Large layers split images (or, for one image, output rows or groups) between threads
@@ -15,7 +20,10 @@ import functools
 import numpy as np
 from numba import njit
 
+from numba.cpython.unsafe.numbers import trailing_zeros
+
 from .conv import _out_hw
+from .simd import nonzero_mask32, transpose8_add_clear
 from .threads import split
 
 _EVENT_PAR_MIN_OUT = 1 << 21
@@ -56,65 +64,114 @@ def _tap_table(n, nout, k, s, p):
 
 
 @njit(cache=True, fastmath=False)
-def _scatter_nhwc(x, wev, bi, r0, r1, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO):
-    """Scatter every event of image bi that reaches output rows [r0, r1) into the
-    zeroed channels-last scratch acc[(oi - r0), oj, o]. Each output gets at most
-    one term per event, added in event order (c, i, j): the result does not depend
-    on how rows are split or taps grouped."""
+def _collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs):
+    """The nonzero inputs of image bi, in (channel, row, column) order: values ev[:n] and columns ej[:n], and
+    the m input rows holding them, row k being channel rc[k], row ri[k], events rs[k]:rs[k + 1]. Returns
+    (n, m). Each channel's plane is read 32 entries at a time as a bit mask of its nonzeros
+    (simd.nonzero_mask32) and only set bits are visited, without branches (pos_i, pos_j: the row and column
+    of each position of a plane): a silent input costs one fast read, a sparse one a bit scan per event."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    HW = H * W
+    xf = x[bi].reshape(C * HW)
+    bits = xf.view(np.uint32)
+    n = 0
+    m_rows = 0
+    last = -1
+    for c in range(C):
+        base = c * HW
+        for q0 in range(0, HW, 32):
+            if q0 + 32 <= HW:
+                m = nonzero_mask32(bits, base + q0)
+            else:                                   # the plane's last, partial block
+                m = np.uint32(0)
+                for q in range(q0, HW):
+                    if xf[base + q] != 0.0:
+                        m |= np.uint32(1) << np.uint32(q - q0)
+            while m != 0:
+                q = q0 + trailing_zeros(m)
+                i = pos_i[q]
+                r = c * H + i
+                rc[m_rows] = c                      # a new row is kept by counting it; else overwritten
+                ri[m_rows] = i
+                rs[m_rows] = n
+                m_rows += r != last
+                last = r
+                ej[n] = pos_j[q]
+                ev[n] = xf[base + q]
+                n += 1
+                m &= m - np.uint32(1)
+    rs[m_rows] = n
+    return n, m_rows
+
+
+@njit(cache=True, fastmath=False)
+def _scatter_band(ev, ej, rc, ri, rs, m_rows, C, wev, r0, r1, groups, sh, ph, sw, tr_c, tr_t, tr_d, tc_c, tc_t,
+                  tc_d, acc, O, WO):
+    """Scatter the events (_collect_events) that reach output rows [r0, r1) into the zeroed channels-last
+    scratch acc[(oi - r0), oj, o]. Each output gets at most one term per event, added in event order
+    (c, i, j): the result does not depend on how rows are split into bands or tasks, or taps grouped.
+    tr_*, tc_*: the tap tables (_tap_table) of rows and columns."""
     KH, KW, Og = wev.shape[1], wev.shape[2], wev.shape[3]
     Cg = C // groups
     wf = wev.reshape(wev.size)
     run = groups == 1 and sw == 1
     uOg = np.uint64(Og)
-    for c in range(C):
+    i0 = r0 * sh - ph                               # the input rows that feed output rows [r0, r1)
+    i1 = (r1 - 1) * sh - ph + KH
+    for k in range(m_rows):
+        i = ri[k]
+        if i < i0 or i >= i1:
+            continue
+        c = rc[k]
         o0 = (c // Cg) * Og
-        for i in range(H):
-            nr = rc[i]
-            if nr == 0:
-                continue
-            for j in range(W):
-                v = x[bi, c, i, j]
-                if v == 0.0:
+        for e in range(rs[k], rs[k + 1]):
+            j = ej[e]
+            v = ev[e]
+            ncol = tc_c[j]
+            for a in range(tr_c[i]):
+                oi = tr_d[i, a]
+                if oi < r0 or oi >= r1:
                     continue
-                ncol = cc[j]
-                for a in range(nr):
-                    oi = rd[i, a]
-                    if oi < r0 or oi >= r1:
-                        continue
-                    wrow = (c * KH + rt[i, a]) * KW + KW - 1
-                    prow = (oi - r0) * WO
-                    if run:
-                        # the whole kernel row: consecutive pixels x all O channels
-                        last = ncol - 1
-                        ab = np.uint64((prow + cd[j, last]) * O)
-                        wb = np.uint64((wrow - ct[j, last]) * Og)
-                        for k in range(np.uint64(ncol * O)):
-                            acc[ab + k] += v * wf[wb + k]
-                    else:
-                        for e in range(ncol):
-                            ab = np.uint64((prow + cd[j, e]) * O + o0)
-                            wb = np.uint64((wrow - ct[j, e]) * Og)
-                            for k in range(uOg):
-                                acc[ab + k] += v * wf[wb + k]
+                wrow = (c * KH + tr_t[i, a]) * KW + KW - 1
+                prow = (oi - r0) * WO
+                if run:
+                    # the whole kernel row: consecutive pixels x all O channels
+                    last = ncol - 1
+                    ab = np.uint64((prow + tc_d[j, last]) * O)
+                    wb = np.uint64((wrow - tc_t[j, last]) * Og)
+                    for q in range(np.uint64(ncol * O)):
+                        acc[ab + q] += v * wf[wb + q]
+                else:
+                    for col in range(ncol):
+                        ab = np.uint64((prow + tc_d[j, col]) * O + o0)
+                        wb = np.uint64((wrow - tc_t[j, col]) * Og)
+                        for q in range(uOg):
+                            acc[ab + q] += v * wf[wb + q]
 
 
 @njit(cache=True, fastmath=False)
-def _nhwc_to_out(acc, b, out, bi, r0, r1):
-    """out[bi, o, r0:r1] = acc[:, :, o] + b[o]. Blocked over 32 pixels so the
-    strided reads of acc stay in L1."""
+def _nhwc_to_out(acc, bias, out, bi, r0, r1):
+    """out[bi, o, r0:r1] = acc[:, :, o] + bias[o] (bias: O entries, zeros for a layer without one; acc is
+    never -0.0, so adding a zero leaves it unchanged), and acc = 0 for the next band. Blocks of 8 pixels x
+    8 channels are register transposes (simd.transpose8_add_clear); leftover pixels or channels one by one."""
     O, WO = out.shape[1], out.shape[3]
     HW = out.shape[2] * WO
     outf = out[bi].reshape(O * HW)
-    uO = np.uint64(O)
     n = (r1 - r0) * WO
-    for p0 in range(0, n, 32):
-        p1 = min(n, p0 + 32)
+    d = r0 * WO
+    n8 = n - n % 8
+    O8 = O - O % 8
+    for o0 in range(0, O8, 8):          # channel blocks outside: eight output rows are written front to back
+        for p0 in range(0, n8, 8):
+            transpose8_add_clear(acc, p0 * O + o0, O, outf, o0 * HW + d + p0, HW, bias, o0)
+    for o in range(O8, O):
+        for p in range(n8):
+            outf[o * HW + d + p] = acc[p * O + o] + bias[o]
+            acc[p * O + o] = 0.0
+    for p in range(n8, n):
         for o in range(O):
-            bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
-            d = np.uint64(o * HW + r0 * WO)
-            for p in range(np.uint64(p0), np.uint64(p1)):
-                outf[d + p] = acc[p * uO + np.uint64(o)] + bv
+            outf[o * HW + d + p] = acc[p * O + o] + bias[o]
+            acc[p * O + o] = 0.0
 
 
 @njit(cache=True, fastmath=False)
@@ -174,15 +231,18 @@ _PLANAR_MAX_OG = 8
 
 @njit(cache=True, fastmath=False)
 def _image_is_silent(x, bi):
-    """True if image bi has no nonzero input. Blocks of 256 are counted branch-free (vectorised), so a
-    silent image costs a fast read of its input and an active one stops at its first nonzero block."""
+    """True if image bi has no nonzero input (-0.0 counts as zero): a vector test per 32 entries
+    (simd.nonzero_mask32), so a silent image costs a fast read of its input and an active one stops at
+    its first nonzero block."""
     xf = x[bi].reshape(x[bi].size)
+    bits = xf.view(np.uint32)
     n = xf.shape[0]
-    for a in range(0, n, 256):
-        nz = 0
-        for k in range(a, min(n, a + 256)):
-            nz += xf[k] != 0
-        if nz:
+    n32 = n - n % 32
+    for a in range(0, n32, 32):
+        if nonzero_mask32(bits, a) != 0:
+            return False
+    for k in range(n32, n):
+        if xf[k] != 0.0:
             return False
     return True
 
@@ -198,24 +258,49 @@ def _bias_rows(b, out, bi, r0, r1):
             outf[p] = bv
 
 
+# Output rows scattered at a time: a band's channels-last scratch (at most 64 KiB, in L1/L2) is transposed into
+# the output while it is in cache. Smaller bands were slower: each walks the events again and rereads weights.
+_BAND_FLOATS = 1 << 14
+
+
 @njit(cache=True, fastmath=False, nogil=True)
-def _conv_event_rows(x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd, t0, t1):
-    """Tasks [t0, t1) of the channels-last scatter: task t = (image t // nparts, band t % nparts of output
-    rows). Tasks write disjoint outputs (no races) and each output's sum has the same order however the
-    tasks are split (bitwise-equal results)."""
+def _conv_event_rows(x, wev, b, out, groups, sh, ph, sw, nparts, tr_c, tr_t, tr_d, tc_c, tc_t, tc_d, t0, t1):
+    """Tasks [t0, t1) of the channels-last scatter: task t = (image t // nparts, part t % nparts of output
+    rows), each part in bands of output rows. Tasks write disjoint outputs (no races) and each output's sum
+    has the same order however the tasks are split (bitwise-equal results)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
     O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
-    acc = np.empty(((HO + nparts - 1) // nparts) * WO * O, np.float32)
+    band = max(1, _BAND_FLOATS // (WO * O))
+    acc = np.zeros(min(band, HO) * WO * O, np.float32)          # zeroed again by each transpose
+    bias = b if b.shape[0] > 0 else np.zeros(O, np.float32)
+    pos_i = np.empty(H * W, np.int64)
+    pos_j = np.empty(H * W, np.int64)
+    for q in range(H * W):
+        pos_i[q] = q // W
+        pos_j[q] = q - pos_i[q] * W
+    ev = np.empty(C * H * W, np.float32)
+    ej = np.empty(C * H * W, np.int32)
+    rc = np.empty(C * H + 1, np.int32)
+    ri = np.empty(C * H + 1, np.int32)
+    rs = np.empty(C * H + 1, np.int64)
+    collected = -1
+    n = m_rows = 0
     for t in range(t0, t1):
         bi = t // nparts
         part = t - bi * nparts
-        r0 = part * HO // nparts
-        r1 = (part + 1) * HO // nparts
-        if _image_is_silent(x, bi):                         # no events: the output is the bias
-            _bias_rows(b, out, bi, r0, r1)
+        if bi != collected:
+            n, m_rows = _collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs)
+            collected = bi
+        p0 = part * HO // nparts
+        p1 = (part + 1) * HO // nparts
+        if n == 0:                                          # no events: the output is the bias
+            _bias_rows(b, out, bi, p0, p1)
             continue
-        acc[:(r1 - r0) * WO * O] = 0.0
-        _scatter_nhwc(x, wev, bi, r0, r1, groups, sw, rc, rt, rd, cc, ct, cd, acc, O, WO)
-        _nhwc_to_out(acc, b, out, bi, r0, r1)
+        for r0 in range(p0, p1, band):
+            r1 = min(p1, r0 + band)
+            _scatter_band(ev, ej, rc, ri, rs, m_rows, C, wev, r0, r1, groups, sh, ph, sw, tr_c, tr_t, tr_d, tc_c,
+                          tc_t, tc_d, acc, O, WO)
+            _nhwc_to_out(acc, bias, out, bi, r0, r1)
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -246,12 +331,11 @@ def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups, split_above=None)
     # A single image is split in 2 (bands of output rows, or ranges of groups for
     # the planar scatter), one part per core of the 2-core target.
     if wev.shape[3] >= _PLANAR_MAX_OG:
-        tasks = _conv_event_rows
         nparts = 2 if (B == 1 and HO >= 2) else 1
+        tasks, args = _conv_event_rows, (x, wev, b, out, groups, sh, ph, sw, nparts, rc, rt, rd, cc, ct, cd)
     else:
-        tasks = _conv_event_planar
         nparts = 2 if (B == 1 and groups >= 2) else 1
-    args = (x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
+        tasks, args = _conv_event_planar, (x, wev, b, out, groups, sw, nparts, rc, rt, rd, cc, ct, cd)
     if B * nparts > 1 and B * O * HO * WO >= (_EVENT_PAR_MIN_OUT if split_above is None else split_above):
         split(tasks, B * nparts, *args)
     else:
