@@ -19,7 +19,7 @@ NET = {"name": "rleaky", "input_shape": [12], "timesteps": 8, "layers": [
 ]}
 
 
-def snntorch_model(seed):
+def snntorch_model(seed, **reset):
     torch = pytest.importorskip("torch")
     snn = pytest.importorskip("snntorch")
 
@@ -27,7 +27,7 @@ def snntorch_model(seed):
         def __init__(self):
             super().__init__()
             self.fc = torch.nn.Linear(12, 10)
-            self.lif = snn.RLeaky(beta=0.5, linear_features=10)       # all_to_all, subtract reset, delayed
+            self.lif = snn.RLeaky(beta=0.5, linear_features=10, **reset)   # default: subtract reset, delayed
 
     torch.manual_seed(seed)
     m = Net()
@@ -173,24 +173,48 @@ def test_refusals_name_the_field_or_method():
         build_nodes(spec.layers, lambda name: None)
 
 
-def test_from_torch_reads_rleaky():
-    """snnsim.from_torch on snnTorch's own module (Linear then RLeaky): an rlif layer whose spikes equal
-    snnTorch's loop at every step; a one-to-one RLeaky and another reset are refused by name."""
+@pytest.mark.parametrize("reset", [{}, {"reset_mechanism": "zero", "reset_delay": False}])
+def test_from_torch_reads_rleaky(reset):
+    """snnsim.from_torch on snnTorch's own module (Linear then RLeaky, with its default delayed subtract reset or
+    an immediate zero reset): an rlif layer whose spikes equal snnTorch's loop at every step."""
+    torch = pytest.importorskip("torch")
+    from snnsim.torch_import import from_torch
+
+    m = snntorch_model(0, **reset)
+    x = np.random.default_rng(1).random((16, 12), dtype=np.float32)
+    imp = from_torch(torch.nn.Sequential(m.fc, m.lif), torch.from_numpy(x), timesteps=8)
+    layer = imp.spec["layers"][1]
+    assert (layer["type"], layer["tau"], layer["reset_delay"]) == ("rlif", 2.0, not reset)
+    s_ref, _ = snntorch_run(m, x, 8)
+    ours = imp.run(x, probes=[layer["name"]]).trace.probes[layer["name"]]["spikes"]
+    assert 0.05 < s_ref.mean() < 0.95
+    np.testing.assert_array_equal(ours, s_ref)
+
+
+def test_from_torch_refuses_other_rleaky():
+    """A one-to-one RLeaky and the two resets whose spikes differ from rlif's (the delayed zero reset, the
+    immediate subtract reset; ``test_refused_resets_differ`` shows the difference) are refused by name."""
     torch = pytest.importorskip("torch")
     snn = pytest.importorskip("snntorch")
     from snnsim.errors import SnnsimError
     from snnsim.torch_import import from_torch
 
-    m = snntorch_model(0)
     x = np.random.default_rng(1).random((16, 12), dtype=np.float32)
-    imp = from_torch(torch.nn.Sequential(m.fc, m.lif), torch.from_numpy(x), timesteps=8)
-    layer = imp.spec["layers"][1]
-    assert (layer["type"], layer["tau"], layer["reset_delay"]) == ("rlif", 2.0, True)
-    s_ref, _ = snntorch_run(m, x, 8)
-    ours = imp.run(x, probes=[layer["name"]]).trace.probes[layer["name"]]["spikes"]
-    assert 0.05 < s_ref.mean() < 0.95
-    np.testing.assert_array_equal(ours, s_ref)
     for bad, why in ((snn.RLeaky(beta=0.5, all_to_all=False), "all_to_all=True"),
-                     (snn.RLeaky(beta=0.5, linear_features=10, reset_mechanism="zero"), "default reset")):
+                     (snn.RLeaky(beta=0.5, linear_features=10, reset_mechanism="zero"), "not 'zero' with reset_delay=True"),
+                     (snn.RLeaky(beta=0.5, linear_features=10, reset_delay=False), "not 'subtract' with reset_delay=False")):
         with pytest.raises(SnnsimError, match=rf"module '1' \(RLeaky\): .*{why}"):
             from_torch(torch.nn.Sequential(torch.nn.Linear(12, 10), bad), torch.from_numpy(x))
+
+
+@pytest.mark.parametrize("reset, fields", [({"reset_mechanism": "zero"}, {"v_reset": 0.0, "reset_delay": False}),
+                                           ({"reset_delay": False}, {"v_reset": None, "reset_delay": False})])
+def test_refused_resets_differ(reset, fields):
+    """Why from_torch refuses these two RLeaky resets: the nearest rlif (the same weights, the reset read as
+    snnTorch names it) spikes differently from snnTorch's own loop."""
+    m = snntorch_model(0, **reset)
+    spec = parse_spec({**NET, "layers": [NET["layers"][0], {**NET["layers"][1], **fields}]})
+    net = build_network(spec, check_weights(spec, {k: v.detach().numpy() for k, v in m.state_dict().items()}))
+    x = np.random.default_rng(1).random((16, 12), dtype=np.float32)
+    s_ref, _ = snntorch_run(m, x, 8)
+    assert not np.array_equal(run(net, x, probes=["lif"]).trace.probes["lif"]["spikes"], s_ref)

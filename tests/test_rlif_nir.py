@@ -68,6 +68,7 @@ def test_round_trip_is_bit_identical(tmp_path, rlif, lossy):
     w = lively(spec)
     result, imported, spec2, w2 = round_trip(spec, w, tmp_path, allow_lossy=lossy)
     assert bool(result.warnings) == lossy
+    assert all("layer 'rec' (rlif): delayed subtract reset" in w for w in result.warnings)
     layer = next(layer for layer in spec2.layers if layer.name == "rec")
     assert layer.kind == "rlif" and layer == next(layer for layer in spec.layers if layer.name == "rec")
     assert any("'rec.lif' and 'rec.w_rec' feed each other" in n for n in imported.notes)

@@ -296,33 +296,35 @@ class NeuronNode(Node):
 
 
 # ----------------------------------------------------------------------------- NIR (snnsim.nir.exporter)
-def nir_node(op, ex):
-    """The NIR neuron node of a neuron op (also a recurrent layer's neuron)."""
+def nir_node(op, ex, label: str | None = None):
+    """The NIR neuron node of a neuron op (also a recurrent layer's neuron; ``label``: the kind its messages
+    name, else the neuron model)."""
     import nir
 
     layer, p = op.layer, op.params
     kind = layer.neuron
+    label = label or kind
     if ex.reader == "snntorch" and not (kind == "lif" and not layer.decay_input and layer.spike_rule == "gt"
                                         and layer.v_reset == 0.0):
-        raise ex.refuse(op.name, kind, "snnTorch's import builds Leaky(beta = 1 - dt/tau, zero reset), which "
+        raise ex.refuse(op.name, label, "snnTorch's import builds Leaky(beta = 1 - dt/tau, zero reset), which "
                         "computes beta*v + x and spikes at v > threshold: --for snntorch needs "
                         "lif with decay_input: false, spike_rule: gt, v_reset: 0")
     shape = tuple(layer.out_shape)
     full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731
     meta = {NODE_SPIKE_RULE: layer.spike_rule}
     if layer.stateless and kind != "threshold":
-        raise ex.refuse(op.name, kind, "a stateless neuron (membrane cleared every step) has no NIR equivalent")
+        raise ex.refuse(op.name, label, "a stateless neuron (membrane cleared every step) has no NIR equivalent")
     if kind == "threshold":
         thr = float(layer.v_threshold)
         if layer.clip is not None and not (layer.clip[0] < thr <= layer.clip[1]):
-            raise ex.refuse(op.name, kind, f"clip {list(layer.clip)} with threshold {thr} changes the spikes; "
+            raise ex.refuse(op.name, label, f"clip {list(layer.clip)} with threshold {thr} changes the spikes; "
                             "NIR's Threshold has no clip")
         ex.rules[layer.spike_rule] += 1
         return nir.Threshold(threshold=full(thr), metadata=meta)
     v_reset = layer.v_reset
     if kind in ("lif", "plif", "if") and v_reset is None:
         what = "delayed subtract reset (reset_delay)" if layer.reset_delay else "subtract reset (v_reset: null)"
-        ex.lossy(op.name, kind, f"{what} cannot be expressed in NIR, whose neurons "
+        ex.lossy(op.name, label, f"{what} cannot be expressed in NIR, whose neurons "
                  "reset to v_reset; it is exported as a reset to 0",
                  "set v_reset to export a hard reset")
         meta[NODE_RESET] = "subtract_delayed" if layer.reset_delay else "subtract"

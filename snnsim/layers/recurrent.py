@@ -201,15 +201,20 @@ class RecurrentNode(Node):
 
 # ----------------------------------------------------------------------------- importer (torch_import)
 def from_torch(m, imp):
-    """snnTorch RLeaky with all_to_all=True and linear_features (its ``recurrent`` Linear is the recurrent weight)
-    and its default reset, subtract delayed one step."""
+    """snnTorch RLeaky with all_to_all=True and linear_features (its ``recurrent`` Linear is the recurrent weight),
+    with its default reset (subtract, delayed one step) or reset_mechanism='zero' with reset_delay=False."""
     if not (m.all_to_all and m.linear_features):
         raise imp.refuse("snnsim's rlif is RLeaky with all_to_all=True and linear_features (a dense recurrent "
                          "weight)")
     fields = snntorch_fields(m, imp)
-    if not fields.get("reset_delay"):
-        raise imp.refuse("snnsim's rlif has RLeaky's default reset only (reset_mechanism='subtract', "
-                         "reset_delay=True)")
+    # Two of RLeaky's resets are rlif's (spikes checked against snnTorch's own loop): subtract delayed one step
+    # (the default) and zero at once. Its other two act on the stored membrane twice (the delayed reset and
+    # the immediate one) and give other spikes.
+    if (m.reset_mechanism, bool(m.reset_delay)) not in (("subtract", True), ("zero", False)):
+        raise imp.refuse(f"snnsim's rlif reads RLeaky's reset_mechanism='subtract' with reset_delay=True (the "
+                         f"default) or 'zero' with reset_delay=False, not {m.reset_mechanism!r} with "
+                         f"reset_delay={bool(m.reset_delay)}")
+    fields.setdefault("reset_delay", False)      # rlif's own default is RLeaky's delayed reset
     return [imp.layer("rlif", imp.params("recurrent.weight", "recurrent.bias"), **fields,
                       recurrent_bias=m.recurrent.bias is not None)]
 
@@ -220,7 +225,7 @@ def to_nir(op, ex, srcs: list[str]) -> list[str]:
     import nir
 
     n = np.array(op.layer.in_shape)
-    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": n}), "lif": neuron.nir_node(op.cell, ex),
+    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": n}), "lif": neuron.nir_node(op.cell, ex, "rlif"),
                               "w_rec": linear.nir_node(op.rec), "output": nir.Output(output_type={"output": n})},
                        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
     return ex.add(op.name, sub, srcs)
