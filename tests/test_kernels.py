@@ -559,3 +559,36 @@ def test_simd_nonzero_mask_and_transpose():
     transpose(src, dst, b, O, P, ds)
     np.testing.assert_array_equal(dst.reshape(O, ds), want)
     assert not src.any()
+
+
+@pytest.mark.parametrize("B,I,O,split", [(7, 1568, 20, False), (5, 70, 9, True), (1, 31, 16, False)])
+def test_linear_event_matches_ordered_float32_sum(monkeypatch, B, I, O, split):
+    """Bit for bit against each output summed in float32 from +0 in ascending input order, then the bias
+    (zero terms leave such a sum unchanged, so skipping them must not show): silent rows, a row of -0.0 only,
+    inputs not a multiple of 32, rows split between threads; and within round-off of torch's linear."""
+    import torch
+
+    from snnsim.kernels import linear
+
+    if split:
+        monkeypatch.setattr(linear, "_PAR_MIN_WORK", 0)
+    rng = np.random.default_rng(B + I)
+    w = rng.standard_normal((O, I)).astype(np.float32)
+    for graded, bias in ((False, True), (True, False)):
+        x = (rng.random((B, I)) < 0.05).astype(np.float32)
+        if graded:
+            x *= rng.uniform(-3, 3, x.shape).astype(np.float32)
+        if B >= 3:
+            x[1] = 0.0
+            x[2] = -0.0
+        b = rng.standard_normal(O).astype(np.float32) if bias else NOBIAS
+        want = np.zeros((B, O), np.float32)
+        for i in range(I):
+            want += x[:, i:i + 1] * w[:, i]
+        if bias:
+            want += b
+        got = linear_event(x, prepare_linear_event(w), b)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        ref = torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w),
+                                         torch.from_numpy(b) if bias else None).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)

@@ -323,6 +323,7 @@ def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups, split_above=None)
     Cost ~ (#nonzero inputs) x Og x KH x KW / (sh x sw), plus one pass over the input
     (the nonzero scan) and one over the output (zero + write). ``split_above``: outputs above which the
     images are split between threads (default _EVENT_PAR_MIN_OUT, the inference rule)."""
+    x = np.ascontiguousarray(x, np.float32)            # the nonzero tests read float32 bit patterns
     B, C, H, W = x.shape
     HO, WO = _out_hw(x, KH, KW, sh, sw, ph, pw)
     out = np.empty((B, O, HO, WO), np.float32)

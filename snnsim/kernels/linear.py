@@ -6,7 +6,10 @@ All kernels are pure: they allocate and return a new float32 array.
 import numpy as np
 from numba import njit
 
+from numba.cpython.unsafe.numbers import trailing_zeros
+
 from .blas import sgemm, sgemv
+from .simd import nonzero_mask32
 from .threads import split
 
 # The event kernel splits its batch rows between threads only for >= 2 rows and a
@@ -54,24 +57,37 @@ def prepare_linear_event(w):
 
 @njit(cache=True, fastmath=False, nogil=True)
 def _linear_event_rows(x, wt, b, out, r0, r1):
-    """Rows [r0, r1) of the event-driven product: per row, scan x[r] and add one
-    contiguous weight row per nonzero (terms in ascending i for every output).
+    """Rows [r0, r1) of the event-driven product: per row, find the nonzeros of x[r] 32 at a time
+    (simd.nonzero_mask32: a silent stretch costs a vector test, an event a bit scan, with no branch per
+    input) and add one contiguous weight row per nonzero (terms in ascending i for every output).
     Flat uint64 indexing: Numba's negative-index wraparound on signed indices
     stops LLVM from vectorising the axpy (measured 2x slower)."""
     I = x.shape[1]
+    I32 = I - I % 32
     uO = np.uint64(wt.shape[1])
     outf = out.reshape(out.size)
     wf = wt.reshape(wt.size)
     for r in range(r0, r1):
+        row = x[r]
+        bits = row.view(np.uint32)
         ob = np.uint64(r) * uO
         for o in range(uO):
             outf[ob + o] = 0.0
-        for i in range(I):
-            v = x[r, i]
-            if v != 0.0:
+        for i0 in range(0, I, 32):
+            if i0 < I32:
+                m = nonzero_mask32(bits, i0)
+            else:                                   # the row's last, partial block
+                m = np.uint32(0)
+                for i in range(i0, I):
+                    if row[i] != 0.0:
+                        m |= np.uint32(1) << np.uint32(i - i0)
+            while m != 0:
+                i = i0 + trailing_zeros(m)
+                v = row[i]
                 wb = np.uint64(i) * uO
                 for o in range(uO):
                     outf[ob + o] += v * wf[wb + o]
+                m &= m - np.uint32(1)
         if b.shape[0] > 0:
             for o in range(uO):
                 outf[ob + o] += b[o]
@@ -80,6 +96,7 @@ def _linear_event_rows(x, wt, b, out, r0, r1):
 def linear_event(x, wt, b):
     """Event-driven linear layer: for each nonzero x[r, i], out[r, :] += x[r, i] * wt[i, :]; then + b.
     (The serial/parallel choice is made in Python so that only the variant used is compiled.)"""
+    x = np.ascontiguousarray(x, np.float32)            # the nonzero tests read float32 bit patterns
     B = x.shape[0]
     out = np.empty((B, wt.shape[1]), np.float32)
     if B >= 2 and B * x.shape[1] * wt.shape[1] >= _PAR_MIN_WORK:
