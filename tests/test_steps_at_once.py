@@ -197,6 +197,18 @@ def test_windows_of_steps_give_the_same_run(monkeypatch):
        B=st.integers(1, 2), C=st.integers(1, 3), H=st.sampled_from([1, 2, 5, 8, 130]), W=st.sampled_from([2, 3, 7, 64]),
        seed=st.integers(0, 2**16))
 def test_neuron_steps_with_pooling_match_numpy(kind, neuron, T, B, C, H, W, seed):
+    check_steps_pool(kind, neuron, T, B, C, H, W, seed)
+
+
+@pytest.mark.parametrize("C,H,W", [(40, 8, 16), (7, 28, 28), (3, 28, 30)])
+def test_neuron_steps_with_pooling_stack_small_planes(C, H, W):
+    """Planes of an even height that fit a block are stepped and pooled several at a time (here 32, 5 and 4 a
+    block, the last block short): the same pooled spikes, state and counts as NumPy's plane by plane."""
+    check_steps_pool("avg", "lif", 3, 2, C, H, W, 11)
+    check_steps_pool("max", "if", 2, 1, C, H, W, 12)
+
+
+def check_steps_pool(kind, neuron, T, B, C, H, W, seed):
     layer = Neuron("n", (C, H, W), (C, H, W), neuron=neuron, tau=2.0, v_threshold=1.0, v_reset=0.0)
     p = neurons.neuron_params(layer)
     rng = np.random.default_rng(seed)
