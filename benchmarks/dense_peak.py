@@ -5,7 +5,11 @@
 For each layer shape (the SEW-ResNet's 3x3 convs, the T-RevSNN's depthwise and pointwise convs, the conv
 net's linear layer) and batch size, times in alternating rounds, in one process: snnsim's dense kernel
 (as `engine.run` calls it: one BLAS thread, Numba's threads around it), NumPy sgemm of the same size
-with one and with two BLAS threads, and torch (conv2d / linear, 2 threads). Prints GFLOP/s (median of
+with one and with two BLAS threads, and torch (conv2d / linear, 2 threads). The two-thread sgemm runs in a
+child process of its own each round: once OpenBLAS has started its thread pool in a process, single-threaded
+calls from two threads of that process no longer run side by side (measured: snnsim's split 3x3 conv at batch
+64 fell from 186 to 93 GFLOP/s after one 2-thread np.dot in the same process, and stayed there), so measuring it
+in the parent would slow every contender after it. Prints GFLOP/s (median of
 the rounds; the ratios also for the least disturbed round), GFLOP per second of process CPU time (all threads:
 what a kernel does with the cores it actually got, which on a shared machine wall time does not tell), the
 load average, and which OpenBLAS kernel ran (threadpoolctl), and writes
@@ -83,7 +87,33 @@ def cases(kind, p, B, rng):
             (lambda: torch.nn.functional.conv2d(xt, wt, None, s, pad, 1, g)))
 
 
+def sgemm_2t_child(M: int, K: int, N: int, reps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per call of NumPy's sgemm [M, K] x [K, N] with two BLAS threads, in a new process."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--sgemm-2t", f"{M},{K},{N},{reps}"], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[-2]), float(out[-1])
+
+
+def _sgemm_2t(shape: str) -> None:
+    from threadpoolctl import threadpool_limits
+
+    M, K, N, reps = map(int, shape.split(","))
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    with threadpool_limits(2, "blas"):
+        np.dot(a, b)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(reps):
+            np.dot(a, b)
+        print((time.perf_counter() - t0) / reps, (time.process_time() - c0) / reps)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--sgemm-2t":
+        return _sgemm_2t(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_load_option(ap)
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (median reported)")
@@ -91,7 +121,7 @@ def main():
     args = ap.parse_args()
     import pandas as pd
     import torch
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info
 
     torch.set_num_threads(2)
     rounds = 3 if args.quick else args.rounds
@@ -106,20 +136,22 @@ def main():
                 M, Kd, N = gemm_shape(kind, p, B)
                 a = rng.standard_normal((M, Kd)).astype(np.float32)
                 bm = rng.standard_normal((Kd, N)).astype(np.float32)
-                fns = {"snnsim": ours, "torch": theirs, "sgemm_1t": lambda: np.dot(a, bm),
-                       "sgemm_2t": lambda: np.dot(a, bm)}
-                times = {k: [] for k in fns}
-                cpu = {k: [] for k in fns}      # process CPU seconds (every thread) per call
+                fns = {"snnsim": ours, "torch": theirs, "sgemm_1t": lambda: np.dot(a, bm)}
+                times = {k: [] for k in list(fns) + ["sgemm_2t"]}
+                cpu = {k: [] for k in times}      # process CPU seconds (every thread) per call
                 reps = max(1, int(2e8 // max(1, flops_of(kind, p, B))))     # ~>= 0.1 s of work per timing
                 for _ in range(rounds):
                     for k, fn in fns.items():
-                        with torch.no_grad(), (threadpool_limits(2, "blas") if k == "sgemm_2t" else one_blas_thread()):
+                        with torch.no_grad(), one_blas_thread():
                             fn()
                             t0, c0 = time.perf_counter(), time.process_time()
                             for _ in range(reps):
                                 fn()
                             times[k].append((time.perf_counter() - t0) / reps)
                             cpu[k].append((time.process_time() - c0) / reps)
+                    wall, used = sgemm_2t_child(M, Kd, N, reps)
+                    times["sgemm_2t"].append(wall)
+                    cpu["sgemm_2t"].append(used)
                 fl = flops_of(kind, p, B)
                 g = {k: fl / np.median(v) / 1e9 for k, v in times.items()}
                 top = {k: fl / np.min(v) / 1e9 for k, v in times.items()}     # the least disturbed round
