@@ -87,11 +87,30 @@ def cases(kind, p, B, rng):
             (lambda: torch.nn.functional.conv2d(xt, wt, None, s, pad, 1, g)))
 
 
-def sgemm_2t_child(M: int, K: int, N: int, reps: int) -> tuple[float, float]:
+# Work per timing: calls are repeated for at least this long. A single call of a few milliseconds right after the
+# machine idled (this script's own child process, or any pause) also times waking the second core and its
+# clock up: on this machine it ran the split 3x3 conv at batch 64 at one core's speed and torch's conv at two
+# thirds of its speed; the next calls do not pay it, and a network run calls its kernels back to back.
+MIN_SECONDS = 0.05
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall, process CPU) seconds per call of fn, over as many calls as fill MIN_SECONDS (two calls first)."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    reps = max(3, int(MIN_SECONDS / max(time.perf_counter() - t0, 1e-6)))
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps, (time.process_time() - c0) / reps
+
+
+def sgemm_2t_child(M: int, K: int, N: int) -> tuple[float, float]:
     """(wall, CPU) seconds per call of NumPy's sgemm [M, K] x [K, N] with two BLAS threads, in a new process."""
     import subprocess
 
-    out = subprocess.run([sys.executable, __file__, "--sgemm-2t", f"{M},{K},{N},{reps}"], check=True,
+    out = subprocess.run([sys.executable, __file__, "--sgemm-2t", f"{M},{K},{N}"], check=True,
                          capture_output=True, text=True).stdout.split()
     return float(out[-2]), float(out[-1])
 
@@ -99,16 +118,12 @@ def sgemm_2t_child(M: int, K: int, N: int, reps: int) -> tuple[float, float]:
 def _sgemm_2t(shape: str) -> None:
     from threadpoolctl import threadpool_limits
 
-    M, K, N, reps = map(int, shape.split(","))
+    M, K, N = map(int, shape.split(","))
     rng = np.random.default_rng(0)
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
     with threadpool_limits(2, "blas"):
-        np.dot(a, b)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(reps):
-            np.dot(a, b)
-        print((time.perf_counter() - t0) / reps, (time.process_time() - c0) / reps)
+        print(*timed(lambda: np.dot(a, b)))
 
 
 def main():
@@ -139,17 +154,13 @@ def main():
                 fns = {"snnsim": ours, "torch": theirs, "sgemm_1t": lambda: np.dot(a, bm)}
                 times = {k: [] for k in list(fns) + ["sgemm_2t"]}
                 cpu = {k: [] for k in times}      # process CPU seconds (every thread) per call
-                reps = max(1, int(2e8 // max(1, flops_of(kind, p, B))))     # ~>= 0.1 s of work per timing
                 for _ in range(rounds):
                     for k, fn in fns.items():
                         with torch.no_grad(), one_blas_thread():
-                            fn()
-                            t0, c0 = time.perf_counter(), time.process_time()
-                            for _ in range(reps):
-                                fn()
-                            times[k].append((time.perf_counter() - t0) / reps)
-                            cpu[k].append((time.process_time() - c0) / reps)
-                    wall, used = sgemm_2t_child(M, Kd, N, reps)
+                            wall, used = timed(fn)
+                            times[k].append(wall)
+                            cpu[k].append(used)
+                    wall, used = sgemm_2t_child(M, Kd, N)
                     times["sgemm_2t"].append(wall)
                     cpu["sgemm_2t"].append(used)
                 fl = flops_of(kind, p, B)
