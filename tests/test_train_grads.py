@@ -540,16 +540,20 @@ def test_conv_backward_split_batch_matches_torch(groups, need_gx, O, stride, ker
 
 
 @pytest.mark.parametrize("n", [1000, (1 << 17) + 12345])          # the serial pass and the parallel chunks
-def test_binary_u8_packs_and_counts_like_numpy(n):
-    """binary_u8 packs a spike tensor to uint8 and counts its ones in one pass (the conv's form rule reads the
-    count); anything that is not all 0/1 is refused, wherever the odd value sits."""
+def test_counts_u8_packs_and_counts_like_numpy(n):
+    """counts_u8 packs spikes and spike counts (a SEW residual's sums: 0, 1, 2; any whole number up to 255) to
+    uint8 exactly and counts the nonzeros in one pass (the conv's form rule reads the count); anything else is
+    refused, wherever the odd value sits."""
     rng = np.random.default_rng(11)
-    x = (rng.random(n) < 0.07).astype(np.float32)
-    u8, ones = G.binary_u8(x)
-    assert u8.dtype == np.uint8 and ones == np.count_nonzero(x)
-    np.testing.assert_array_equal(u8, x.astype(np.uint8))
-    for where in (0, n // 2, n - 1):
-        y = x.copy()
-        y[where] = 0.5
-        u8, ones = G.binary_u8(y)
-        assert ones == -1 and u8.size == 0
+    x = ((rng.random(n) < 0.07).astype(np.float32) + (rng.random(n) < 0.03)).astype(np.float32)
+    x[-3:] = [0.0, 255.0, -0.0]
+    assert set(np.unique(x)) == {0.0, 1.0, 2.0, 255.0}
+    u8, nonzero = G.counts_u8(x)
+    assert u8.dtype == np.uint8 and nonzero == np.count_nonzero(x)
+    np.testing.assert_array_equal(u8.astype(np.float32), x)
+    for bad in (0.5, 256.0, -1.0, np.nan, np.inf):
+        for where in (0, n // 2, n - 1):
+            y = x.copy()
+            y[where] = bad
+            u8, nonzero = G.counts_u8(y)
+            assert nonzero == -1 and u8.size == 0, (bad, where)

@@ -14,7 +14,7 @@ t-major, or ``[B, *shape]`` when it is *static*, i.e. the same at every timestep
 first stateful neuron: such layers are computed once, as the engine does, and their gradient is the sum over T).
 
 Stored for the backward pass, per layer (see ``memory.Ledger``):
-    linear/conv   the input (uint8 when it is binary spikes)     batch norm   x-hat (float32), 1/std
+    linear/conv   the input (uint8 when it is spikes or counts)  batch norm   x-hat (float32), 1/std
     neuron        the charged membrane H [T, ...] (+ the input for plif and clipped threshold layers)
     max pool      the argmax offset per output (uint8)            scale        the input
     dropout       the mask (uint8)                                 avg/sum pool, flatten, residual: nothing
@@ -132,13 +132,14 @@ def apply_bn_stats(nodes, ctx: Ctx, T: int) -> None:
 
 
 def pack(x: np.ndarray) -> np.ndarray:
-    """Binary spikes are stored as uint8 (4x less memory); anything else as is."""
+    """Spikes and small spike counts (whole numbers 0..255, e.g. a SEW residual's sums) are stored as uint8, exactly
+    (4x less memory); anything else as is."""
     return pack_counted(x)[0]
 
 
 def pack_counted(x: np.ndarray):
     """(x packed as ``pack`` does, its number of events when binary, else None): one pass over x."""
-    u8, events = G.binary_u8(np.ascontiguousarray(x))
+    u8, events = G.counts_u8(np.ascontiguousarray(x))
     return (u8.reshape(x.shape), int(events)) if events >= 0 else (x, None)
 
 

@@ -3,17 +3,18 @@ of every layer kind the engine runs, one module a family (neurons, conv, batchno
 thread rules they share, which starts Numba's pool on import).
 
 Conventions: float32, C-contiguous, batch-first, PyTorch layouts (as ``snnsim.kernels``). Activations stored
-for the backward pass may be ``uint8`` when they are binary spikes (4x less memory); the kernels read either.
+for the backward pass may be ``uint8`` when they are spikes or small spike counts (4x less memory); the kernels
+read either, by value.
 Every reduction has a fixed order that does not depend on the thread count, so a training run is reproducible
 bit for bit (the resume test relies on it).
 """
 
 from .batchnorm import batchnorm_backward_train, batchnorm_forward_train, channel_sum
 from .conv import conv2d_backward, conv2d_train_forward, events_cheaper
-from .misc import binary_u8
+from .misc import counts_u8
 from .neurons import neuron_backward_seq, neuron_forward_seq
 from .pool import maxpool_2x2_with_argmax, maxpool_argmax, maxpool_backward, windowsum_backward
 
 __all__ = ["batchnorm_backward_train", "batchnorm_forward_train", "channel_sum", "conv2d_backward",
-           "conv2d_train_forward", "events_cheaper", "binary_u8", "maxpool_2x2_with_argmax", "maxpool_argmax",
+           "conv2d_train_forward", "events_cheaper", "counts_u8", "maxpool_2x2_with_argmax", "maxpool_argmax",
            "maxpool_backward", "neuron_backward_seq", "neuron_forward_seq", "windowsum_backward"]

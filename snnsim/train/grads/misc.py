@@ -1,4 +1,4 @@
-"""Small training kernels: whether a stored activation is binary (kept as uint8), and its events."""
+"""Small training kernels: whether a stored activation is spikes or spike counts (kept as uint8), and its events."""
 
 from __future__ import annotations
 
@@ -9,45 +9,50 @@ from .parallel import CHUNK as _CHUNK, PAR_MIN_WORK as _PAR_MIN_WORK
 
 
 @njit(cache=True, fastmath=False)
-def _binary_chunk(flat, out, a, b):
-    """out[a:b] = flat[a:b] as uint8 and the number of ones, or -1 at the first element that is not 0 or 1."""
-    ones = 0
+def _counts_chunk(flat, out, a, b):
+    """out[a:b] = flat[a:b] as uint8 and the number of nonzeros, or -1 at the first element that is not a whole
+    number from 0 to 255 (spikes are 0 or 1; a SEW residual's sum of spikes 0, 1 or 2)."""
+    nonzero = 0
     for i in range(a, b):
         v = flat[i]
         if v == 0.0:
             out[i] = 0
         elif v == 1.0:
             out[i] = 1
-            ones += 1
+            nonzero += 1
+        elif v > 0.0 and v <= 255.0 and v == np.floor(v):
+            out[i] = np.uint8(v)
+            nonzero += 1
         else:
             return -1
-    return ones
+    return nonzero
 
 
 @njit(cache=True, fastmath=False, parallel=True)
-def _binary_par(flat, out, ones):
+def _counts_par(flat, out, nonzero):
     n = flat.size
-    for c in prange(ones.size):
-        ones[c] = _binary_chunk(flat, out, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+    for c in prange(nonzero.size):
+        nonzero[c] = _counts_chunk(flat, out, c * _CHUNK, min(n, (c + 1) * _CHUNK))
 
 
 @njit(cache=True, fastmath=False)
-def binary_u8(x):
-    """(uint8 copy, number of ones) when every element of float32 x is 0 or 1, else (empty, -1): one pass that
-    packs a stored spike tensor and counts its events (the conv's form rule reads the count)."""
+def counts_u8(x):
+    """(uint8 copy, number of nonzeros) when every element of float32 x is a whole number from 0 to 255 (spikes,
+    or sums of a few spikes), else (empty, -1): one pass that packs a stored activation exactly and counts its
+    events (the conv's form rule reads the count)."""
     flat = x.reshape(-1)
     n = flat.size
     out = np.empty(n, np.uint8)
     if n >= _PAR_MIN_WORK:
-        ones = np.zeros((n + _CHUNK - 1) // _CHUNK, np.int64)
-        _binary_par(flat, out, ones)
+        nonzero = np.zeros((n + _CHUNK - 1) // _CHUNK, np.int64)
+        _counts_par(flat, out, nonzero)
         total = 0
-        for c in range(ones.size):
-            if ones[c] < 0:
+        for c in range(nonzero.size):
+            if nonzero[c] < 0:
                 return np.empty(0, np.uint8), -1
-            total += ones[c]
+            total += nonzero[c]
         return out, total
-    total = _binary_chunk(flat, out, 0, n)
+    total = _counts_chunk(flat, out, 0, n)
     if total < 0:
         return np.empty(0, np.uint8), -1
     return out, total
