@@ -188,6 +188,30 @@ def events_cheaper(x, out_shape, kernel, stride, groups, events=None) -> bool:
     return events < event_limit_conv(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
 
 
+# The weight gradient's two forms on the training threads (benchmarks/train_conv_forms.py; least-squares fit to
+# a run of 2026-11-28 at 03:00 UTC on the SEW-ResNet's shapes at batch 128, idle machine; it reproduces the
+# measured crossover densities within 0.02, in that run and in the committed one, benchmarks/results/
+# train_conv_forms.csv; ns of wall time): dense im2col + sgemm per multiply-add; from events,
+# per output-gradient element (its channels-last copy), per input event and tap checked, and per multiply-add of
+# the Og-wide add of each tap that reaches an output.
+GW_DENSE_NS = 0.015            # per multiply-add, stride 1
+GW_DENSE_STRIDED_NS = 0.03     # per multiply-add, strided (im2col straight from the input)
+GW_GY_NS = 0.76                # per output-gradient element
+GW_TAP_NS = 1.30               # per event and tap checked
+GW_ADD_NS = 0.029              # per multiply-add of an event
+
+
+def gw_event_limit(N, in_shape, gy_shape, kernel, stride) -> float:
+    """Number of nonzero inputs below which the weight gradient from events is cheaper than the dense one
+    (a conv without groups)."""
+    C, H, W = in_shape
+    O, HO, WO = gy_shape
+    taps = kernel[0] * kernel[1]
+    dense = N * O * HO * WO * C * taps * (GW_DENSE_NS if stride == (1, 1) else GW_DENSE_STRIDED_NS)
+    per_event = taps * GW_TAP_NS + taps / (stride[0] * stride[1]) * O * GW_ADD_NS
+    return (dense - N * O * HO * WO * GW_GY_NS) / per_event
+
+
 def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups, events=None):
     """A conv in a training forward: the engine's event kernel when the input has few nonzeros
     (events_cheaper: the kernel-form rule of inference), else its dense kernel; images split between threads
@@ -214,7 +238,7 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
 
     x [N, C, H, W] (float32 or uint8 spikes), w [O, C/groups, KH, KW], gy [N, O, HO, WO].
     Returns (gw [O, C/groups, KH, KW], gx [N, C, H, W] or an empty array when not ``need_gx``).
-    Weight gradient: from the input's events when they are few (events_cheaper, _gw_by_events), else per
+    Weight gradient: from the input's events when they are few (gw_event_limit, _gw_by_events), else per
     chunk of images, im2col and one sgemm; large layers split the batch into two fixed parts (threads.split),
     each with its own sum, added at the end, so sums run in a fixed order.
     Input gradient: for stride 1, the convolution of gy with the flipped, transposed kernel (padding
@@ -230,7 +254,11 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
     cols_gx = need_gx and not by_conv
     w32 = np.ascontiguousarray(w, np.float32)
     gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
-    events = events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups, events)
+    if events is None:
+        events = np.count_nonzero(x)
+    # groups: the fit above is of plain convs; a grouped conv keeps the inference rule
+    events = (events < gw_event_limit(N, (Cg * groups, H, W), gy.shape[1:], (KH, KW), (sh, sw)) and Og >= 8
+              if groups == 1 else events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups, events))
     gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups) if events else None
     if not events or cols_gx:
         wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
