@@ -111,6 +111,10 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx
 # machine): a training step is tens of milliseconds of such layers, and on the conv net (batch 32, T=4, its
 # 115M-MAC conv below inference's bound) a split measured no slower under a load average of 5.5.
 TRAIN_SPLIT_MIN_WORK = 1 << 25
+# Outputs of a training forward's event conv above which its images are split: the SEW-ResNet's convs at batch 32,
+# T=4 (0.5-2M outputs, about 1 ms each) ran unsplit at 2^22; split, its training step took 5 % less (96-99 against
+# 102-105 ms, alternating runs, idle machine, 2026-11-28).
+TRAIN_EVENT_SPLIT_MIN_OUT = 1 << 19
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -215,12 +219,12 @@ def gw_event_limit(N, in_shape, gy_shape, kernel, stride) -> float:
 def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups, events=None):
     """A conv in a training forward: the engine's event kernel when the input has few nonzeros
     (events_cheaper: the kernel-form rule of inference), else its dense kernel; images split between threads
-    by training's rule (TRAIN_SPLIT_MIN_WORK multiply-adds, or an eighth of that many outputs for events)."""
+    by training's rule (TRAIN_SPLIT_MIN_WORK multiply-adds, or TRAIN_EVENT_SPLIT_MIN_OUT outputs for events)."""
     O, Cg, KH, KW = w.shape
     out_shape = (O, conv_out_size(x.shape[2], KH, sh, ph), conv_out_size(x.shape[3], KW, sw, pw))
     if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups, events):
         return conv2d_event(x, prepare_conv_event(w, groups), b, O, KH, KW, sh, sw, ph, pw, groups,
-                            split_above=TRAIN_SPLIT_MIN_WORK // 8)
+                            split_above=TRAIN_EVENT_SPLIT_MIN_OUT)
     return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK)
 
 
