@@ -74,12 +74,9 @@ def main():
                          measured_crossover=crossover(DENSITIES, ev, ms["dense"]), rule_crossover=rule,
                          load_avg=round(os.getloadavg()[0], 2)))
     df = pd.DataFrame(rows)
-    out = results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "train_conv_forms.csv", index=False)
-    pd.set_option("display.width", 250)
+    df.to_csv(results_dir() / "train_conv_forms.csv", index=False)
     print(f"Training conv weight gradient, batch {N}, ms (median of {args.rounds} alternating rounds)")
-    print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}", line_width=250))
 
 
 if __name__ == "__main__":
