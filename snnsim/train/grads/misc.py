@@ -10,22 +10,18 @@ from .parallel import CHUNK as _CHUNK, PAR_MIN_WORK as _PAR_MIN_WORK
 
 @njit(cache=True, fastmath=False)
 def _counts_chunk(flat, out, a, b):
-    """out[a:b] = flat[a:b] as uint8 and the number of nonzeros, or -1 at the first element that is not a whole
-    number from 0 to 255 (spikes are 0 or 1; a SEW residual's sum of spikes 0, 1 or 2)."""
+    """out[a:b] = flat[a:b] as uint8 and the number of nonzeros, or -1 when an element is not a whole number from
+    0 to 255 (spikes are 0 or 1; a SEW residual's sum of spikes 0, 1 or 2). Branch-free, so that the loop
+    vectorises: each value is clamped, converted and compared back (NaN never compares equal)."""
     nonzero = 0
+    bad = 0
     for i in range(a, b):
         v = flat[i]
-        if v == 0.0:
-            out[i] = 0
-        elif v == 1.0:
-            out[i] = 1
-            nonzero += 1
-        elif v > 0.0 and v <= 255.0 and v == np.floor(v):
-            out[i] = np.uint8(v)
-            nonzero += 1
-        else:
-            return -1
-    return nonzero
+        u = np.uint8(np.int32(min(max(v, np.float32(0.0)), np.float32(255.0))))
+        out[i] = u
+        bad += np.float32(u) != v
+        nonzero += v != np.float32(0.0)
+    return -1 if bad else nonzero
 
 
 @njit(cache=True, fastmath=False, parallel=True)
