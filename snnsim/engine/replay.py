@@ -21,12 +21,17 @@ from ..layers.op import kernel_form
 
 @dataclass
 class Risk:
+    """Neurons of ``layer`` at timestep ``t`` whose re-simulated spike may differ from the forward's."""
+
     layer: str
     t: int
     count: int
 
 
 class Replay:
+    """Runs op lists timestep by timestep from fresh state, no trace. ``form``/``event_threshold``: the forward
+    run's, so that each layer is recomputed by the same kernel and so the same float32 sums."""
+
     def __init__(self, form: str = "auto", event_threshold: float | None = None):
         self.form = form
         self.thr = None if event_threshold is None else float(event_threshold)     # None: the cost rule
