@@ -18,32 +18,46 @@ def fanout_map(op: Op) -> np.ndarray | None:
     return op.fanout_map()
 
 
-def _record(op: Op, T: int, timesteps_kept: bool) -> LayerTrace:
-    layer = op.layer
-    n_w = int(op.weight.size) if op.synaptic else 0
-    n_b = int(op.bias.size) if op.synaptic else 0
-    is_neuron = op.holds_state
-    stateful = is_neuron and layer.stateful and timesteps_kept
-    size = math.prod(layer.out_shape)
-    # how the trace sees the layer, and its fan-out, never change for an op: computed once, not per batch
-    static = op.__dict__.get("_trace_static")
+def _static(op: Op, T: int, timesteps_kept: bool) -> tuple[dict, dict]:
+    """What a trace record of the op holds that never changes for the op (how the trace sees it, its fan-out,
+    its sizes): worked out once per op and run length, not per batch."""
+    key = (T, timesteps_kept)
+    cached = op.__dict__.setdefault("_trace_static", {})
+    static = cached.get(key)
     if static is None:
+        layer = op.layer
         kind, in_shape, out_shape, geometry = op.trace_view()
         if op.folded:
             geometry["folded"] = list(op.folded)
-        static = op.__dict__["_trace_static"] = (fanout_map(op), kind, in_shape, out_shape, geometry,
-                                                 op.trace_fields())
-    fm, kind, in_shape, out_shape, geometry, fields = static
-    events_in, events_out, neuron_updates = np.zeros((3, T), np.int64)      # one allocation: rows of a block
-    return LayerTrace(
-        name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
-        geometry=dict(geometry), n_weights=n_w, n_bias=n_b, neurons=size if is_neuron else 0,
-        stateful=stateful, state_size=size if stateful else 0,
-        computed=np.zeros(T, bool), form=[""] * T, events_in=events_in, binary_in=np.ones(T, bool),
-        events_out=events_out, neuron_updates=neuron_updates,
-        event_map=np.zeros((T,) + in_shape, np.float32) if fm is not None else None,
-        fanout_map=fm, **fields,
-    )
+        is_neuron = op.holds_state
+        stateful = is_neuron and layer.stateful and timesteps_kept
+        size = math.prod(layer.out_shape)
+        static = cached[key] = (dict(
+            name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
+            n_weights=int(op.weight.size) if op.synaptic else 0, n_bias=int(op.bias.size) if op.synaptic else 0,
+            neurons=size if is_neuron else 0, stateful=stateful, state_size=size if stateful else 0,
+            fanout_map=fanout_map(op), **op.trace_fields()), geometry)
+    return static
+
+
+def _records(ops: list, T: int, timesteps_kept: bool) -> list[LayerTrace]:
+    """Fresh trace records of plain ops for one batch. Their counters are rows of a few blocks allocated at
+    once: at batch 1 a small network's run spent a fifth of its time making them one by one."""
+    statics = [_static(op, T, timesteps_kept) for op in ops]
+    n = len(ops)
+    counts = np.zeros((n, 3, T), np.int64)
+    flags = np.zeros((n, 2, T), bool)
+    flags[:, 1] = True
+    sizes = [0 if f["fanout_map"] is None else T * math.prod(f["in_shape"]) for f, _ in statics]
+    maps = np.zeros(sum(sizes), np.float32)
+    out, at = [], 0
+    for k, ((fields, geometry), size) in enumerate(zip(statics, sizes)):
+        event_map = None if not size else maps[at:at + size].reshape((T,) + fields["in_shape"])
+        at += size
+        out.append(LayerTrace(**fields, geometry=dict(geometry), computed=flags[k, 0], form=[""] * T,
+                              events_in=counts[k, 0], binary_in=flags[k, 1], events_out=counts[k, 1],
+                              neuron_updates=counts[k, 2], event_map=event_map))
+    return out
 
 
 def _flat_fanout(op: Op) -> np.ndarray:
@@ -52,6 +66,16 @@ def _flat_fanout(op: Op) -> np.ndarray:
     if flat is None:
         flat = op.__dict__["_flat_fanout"] = fanout_map(op).reshape(-1).astype(np.int64)
     return flat
+
+
+def _plain_ops(ops):
+    """The ops that get a record of their own, in the order BatchRun._init visits them."""
+    for op in ops:
+        if op.composite:
+            for sub in op.children():
+                yield from _plain_ops(sub)
+        else:
+            yield op
 
 
 # ----------------------------------------------------------------------------- one batch
@@ -64,18 +88,19 @@ class BatchRun:
         self.records: dict[str, LayerTrace] = {}
         self.order: list[LayerTrace] = []
         self.probes = {name: {} for name in probes}
-        self._init(ops)
+        plain = list(_plain_ops(ops))
+        self._init(ops, iter(_records(plain, T, T > 1)))
 
-    def _init(self, ops):
+    def _init(self, ops, fresh):
         for op in ops:
             if op.composite:        # blocks and T-RevSNN parts: children first, then their own records
                 for sub in op.children():
-                    self._init(sub)
+                    self._init(sub, fresh)
                 for rec in op.trace_records(self.T):
                     self.records[rec.name] = rec
                     self.order.append(rec)
                 continue
-            rec = _record(op, self.T, self.T > 1)
+            rec = next(fresh)
             if op.holds_state:
                 self.state[op.name] = op.initial_state(self.B)
             self.records[rec.name] = rec
