@@ -42,14 +42,18 @@ def add_load_option(ap) -> None:
                     help="measure (again) with N spinning background processes")
 
 
-def alternate(fns: dict, rounds: int, reps: int = 1) -> dict:
+def alternate(fns: dict, rounds: int, reps: int = 1, warm: bool = False) -> dict:
     """Seconds per call of each function, one timing per round, the functions taking turns within a round
-    (so that a change in the machine's load hits all of them alike). Each is called once first (warm-up)."""
+    (so that a change in the machine's load hits all of them alike). Each is called once first (warm-up);
+    with ``warm``, also once, untimed, before each of its timings, so that a timing does not include fetching
+    back what the other functions' turns evicted from the caches."""
     for f in fns.values():
         f()
     times = {k: [] for k in fns}
     for _ in range(rounds):
         for k, f in fns.items():
+            if warm:
+                f()
             t0 = time.perf_counter()
             for _ in range(reps):
                 f()

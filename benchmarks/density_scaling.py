@@ -5,7 +5,8 @@
 1. Layers (the SEW-ResNet's block conv 64->64 3x3 at 8x8 and 16x16, the conv net's linear 1568->128, its
    3136->10-sized output layer), batch 1 and 64, random binary inputs at densities 0, 1, 2, 5, 10, 20, 50 %:
    time of the event kernel, the dense kernel and the form the default rule picks (snnsim/kernels/cost.py),
-   median (and min) of alternating rounds. Printed per layer: the zero-activity floor (event time at 0 % as a share of
+   median (and min) of alternating rounds, each timing after an untimed call of the same kernel (its input in cache,
+   as in a network, where the layer before just wrote it). Printed per layer: the zero-activity floor (event time at 0 % as a share of
    its time at 5 %) and the growth from 1 % to 20 % density (proportional would be 20x).
 2. The three shipped networks on real inputs (batch 64, T=4): the default rule against forced dense and
    forced event, and the mean input density of their synaptic layers.
@@ -64,7 +65,10 @@ def bench_layers(rounds, quick, load):
                 nz = int(np.count_nonzero(x))
                 picked = kernel_form(op, nz, x.size, None)
                 fns = {"event": lambda: op.forward(x, "event"), "dense": lambda: op.forward(x, "dense")}
-                times = alternate(fns, rounds, 50 if B == 1 else 5)
+                # warm: a layer's input in a network was just written by the layer before it, so each timing
+                # starts with it in cache, as the other form's turn would otherwise have evicted it (at batch 64
+                # the first of the event conv's 5 calls on a silent input took several times the others)
+                times = alternate(fns, rounds, 50 if B == 1 else 5, warm=True)
                 ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
                 lo = {k: 1e3 * float(np.min(v)) for k, v in times.items()}   # the least disturbed round
                 rows.append(dict(layer=op.name, batch=B, density=d, event_ms=ms["event"], dense_ms=ms["dense"],
