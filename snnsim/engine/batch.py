@@ -18,12 +18,11 @@ def fanout_map(op: Op) -> np.ndarray | None:
     return op.fanout_map()
 
 
-def _static(op: Op, T: int, timesteps_kept: bool) -> tuple[dict, dict]:
+def _static(op: Op, timesteps_kept: bool) -> tuple[dict, dict]:
     """What a trace record of the op holds that never changes for the op (how the trace sees it, its fan-out,
-    its sizes): worked out once per op and run length, not per batch."""
-    key = (T, timesteps_kept)
+    its sizes; whether it is stateful depends only on whether timesteps are kept): worked out once per op."""
     cached = op.__dict__.setdefault("_trace_static", {})
-    static = cached.get(key)
+    static = cached.get(timesteps_kept)
     if static is None:
         layer = op.layer
         kind, in_shape, out_shape, geometry = op.trace_view()
@@ -32,7 +31,7 @@ def _static(op: Op, T: int, timesteps_kept: bool) -> tuple[dict, dict]:
         is_neuron = op.holds_state
         stateful = is_neuron and layer.stateful and timesteps_kept
         size = math.prod(layer.out_shape)
-        static = cached[key] = (dict(
+        static = cached[timesteps_kept] = (dict(
             name=op.name, kind=kind, in_shape=in_shape, out_shape=out_shape,
             n_weights=int(op.weight.size) if op.synaptic else 0, n_bias=int(op.bias.size) if op.synaptic else 0,
             neurons=size if is_neuron else 0, stateful=stateful, state_size=size if stateful else 0,
@@ -40,10 +39,10 @@ def _static(op: Op, T: int, timesteps_kept: bool) -> tuple[dict, dict]:
     return static
 
 
-def _records(ops: list, T: int, timesteps_kept: bool) -> list[LayerTrace]:
-    """Fresh trace records of plain ops for one batch. Their counters are rows of a few blocks allocated at
-    once: at batch 1 a small network's run spent a fifth of its time making them one by one."""
-    statics = [_static(op, T, timesteps_kept) for op in ops]
+def _records(ops: list, T: int) -> list[LayerTrace]:
+    """Fresh trace records of plain ops for one batch of T timesteps. Their counters are rows of a few blocks
+    allocated at once: at batch 1 a small network's run spent a fifth of its time making them one by one."""
+    statics = [_static(op, T > 1) for op in ops]
     n = len(ops)
     counts = np.zeros((n, 3, T), np.int64)
     flags = np.zeros((n, 2, T), bool)
@@ -68,12 +67,14 @@ def _flat_fanout(op: Op) -> np.ndarray:
     return flat
 
 
-def _plain_ops(ops):
-    """The ops that get a record of their own, in the order BatchRun._init visits them."""
+def _visit(ops, T: int):
+    """The trace's order: each plain op (it gets a record of its own), and for blocks and T-RevSNN parts their
+    children first, then their own records (``Op.trace_records``)."""
     for op in ops:
         if op.composite:
             for sub in op.children():
-                yield from _plain_ops(sub)
+                yield from _visit(sub, T)
+            yield from op.trace_records(T)
         else:
             yield op
 
@@ -88,21 +89,14 @@ class BatchRun:
         self.records: dict[str, LayerTrace] = {}
         self.order: list[LayerTrace] = []
         self.probes = {name: {} for name in probes}
-        plain = list(_plain_ops(ops))
-        self._init(ops, iter(_records(plain, T, T > 1)))
-
-    def _init(self, ops, fresh):
-        for op in ops:
-            if op.composite:        # blocks and T-RevSNN parts: children first, then their own records
-                for sub in op.children():
-                    self._init(sub, fresh)
-                for rec in op.trace_records(self.T):
-                    self.records[rec.name] = rec
-                    self.order.append(rec)
-                continue
-            rec = next(fresh)
-            if op.holds_state:
-                self.state[op.name] = op.initial_state(self.B)
+        order = list(_visit(ops, T))
+        fresh = iter(_records([e for e in order if isinstance(e, Op)], T))
+        for e in order:
+            rec = e
+            if isinstance(e, Op):
+                rec = next(fresh)
+                if e.holds_state:
+                    self.state[e.name] = e.initial_state(B)
             self.records[rec.name] = rec
             self.order.append(rec)
 

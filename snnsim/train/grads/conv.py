@@ -178,18 +178,19 @@ def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
     return np.ascontiguousarray(gwt.reshape(groups, Cg, KH, KW, Og).transpose(0, 4, 1, 2, 3).reshape(O, Cg, KH, KW))
 
 
-def events_cheaper(x, out_shape, kernel, stride, groups, events=None) -> bool:
+def events_cheaper(x, out_shape, kernel, stride, groups, events=None, limit=None) -> bool:
     """True when a conv's input has few enough nonzeros that its event form (forward scatter, or the weight
     gradient by events) costs less than the dense one: the engine's kernel-form rule (kernels/cost.py) on the
-    actual count (``events``, when the caller counted it already). Layers with fewer than 8 output channels per
-    group stay dense (short runs)."""
+    actual count (``events``, when the caller counted it already); ``limit``: another price rule with
+    event_limit_conv's arguments (the weight gradient's, ``gw_event_limit``). Layers with fewer than 8 output
+    channels per group stay dense (short runs)."""
     from ...kernels.cost import event_limit_conv
 
     if out_shape[0] // groups < 8:
         return False
     if events is None:
         events = np.count_nonzero(x)
-    return events < event_limit_conv(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
+    return events < (limit or event_limit_conv)(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
 
 
 # The weight gradient's two forms on the training threads (benchmarks/train_conv_forms.py; least-squares fit to
@@ -205,9 +206,13 @@ GW_TAP_NS = 1.30               # per event and tap checked
 GW_ADD_NS = 0.029              # per multiply-add of an event
 
 
-def gw_event_limit(N, in_shape, gy_shape, kernel, stride) -> float:
-    """Number of nonzero inputs below which the weight gradient from events is cheaper than the dense one
-    (a conv without groups)."""
+def gw_event_limit(N, in_shape, gy_shape, kernel, stride, groups=1) -> float:
+    """Number of nonzero inputs below which the weight gradient from events is cheaper than the dense one. The
+    fit above is of convs without groups; a grouped conv keeps the inference rule (event_limit_conv)."""
+    if groups != 1:
+        from ...kernels.cost import event_limit_conv
+
+        return event_limit_conv(N, in_shape, gy_shape, kernel, stride, groups)
     C, H, W = in_shape
     O, HO, WO = gy_shape
     taps = kernel[0] * kernel[1]
@@ -258,24 +263,20 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
     cols_gx = need_gx and not by_conv
     w32 = np.ascontiguousarray(w, np.float32)
     gx = np.zeros((N, C, H, W) if cols_gx else (0, C, H, W), np.float32)
-    if events is None:
-        events = np.count_nonzero(x)
-    # groups: the fit above is of plain convs; a grouped conv keeps the inference rule
-    events = (events < gw_event_limit(N, (Cg * groups, H, W), gy.shape[1:], (KH, KW), (sh, sw)) and Og >= 8
-              if groups == 1 else events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups, events))
-    gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups) if events else None
-    if not events or cols_gx:
+    by_events = events_cheaper(x, gy.shape[1:], (KH, KW), (sh, sw), groups, events, gw_event_limit)
+    gw = _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups) if by_events else None
+    if not by_events or cols_gx:
         wts = np.ascontiguousarray(w32.reshape(groups, Og, K).transpose(0, 2, 1))
         wide = sh == 1 and sw == 1
         cols = K * gy.shape[2] * (W + 2 * pw) if wide else K * HW      # im2col elements per image
         nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
         nch = -(-N // nb)
-        passes = (0 if events else 1) + (1 if cols_gx else 0)
+        passes = (0 if by_events else 1) + (1 if cols_gx else 0)
         nparts = 2 if nch >= 2 and N * O * HW * K * passes >= TRAIN_SPLIT_MIN_WORK else 1
-        gw_parts = np.zeros((nparts, O, K) if not events else (nparts, 0, 0), np.float32)
-        split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, not events, cols_gx, wide, nb,
+        gw_parts = np.zeros((nparts, O, K) if not by_events else (nparts, 0, 0), np.float32)
+        split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, not by_events, cols_gx, wide, nb,
               nparts, gw_parts, gx)
-        if not events:
+        if not by_events:
             gw = (gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]).reshape(O, Cg, KH, KW)
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
