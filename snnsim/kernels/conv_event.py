@@ -23,7 +23,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .conv import _out_hw
-from .simd import nonzero_mask32, transpose8_add_clear
+from .simd import nonzero_mask, nonzero_mask32, transpose8_add_clear
 from .threads import split
 
 _EVENT_PAR_MIN_OUT = 1 << 21
@@ -80,13 +80,7 @@ def _collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs):
     for c in range(C):
         base = c * HW
         for q0 in range(0, HW, 32):
-            if q0 + 32 <= HW:
-                m = nonzero_mask32(bits, base + q0)
-            else:                                   # the plane's last, partial block
-                m = np.uint32(0)
-                for q in range(q0, HW):
-                    if xf[base + q] != 0.0:
-                        m |= np.uint32(1) << np.uint32(q - q0)
+            m = nonzero_mask(xf, bits, base + q0, base + HW)
             while m != 0:
                 q = q0 + trailing_zeros(m)
                 i = pos_i[q]

@@ -9,7 +9,7 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .blas import sgemm, sgemv
-from .simd import nonzero_mask32
+from .simd import nonzero_mask
 from .threads import split
 
 # The event kernel splits its batch rows between threads only for >= 2 rows and a
@@ -58,12 +58,11 @@ def prepare_linear_event(w):
 @njit(cache=True, fastmath=False, nogil=True)
 def _linear_event_rows(x, wt, b, out, r0, r1):
     """Rows [r0, r1) of the event-driven product: per row, find the nonzeros of x[r] 32 at a time
-    (simd.nonzero_mask32: a silent stretch costs a vector test, an event a bit scan, with no branch per
+    (simd.nonzero_mask: a silent stretch costs a vector test, an event a bit scan, with no branch per
     input) and add one contiguous weight row per nonzero (terms in ascending i for every output).
     Flat uint64 indexing: Numba's negative-index wraparound on signed indices
     stops LLVM from vectorising the axpy (measured 2x slower)."""
     I = x.shape[1]
-    I32 = I - I % 32
     uO = np.uint64(wt.shape[1])
     outf = out.reshape(out.size)
     wf = wt.reshape(wt.size)
@@ -74,13 +73,7 @@ def _linear_event_rows(x, wt, b, out, r0, r1):
         for o in range(uO):
             outf[ob + o] = 0.0
         for i0 in range(0, I, 32):
-            if i0 < I32:
-                m = nonzero_mask32(bits, i0)
-            else:                                   # the row's last, partial block
-                m = np.uint32(0)
-                for i in range(i0, I):
-                    if row[i] != 0.0:
-                        m |= np.uint32(1) << np.uint32(i - i0)
+            m = nonzero_mask(row, bits, i0, I)
             while m != 0:
                 i = i0 + trailing_zeros(m)
                 v = row[i]

@@ -15,7 +15,9 @@ Both are target-independent LLVM (vector loads, shufflevector, icmp, bitcast); L
 machine's vector instructions (AVX2/AVX-512 masks and shuffles on x86, NEON elsewhere). The caller keeps the
 indices in range: no bounds checks.
 """
+import numpy as np
 from llvmlite import ir
+from numba import njit
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -45,6 +47,20 @@ def nonzero_mask32(typingctx, bits, k):
         return builder.bitcast(nz, _I32)
 
     return sig, codegen
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def nonzero_mask(x, bits, k, end):
+    """The nonzeros among x[k:min(k + 32, end)] as the bits of a uint32 (bit q: entry k + q), ``bits`` being x's
+    float32 bit patterns (x.view(np.uint32)): one vector test for a whole block, a loop for the last, partial one
+    (-0.0 counts as zero either way)."""
+    if k + 32 <= end:
+        return nonzero_mask32(bits, k)
+    m = np.uint32(0)
+    for q in range(k, end):
+        if x[q] != 0.0:
+            m |= np.uint32(1) << np.uint32(q - k)
+    return m
 
 
 def _shuffle(builder, a, b, mask):
