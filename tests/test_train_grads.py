@@ -393,6 +393,45 @@ def test_memory_ledger_counts_stored_tensors_per_layer():
     assert held[8] - held[4] == pytest.approx(2 * (held[4] - held[2]), rel=0.01)
 
 
+SHARED_INPUT_NET = """
+name: shared
+input_shape: [1, 8, 8]
+layers:
+  - {name: conv1, type: conv2d, out_channels: 4, kernel_size: 3, padding: 1}
+  - {name: sn1, type: lif}
+  - name: res
+    type: residual
+    body:
+      - {name: conv, type: conv2d, out_channels: 6, kernel_size: 3, stride: 2, padding: 1}
+      - {name: sn, type: lif}
+    shortcut:
+      - {name: down, type: conv2d, out_channels: 6, kernel_size: 1, stride: 2}
+      - {name: down_sn, type: lif}
+  - {name: flatten, type: flatten}
+  - {name: fc, type: linear, out_features: 3}
+  - {name: sn_out, type: lif}
+"""
+
+
+def test_residual_branches_store_their_common_input_once():
+    """A residual block whose body and shortcut both start with a conv (a SEW-ResNet's downsampling block) stores
+    the block's input once: both convs hold the same packed array, counted once (for the body's conv, which
+    stores it first), and the step holds exactly one copy less than two: T x B x 4 x 8 x 8 bytes."""
+    rng = np.random.default_rng(5)
+    spec = parse_spec(yaml.safe_load(SHARED_INPUT_NET))
+    params = _random_params(spec, rng)
+    params["conv1.weight"] *= 3
+    x = rng.random((8, 1, 8, 8)).astype(np.float32)
+    bp = BPTT(spec)
+    ctx = Ctx(4, 8, dict(params), None)
+    run_nodes(bp.nodes, Act(x, True), ctx)
+    body, short = ctx.tape["res.conv"]["x"], ctx.tape["res.down"]["x"]
+    assert body is short and body.dtype == np.uint8 and body.shape == (32, 4, 8, 8)
+    assert 0 < np.count_nonzero(body) < body.size, "the spikes are silent or saturated: the test would be vacuous"
+    per = ctx.ledger.report()["per_layer_peak"]
+    assert per["res.conv"] == 4 * 8 * 4 * 8 * 8 and "res.down" not in per
+
+
 @pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (64, 32, 28, 28)], ids=["even", "odd", "split"])
 def test_maxpool_2x2_with_argmax_matches_torch(shape):
     """The one-pass 2x2 max pooling with offsets (training forward) against torch's max_pool2d indices, on

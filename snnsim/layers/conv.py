@@ -22,7 +22,7 @@ from ..kernels.cost import event_limit_conv
 from ..nir.io import conv2d_node
 from ..spec import Layer, weight_and_bias
 from ..train import grads as G
-from ..train.forward import Act, SynapticNode, pack_counted
+from ..train.forward import Act, SynapticNode
 from . import batchnorm
 from .op import EMPTY, Op, abs_weight, synaptic_bound
 from .registry import Kind, register, shape_error
@@ -246,7 +246,7 @@ class StdConvNode(ConvNode):
         x = np.ascontiguousarray(a.x)
         y = K.conv2d_dense(x, w, b, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups)
         if ctx.store:
-            stored, events = pack_counted(x)
+            stored, events = ctx.pack(x)
             ctx.save(self.name, x=stored, events=events)
         return Act(y, a.static)
 

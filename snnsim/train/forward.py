@@ -22,6 +22,7 @@ Stored for the backward pass, per layer (see ``memory.Ledger``):
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,22 @@ class Ctx:
     traces: dict | None = None
     lam: dict = field(default_factory=dict)
     bn_stats: dict | None = None
+
+    _packs: dict = field(default_factory=dict)   # id(x) -> (weakref to x, weakref to its packed copy, events)
+
+    def pack(self, x: np.ndarray):
+        """(x packed, its events) as ``pack_counted``, once per array however many layers store it (a residual's
+        branches read the same input): the second layer gets the first one's copy. Weak references, so that
+        the memo keeps neither array alive."""
+        hit = self._packs.get(id(x))
+        if hit is not None and hit[0]() is x:
+            stored = hit[1]()
+            if stored is not None:
+                return stored, hit[2]
+        stored, events = pack_counted(x)
+        if stored is not x:
+            self._packs[id(x)] = (weakref.ref(x), weakref.ref(stored), events)
+        return stored, events
 
     def save(self, layer: str, **arrays):
         self.tape.setdefault(layer, {}).update(arrays)
@@ -198,7 +215,7 @@ class SynapticNode(Node):
         b = ctx.params[self.key("bias")] if self.layer.bias else EMPTY
         x = np.ascontiguousarray(a.x)
         if ctx.traces is None and ctx.store:        # packed and counted in one pass, before the layer uses the count
-            stored, events = pack_counted(x)
+            stored, events = ctx.pack(x)
             y = self.dense(x, w, b, events)
             ctx.save(self.name, x=stored, events=events)
             return Act(y, a.static)

@@ -111,6 +111,10 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx
 # machine): a training step is tens of milliseconds of such layers, and on the conv net (batch 32, T=4, its
 # 115M-MAC conv below inference's bound) a split measured no slower under a load average of 5.5.
 TRAIN_SPLIT_MIN_WORK = 1 << 25
+# The same bound for a conv's backward columns (weight gradient by im2col + sgemm, input gradient of a strided
+# conv by sgemm + column scatter): lower, as these passes move several times the memory of their multiply-adds
+# (the SEW-ResNet's 1x1 stride-2 shortcut convs at batch 32, T=4, 17M multiply-adds, ran 2.3 ms on one thread).
+TRAIN_BWD_SPLIT_MIN_WORK = 1 << 23
 # Outputs of a training forward's event conv above which its images are split: the SEW-ResNet's convs at batch 32,
 # T=4 (0.5-2M outputs, about 1 ms each) ran unsplit at 2^22; split, its training step took 5 % less (96-99 against
 # 102-105 ms, alternating runs, idle machine, 2026-11-28).
@@ -168,7 +172,7 @@ def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
     N, C = x.shape[0], x.shape[1]
     O = gy.shape[1]
     Og = O // groups
-    nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_SPLIT_MIN_WORK // 16 else 1
+    nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_BWD_SPLIT_MIN_WORK // 16 else 1
     parts = np.zeros((nparts, C, KH, KW, Og), np.float32)
     split(_gw_event_parts, nparts, x, np.ascontiguousarray(gy, np.float32), KH, KW, sh, sw, ph, pw, groups, nparts,
           parts)
@@ -272,7 +276,13 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
         nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
         nch = -(-N // nb)
         passes = (0 if by_events else 1) + (1 if cols_gx else 0)
-        nparts = 2 if nch >= 2 and N * O * HW * K * passes >= TRAIN_SPLIT_MIN_WORK else 1
+        nparts = 2 if N >= 2 and N * O * HW * K * passes >= TRAIN_BWD_SPLIT_MIN_WORK else 1
+        if nparts == 2:
+            # an even number of equal chunks, so that both parts have the same work (128 images in chunks of
+            # at most 113 were one part of 113 and one of 15)
+            nch = max(2, nch + nch % 2)
+            nb = -(-N // nch)
+            nch = -(-N // nb)
         gw_parts = np.zeros((nparts, O, K) if not by_events else (nparts, 0, 0), np.float32)
         split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, not by_events, cols_gx, wide, nb,
               nparts, gw_parts, gx)

@@ -12,13 +12,17 @@ from .parallel import CHUNK as _CHUNK, PAR_MIN_WORK as _PAR_MIN_WORK
 def _counts_chunk(flat, out, a, b):
     """out[a:b] = flat[a:b] as uint8 and the number of nonzeros, or -1 when an element is not a whole number from
     0 to 255 (spikes are 0 or 1; a SEW residual's sum of spikes 0, 1 or 2). Branch-free, so that the loop
-    vectorises: each value is clamped, converted and compared back (NaN never compares equal)."""
+    vectorises: each value is clamped, converted and compared back (NaN never compares equal). The loop runs over
+    slices indexed from 0: indices from a start only known at run time keep Numba's negative-index check in the
+    loop, which stopped it vectorising (6x slower)."""
+    xs = flat[a:b]
+    us = out[a:b]
     nonzero = 0
     bad = 0
-    for i in range(a, b):
-        v = flat[i]
+    for i in range(b - a):
+        v = xs[i]
         u = np.uint8(np.int32(min(max(v, np.float32(0.0)), np.float32(255.0))))
-        out[i] = u
+        us[i] = u
         bad += np.float32(u) != v
         nonzero += v != np.float32(0.0)
     return -1 if bad else nonzero
