@@ -39,14 +39,14 @@ def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
                     i = oi * sh - ph + kh
                     if i < 0 or i >= H:
                         continue
-                    base = n0 + oi * WO
-                    gr = gc[i]
-                    if sw == 1:
-                        for oj in range(j0, j1):
-                            gr[oj + off] += row[base + oj]
-                    else:
-                        for oj in range(j0, j1):
-                            gr[oj * sw + off] += row[base + oj]
+                    if j1 <= j0:
+                        continue
+                    # slices indexed from 0: an index from a run-time start keeps Numba's negative-index check
+                    # in the loop
+                    src = row[n0 + oi * WO + j0:n0 + oi * WO + j1]
+                    dst = gc[i, j0 * sw + off:(j1 - 1) * sw + off + 1:sw]
+                    for k in range(j1 - j0):
+                        dst[k] += src[k]
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -121,47 +121,71 @@ TRAIN_BWD_SPLIT_MIN_WORK = 1 << 23
 TRAIN_EVENT_SPLIT_MIN_OUT = 1 << 19
 
 
+@njit(cache=True, fastmath=False)
+def _tap_table(n_in, n_out, K, stride, pad):
+    """For each input row (or column) i: the kernel taps k that carry it to an output o = (i + pad - k) / stride
+    (a whole number in [0, n_out)), in increasing k: counts [n_in], taps [n_in, K], outputs [n_in, K]."""
+    cnt = np.zeros(n_in, np.int64)
+    tap = np.zeros((n_in, K), np.int64)
+    out = np.zeros((n_in, K), np.int64)
+    for i in range(n_in):
+        for k in range(K):
+            t = i + pad - k
+            if t >= 0 and t % stride == 0 and t // stride < n_out:
+                tap[i, cnt[i]] = k
+                out[i, cnt[i]] = t // stride
+                cnt[i] += 1
+    return cnt, tap, out
+
+
 @njit(cache=True, fastmath=False, nogil=True)
 def _gw_event_parts(x, gy, KH, KW, sh, sw, ph, pw, groups, nparts, gwt_parts, p0, p1):
     """Weight gradient from the input's events, parts [p0, p1) of the batch (part p: images
     [p*N//nparts, (p+1)*N//nparts)) into gwt_parts[p] [C, KH, KW, Og]: every nonzero input x[n, c, i, j] adds
     x * gy[n, g*Og:(g+1)*Og, oi, oj] to gwt[c, kh, kw] for each tap (kh, kw) that carries it to an output
-    (oi, oj): Og contiguous adds, gy read channels-last (one transposed copy per image). Work ~ events x taps x
-    Og instead of the dense form's inputs x taps x Og; the order of the additions is fixed (images, then
-    channels, rows, columns, taps), whatever the threads."""
+    (oi, oj) (tables per input row and column, made once: no division per event): Og contiguous adds, gy read
+    channels-last (one transposed copy per image). Work ~ events x taps x Og instead of the dense form's
+    inputs x taps x Og; the order of the additions is fixed (images, then channels, rows, columns, taps),
+    whatever the threads."""
     N, C, H, W = x.shape
     O, HO, WO = gy.shape[1], gy.shape[2], gy.shape[3]
     Cg = C // groups
     Og = O // groups
-    gyt = np.empty(HO * WO * O, np.float32)
+    HWO = HO * WO
+    gyt = np.empty(HWO * O, np.float32)
+    rn, rk, ro = _tap_table(H, HO, KH, sh, ph)
+    cn, ck, co = _tap_table(W, WO, KW, sw, pw)
     uOg = np.uint64(Og)
     for part in range(p0, p1):
         accf = gwt_parts[part].reshape(gwt_parts[part].size)
         for n in range(part * N // nparts, (part + 1) * N // nparts):
-            for o in range(O):
-                src = gy[n, o].reshape(HO * WO)
-                for q in range(HO * WO):
-                    gyt[np.uint64(q * O + o)] = src[q]
+            g2 = gy[n].reshape(O, HWO)
+            for q0 in range(0, HWO, 16):          # in blocks of 16 outputs: the writes stay in a few lines
+                q1 = min(HWO, q0 + 16)
+                for o in range(O):
+                    src = g2[o, q0:q1]
+                    for q in range(q1 - q0):
+                        gyt[(q0 + q) * O + o] = src[q]
             for c in range(C):
                 go = (c // Cg) * Og
                 xc = x[n, c]
                 for i in range(H):
+                    nr = rn[i]
+                    if nr == 0:
+                        continue
                     xr = xc[i]
                     for j in range(W):
                         v = xr[j]
                         if v == 0:
                             continue
                         vf = np.float32(v)
-                        for kh in range(KH):
-                            ti = i + ph - kh
-                            if ti < 0 or ti % sh != 0 or ti // sh >= HO:
-                                continue
-                            for kw in range(KW):
-                                tj = j + pw - kw
-                                if tj < 0 or tj % sw != 0 or tj // sw >= WO:
-                                    continue
-                                a0 = np.uint64(((c * KH + kh) * KW + kw) * Og)
-                                s0 = np.uint64(((ti // sh) * WO + tj // sw) * O + go)
+                        for a in range(nr):
+                            rowa = (c * KH + rk[i, a]) * KW
+                            rows = ro[i, a] * WO
+                            for b in range(cn[j]):
+                                # unsigned indices: no negative-index check in the Og-wide add
+                                a0 = np.uint64((rowa + ck[j, b]) * Og)
+                                s0 = np.uint64((rows + co[j, b]) * O + go)
                                 for k in range(uOg):
                                     accf[a0 + k] += vf * gyt[s0 + k]
 
