@@ -66,7 +66,7 @@ def neuron_forward_seq(x, static, mode, factor, decay_input, v_r, threshold, har
                              stateless, v, out, h, 0, out.shape[1])
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _surrogate_row(hr, threshold, sid, alpha, sg, bits):
     """sg[j] = surrogate'(hr[j] - threshold) for a row slice: one branch-free loop per surrogate (the sigmoid's
     exp in vectorisable arithmetic, surrogate.sigmoid_grad_row)."""
@@ -96,7 +96,7 @@ def _spike_row(hr, threshold, gt, sid, alpha, smooth, sv):
             sv[j] = one if hr[j] >= threshold else zero
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _neuron_bwd_chunk(gs, h, x, x_static, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi,
                       stateless, sid, alpha, detach, smooth, gx, a, b):
     """Neurons [a, b) of ``neuron_backward_seq``, timestep by timestep (t outer, contiguous rows). Each row
