@@ -108,13 +108,11 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx
 
 # Multiply-adds of a training conv (forward, weight gradient, input gradient) above which its images are split
 # between threads. Lower than inference's rule (kernels/conv.py, several milliseconds of work, for a busy
-# machine): a training step is tens of milliseconds of such layers, and on the conv net (batch 32, T=4, its
-# 115M-MAC conv below inference's bound) a split measured no slower under a load average of 5.5.
-TRAIN_SPLIT_MIN_WORK = 1 << 25
-# The same bound for a conv's backward columns (weight gradient by im2col + sgemm, input gradient of a strided
-# conv by sgemm + column scatter): lower, as these passes move several times the memory of their multiply-adds
-# (the SEW-ResNet's 1x1 stride-2 shortcut convs at batch 32, T=4, 17M multiply-adds, ran 2.3 ms on one thread).
-TRAIN_BWD_SPLIT_MIN_WORK = 1 << 23
+# machine): a training step is tens of milliseconds of such layers; on the conv net (batch 32, T=4, its 115M-MAC
+# conv below inference's bound) a split measured no slower under a load average of 5.5, and the SEW-ResNet's
+# 1x1 stride-2 shortcut convs (batch 32, T=4, 17M multiply-adds) ran 0.6-0.8 ms forward and 2.3 ms backward on
+# one thread.
+TRAIN_SPLIT_MIN_WORK = 1 << 23
 # Outputs of a training forward's event conv above which its images are split: the SEW-ResNet's convs at batch 32,
 # T=4 (0.5-2M outputs, about 1 ms each) ran unsplit at 2^22; split, its training step took 5 % less (96-99 against
 # 102-105 ms, alternating runs, idle machine, 2026-11-28).
@@ -196,7 +194,7 @@ def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
     N, C = x.shape[0], x.shape[1]
     O = gy.shape[1]
     Og = O // groups
-    nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_BWD_SPLIT_MIN_WORK // 16 else 1
+    nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_SPLIT_MIN_WORK // 16 else 1
     parts = np.zeros((nparts, C, KH, KW, Og), np.float32)
     split(_gw_event_parts, nparts, x, np.ascontiguousarray(gy, np.float32), KH, KW, sh, sw, ph, pw, groups, nparts,
           parts)
@@ -300,7 +298,7 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
         nb = max(1, min(N, (_WIDE_COLS_MAX_ELEMS if wide else _COLS_MAX_ELEMS) // max(1, cols)))
         nch = -(-N // nb)
         passes = (0 if by_events else 1) + (1 if cols_gx else 0)
-        nparts = 2 if N >= 2 and N * O * HW * K * passes >= TRAIN_BWD_SPLIT_MIN_WORK else 1
+        nparts = 2 if N >= 2 and N * O * HW * K * passes >= TRAIN_SPLIT_MIN_WORK else 1
         if nparts == 2:
             # an even number of equal chunks, so that both parts have the same work (128 images in chunks of
             # at most 113 were one part of 113 and one of 15)
