@@ -432,6 +432,39 @@ def test_residual_branches_store_their_common_input_once():
     assert per["res.conv"] == 4 * 8 * 4 * 8 * 8 and "res.down" not in per
 
 
+PASS_THROUGH_NET = """
+name: passthrough
+input_shape: [6]
+layers:
+  - {name: fc1, type: linear, out_features: 5}
+  - name: res
+    type: residual
+    body:
+      - {name: flat, type: flatten}
+  - {name: fc2, type: linear, out_features: 3}
+"""
+
+
+@pytest.mark.parametrize("B", [4, 70000])             # NumPy-sized and split between threads
+def test_residual_sums_branches_and_their_gradients(B):
+    """A residual adds its branches, and in the backward their input gradients (the body's in place when it
+    is a new array): with an identity body (a flatten of a flat input) and no shortcut, y = 2 x and the input
+    gradient is 2 g, the incoming gradient left as it was (the body hands back a view of it, which must not be
+    summed into)."""
+    spec = parse_spec(yaml.safe_load(PASS_THROUGH_NET))
+    res = BPTT(spec).nodes[1]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((B, 5)).astype(np.float32)
+    ctx = Ctx(1, B, {}, {})
+    y = res.forward(Act(x, False), ctx)
+    np.testing.assert_array_equal(y.x, 2 * x)
+    g = rng.standard_normal((B, 5)).astype(np.float32)
+    g0 = g.copy()
+    gx = res.backward(g, ctx, True)
+    np.testing.assert_array_equal(gx, 2 * g0)
+    np.testing.assert_array_equal(g, g0)
+
+
 @pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (64, 32, 28, 28)], ids=["even", "odd", "split"])
 def test_maxpool_2x2_with_argmax_matches_torch(shape):
     """The one-pass 2x2 max pooling with offsets (training forward) against torch's max_pool2d indices, on

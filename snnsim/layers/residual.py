@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..spec import Layer, walk
+from ..train import grads as G
 from ..train.forward import Act, Node, back_nodes, expand, reduce_t, run_nodes
 from .op import Op, add_bound, add_record, note_add, note_add_span
 from .registry import Kind, build_nodes, parse_layers, register
@@ -102,9 +103,9 @@ class ResidualNode(Node):
         yb = run_nodes(self.body, a, ctx)
         ys = run_nodes(self.shortcut, a, ctx) if self.shortcut else a
         if yb.static and ys.static:
-            y = Act(np.add(yb.x, ys.x, dtype=np.float32), True)
+            y = Act(G.add(yb.x, ys.x), True)
         else:
-            y = Act(np.add(expand(yb, ctx.T), expand(ys, ctx.T), dtype=np.float32), False)
+            y = Act(G.add(expand(yb, ctx.T), expand(ys, ctx.T)), False)
         if ctx.store:
             ctx.tape[self.name] = {"static": (a.static, yb.static, ys.static, y.static)}
         return y
@@ -115,7 +116,13 @@ class ResidualNode(Node):
         gs = reduce_t(g, ctx.T) if s_s and not s_y else g
         gxb = back_nodes(self.body, gb, ctx, True)
         gxs = back_nodes(self.shortcut, gs, ctx, True) if self.shortcut else gs
-        return np.add(gxb, gxs, dtype=np.float32) if need_gx else None
+        if not need_gx:
+            return None
+        # the sum goes into the body's input gradient, a new array that a layer's backward wrote, unless the body
+        # passed on (a view of) the incoming gradient
+        own = (gxb.dtype == np.float32 and gxb.flags.c_contiguous
+               and not any(np.may_share_memory(gxb, o) for o in (g, gb, gxs)))
+        return G.add(gxb, gxs, out=gxb if own else None)
 
 
 def train_node(layer: Residual, cfg_for) -> ResidualNode:

@@ -11,10 +11,10 @@ bit for bit (the resume test relies on it).
 
 from .batchnorm import batchnorm_backward_train, batchnorm_forward_train, channel_sum
 from .conv import conv2d_backward, conv2d_train_forward, events_cheaper
-from .misc import counts_u8
+from .misc import add, counts_u8
 from .neurons import neuron_backward_seq, neuron_forward_seq
 from .pool import maxpool_2x2_with_argmax, maxpool_argmax, maxpool_backward, windowsum_backward
 
-__all__ = ["batchnorm_backward_train", "batchnorm_forward_train", "channel_sum", "conv2d_backward",
+__all__ = ["add", "batchnorm_backward_train", "batchnorm_forward_train", "channel_sum", "conv2d_backward",
            "conv2d_train_forward", "events_cheaper", "counts_u8", "maxpool_2x2_with_argmax", "maxpool_argmax",
            "maxpool_backward", "neuron_backward_seq", "neuron_forward_seq", "windowsum_backward"]

@@ -56,3 +56,35 @@ def counts_u8(x):
     if total < 0:
         return np.empty(0, np.uint8), -1
     return out, total
+
+
+@njit(cache=True, fastmath=False)
+def _add_chunk(a, b, out, lo, hi):
+    xs = a[lo:hi]
+    ys = b[lo:hi]
+    os_ = out[lo:hi]
+    for i in range(hi - lo):
+        os_[i] = xs[i] + ys[i]
+
+
+@njit(cache=True, fastmath=False, parallel=True)
+def _add_par(a, b, out):
+    n = a.size
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        _add_chunk(a, b, out, c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
+def add(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a + b (float32, the same shape) into ``out`` (may be ``a``; a new array by default), in chunks on the
+    threads when large: a residual's sum of branches and of their gradients, tensors the size of a layer that
+    NumPy adds on one thread."""
+    a = np.ascontiguousarray(a, np.float32)
+    b = np.ascontiguousarray(b, np.float32)
+    if out is None:
+        out = np.empty_like(a)
+    fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    if fa.size >= _PAR_MIN_WORK:
+        _add_par(fa, fb, fo)
+    else:
+        _add_chunk(fa, fb, fo, 0, fa.size)
+    return out
