@@ -77,6 +77,44 @@ def main():
     df.to_csv(results_dir() / "train_conv_forms.csv", index=False)
     print(f"Training conv weight gradient, batch {N}, ms (median of {args.rounds} alternating rounds)")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3g}", line_width=250))
+    fit = fit_prices(df)
+    print("least-squares prices (ns; the GW_* constants of snnsim/train/grads/conv.py): "
+          + ", ".join(f"{k} {v:.3g}" for k, v in fit.items()))
+    saved = {k: getattr(GC, k) for k in fit}
+    try:
+        for k, v in fit.items():
+            setattr(GC, k, v)
+        refit = [GC.gw_event_limit(N, (C, H, H), (O, (H + 2 - 3) // s + 1, (H + 2 - 3) // s + 1), (3, 3), (s, s))
+                 / (N * C * H * H) for C, O, H, s in SHAPES]
+    finally:
+        for k, v in saved.items():
+            setattr(GC, k, v)
+    print("crossovers with these prices: " + ", ".join(f"{r['shape']} {c:.3f}" for r, c in zip(rows, refit)))
+
+
+def fit_prices(df) -> dict:
+    """The rule's prices fitted to a run: the dense form's time per multiply-add (stride 1 and strided) and the
+    event form's per output-gradient element, per event and tap checked, and per multiply-add of the taps that
+    reach an output (nonnegative least squares over every shape and density, each time relative to itself so
+    that small and large layers weigh alike)."""
+    from scipy.optimize import nnls
+
+    dense_a, dense_b, ev_a, ev_b = [], [], [], []
+    for (C, O, H, s), row in zip(SHAPES, df.to_dict("records")):
+        HO = (H + 2 - 3) // s + 1
+        macs = N * O * HO * HO * C * 9
+        dense_a.append([macs * (s == 1), macs * (s != 1)])
+        dense_b.append(row["dense_ms"] * 1e6)
+        for d in DENSITIES:
+            events = d * N * C * H * H
+            t = row[f"events_{int(d * 100)}pct_ms"] * 1e6
+            ev_a.append([N * O * HO * HO / t, events * 9 / t, events * 9 / (s * s) * O / t])
+            ev_b.append(1.0)
+    dense_a, dense_b = np.array(dense_a, float), np.array(dense_b, float)
+    dense = nnls(dense_a / dense_b[:, None], np.ones(len(dense_b)))[0]
+    ev = nnls(np.array(ev_a), np.array(ev_b))[0]
+    return {"GW_DENSE_NS": dense[0], "GW_DENSE_STRIDED_NS": dense[1], "GW_GY_NS": ev[0], "GW_TAP_NS": ev[1],
+            "GW_ADD_NS": ev[2]}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
 """The kernel-form rule: per layer shape by the cost model (snnsim/kernels/cost.py), or one density threshold."""
+
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,3 +58,25 @@ def test_explicit_threshold_is_one_density_for_every_layer():
         size = 64 * int(np.prod(op.layer.in_shape))
         assert kernel_form(op, int(0.149 * size), size, 0.15) == "event"
         assert kernel_form(op, int(0.151 * size), size, 0.15) == "dense"
+
+
+def test_training_weight_gradient_rule_agrees_with_its_measured_crossovers():
+    """The weight gradient's form rule (gw_event_limit, prices GW_* in snnsim/train/grads/conv.py) switches to dense
+    near the density where benchmarks/train_conv_forms.py measured the dense form faster, on each SEW-ResNet
+    shape (benchmarks/results/train_conv_forms.csv; 'inf': events faster at every measured density, up to 30 %)."""
+    import pandas as pd
+
+    from snnsim.train.grads.conv import gw_event_limit
+
+    runs = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "train_conv_forms.csv")
+    for row in runs.to_dict("records"):
+        cin, rest = row["shape"].split("->")
+        O, _, stride, at = rest.split()
+        C, O, s, H = int(cin), int(O), int(stride[1:]), int(at[1:])
+        HO = (H + 2 - 3) // s + 1
+        rule = gw_event_limit(128, (C, H, H), (O, HO, HO), (3, 3), (s, s)) / (128 * C * H * H)
+        measured = row["measured_crossover"]
+        if np.isinf(measured):
+            assert rule > 0.3, row["shape"]
+        else:
+            assert abs(rule - measured) <= 0.04, (row["shape"], rule, measured)

@@ -219,17 +219,17 @@ def events_cheaper(x, out_shape, kernel, stride, groups, events=None, limit=None
     return events < (limit or event_limit_conv)(x.shape[0], x.shape[1:], out_shape, kernel, stride, groups)
 
 
-# The weight gradient's two forms on the training threads (benchmarks/train_conv_forms.py; least-squares fit to
-# a run of 2026-11-28 at 03:00 UTC on the SEW-ResNet's shapes at batch 128, idle machine; it reproduces the
-# measured crossover densities within 0.02, in that run and in the committed one, benchmarks/results/
-# train_conv_forms.csv; ns of wall time): dense im2col + sgemm per multiply-add; from events,
-# per output-gradient element (its channels-last copy), per input event and tap checked, and per multiply-add of
-# the Og-wide add of each tap that reaches an output.
-GW_DENSE_NS = 0.015            # per multiply-add, stride 1
-GW_DENSE_STRIDED_NS = 0.03     # per multiply-add, strided (im2col straight from the input)
-GW_GY_NS = 0.76                # per output-gradient element
-GW_TAP_NS = 1.30               # per event and tap checked
-GW_ADD_NS = 0.029              # per multiply-add of an event
+# The weight gradient's two forms on the training threads: least-squares prices printed by
+# `python benchmarks/train_conv_forms.py` (run of 2026-11-28 04:56 UTC on the SEW-ResNet's shapes at batch 128, idle
+# machine, benchmarks/results/train_conv_forms.csv; they reproduce its measured crossover densities within 0.03;
+# ns of wall time): dense im2col + sgemm per multiply-add; from events, per output-gradient element (its
+# channels-last copy), per input event and tap checked, and per multiply-add of the Og-wide add of each tap that
+# reaches an output.
+GW_DENSE_NS = 0.0146           # per multiply-add, stride 1
+GW_DENSE_STRIDED_NS = 0.0202   # per multiply-add, strided (im2col straight from the input)
+GW_GY_NS = 0.629               # per output-gradient element
+GW_TAP_NS = 0.763              # per event and tap checked
+GW_ADD_NS = 0.0272             # per multiply-add of an event
 
 
 def gw_event_limit(N, in_shape, gy_shape, kernel, stride, groups=1) -> float:
