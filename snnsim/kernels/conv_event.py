@@ -44,7 +44,7 @@ def prepare_conv_event(w, groups):
 
 
 @functools.lru_cache(maxsize=256)
-def _tap_table(n, nout, k, s, p):
+def tap_table(n, nout, k, s, p):
     """For each input index i: the (kernel tap, output index) pairs it feeds,
     i.e. all t with o*s - p + t == i and 0 <= o < nout, t ascending. Removes the
     modulo tests from the per-event loop. (Python, once per layer geometry: read-only
@@ -104,7 +104,7 @@ def _scatter_band(ev, ej, rc, ri, rs, m_rows, C, wev, r0, r1, groups, sh, ph, sw
     """Scatter the events (_collect_events) that reach output rows [r0, r1) into the zeroed channels-last
     scratch acc[(oi - r0), oj, o]. Each output gets at most one term per event, added in event order
     (c, i, j): the result does not depend on how rows are split into bands or tasks, or taps grouped.
-    tr_*, tc_*: the tap tables (_tap_table) of rows and columns."""
+    tr_*, tc_*: the tap tables (tap_table) of rows and columns."""
     KH, KW, Og = wev.shape[1], wev.shape[2], wev.shape[3]
     Cg = C // groups
     wf = wev.reshape(wev.size)
@@ -321,8 +321,8 @@ def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups, split_above=None)
     B, C, H, W = x.shape
     HO, WO = _out_hw(x, KH, KW, sh, sw, ph, pw)
     out = np.empty((B, O, HO, WO), np.float32)
-    rc, rt, rd = _tap_table(H, HO, KH, sh, ph)
-    cc, ct, cd = _tap_table(W, WO, KW, sw, pw)
+    rc, rt, rd = tap_table(H, HO, KH, sh, ph)
+    cc, ct, cd = tap_table(W, WO, KW, sw, pw)
     # A single image is split in 2 (bands of output rows, or ranges of groups for
     # the planar scatter), one part per core of the 2-core target.
     if wev.shape[3] >= _PLANAR_MAX_OG:

@@ -8,7 +8,7 @@ from numba import njit
 
 from ...kernels.blas import sgemm
 from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
-from ...kernels.conv_event import conv2d_event, prepare_conv_event
+from ...kernels.conv_event import conv2d_event, prepare_conv_event, tap_table
 from ...kernels.threads import split
 
 
@@ -119,29 +119,12 @@ TRAIN_SPLIT_MIN_WORK = 1 << 23
 TRAIN_EVENT_SPLIT_MIN_OUT = 1 << 19
 
 
-@njit(cache=True, fastmath=False)
-def _tap_table(n_in, n_out, K, stride, pad):
-    """For each input row (or column) i: the kernel taps k that carry it to an output o = (i + pad - k) / stride
-    (a whole number in [0, n_out)), in increasing k: counts [n_in], taps [n_in, K], outputs [n_in, K]."""
-    cnt = np.zeros(n_in, np.int64)
-    tap = np.zeros((n_in, K), np.int64)
-    out = np.zeros((n_in, K), np.int64)
-    for i in range(n_in):
-        for k in range(K):
-            t = i + pad - k
-            if t >= 0 and t % stride == 0 and t // stride < n_out:
-                tap[i, cnt[i]] = k
-                out[i, cnt[i]] = t // stride
-                cnt[i] += 1
-    return cnt, tap, out
-
-
 @njit(cache=True, fastmath=False, nogil=True)
-def _gw_event_parts(x, gy, KH, KW, sh, sw, ph, pw, groups, nparts, gwt_parts, p0, p1):
+def _gw_event_parts(x, gy, KH, KW, groups, nparts, rn, rk, ro, cn, ck, co, gwt_parts, p0, p1):
     """Weight gradient from the input's events, parts [p0, p1) of the batch (part p: images
     [p*N//nparts, (p+1)*N//nparts)) into gwt_parts[p] [C, KH, KW, Og]: every nonzero input x[n, c, i, j] adds
     x * gy[n, g*Og:(g+1)*Og, oi, oj] to gwt[c, kh, kw] for each tap (kh, kw) that carries it to an output
-    (oi, oj) (tables per input row and column, made once: no division per event): Og contiguous adds, gy read
+    (oi, oj) (kernels.conv_event.tap_table per input row and column: no division per event): Og contiguous adds, gy read
     channels-last (one transposed copy per image). Work ~ events x taps x Og instead of the dense form's
     inputs x taps x Og; the order of the additions is fixed (images, then channels, rows, columns, taps),
     whatever the threads."""
@@ -151,8 +134,6 @@ def _gw_event_parts(x, gy, KH, KW, sh, sw, ph, pw, groups, nparts, gwt_parts, p0
     Og = O // groups
     HWO = HO * WO
     gyt = np.empty(HWO * O, np.float32)
-    rn, rk, ro = _tap_table(H, HO, KH, sh, ph)
-    cn, ck, co = _tap_table(W, WO, KW, sw, pw)
     uOg = np.uint64(Og)
     for part in range(p0, p1):
         accf = gwt_parts[part].reshape(gwt_parts[part].size)
@@ -191,12 +172,13 @@ def _gw_event_parts(x, gy, KH, KW, sh, sw, ph, pw, groups, nparts, gwt_parts, p0
 def _gw_by_events(x, gy, KH, KW, sh, sw, ph, pw, groups):
     """The weight gradient [O, C/groups, KH, KW] from the input's events (_gw_event_parts), in two fixed parts
     of the batch when it is large (threads.split), summed at the end."""
-    N, C = x.shape[0], x.shape[1]
+    N, C, H, W = x.shape
     O = gy.shape[1]
     Og = O // groups
     nparts = 2 if N >= 2 and gy.size * KH * KW >= TRAIN_SPLIT_MIN_WORK // 16 else 1
     parts = np.zeros((nparts, C, KH, KW, Og), np.float32)
-    split(_gw_event_parts, nparts, x, np.ascontiguousarray(gy, np.float32), KH, KW, sh, sw, ph, pw, groups, nparts,
+    rows, cols = tap_table(H, gy.shape[2], KH, sh, ph), tap_table(W, gy.shape[3], KW, sw, pw)
+    split(_gw_event_parts, nparts, x, np.ascontiguousarray(gy, np.float32), KH, KW, groups, nparts, *rows, *cols,
           parts)
     gwt = parts[0] if nparts == 1 else parts[0] + parts[1]
     # [C, KH, KW, Og] -> [O, C/groups, KH, KW]
