@@ -124,10 +124,10 @@ def _gw_event_parts(x, gy, KH, KW, groups, nparts, rn, rk, ro, cn, ck, co, gwt_p
     """Weight gradient from the input's events, parts [p0, p1) of the batch (part p: images
     [p*N//nparts, (p+1)*N//nparts)) into gwt_parts[p] [C, KH, KW, Og]: every nonzero input x[n, c, i, j] adds
     x * gy[n, g*Og:(g+1)*Og, oi, oj] to gwt[c, kh, kw] for each tap (kh, kw) that carries it to an output
-    (oi, oj) (kernels.conv_event.tap_table per input row and column: no division per event): Og contiguous adds, gy read
-    channels-last (one transposed copy per image). Work ~ events x taps x Og instead of the dense form's
-    inputs x taps x Og; the order of the additions is fixed (images, then channels, rows, columns, taps),
-    whatever the threads."""
+    (oi, oj), found in the tap tables of rows (rn, rk, ro) and columns (cn, ck, co) (kernels.conv_event.tap_table:
+    no division per event): Og contiguous adds, gy read channels-last (one transposed copy per image). Work ~
+    events x taps x Og instead of the dense form's inputs x taps x Og; the order of the additions is fixed (images,
+    then channels, rows, columns, taps), whatever the threads."""
     N, C, H, W = x.shape
     O, HO, WO = gy.shape[1], gy.shape[2], gy.shape[3]
     Cg = C // groups

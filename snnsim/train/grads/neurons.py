@@ -66,6 +66,8 @@ def neuron_forward_seq(x, static, mode, factor, decay_input, v_r, threshold, har
                              stateless, v, out, h, 0, out.shape[1])
 
 
+# The row loops below compile with NumPy's error model: under Python's, a float division (the sigmoid surrogate's
+# 1 / (1 + e), atan's, the lif's / tau) carries a zero-division branch that keeps its loop from vectorising.
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _surrogate_row(hr, threshold, sid, alpha, sg, bits):
     """sg[j] = surrogate'(hr[j] - threshold) for a row slice: one branch-free loop per surrogate (the sigmoid's
