@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from .blas import sgemm, sgemm_ldc
+from .gemm import gemm
 from .threads import split
 
 # Upper bound on the im2col buffer of several images side by side (float32
@@ -218,12 +219,12 @@ def _wide_to_out(res, ncols, n0, b, out, bi, o0, Og, r0, r1, Wp):
                 outf[d + oj] = res[s0 + oj] + bv
 
 
-@njit(cache=True, fastmath=False, nogil=True)
-def _conv_wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1):
+@njit(cache=True, fastmath=False, inline="always")
+def _wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1, product):
     """Image chunks [ch0, ch1) of a stride-1 conv by wide im2col + sgemm: per group, nb images padded and
     their wide columns side by side (or one image in bands of ``rows`` output rows), one single-threaded
-    sgemm into a scratch result, the valid columns copied to the output with the bias. Chunks never cross
-    the boundary of a step of ``step`` images (as _gemm_plan)."""
+    ``product`` (OpenBLAS's sgemm, or kernels/gemm.py's) into a scratch result, the valid columns copied to the
+    output with the bias. Chunks never cross the boundary of a step of ``step`` images (as _gemm_plan)."""
     O, Cg, KH, KW = w.shape
     HO = out.shape[2]
     Wp = x.shape[3] + 2 * pw
@@ -249,16 +250,37 @@ def _conv_wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1):
                     r1 = min(HO, r0 + rows)
                     ncols = (r1 - r0) * Wp
                     im2col_wide(xpad, Cg, KH, KW, Wp, P, r0, r1 - r0, cols, ncols, 0)
-                    sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
+                    product(Og, ncols, K, wg, cols, res)
                     _wide_to_out(res, ncols, 0, b, out, b0, g * Og, Og, r0, r1, Wp)
                 continue
             ncols = n * HO * Wp
             for q in range(n):
                 pad_image(x, b0 + q, g * Cg, Cg, ph, pw, xpad, Wp, P)
                 im2col_wide(xpad, Cg, KH, KW, Wp, P, 0, HO, cols, ncols, q * HO * Wp)
-            sgemm(Og, ncols, K, wg, cols, False, 0.0, res)
+            product(Og, ncols, K, wg, cols, res)
             for q in range(n):
                 _wide_to_out(res, ncols, q * HO * Wp, b, out, b0 + q, g * Og, Og, 0, HO, Wp)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _blas_product(M, N, K, a, b, c):
+    sgemm(M, N, K, a, b, False, 0.0, c)
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def _own_product(M, N, K, a, b, c):
+    gemm(M, N, K, a, b, 0, c)
+
+
+# Two entry points, chosen in Python (conv2d_dense's ``own_gemm``): inference never compiles the packed kernel.
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1):
+    _wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1, _blas_product)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _conv_wide_chunks_own(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1):
+    _wide_chunks(x, w, b, out, ph, pw, groups, step, nb, rows, ch0, ch1, _own_product)
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -379,14 +401,15 @@ def _out_hw(x, KH, KW, sh, sw, ph, pw):
     return (x.shape[2] + 2 * ph - KH) // sh + 1, (x.shape[3] + 2 * pw - KW) // sw + 1
 
 
-def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None, split_above=None):
+def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None, split_above=None, own_gemm=False):
     """Dense conv2d; out[B, O, HO, WO] = torch.nn.functional.conv2d(x, w, b, (sh, sw), (ph, pw), 1, groups).
     The path (direct loops or sgemm, split between threads or not) is chosen here, in Python, so that a
     process compiles (or loads) only the compiled functions its layers use. ``batch``: the images of one
     timestep when x holds several timesteps side by side; the sgemm path then groups images exactly as for
     one timestep alone (how many share an sgemm changes the rounding). ``split_above``: multiply-adds above
     which the sgemm path splits its images between threads (default _GEMM_PAR_MIN_WORK, the inference rule;
-    training passes its own)."""
+    training passes its own). ``own_gemm``: stride-1 convs multiply with kernels/gemm.py's sgemm instead of
+    OpenBLAS's (training; inference keeps OpenBLAS's rounding, which its pinned outputs hold)."""
     B = x.shape[0]
     step = B if batch is None else batch
     O, Cg, KH, KW = w.shape
@@ -403,7 +426,8 @@ def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None, split_above=None):
     pointwise = KH == 1 and KW == 1 and ph == 0 and pw == 0
     if sh == 1 and sw == 1 and not pointwise:
         nb, rows = wide_plan(step, Cg * KH * KW, HO, x.shape[3] + 2 * pw)
-        fn, args = _conv_wide_chunks, (x, w, b, out, ph, pw, groups, step, nb, rows)
+        fn = _conv_wide_chunks_own if own_gemm else _conv_wide_chunks
+        args = (x, w, b, out, ph, pw, groups, step, nb, rows)
     else:
         nb = _images_per_chunk(step, Cg * KH * KW, HO * WO)
         fn, args = _conv_gemm_chunks, (x, w, b, out, sh, sw, ph, pw, groups, step)

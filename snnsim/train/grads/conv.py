@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from ...kernels.blas import sgemm
+from ...kernels.gemm import gemm
 from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
 from ...kernels.conv_event import conv2d_event, prepare_conv_event, tap_table
 from ...kernels.threads import split
@@ -101,7 +102,7 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx
                     sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
                 if cols_gx:
                     dcols = dbuf[:K * ncols].reshape(K, ncols)
-                    sgemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
+                    gemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, 0, dbuf)
                     for q in range(n):
                         _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
 
@@ -238,7 +239,7 @@ def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups, events=None):
     if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups, events):
         return conv2d_event(x, prepare_conv_event(w, groups), b, O, KH, KW, sh, sw, ph, pw, groups,
                             split_above=TRAIN_EVENT_SPLIT_MIN_OUT)
-    return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK)
+    return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK, own_gemm=True)
 
 
 def _transposed_weights(w, groups):
@@ -295,5 +296,5 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
                           np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups,
-                          split_above=TRAIN_SPLIT_MIN_WORK)
+                          split_above=TRAIN_SPLIT_MIN_WORK, own_gemm=True)
     return gw, gx
