@@ -21,17 +21,14 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .simd import element_ptr
+
 MR, NR = 8, 32          # the register tile: rows x columns
 KC = 256                # K per packed block: an A panel (8 x 256) and a B panel (256 x 32) in L1 together
 NC = 1024               # columns of B packed at once (1 MiB at K = 256: L2)
 _F32 = ir.FloatType()
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
-
-
-def _ptr(context, builder, aryty, ary, index, ty):
-    data = context.make_array(aryty)(context, builder, ary).data
-    return builder.bitcast(builder.gep(data, [index]), ty.as_pointer())
 
 
 @intrinsic
@@ -64,13 +61,14 @@ def _tile(typingctx, ap, a0, bp, b0, cp, c0, ldc, K, add):
             for p in row:
                 p.add_incoming(zero, entry)
         boff = builder.add(b0_, builder.mul(k, ir.Constant(_I64, NR)))
-        bv = [builder.load(_ptr(context, builder, bpty, bp_, builder.add(boff, ir.Constant(_I64, 16 * v)), vec),
-                           align=4) for v in range(nv)]
+        bv = [builder.load(element_ptr(context, builder, bpty, bp_, builder.add(boff, ir.Constant(_I64, 16 * v)),
+                                       vec), align=4) for v in range(nv)]
         aoff = builder.add(a0_, builder.mul(k, ir.Constant(_I64, MR)))
         splat = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
         new = []
         for r in range(MR):
-            a = builder.load(_ptr(context, builder, apty, ap_, builder.add(aoff, ir.Constant(_I64, r)), _F32), align=4)
+            a = builder.load(element_ptr(context, builder, apty, ap_, builder.add(aoff, ir.Constant(_I64, r)), _F32),
+                             align=4)
             av = builder.insert_element(ir.Constant(vec, ir.Undefined), a, ir.Constant(_I32, 0))
             av = builder.shuffle_vector(av, av, splat)
             new.append([builder.call(fma, [av, bv[v], acc[r][v]]) for v in range(nv)])
@@ -91,7 +89,7 @@ def _tile(typingctx, ap, a0, bp, b0, cp, c0, ldc, K, add):
                 p.add_incoming(new[r][v], last)
                 row.append(p)
             sums.append(row)
-        ptrs = [[_ptr(context, builder, cpty, cp_, builder.add(c0_, builder.add(
+        ptrs = [[element_ptr(context, builder, cpty, cp_, builder.add(c0_, builder.add(
             builder.mul(ldc_, ir.Constant(_I64, r)), ir.Constant(_I64, 16 * v))), vec) for v in range(nv)]
             for r in range(MR)]
         with builder.if_else(builder.icmp_signed("!=", add_, ir.Constant(_I64, 0))) as (then, otherwise):

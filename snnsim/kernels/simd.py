@@ -26,8 +26,8 @@ _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 
 
-def _element_ptr(context, builder, aryty, ary, index, vec):
-    """Pointer to element ``index`` of a 1-D array, cast to a pointer to the vector type ``vec``."""
+def element_ptr(context, builder, aryty, ary, index, vec):
+    """Pointer to element ``index`` of a 1-D array, cast to a pointer to the (vector) type ``vec``."""
     data = context.make_array(aryty)(context, builder, ary).data
     return builder.bitcast(builder.gep(data, [index]), vec.as_pointer())
 
@@ -40,7 +40,7 @@ def nonzero_mask32(typingctx, bits, k):
 
     def codegen(context, builder, signature, args):
         vec = ir.VectorType(_I32, 32)
-        v = builder.load(_element_ptr(context, builder, signature.args[0], args[0], args[1], vec), align=4)
+        v = builder.load(element_ptr(context, builder, signature.args[0], args[0], args[1], vec), align=4)
         # shift the sign bit out: +0.0 and -0.0 both become 0
         shifted = builder.shl(v, ir.Constant(vec, [1] * 32))
         nz = builder.icmp_unsigned("!=", shifted, ir.Constant(vec, [0] * 32))
@@ -98,7 +98,7 @@ def _make_transpose_add_clear(n):
             src, s0, ss, dst, d0, ds, b, b0 = args
             srcty, dstty, bty = signature.args[0], signature.args[3], signature.args[6]
             vec = ir.VectorType(_F32, n)
-            ptrs = [_element_ptr(context, builder, srcty, src, builder.add(s0, builder.mul(ss, ir.Constant(_I64, r))),
+            ptrs = [element_ptr(context, builder, srcty, src, builder.add(s0, builder.mul(ss, ir.Constant(_I64, r))),
                                  vec) for r in range(n)]
             rows = [builder.load(ptr, align=4) for ptr in ptrs]
             for ptr in ptrs:
@@ -109,10 +109,10 @@ def _make_transpose_add_clear(n):
                     new[r] = _shuffle(builder, rows[r], rows[p], keep)
                     new[p] = _shuffle(builder, rows[r], rows[p], swap)
                 rows = new
-            bias = builder.load(_element_ptr(context, builder, bty, b, b0, vec), align=4)
+            bias = builder.load(element_ptr(context, builder, bty, b, b0, vec), align=4)
             for k in range(n):
                 bk = _shuffle(builder, bias, bias, [k] * n)          # b[b0 + k] in every lane
-                ptr = _element_ptr(context, builder, dstty, dst,
+                ptr = element_ptr(context, builder, dstty, dst,
                                    builder.add(d0, builder.mul(ds, ir.Constant(_I64, k))), vec)
                 builder.store(builder.fadd(rows[k], bk), ptr, align=4)
             return context.get_dummy_value()
