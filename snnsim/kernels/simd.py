@@ -1,4 +1,4 @@
-"""Two vector operations Numba's loops do not vectorise by themselves, written as LLVM IR (Numba intrinsics).
+"""Vector operations Numba's loops do not vectorise by themselves, written as LLVM IR (Numba intrinsics).
 
 - ``nonzero_mask32(bits, k)``: which of the 32 float32 values at bits[k:k + 32] (their bit patterns, uint32)
   are nonzero, as the bits of a uint32 (bit q set: entry k + q is nonzero; -0.0 counts as zero). One vector
@@ -10,6 +10,8 @@
   transpose, eight vector stores and eight of zeros (a scalar transpose is about one element a cycle; the
   zeros leave a scratch accumulator ready for its next use without another pass). Each sum is one float32
   addition, as in a scalar loop, so results are bit-identical.
+- ``transpose8(src, s0, ss, dst, d0, ds)``: the same transpose as a plain copy (training's channels-last copy
+  of an output gradient).
 
 Both are target-independent LLVM (vector loads, shufflevector, icmp, bitcast); LLVM lowers them to the
 machine's vector instructions (AVX2/AVX-512 masks and shuffles on x86, NEON elsewhere). The caller keeps the
@@ -86,6 +88,39 @@ def _transpose_masks(n):
     return stages
 
 
+def _transposed(builder, rows, n):
+    """The n x n register transpose of n vectors (row k of the result: column k)."""
+    for stage in _transpose_masks(n):
+        new = list(rows)
+        for r, p, keep, swap in stage:
+            new[r] = _shuffle(builder, rows[r], rows[p], keep)
+            new[p] = _shuffle(builder, rows[r], rows[p], swap)
+        rows = new
+    return rows
+
+
+@intrinsic
+def transpose8(typingctx, src, s0, ss, dst, d0, ds):
+    """dst[d0 + k * ds + r] = src[s0 + r * ss + k] for an 8 x 8 block (r, k < 8): a copy, transposed."""
+    for a in (src, dst):
+        if not (isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1):
+            return None
+    sig = types.void(src, types.int64, types.int64, dst, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        src_, s0_, ss_, dst_, d0_, ds_ = args
+        vec = ir.VectorType(_F32, 8)
+        rows = [builder.load(element_ptr(context, builder, signature.args[0], src_,
+                                         builder.add(s0_, builder.mul(ss_, ir.Constant(_I64, r))), vec), align=4)
+                for r in range(8)]
+        for k, row in enumerate(_transposed(builder, rows, 8)):
+            builder.store(row, element_ptr(context, builder, signature.args[3], dst_,
+                                           builder.add(d0_, builder.mul(ds_, ir.Constant(_I64, k))), vec), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def _make_transpose_add_clear(n):
     @intrinsic
     def transpose_add_clear(typingctx, src, s0, ss, dst, d0, ds, b, b0):
@@ -103,12 +138,7 @@ def _make_transpose_add_clear(n):
             rows = [builder.load(ptr, align=4) for ptr in ptrs]
             for ptr in ptrs:
                 builder.store(ir.Constant(vec, [0.0] * n), ptr, align=4)
-            for stage in _transpose_masks(n):
-                new = list(rows)
-                for r, p, keep, swap in stage:
-                    new[r] = _shuffle(builder, rows[r], rows[p], keep)
-                    new[p] = _shuffle(builder, rows[r], rows[p], swap)
-                rows = new
+            rows = _transposed(builder, rows, n)
             bias = builder.load(element_ptr(context, builder, bty, b, b0, vec), align=4)
             for k in range(n):
                 bk = _shuffle(builder, bias, bias, [k] * n)          # b[b0 + k] in every lane

@@ -10,6 +10,7 @@ from ...kernels.blas import sgemm
 from ...kernels.gemm import gemm
 from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
 from ...kernels.conv_event import conv2d_event, prepare_conv_event, tap_table
+from ...kernels.simd import transpose8
 from ...kernels.threads import split
 
 
@@ -120,6 +121,19 @@ TRAIN_SPLIT_MIN_WORK = 1 << 23
 TRAIN_EVENT_SPLIT_MIN_OUT = 1 << 19
 
 
+@njit(cache=True, fastmath=False)
+def _channels_last(src, O, HW, dst):
+    """dst[q * O + o] = src[o * HW + q]: 8 x 8 register transposes (simd.transpose8), the edges one by one."""
+    O8, HW8 = O - O % 8, HW - HW % 8
+    for o0 in range(0, O8, 8):
+        for q0 in range(0, HW8, 8):
+            transpose8(src, o0 * HW + q0, HW, dst, q0 * O + o0, O)
+    for o in range(O):
+        lo = HW8 if o < O8 else 0
+        for q in range(lo, HW):
+            dst[q * O + o] = src[o * HW + q]
+
+
 @njit(cache=True, fastmath=False, nogil=True)
 def _gw_event_parts(x, gy, KH, KW, groups, nparts, rn, rk, ro, cn, ck, co, gwt_parts, p0, p1):
     """Weight gradient from the input's events, parts [p0, p1) of the batch (part p: images
@@ -139,13 +153,7 @@ def _gw_event_parts(x, gy, KH, KW, groups, nparts, rn, rk, ro, cn, ck, co, gwt_p
     for part in range(p0, p1):
         accf = gwt_parts[part].reshape(gwt_parts[part].size)
         for n in range(part * N // nparts, (part + 1) * N // nparts):
-            g2 = gy[n].reshape(O, HWO)
-            for q0 in range(0, HWO, 16):          # in blocks of 16 outputs: the writes stay in a few lines
-                q1 = min(HWO, q0 + 16)
-                for o in range(O):
-                    src = g2[o, q0:q1]
-                    for q in range(q1 - q0):
-                        gyt[(q0 + q) * O + o] = src[q]
+            _channels_last(gy[n].reshape(O * HWO), O, HWO, gyt)
             for c in range(C):
                 go = (c // Cg) * Og
                 xc = x[n, c]
@@ -204,8 +212,9 @@ def events_cheaper(x, out_shape, kernel, stride, groups, events=None, limit=None
 
 # The weight gradient's two forms on the training threads: least-squares prices printed by
 # `python benchmarks/train_conv_forms.py` (run of 2026-11-28 04:56 UTC on the SEW-ResNet's shapes at batch 128, idle
-# machine, benchmarks/results/train_conv_forms.csv; they reproduce its measured crossover densities within 0.03;
-# ns of wall time): dense im2col + sgemm per multiply-add; from events, per output-gradient element (its
+# machine; they reproduce the measured crossover densities of that run, and of the committed one,
+# benchmarks/results/train_conv_forms.csv at 05:27 UTC after a faster channels-last copy, within 0.03; ns of wall
+# time): dense im2col + sgemm per multiply-add; from events, per output-gradient element (its
 # channels-last copy), per input event and tap checked, and per multiply-add of the Og-wide add of each tap that
 # reaches an output.
 GW_DENSE_NS = 0.0146           # per multiply-add, stride 1
