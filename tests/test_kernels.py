@@ -561,6 +561,20 @@ def test_simd_nonzero_mask_and_transpose():
     assert not src.any()
 
 
+@pytest.mark.parametrize("O,HW", [(16, 64), (13, 70), (8, 9), (5, 3)])
+def test_channels_last_copy_is_the_transpose(O, HW):
+    """Training's channels-last copy of an output gradient (8 x 8 register transposes, simd.transpose8, and the
+    edges one by one) is numpy's transpose, the source untouched."""
+    from snnsim.train.grads.conv import _channels_last
+
+    src = np.random.default_rng(O * HW).standard_normal(O * HW).astype(np.float32)
+    keep = src.copy()
+    dst = np.full(O * HW, np.nan, np.float32)
+    _channels_last(src, O, HW, dst)
+    np.testing.assert_array_equal(dst.reshape(HW, O), keep.reshape(O, HW).T)
+    np.testing.assert_array_equal(src, keep)
+
+
 @pytest.mark.parametrize("B,I,O,split", [(7, 1568, 20, False), (5, 70, 9, True), (1, 31, 16, False)])
 def test_linear_event_matches_ordered_float32_sum(monkeypatch, B, I, O, split):
     """Bit for bit against each output summed in float32 from +0 in ascending input order, then the bias
