@@ -579,15 +579,18 @@ def test_event_rule_on_resnet_block_conv():
     (1, True, 16, 2, (3, 3), (1, 1)), (32, True, 32, 1, (3, 2), (1, 0)), (1, True, 8, 1, (1, 1), (0, 0)),
     (4, True, 8, 1, (5, 3), (2, 1))],
     ids=["3x3", "groups2", "no-gx", "stride2", "depthwise-3x2", "1x1", "groups4-5x3"])
-def test_conv_backward_split_batch_matches_torch(groups, need_gx, O, stride, kernel, pad):
+@pytest.mark.parametrize("packed_sgemm", [True, False], ids=["packed", "openblas"])
+def test_conv_backward_split_batch_matches_torch(monkeypatch, packed_sgemm, groups, need_gx, O, stride, kernel, pad):
     """A batch large enough to be split in two parts (and in several im2col chunks per part) gives torch's
     conv2d gradients, for uint8 spikes as stored for the backward pass; stride 1 takes the input gradient by
     a convolution with the flipped kernel, stride 2 by scattered columns; and the same bits when the work
-    runs on one thread or two."""
+    runs on one thread or two. Both products: kernels/gemm.py's (where the CPU has AVX-512) and OpenBLAS's."""
     import torch
 
-    from snnsim.kernels import threads
+    from snnsim.kernels import gemm, threads
     from snnsim.train.grads import conv2d_backward
+
+    monkeypatch.setattr(gemm, "USE", packed_sgemm)
 
     rng = np.random.default_rng(4)
     x = (rng.random((16, 32, 32, 32)) < 0.2).astype(np.uint8)

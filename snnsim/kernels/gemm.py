@@ -5,7 +5,8 @@ on the development machine the environment holds it to its Haswell kernel (AVX2)
 core whose AVX-512 units do twice that. This tile is 16 vector accumulators of 16 float32 (8 rows x 32 columns)
 updated by fused multiply-adds over a packed panel of A (8 rows, K-major) and of B (32 columns, K-major), kept in
 registers across the K loop: plain LLVM vector IR (``llvm.fma.v16f32``), which LLVM lowers to AVX-512 where the
-CPU has it and to pairs of AVX2 registers (slower, still correct) where it does not.
+CPU has it and to pairs of AVX2 registers (correct, but spilling: slower) where it does not, so that ``USE`` is
+true only for AVX-512.
 
 ``gemm(M, N, K, a, b, beta, c)``: c[M, N] = a[M, K] @ b[K, N] (+ c when beta is 1), row-major and contiguous.
 K is taken in blocks of ``KC``; within a block every element of c is one chain of fused multiply-adds in
@@ -23,6 +24,18 @@ from numba.extending import intrinsic
 
 from .simd import element_ptr
 
+def _compiles_for_avx512() -> bool:
+    """True when Numba compiles for a CPU with AVX-512: the tile's 16 accumulators of 16 float32 then fit the 32
+    vector registers; with AVX2 or NEON they would spill, and OpenBLAS multiplies instead."""
+    import llvmlite.binding as ll
+    import numba
+
+    if numba.config.CPU_NAME and numba.config.CPU_NAME != "host":
+        return "+avx512f" in (numba.config.CPU_FEATURES or "")
+    return bool(ll.get_host_cpu_features().get("avx512f", False))
+
+
+USE = _compiles_for_avx512()   # whether training multiplies with this kernel (see snnsim/train/grads/conv.py)
 MR, NR = 8, 32          # the register tile: rows x columns
 KC = 256                # K per packed block: an A panel (8 x 256) and a B panel (256 x 32) in L1 together
 NC = 1024               # columns of B packed at once (1 MiB at K = 256: L2)

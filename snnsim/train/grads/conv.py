@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from ...kernels.blas import sgemm
-from ...kernels.gemm import gemm
+from ...kernels import gemm as packed
 from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
 from ...kernels.conv_event import conv2d_event, prepare_conv_event, tap_table
 from ...kernels.simd import transpose8
@@ -52,14 +52,15 @@ def _col2im_add(cols, gxb, c0, Cg, KH, KW, sh, sw, ph, pw, HO, WO, n0):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
-def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx, wide, nb, nparts, gw_parts, gx, p0,
-                    p1):
+def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx, wide, nb, nparts, own, gw_parts, gx,
+                    p0, p1):
     """Parts [p0, p1) of the batch (part p: image chunks [p * nch // nparts, (p+1) * nch // nparts)), the
     weight gradient of part p accumulated in gw_parts[p]. The parts are fixed, whatever the thread count,
     so the float32 sums are too. Per chunk of images: the forward's im2col ([K, n*HW], contiguous row
     copies; with ``wide`` (stride 1) the wide rows of kernels.conv.im2col_wide, gy's extra columns zero), gy
     gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient as columns
-    (sgemm) scattered back per image (strided convolutions; stride 1 takes a convolution instead). Without
+    (sgemm, with ``own`` kernels/gemm.py's) scattered back per image (strided convolutions; stride 1 takes a
+    convolution instead). Without
     ``need_gw`` (the weight gradient taken from events) only the input gradient's columns. Single-threaded
     sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
     N = x.shape[0]
@@ -103,7 +104,10 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx
                     sgemm(Og, K, ncols, gbuf, cbuf, True, 1.0, gw[g * Og * K:])
                 if cols_gx:
                     dcols = dbuf[:K * ncols].reshape(K, ncols)
-                    gemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, 0, dbuf)
+                    if own:
+                        packed.gemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, 0, dbuf)
+                    else:
+                        sgemm(K, ncols, Og, wts[g].reshape(K * Og), gbuf, False, 0.0, dbuf)
                     for q in range(n):
                         _col2im_add(dcols, gx[b0 + q], g * Cg, Cg, KH, KW, sh, sw, ph, pw, HO, WO, q * HW)
 
@@ -248,7 +252,7 @@ def conv2d_train_forward(x, w, b, sh, sw, ph, pw, groups, events=None):
     if events_cheaper(x, out_shape, (KH, KW), (sh, sw), groups, events):
         return conv2d_event(x, prepare_conv_event(w, groups), b, O, KH, KW, sh, sw, ph, pw, groups,
                             split_above=TRAIN_EVENT_SPLIT_MIN_OUT)
-    return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK, own_gemm=True)
+    return conv2d_dense(x, w, b, sh, sw, ph, pw, groups, split_above=TRAIN_SPLIT_MIN_WORK, own_gemm=packed.USE)
 
 
 def _transposed_weights(w, groups):
@@ -299,11 +303,11 @@ def conv2d_backward(x, w, gy, sh, sw, ph, pw, groups, need_gx, events=None):
             nch = -(-N // nb)
         gw_parts = np.zeros((nparts, O, K) if not by_events else (nparts, 0, 0), np.float32)
         split(_conv_bwd_parts, nparts, x, gy, wts, KH, KW, sh, sw, ph, pw, groups, not by_events, cols_gx, wide, nb,
-              nparts, gw_parts, gx)
+              nparts, packed.USE, gw_parts, gx)
         if not by_events:
             gw = (gw_parts[0] if nparts == 1 else gw_parts[0] + gw_parts[1]).reshape(O, Cg, KH, KW)
     if by_conv:
         gx = conv2d_dense(np.ascontiguousarray(gy, np.float32), _transposed_weights(w32, groups),
                           np.zeros(C, np.float32), 1, 1, KH - 1 - ph, KW - 1 - pw, groups,
-                          split_above=TRAIN_SPLIT_MIN_WORK, own_gemm=True)
+                          split_above=TRAIN_SPLIT_MIN_WORK, own_gemm=packed.USE)
     return gw, gx
