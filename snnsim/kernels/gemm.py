@@ -1,8 +1,8 @@
 """A single-threaded sgemm of our own: packed panels and an 8 x 32 register tile written as LLVM IR.
 
 The OpenBLAS that NumPy bundles picks its kernel for the CPU it finds, or the one ``OPENBLAS_CORETYPE`` names;
-on the development machine the environment holds it to its Haswell kernel (AVX2), about 100-130 GFLOP/s on a
-core whose AVX-512 units do twice that. This tile is 16 vector accumulators of 16 float32 (8 rows x 32 columns)
+on the development machine the environment holds it to its Haswell kernel (AVX2), on a core with AVX-512 units
+(``python benchmarks/gemm_peak.py`` sets the two side by side). This tile is 16 vector accumulators of 16 float32 (8 rows x 32 columns)
 updated by fused multiply-adds over a packed panel of A (8 rows, K-major) and of B (32 columns, K-major), kept in
 registers across the K loop: plain LLVM vector IR (``llvm.fma.v16f32``), which LLVM lowers to AVX-512 where the
 CPU has it and to pairs of AVX2 registers (correct, but spilling: slower) where it does not, so that ``USE`` is
@@ -23,6 +23,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .simd import element_ptr
+
 
 def _compiles_for_avx512() -> bool:
     """True when Numba compiles for a CPU with AVX-512: the tile's 16 accumulators of 16 float32 then fit the 32
