@@ -39,3 +39,20 @@ def test_a_part_of_a_product_has_the_same_bits():
         part = np.empty((r1 - r0, c1 - c0), np.float32)
         gemm(r1 - r0, c1 - c0, K, np.ascontiguousarray(a[r0:r1]), np.ascontiguousarray(b[:, c0:c1]), 0, part)
         assert np.array_equal(part, whole[r0:r1, c0:c1])
+
+
+def test_gemm_peak_benchmark_runs():
+    """benchmarks/gemm_peak.py (docs/performance.md) runs and writes a row per shape."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "gemm_peak.py"), "--rounds", "1"],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(root / "build" / "benchmarks" / "gemm_peak.csv")
+    assert len(df) == 6 and (df["packed_gflops"] > 0).all() and (df["openblas_gflops"] > 0).all()
