@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from background import alternate  # noqa: E402
 from results_dir import results_dir  # noqa: E402
 
 from snnsim.kernels import gemm as packed  # noqa: E402
@@ -51,15 +51,8 @@ def main():
             a = rng.standard_normal((M, K)).astype(np.float32)
             b = rng.standard_normal((K, N)).astype(np.float32)
             c = np.empty((M, N), np.float32)
-            fns = {"packed": lambda: ours(M, N, K, a, b, c), "openblas": lambda: openblas(M, N, K, a, b, c)}
-            times = {k: [] for k in fns}
-            for f in fns.values():
-                f()
-            for _ in range(args.rounds):
-                for k, f in fns.items():
-                    t0 = time.perf_counter()
-                    f()
-                    times[k].append(time.perf_counter() - t0)
+            times = alternate({"packed": lambda: ours(M, N, K, a, b, c),
+                               "openblas": lambda: openblas(M, N, K, a, b, c)}, args.rounds)
             gf = {k: 2 * M * N * K / float(np.median(v)) / 1e9 for k, v in times.items()}
             rows.append(dict(M=M, N=N, K=K, packed_gflops=gf["packed"], openblas_gflops=gf["openblas"],
                              packed_over_openblas=gf["packed"] / gf["openblas"], packed_used_by_training=packed.USE,
