@@ -37,7 +37,7 @@ from snnsim.train.forward import walk_nodes  # noqa: E402
 
 def profile(network: str, B: int, T: int, steps: int) -> tuple[pd.DataFrame, dict]:
     step = training.contenders(network, B, T, "snnsim")["snnsim"]
-    bp = step.__closure__[[c.cell_contents.__class__.__name__ for c in step.__closure__].index("BPTT")].cell_contents
+    bp = step.method
     acc = defaultdict(lambda: [0.0, 0.0])
 
     def timed(node, method):
