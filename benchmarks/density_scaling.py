@@ -5,9 +5,10 @@
 1. Layers (the SEW-ResNet's block conv 64->64 3x3 at 8x8 and 16x16, the conv net's linear 1568->128, its
    3136->10-sized output layer), batch 1 and 64, random binary inputs at densities 0, 1, 2, 5, 10, 20, 50 %:
    time of the event kernel, the dense kernel and the form the default rule picks (snnsim/kernels/cost.py),
-   median (and min) of alternating rounds, each timing after an untimed call of the same kernel (its input in cache,
-   as in a network, where the layer before just wrote it). Printed per layer: the zero-activity floor (event time at 0 % as a share of
-   its time at 5 %) and the growth from 1 % to 20 % density (proportional would be 20x).
+   median (and min) of alternating rounds, each timing after an untimed call of the same kernel (its input in
+   cache, as in a network, where the layer before just wrote it). Printed per layer: the zero-activity floor
+   (event time at 0 % as a share of its time at 5 %) and the growth from 1 % to 20 % density (proportional
+   would be 20x).
 2. The three shipped networks on real inputs (batch 64, T=4): the default rule against forced dense and
    forced event, and the mean input density of their synaptic layers.
 Writes build/benchmarks/density_scaling.csv and density_networks.csv.

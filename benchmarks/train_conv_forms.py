@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from background import alternate  # noqa: E402
 from results_dir import results_dir  # noqa: E402
 
 from snnsim.kernels.blas import one_blas_thread  # noqa: E402
+from snnsim.kernels.conv import conv_out_size  # noqa: E402
 from snnsim.train.grads import conv as GC  # noqa: E402
 
 # (C, O, H, stride) of the SEW-ResNet's 3x3 convs, and two of another width
@@ -50,22 +51,15 @@ def main():
     rng = np.random.default_rng(0)
     rows = []
     for C, O, H, s in SHAPES:
-        HO = (H + 2 - 3) // s + 1
+        HO = conv_out_size(H, 3, s, 1)
         w = rng.standard_normal((O, C, 3, 3)).astype(np.float32)
         gy = rng.standard_normal((N, O, HO, HO)).astype(np.float32)
         xs = {d: (rng.random((N, C, H, H)) < d).astype(np.uint8) for d in DENSITIES}
         fns = {"dense": lambda: GC.conv2d_backward(xs[0.1], w, gy, s, s, 1, 1, 1, False, events=1 << 62)}
         for d in DENSITIES:
             fns[d] = lambda d=d: GC.conv2d_backward(xs[d], w, gy, s, s, 1, 1, 1, False, events=0)
-        times = {k: [] for k in fns}
         with one_blas_thread():
-            for f in fns.values():
-                f()
-            for _ in range(args.rounds):
-                for k, f in fns.items():
-                    t0 = time.perf_counter()
-                    f()
-                    times[k].append(time.perf_counter() - t0)
+            times = alternate(fns, args.rounds)
         ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
         ev = [ms[d] for d in DENSITIES]
         rule = GC.gw_event_limit(N, (C, H, H), gy.shape[1:], (3, 3), (s, s)) / (N * C * H * H)
@@ -84,7 +78,7 @@ def main():
     try:
         for k, v in fit.items():
             setattr(GC, k, v)
-        refit = [GC.gw_event_limit(N, (C, H, H), (O, (H + 2 - 3) // s + 1, (H + 2 - 3) // s + 1), (3, 3), (s, s))
+        refit = [GC.gw_event_limit(N, (C, H, H), (O,) + (conv_out_size(H, 3, s, 1),) * 2, (3, 3), (s, s))
                  / (N * C * H * H) for C, O, H, s in SHAPES]
     finally:
         for k, v in saved.items():
@@ -101,7 +95,7 @@ def fit_prices(df) -> dict:
 
     dense_a, dense_b, ev_a, ev_b = [], [], [], []
     for (C, O, H, s), row in zip(SHAPES, df.to_dict("records")):
-        HO = (H + 2 - 3) // s + 1
+        HO = conv_out_size(H, 3, s, 1)
         macs = N * O * HO * HO * C * 9
         dense_a.append([macs * (s == 1), macs * (s != 1)])
         dense_b.append(row["dense_ms"] * 1e6)

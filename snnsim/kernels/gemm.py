@@ -2,11 +2,11 @@
 
 The OpenBLAS that NumPy bundles picks its kernel for the CPU it finds, or the one ``OPENBLAS_CORETYPE`` names;
 on the development machine the environment holds it to its Haswell kernel (AVX2), on a core with AVX-512 units
-(``python benchmarks/gemm_peak.py`` sets the two side by side). This tile is 16 vector accumulators of 16 float32 (8 rows x 32 columns)
-updated by fused multiply-adds over a packed panel of A (8 rows, K-major) and of B (32 columns, K-major), kept in
-registers across the K loop: plain LLVM vector IR (``llvm.fma.v16f32``), which LLVM lowers to AVX-512 where the
-CPU has it and to pairs of AVX2 registers (correct, but spilling: slower) where it does not, so that ``USE`` is
-true only for AVX-512.
+(``python benchmarks/gemm_peak.py`` sets the two side by side). This tile is 16 vector accumulators of 16
+float32 (8 rows x 32 columns) updated by fused multiply-adds over a packed panel of A (8 rows, K-major) and of B
+(32 columns, K-major), kept in registers across the K loop: plain LLVM vector IR (``llvm.fma.v16f32``), which
+LLVM lowers to AVX-512 where the CPU has it and to pairs of AVX2 registers (correct, but spilling: slower) where
+it does not, so that ``USE`` is true only for AVX-512.
 
 ``gemm(M, N, K, a, b, beta, c)``: c[M, N] = a[M, K] @ b[K, N] (+ c when beta is 1), row-major and contiguous.
 K is taken in blocks of ``KC``; within a block every element of c is one chain of fused multiply-adds in

@@ -5,7 +5,6 @@ All kernels are pure: they allocate and return a new float32 array.
 """
 import numpy as np
 from numba import njit
-
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .blas import sgemm, sgemv

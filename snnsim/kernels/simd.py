@@ -13,7 +13,7 @@
 - ``transpose8(src, s0, ss, dst, d0, ds)``: the same transpose as a plain copy (training's channels-last copy
   of an output gradient).
 
-Both are target-independent LLVM (vector loads, shufflevector, icmp, bitcast); LLVM lowers them to the
+All are target-independent LLVM (vector loads, shufflevector, icmp, bitcast); LLVM lowers them to the
 machine's vector instructions (AVX2/AVX-512 masks and shuffles on x86, NEON elsewhere). The caller keeps the
 indices in range: no bounds checks.
 """
@@ -134,7 +134,7 @@ def _make_transpose_add_clear(n):
             srcty, dstty, bty = signature.args[0], signature.args[3], signature.args[6]
             vec = ir.VectorType(_F32, n)
             ptrs = [element_ptr(context, builder, srcty, src, builder.add(s0, builder.mul(ss, ir.Constant(_I64, r))),
-                                 vec) for r in range(n)]
+                                vec) for r in range(n)]
             rows = [builder.load(ptr, align=4) for ptr in ptrs]
             for ptr in ptrs:
                 builder.store(ir.Constant(vec, [0.0] * n), ptr, align=4)
@@ -143,7 +143,7 @@ def _make_transpose_add_clear(n):
             for k in range(n):
                 bk = _shuffle(builder, bias, bias, [k] * n)          # b[b0 + k] in every lane
                 ptr = element_ptr(context, builder, dstty, dst,
-                                   builder.add(d0, builder.mul(ds, ir.Constant(_I64, k))), vec)
+                                  builder.add(d0, builder.mul(ds, ir.Constant(_I64, k))), vec)
                 builder.store(builder.fadd(rows[k], bk), ptr, align=4)
             return context.get_dummy_value()
 

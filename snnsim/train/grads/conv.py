@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ...kernels.blas import sgemm
 from ...kernels import gemm as packed
+from ...kernels.blas import sgemm
 from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
 from ...kernels.conv_event import conv2d_event, prepare_conv_event, tap_table
 from ...kernels.simd import transpose8
@@ -59,10 +59,9 @@ def _conv_bwd_parts(x, gy, wts, KH, KW, sh, sw, ph, pw, groups, need_gw, cols_gx
     so the float32 sums are too. Per chunk of images: the forward's im2col ([K, n*HW], contiguous row
     copies; with ``wide`` (stride 1) the wide rows of kernels.conv.im2col_wide, gy's extra columns zero), gy
     gathered to [Og, n*HW], gw[g] += gy @ cols^T in one sgemm; with ``cols_gx`` the input gradient as columns
-    (sgemm, with ``own`` kernels/gemm.py's) scattered back per image (strided convolutions; stride 1 takes a
-    convolution instead). Without
-    ``need_gw`` (the weight gradient taken from events) only the input gradient's columns. Single-threaded
-    sgemm (snnsim.kernels.blas) inside, so that parts run side by side (threads.split)."""
+    (sgemm; with ``own`` kernels/gemm.py's) scattered back per image (strided convolutions; stride 1 takes a
+    convolution instead). Without ``need_gw`` (the weight gradient taken from events) only the input gradient's
+    columns. Single-threaded sgemm inside, so that parts run side by side (threads.split)."""
     N = x.shape[0]
     Cg = x.shape[1] // groups
     O = gy.shape[1]

@@ -62,9 +62,9 @@ def counts_u8(x):
 def _add_chunk(a, b, out, lo, hi):
     xs = a[lo:hi]
     ys = b[lo:hi]
-    os_ = out[lo:hi]
+    zs = out[lo:hi]
     for i in range(hi - lo):
-        os_[i] = xs[i] + ys[i]
+        zs[i] = xs[i] + ys[i]
 
 
 @njit(cache=True, fastmath=False, parallel=True)
