@@ -227,12 +227,24 @@ def test_prepare_conv_event_layout():
     ],
 )
 @pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.usefixtures("one_group_path")
 def test_conv_edge_cases(B, C, O, groups, H, W, k, s, p, bias):
     rng = np.random.default_rng(5)
     x = make_input(rng, (B, C, H, W), "graded", 0.6)
     w = rng.standard_normal((O, C // groups, k, k)).astype(np.float32)
     b = rng.standard_normal(O).astype(np.float32) if bias else NOBIAS
     check_conv(x, w, b, s, s, p, p, groups)
+
+
+@pytest.fixture(params=["tiles", "blas"])
+def one_group_path(request, monkeypatch):
+    """Run a dense conv test on both one-group paths: the register tiles (kernels/conv_tiled.py, where Numba
+    compiles AVX-512) and im2col + OpenBLAS's sgemm (everywhere else)."""
+    from snnsim.kernels import gemm
+
+    if request.param == "tiles" and not gemm.USE:
+        pytest.skip("the register tile is used only where Numba compiles AVX-512")
+    monkeypatch.setattr(gemm, "USE", request.param == "tiles")
 
 
 @pytest.fixture
@@ -259,7 +271,7 @@ def always_split(monkeypatch):
         (3, 8, 6, 2, 5, 1, 1, 0),      # grouped 1x1: sgemm on the image itself
     ],
 )
-@pytest.mark.usefixtures("always_split")
+@pytest.mark.usefixtures("always_split", "one_group_path")
 def test_conv_parallel_and_chunked_paths(B, C, O, groups, H, k, s, p):
     rng = np.random.default_rng(7)
     x = make_input(rng, (B, C, H, H), "binary", 0.15)
@@ -396,6 +408,7 @@ def test_against_torch_if_available():
     (2, 3, 5, 1, 5, 4, 5, 3, 0, 1),      # kernel as tall as the image
     (4, 8, 8, 4, 9, 9, 1, 1, 1, 1),      # 1x1 with padding (not the pointwise shortcut)
 ])
+@pytest.mark.usefixtures("one_group_path")
 def test_conv_stride1_wide_path_matches_torch(monkeypatch, limits, B, C, O, groups, H, W, kh, kw, ph, pw):
     """Stride-1 convs take the wide im2col (padded copy, whole padded rows, extra columns dropped): against
     torch's conv2d with chunks of several images, single images in bands of rows, and both split between

@@ -45,77 +45,132 @@ _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
+def _fma_chains(builder, K, load_a, load_b):
+    """Emit the register tile's loop: sums[r][v] = the chain of fused multiply-adds from zero, in increasing k < K,
+    of load_a(k, r) (a float32, broadcast) times load_b(k)[v] (vectors of 16 float32); zeros when K <= 0."""
+    vec = ir.VectorType(_F32, 16)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v16f32")
+    nv = NR // 16
+    zero = ir.Constant(vec, [0.0] * 16)
+    splat = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
+    entry = builder.block
+    loop = builder.append_basic_block("tile.k")
+    done = builder.append_basic_block("tile.done")
+    builder.cbranch(builder.icmp_signed(">", K, ir.Constant(_I64, 0)), loop, done)
+    builder.position_at_end(loop)
+    k = builder.phi(_I64)
+    k.add_incoming(ir.Constant(_I64, 0), entry)
+    acc = [[builder.phi(vec) for _ in range(nv)] for _ in range(MR)]
+    for row in acc:
+        for p in row:
+            p.add_incoming(zero, entry)
+    bv = load_b(k)
+    new = []
+    for r in range(MR):
+        av = builder.insert_element(ir.Constant(vec, ir.Undefined), load_a(k, r), ir.Constant(_I32, 0))
+        av = builder.shuffle_vector(av, av, splat)
+        new.append([builder.call(fma, [av, bv[v], acc[r][v]]) for v in range(nv)])
+    k1 = builder.add(k, ir.Constant(_I64, 1))
+    last = builder.block
+    k.add_incoming(k1, last)
+    for r in range(MR):
+        for v in range(nv):
+            acc[r][v].add_incoming(new[r][v], last)
+    builder.cbranch(builder.icmp_signed("<", k1, K), loop, done)
+    builder.position_at_end(done)
+    sums = [[builder.phi(vec) for _ in range(nv)] for _ in range(MR)]
+    for r in range(MR):
+        for v in range(nv):
+            sums[r][v].add_incoming(zero, entry)
+            sums[r][v].add_incoming(new[r][v], last)
+    return sums
+
+
+def _store_tile(context, builder, cpty, cp, c0, ldc, add, sums):
+    """cp[c0 + r * ldc + 16 v: +16] = sums[r][v], or += when ``add`` (an i64) is nonzero."""
+    vec = sums[0][0].type
+    ptrs = [[element_ptr(context, builder, cpty, cp, builder.add(c0, builder.add(
+        builder.mul(ldc, ir.Constant(_I64, r)), ir.Constant(_I64, 16 * v))), vec) for v in range(len(row))]
+        for r, row in enumerate(sums)]
+    with builder.if_else(builder.icmp_signed("!=", add, ir.Constant(_I64, 0))) as (then, otherwise):
+        with then:
+            for row, prow in zip(sums, ptrs):
+                for s, ptr in zip(row, prow):
+                    builder.store(builder.fadd(builder.load(ptr, align=4), s), ptr, align=4)
+        with otherwise:
+            for row, prow in zip(sums, ptrs):
+                for s, ptr in zip(row, prow):
+                    builder.store(s, ptr, align=4)
+
+
+def _load_panel_row(context, builder, bpty, bp, b0, k):
+    """The 32 floats of row k of a packed B panel starting at bp[b0], as two vectors of 16."""
+    vec = ir.VectorType(_F32, 16)
+    off = builder.add(b0, builder.mul(k, ir.Constant(_I64, NR)))
+    return [builder.load(element_ptr(context, builder, bpty, bp, builder.add(off, ir.Constant(_I64, 16 * v)), vec),
+                         align=4) for v in range(NR // 16)]
+
+
+def _is_f32_vector(*arrays):
+    return all(isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1 for a in arrays)
+
+
 @intrinsic
 def _tile(typingctx, ap, a0, bp, b0, cp, c0, ldc, K, add):
     """cp[c0 + r * ldc + j] (+)= sum over k < K of ap[a0 + k * 8 + r] * bp[b0 + k * 32 + j], r < 8, j < 32: the
     sum a chain of fused multiply-adds from zero in increasing k, added to c when ``add`` is nonzero, else
     stored. The caller keeps every index in range."""
-    for a in (ap, bp, cp):
-        if not (isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1):
-            return None
+    if not _is_f32_vector(ap, bp, cp):
+        return None
     sig = types.void(ap, types.int64, bp, types.int64, cp, types.int64, types.int64, types.int64, types.int64)
 
     def codegen(context, builder, signature, args):
         ap_, a0_, bp_, b0_, cp_, c0_, ldc_, K_, add_ = args
         apty, bpty, cpty = signature.args[0], signature.args[2], signature.args[4]
-        vec = ir.VectorType(_F32, 16)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                             "llvm.fma.v16f32")
-        nv = NR // 16
-        zero = ir.Constant(vec, [0.0] * 16)
-        entry = builder.block
-        loop = builder.append_basic_block("tile.k")
-        done = builder.append_basic_block("tile.done")
-        builder.cbranch(builder.icmp_signed(">", K_, ir.Constant(_I64, 0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(_I64)
-        k.add_incoming(ir.Constant(_I64, 0), entry)
-        acc = [[builder.phi(vec) for _ in range(nv)] for _ in range(MR)]
-        for row in acc:
-            for p in row:
-                p.add_incoming(zero, entry)
-        boff = builder.add(b0_, builder.mul(k, ir.Constant(_I64, NR)))
-        bv = [builder.load(element_ptr(context, builder, bpty, bp_, builder.add(boff, ir.Constant(_I64, 16 * v)),
-                                       vec), align=4) for v in range(nv)]
-        aoff = builder.add(a0_, builder.mul(k, ir.Constant(_I64, MR)))
-        splat = ir.Constant(ir.VectorType(_I32, 16), [0] * 16)
-        new = []
-        for r in range(MR):
-            a = builder.load(element_ptr(context, builder, apty, ap_, builder.add(aoff, ir.Constant(_I64, r)), _F32),
-                             align=4)
-            av = builder.insert_element(ir.Constant(vec, ir.Undefined), a, ir.Constant(_I32, 0))
-            av = builder.shuffle_vector(av, av, splat)
-            new.append([builder.call(fma, [av, bv[v], acc[r][v]]) for v in range(nv)])
-        k1 = builder.add(k, ir.Constant(_I64, 1))
-        last = builder.block
-        k.add_incoming(k1, last)
-        for r in range(MR):
-            for v in range(nv):
-                acc[r][v].add_incoming(new[r][v], last)
-        builder.cbranch(builder.icmp_signed("<", k1, K_), loop, done)
-        builder.position_at_end(done)
-        sums = []
-        for r in range(MR):
-            row = []
-            for v in range(nv):
-                p = builder.phi(vec)
-                p.add_incoming(zero, entry)
-                p.add_incoming(new[r][v], last)
-                row.append(p)
-            sums.append(row)
-        ptrs = [[element_ptr(context, builder, cpty, cp_, builder.add(c0_, builder.add(
-            builder.mul(ldc_, ir.Constant(_I64, r)), ir.Constant(_I64, 16 * v))), vec) for v in range(nv)]
-            for r in range(MR)]
-        with builder.if_else(builder.icmp_signed("!=", add_, ir.Constant(_I64, 0))) as (then, otherwise):
-            with then:
-                for r in range(MR):
-                    for v in range(nv):
-                        builder.store(builder.fadd(builder.load(ptrs[r][v], align=4), sums[r][v]), ptrs[r][v],
-                                      align=4)
-            with otherwise:
-                for r in range(MR):
-                    for v in range(nv):
-                        builder.store(sums[r][v], ptrs[r][v], align=4)
+
+        def load_a(k, r):
+            i = builder.add(builder.add(a0_, builder.mul(k, ir.Constant(_I64, MR))), ir.Constant(_I64, r))
+            return builder.load(element_ptr(context, builder, apty, ap_, i, _F32), align=4)
+
+        sums = _fma_chains(builder, K_, load_a, lambda k: _load_panel_row(context, builder, bpty, bp_, b0_, k))
+        _store_tile(context, builder, cpty, cp_, c0_, ldc_, add_, sums)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def gather_tile(typingctx, xp, bases, t0, offs, k0, K, bp, b0, cp, c0, ldc, add):
+    """cp[c0 + r * ldc + j] (+)= sum over k < K of xp[bases[t0 + r] + offs[k0 + k]] * bp[b0 + k * 32 + j],
+    r < 8, j < 32: the register tile of ``_tile`` with its 8 rows read in place, row r of A at its own base and
+    column k at an offset common to the rows (a convolution's 8 output pixels and its (channel, tap) table:
+    kernels/conv_tiled.py), so that nothing is copied into a packed panel. Same order of the sum as ``_tile``."""
+    if not _is_f32_vector(xp, bp, cp):
+        return None
+    for a in (bases, offs):
+        if not (isinstance(a, types.Array) and a.dtype == types.int64 and a.ndim == 1):
+            return None
+    i64 = types.int64
+    sig = types.void(xp, bases, i64, offs, i64, i64, bp, i64, cp, i64, i64, i64)
+
+    def codegen(context, builder, signature, args):
+        xp_, bases_, t0_, offs_, k0_, K_, bp_, b0_, cp_, c0_, ldc_, add_ = args
+        xty, basety, offty, bpty, cpty = (signature.args[i] for i in (0, 1, 3, 6, 8))
+        row_base = [builder.load(element_ptr(context, builder, basety, bases_,
+                                             builder.add(t0_, ir.Constant(_I64, r)), _I64)) for r in range(MR)]
+        current = {}
+
+        def load_b(k):
+            off = element_ptr(context, builder, offty, offs_, builder.add(k0_, k), _I64)
+            current["off"] = builder.load(off)
+            return _load_panel_row(context, builder, bpty, bp_, b0_, k)
+
+        def load_a(k, r):
+            i = builder.add(row_base[r], current["off"])
+            return builder.load(element_ptr(context, builder, xty, xp_, i, _F32), align=4)
+
+        sums = _fma_chains(builder, K_, load_a, load_b)
+        _store_tile(context, builder, cpty, cp_, c0_, ldc_, add_, sums)
         return context.get_dummy_value()
 
     return sig, codegen

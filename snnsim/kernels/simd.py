@@ -121,9 +121,9 @@ def transpose8(typingctx, src, s0, ss, dst, d0, ds):
     return sig, codegen
 
 
-def _make_transpose_add_clear(n):
+def _make_transpose_add(n, clear):
     @intrinsic
-    def transpose_add_clear(typingctx, src, s0, ss, dst, d0, ds, b, b0):
+    def transpose_add(typingctx, src, s0, ss, dst, d0, ds, b, b0):
         for a in (src, dst, b):
             if not (isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1):
                 return None
@@ -136,7 +136,7 @@ def _make_transpose_add_clear(n):
             ptrs = [element_ptr(context, builder, srcty, src, builder.add(s0, builder.mul(ss, ir.Constant(_I64, r))),
                                 vec) for r in range(n)]
             rows = [builder.load(ptr, align=4) for ptr in ptrs]
-            for ptr in ptrs:
+            for ptr in ptrs if clear else ():
                 builder.store(ir.Constant(vec, [0.0] * n), ptr, align=4)
             rows = _transposed(builder, rows, n)
             bias = builder.load(element_ptr(context, builder, bty, b, b0, vec), align=4)
@@ -149,8 +149,11 @@ def _make_transpose_add_clear(n):
 
         return sig, codegen
 
-    return transpose_add_clear
+    return transpose_add
 
 
-# 8 x 8 (AVX2 registers): a 16 x 16 transpose was no faster, the output's stores bound it
-transpose8_add_clear = _make_transpose_add_clear(8)
+# dst[d0 + k * ds + r] = src[s0 + r * ss + k] + b[b0 + k] for an 8 x 8 block (r, k < 8); the _clear variant
+# also zeroes the source block. 8 x 8 (AVX2 registers): a 16 x 16 transpose was no faster, the output's stores
+# bound it.
+transpose8_add_clear = _make_transpose_add(8, clear=True)
+transpose8_add = _make_transpose_add(8, clear=False)
