@@ -619,3 +619,27 @@ def test_linear_event_matches_ordered_float32_sum(monkeypatch, B, I, O, split):
         ref = torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w),
                                          torch.from_numpy(b) if bias else None).numpy()
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("B,C,mult,H,W,k,s,p", [(2, 5, 1, 16, 16, 3, 1, 1), (1, 3, 2, 7, 9, 3, 1, 2),
+                                                (2, 4, 1, 9, 8, 5, 1, 2), (1, 3, 1, 9, 10, 3, 2, 1)])
+def test_depthwise_direct_loops_are_the_ordered_float32_sum(B, C, mult, H, W, k, s, p):
+    """One input channel per group: every output is float32 bias + w[0,0] x + w[0,1] x + ... in tap order, each
+    product and sum rounded to float32 (numpy's float32 arithmetic here), whichever loop computes it (the 3x3
+    stride-1 single pass, taps four at a time, the general loops): the same bits."""
+    rng = np.random.default_rng(C * 10 + k)
+    x = rng.standard_normal((B, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((C * mult, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(C * mult).astype(np.float32)
+    got = conv2d_dense(x, w, b, s, s, p, p, C)
+    xp = np.zeros((B, C, H + 2 * p, W + 2 * p), np.float32)
+    xp[:, :, p:p + H, p:p + W] = x
+    HO, WO = got.shape[2], got.shape[3]
+    want = np.broadcast_to(b[None, :, None, None], got.shape).copy()
+    src = np.repeat(xp, mult, axis=1)                                 # output channel o reads channel o // mult
+    for kh in range(k):
+        for kw in range(k):
+            patch = src[:, :, kh:kh + s * (HO - 1) + 1:s, kw:kw + s * (WO - 1) + 1:s]
+            want = want + w[None, :, 0, kh, kw, None, None] * patch
+    assert want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
