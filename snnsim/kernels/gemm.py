@@ -8,6 +8,9 @@ float32 (8 rows x 32 columns) updated by fused multiply-adds over a packed panel
 LLVM lowers to AVX-512 where the CPU has it and to pairs of AVX2 registers (correct, but spilling: slower) where
 it does not, so that ``USE`` is true only for AVX-512.
 
+``gather_tile``: the same tile with its 8 rows read in place rather than from a packed panel (each row at its
+own base, each k at an offset common to the rows): the dense conv of kernels/conv_tiled.py.
+
 ``gemm(M, N, K, a, b, beta, c)``: c[M, N] = a[M, K] @ b[K, N] (+ c when beta is 1), row-major and contiguous.
 K is taken in blocks of ``KC``; within a block every element of c is one chain of fused multiply-adds in
 increasing k, from zero, and the blocks' sums are added to c in increasing k. That order depends on nothing else
@@ -36,7 +39,7 @@ def _compiles_for_avx512() -> bool:
     return bool(ll.get_host_cpu_features().get("avx512f", False))
 
 
-USE = _compiles_for_avx512()   # whether training multiplies with this kernel (see snnsim/train/grads/conv.py)
+USE = _compiles_for_avx512()   # whether the dense convs (conv_tiled.py) and training's products use the tile
 MR, NR = 8, 32          # the register tile: rows x columns
 KC = 256                # K per packed block: an A panel (8 x 256) and a B panel (256 x 32) in L1 together
 NC = 1024               # columns of B packed at once (1 MiB at K = 256: L2)
@@ -45,9 +48,10 @@ _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
 
 
-def _fma_chains(builder, K, load_a, load_b):
+def _fma_chains(builder, K, load_a, load_b, per_k=lambda k: None):
     """Emit the register tile's loop: sums[r][v] = the chain of fused multiply-adds from zero, in increasing k < K,
-    of load_a(k, r) (a float32, broadcast) times load_b(k)[v] (vectors of 16 float32); zeros when K <= 0."""
+    of load_a(k, r, p) (a float32, broadcast) times load_b(k)[v] (vectors of 16 float32), p = per_k(k) (what the
+    rows of one k share); zeros when K <= 0."""
     vec = ir.VectorType(_F32, 16)
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v16f32")
     nv = NR // 16
@@ -64,10 +68,11 @@ def _fma_chains(builder, K, load_a, load_b):
     for row in acc:
         for p in row:
             p.add_incoming(zero, entry)
+    shared = per_k(k)
     bv = load_b(k)
     new = []
     for r in range(MR):
-        av = builder.insert_element(ir.Constant(vec, ir.Undefined), load_a(k, r), ir.Constant(_I32, 0))
+        av = builder.insert_element(ir.Constant(vec, ir.Undefined), load_a(k, r, shared), ir.Constant(_I32, 0))
         av = builder.shuffle_vector(av, av, splat)
         new.append([builder.call(fma, [av, bv[v], acc[r][v]]) for v in range(nv)])
     k1 = builder.add(k, ir.Constant(_I64, 1))
@@ -128,7 +133,7 @@ def _tile(typingctx, ap, a0, bp, b0, cp, c0, ldc, K, add):
         ap_, a0_, bp_, b0_, cp_, c0_, ldc_, K_, add_ = args
         apty, bpty, cpty = signature.args[0], signature.args[2], signature.args[4]
 
-        def load_a(k, r):
+        def load_a(k, r, _):
             i = builder.add(builder.add(a0_, builder.mul(k, ir.Constant(_I64, MR))), ir.Constant(_I64, r))
             return builder.load(element_ptr(context, builder, apty, ap_, i, _F32), align=4)
 
@@ -158,18 +163,14 @@ def gather_tile(typingctx, xp, bases, t0, offs, k0, K, bp, b0, cp, c0, ldc, add)
         xty, basety, offty, bpty, cpty = (signature.args[i] for i in (0, 1, 3, 6, 8))
         row_base = [builder.load(element_ptr(context, builder, basety, bases_,
                                              builder.add(t0_, ir.Constant(_I64, r)), _I64)) for r in range(MR)]
-        current = {}
+        def offset(k):          # column k's offset, common to the 8 rows
+            return builder.load(element_ptr(context, builder, offty, offs_, builder.add(k0_, k), _I64))
 
-        def load_b(k):
-            off = element_ptr(context, builder, offty, offs_, builder.add(k0_, k), _I64)
-            current["off"] = builder.load(off)
-            return _load_panel_row(context, builder, bpty, bp_, b0_, k)
+        def load_a(k, r, off):
+            return builder.load(element_ptr(context, builder, xty, xp_, builder.add(row_base[r], off), _F32), align=4)
 
-        def load_a(k, r):
-            i = builder.add(row_base[r], current["off"])
-            return builder.load(element_ptr(context, builder, xty, xp_, i, _F32), align=4)
-
-        sums = _fma_chains(builder, K_, load_a, load_b)
+        sums = _fma_chains(builder, K_, load_a, lambda k: _load_panel_row(context, builder, bpty, bp_, b0_, k),
+                           offset)
         _store_tile(context, builder, cpty, cp_, c0_, ldc_, add_, sums)
         return context.get_dummy_value()
 
