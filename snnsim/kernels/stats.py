@@ -28,32 +28,43 @@ def input_stats(x):
     return flat_stats(x.reshape(-1))
 
 
+# Positions per block of _steps_stats_samples: the block's event map (8 KiB) and fan-out (16 KiB) stay in L1
+# while every sample's row passes over them; one pass per sample over the whole map moved 5x the input's bytes
+# through L2 (1.35x slower on a 64-channel 16x16 layer, batch 64, T=4; 1024 and 4096 were slower than 2048).
+_BLOCK = 2048
+
+
 @njit(cache=True, fastmath=False)
 def _steps_stats_samples(x3, em2, fanout, nnz_s, reach_s, nonbinary_s, nnz_t, nonbinary_t):
     """x3 [T, B, n]: per step t and sample b, nonzeros (nnz_s[t, b] +=), nonzeros weighted by fan-out
     (reach_s[t, b] +=), any non-binary entry (nonbinary_s[t, b] |=), the nonzero indicator added into the event
-    map em2[t]; per step, nonzeros (nnz_t[t] +=) and non-binary entries (nonbinary_t[t] +=)."""
+    map em2[t]; per step, nonzeros (nnz_t[t] +=) and non-binary entries (nonbinary_t[t] +=). Integer counts
+    (the map's too, whole numbers in float32): exact in any order."""
     one = np.float32(1.0)
     zero = np.float32(0.0)
+    n = x3.shape[2]
     for t in range(x3.shape[0]):
-        emf = em2[t]
-        for b in range(x3.shape[1]):
-            row = x3[t, b]
-            rn = 0
-            rnb = 0
-            reach = 0
-            for i in range(x3.shape[2]):  # branch-free, integer sums, so that LLVM vectorises it
-                v = row[i]
-                nz = v != 0
-                emf[i] += one if nz else zero
-                rn += nz
-                rnb += nz & (v != 1)
-                reach += fanout[i] * nz
-            nnz_s[t, b] += rn
-            reach_s[t, b] += reach
-            nonbinary_s[t, b] |= rnb > 0
-            nnz_t[t] += rn
-            nonbinary_t[t] += rnb
+        for i0 in range(0, n, _BLOCK):
+            i1 = min(n, i0 + _BLOCK)
+            emf = em2[t, i0:i1]
+            fan = fanout[i0:i1]
+            for b in range(x3.shape[1]):
+                row = x3[t, b, i0:i1]
+                rn = 0
+                rnb = 0
+                reach = 0
+                for i in range(i1 - i0):  # branch-free, integer sums, so that LLVM vectorises it
+                    v = row[i]
+                    nz = v != 0
+                    emf[i] += one if nz else zero
+                    rn += nz
+                    rnb += nz & (v != 1)
+                    reach += fan[i] * nz
+                nnz_s[t, b] += rn
+                reach_s[t, b] += reach
+                nonbinary_s[t, b] |= rnb > 0
+                nnz_t[t] += rn
+                nonbinary_t[t] += rnb
 
 
 def steps_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
