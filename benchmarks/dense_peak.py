@@ -6,10 +6,13 @@ For each layer shape (the SEW-ResNet's 3x3 convs, the T-RevSNN's depthwise and p
 net's linear layer) and batch size, times in alternating rounds, in one process: snnsim's dense kernel
 (as `engine.run` calls it: one BLAS thread, Numba's threads around it), NumPy sgemm of the same size
 with one and with two BLAS threads, and torch (conv2d / linear, 2 threads). The two-thread sgemm runs in a
-child process of its own each round: once OpenBLAS has started its thread pool in a process, single-threaded
-calls from two threads of that process no longer run side by side (measured: snnsim's split 3x3 conv at batch
-64 fell from 186 to 93 GFLOP/s after one 2-thread np.dot in the same process, and stayed there), so measuring it
-in the parent would slow every contender after it. Prints GFLOP/s (median of
+child process of its own, once per round, after the alternating rounds of the other three: once OpenBLAS has
+started its thread pool in a process, single-threaded calls from two threads of that process no longer run side
+by side (measured: snnsim's split 3x3 conv at batch 64 fell from 186 to 93 GFLOP/s after one 2-thread np.dot in
+the same process, and stayed there), so measuring it in the parent would slow every contender after it; and a
+child started between the rounds disturbed the rounds after it (the 8x8 conv at batch 64 ran on 1.2-1.4 cores,
+snnsim and torch alike: 288-296 and 304 GFLOP/s against 427 and 358 without the child, 2026-11-28 08:15 UTC).
+Prints GFLOP/s (median of
 the rounds; the ratios also for the least disturbed round), GFLOP per second of process CPU time (all threads:
 what a kernel does with the cores it actually got, which on a shared machine wall time does not tell), the
 load average, and which OpenBLAS kernel ran (threadpoolctl), and writes
@@ -160,6 +163,7 @@ def main():
                             wall, used = timed(fn)
                             times[k].append(wall)
                             cpu[k].append(used)
+                for _ in range(rounds):
                     wall, used = sgemm_2t_child(M, Kd, N)
                     times["sgemm_2t"].append(wall)
                     cpu["sgemm_2t"].append(used)
