@@ -9,11 +9,20 @@ import numpy as np
 import pytest
 
 from snnsim.kernels import gemm
+from snnsim.kernels.conv import conv_out_size
 from snnsim.kernels.conv_tiled import CB_ROWS, conv2d_tiled, pack_weights
 
 pytestmark = pytest.mark.skipif(not gemm.USE, reason="the register tile is used only where Numba compiles AVX-512")
 
 NEVER, ALWAYS = 1 << 62, 0   # split_above: never split between threads, split from the smallest size
+
+
+def tiled(x, w, b, s, p, split_above):
+    """conv2d_tiled into an output allocated here (conv2d_dense does it in the package), NaN-filled so that an
+    output the kernel leaves unwritten fails the comparisons."""
+    HO, WO = conv_out_size(x.shape[2], w.shape[2], s, p), conv_out_size(x.shape[3], w.shape[3], s, p)
+    out = np.full((x.shape[0], w.shape[0], HO, WO), np.nan, np.float32)
+    return conv2d_tiled(x, w, b, out, s, s, p, p, split_above)
 
 
 def conv_float64(x, w, b, sh, sw, ph, pw):
@@ -54,7 +63,7 @@ def test_matches_the_float64_convolution(case, bias):
     w = rng.standard_normal((O, C, KH, KW)).astype(np.float32)
     b = rng.standard_normal(O).astype(np.float32) if bias else np.zeros(0, np.float32)
     ref, absum = conv_float64(x, w, b, s, s, p, p)
-    got = conv2d_tiled(x, w, b, s, s, p, p, NEVER)
+    got = tiled(x, w, b, s, p, NEVER)
     assert got.dtype == np.float32 and got.shape == ref.shape
     # float32 sums of K + 1 terms: |error| <= (K + 1) eps sum |terms| (loose; typical errors are far smaller)
     bound = (C * KH * KW + 1) * np.finfo(np.float32).eps * absum
@@ -67,8 +76,8 @@ def test_spikes_as_uint8_give_the_same_bits_as_float32():
     x = (rng.random((3, 24, 10, 10)) < 0.2).astype(np.uint8)
     w = rng.standard_normal((40, 24, 3, 3)).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32)
-    np.testing.assert_array_equal(conv2d_tiled(x, w, b, 1, 1, 1, 1, NEVER),
-                                  conv2d_tiled(x.astype(np.float32), w, b, 1, 1, 1, 1, NEVER))
+    np.testing.assert_array_equal(tiled(x, w, b, 1, 1, NEVER),
+                                  tiled(x.astype(np.float32), w, b, 1, 1, NEVER))
 
 
 def test_the_order_of_the_sums_depends_only_on_the_layer():
@@ -79,12 +88,12 @@ def test_the_order_of_the_sums_depends_only_on_the_layer():
     x = rng.standard_normal((B, C, 9, 9)).astype(np.float32)
     w = rng.standard_normal((O, C, 3, 3)).astype(np.float32)
     b = rng.standard_normal(O).astype(np.float32)
-    whole = conv2d_tiled(x, w, b, 1, 1, 1, 1, NEVER)
-    np.testing.assert_array_equal(conv2d_tiled(x, w, b, 1, 1, 1, 1, ALWAYS), whole)
-    alone = np.concatenate([conv2d_tiled(x[i:i + 1], w, b, 1, 1, 1, 1, NEVER) for i in range(B)])
+    whole = tiled(x, w, b, 1, 1, NEVER)
+    np.testing.assert_array_equal(tiled(x, w, b, 1, 1, ALWAYS), whole)
+    alone = np.concatenate([tiled(x[i:i + 1], w, b, 1, 1, NEVER) for i in range(B)])
     np.testing.assert_array_equal(alone, whole)
     for o0, o1 in ((0, 5), (30, 72), (33, 34)):
-        part = conv2d_tiled(x, np.ascontiguousarray(w[o0:o1]), b[o0:o1], 1, 1, 1, 1, NEVER)
+        part = tiled(x, np.ascontiguousarray(w[o0:o1]), b[o0:o1], 1, 1, NEVER)
         np.testing.assert_array_equal(part, whole[:, o0:o1])
 
 
@@ -97,7 +106,7 @@ def test_channels_beyond_a_block_are_summed_block_by_block():
     x[0, 0] = 1.0
     x[0, CB_ROWS:CB_ROWS + 2] = 2.0 ** -24
     w = np.ones((3, C, 1, 1), np.float32)
-    out = conv2d_tiled(x, w, np.zeros(0, np.float32), 1, 1, 0, 0, NEVER)
+    out = tiled(x, w, np.zeros(0, np.float32), 1, 0, NEVER)
     assert np.all(out == np.float32(1.0 + 2.0 ** -23))
 
 

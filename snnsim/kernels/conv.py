@@ -30,6 +30,7 @@ from .blas import sgemm, sgemm_ldc
 from . import gemm as packed
 from .conv_tiled import conv2d_tiled
 from .gemm import gemm
+from .layout import pad_image
 from .threads import split
 
 # Upper bound on the im2col buffer of several images side by side (float32
@@ -166,21 +167,6 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
                 d = np.uint64(((b0 + q) * O + o) * L)
                 for t in range(np.uint64(L)):
                     outf[d + t] = res[s0 + t] + bv
-
-
-@njit(cache=True, fastmath=False, inline="always")
-def pad_image(x, bi, c0, Cg, ph, pw, xpad, Wp, P):
-    """xpad[c*P + (i+ph)*Wp + pw + j] = x[bi, c0+c, i, j] (x float32 or uint8). Only the interior is written:
-    the border (and the slack after the last plane) keep the zeros the buffer was made with."""
-    H = x.shape[2]
-    W = x.shape[3]
-    for c in range(Cg):
-        src = x[bi, c0 + c].reshape(H * W)
-        for i in range(H):
-            d = np.uint64(c * P + (i + ph) * Wp + pw)
-            s0 = np.uint64(i * W)
-            for j in range(np.uint64(W)):
-                xpad[d + j] = src[s0 + j]
 
 
 @njit(cache=True, fastmath=False, inline="always")
@@ -333,13 +319,7 @@ def _direct_plane(x, w, b, out, bi, o, Og, sh, sw, ph, pw, xpad, acc):
     WO = out.shape[3]
     Wp = W + 2 * pw
     Wd = Wp if sw == 1 else WO
-    c = o // Og
-    for i in range(H):            # xpad's border keeps the zeros it was allocated with
-        d = (i + ph) * Wp + pw
-        src = x[bi, c, i]
-        dst = xpad[d:d + W]       # a slice indexed from 0: the copy vectorises
-        for j in range(W):
-            dst[j] = src[j]
+    pad_image(x, bi, o // Og, 1, ph, pw, xpad, Wp, 0)     # xpad's border keeps the zeros it was allocated with
     bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
     n_acc = np.uint64(HO * Wd)
     for t in range(n_acc):
@@ -419,13 +399,7 @@ def _conv_direct3x3_planes(x, w, b, out, Og, ph, pw, p0, p1):
     for p in range(p0, p1):
         bi = p // O
         o = p - bi * O
-        c = o // Og
-        for i in range(H):
-            d = (i + ph) * Wp + pw
-            src = x[bi, c, i]
-            dst = xpad[d:d + W]
-            for j in range(W):
-                dst[j] = src[j]
+        pad_image(x, bi, o // Og, 1, ph, pw, xpad, Wp, 0)
         bv = b[o] if b.shape[0] > 0 else np.float32(0.0)
         w0, w1, w2 = w[o, 0, 0, 0], w[o, 0, 0, 1], w[o, 0, 0, 2]
         w3, w4, w5 = w[o, 0, 1, 0], w[o, 0, 1, 1], w[o, 0, 1, 2]
@@ -475,7 +449,7 @@ def conv2d_dense(x, w, b, sh, sw, ph, pw, groups, batch=None, split_above=None, 
             fn(*args, 0, B * O)
         return out
     if groups == 1 and packed.USE:
-        return conv2d_tiled(x, w, b, sh, sw, ph, pw, _GEMM_PAR_MIN_WORK if split_above is None else split_above)
+        return conv2d_tiled(x, w, b, out, sh, sw, ph, pw, _GEMM_PAR_MIN_WORK if split_above is None else split_above)
     pointwise = KH == 1 and KW == 1 and ph == 0 and pw == 0
     if sh == 1 and sw == 1 and not pointwise:
         nb, rows = wide_plan(step, Cg * KH * KW, HO, x.shape[3] + 2 * pw)

@@ -23,7 +23,8 @@ from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .conv import _out_hw
-from .simd import nonzero_mask, nonzero_mask32, transpose8_add_clear
+from .layout import pixels_to_planes
+from .simd import nonzero_mask, nonzero_mask32
 from .threads import split
 
 _EVENT_PAR_MIN_OUT = 1 << 21
@@ -146,26 +147,10 @@ def _scatter_band(ev, ej, rc, ri, rs, m_rows, C, wev, r0, r1, groups, sh, ph, sw
 @njit(cache=True, fastmath=False)
 def _nhwc_to_out(acc, bias, out, bi, r0, r1):
     """out[bi, o, r0:r1] = acc[:, :, o] + bias[o] (bias: O entries, zeros for a layer without one; acc is
-    never -0.0, so adding a zero leaves it unchanged), and acc = 0 for the next band. Blocks of 8 pixels x
-    8 channels are register transposes (simd.transpose8_add_clear); leftover pixels or channels one by one."""
+    never -0.0, so adding a zero leaves it unchanged), and acc = 0 for the next band (layout.pixels_to_planes)."""
     O, WO = out.shape[1], out.shape[3]
     HW = out.shape[2] * WO
-    outf = out[bi].reshape(O * HW)
-    n = (r1 - r0) * WO
-    d = r0 * WO
-    n8 = n - n % 8
-    O8 = O - O % 8
-    for o0 in range(0, O8, 8):          # channel blocks outside: eight output rows are written front to back
-        for p0 in range(0, n8, 8):
-            transpose8_add_clear(acc, p0 * O + o0, O, outf, o0 * HW + d + p0, HW, bias, o0)
-    for o in range(O8, O):
-        for p in range(n8):
-            outf[o * HW + d + p] = acc[p * O + o] + bias[o]
-            acc[p * O + o] = 0.0
-    for p in range(n8, n):
-        for o in range(O):
-            outf[o * HW + d + p] = acc[p * O + o] + bias[o]
-            acc[p * O + o] = 0.0
+    pixels_to_planes(acc, O, (r1 - r0) * WO, bias, out[bi].reshape(O * HW), r0 * WO, HW, O, True)
 
 
 @njit(cache=True, fastmath=False)

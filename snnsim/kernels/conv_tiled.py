@@ -9,9 +9,9 @@ copies every input element KH * KW times into columns and then packs them again 
 only copies are the padding and the transposition of the result into [B, O, HO, WO].
 
 Order of the sum (the same whatever the batch, the tiling or the threads): the input channels go in blocks
-of CB_ROWS // (KH * KW) (at least one); within a block each output is one chain of fused multiply-adds from zero in increasing k, the
-blocks' sums are added in increasing order, and the bias last. Blocks keep a block's weights (CB * KH * KW
-rows of 32 floats, 18 KiB for a 3x3 conv) and its input planes in L1 while every pixel tile of an image uses
+of CB_ROWS // (KH * KW) (at least one); within a block each output is one chain of fused multiply-adds from
+zero in increasing k, the blocks' sums are added in increasing order, and the bias last. Blocks keep a block's
+weights (up to CB_ROWS rows of 32 floats, 18 KiB) and its input planes in L1 while every pixel tile of an image uses
 them (on the ResNet's 3x3 layers blocks of 72 to 576 terms measured within 3 % of each other).
 
 Used where the tile is (kernels/gemm.py's ``USE``: AVX-512); elsewhere conv2d_dense multiplies with BLAS.
@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .gemm import MR, NR, gather_tile
-from .simd import transpose8_add
+from .layout import pad_image, pixels_to_planes
 from .threads import split
 
 CB_ROWS = 144   # terms of the sum per block: whole input channels, 16 of a 3x3 conv (see the module)
@@ -65,16 +65,8 @@ def _conv_images(x, wp, bias, out, KH, KW, sh, sw, ph, pw, i0, i1):
     acc = np.empty(nt * MR * Op, np.float32)  # [pixel, output channel]
     outf = out.reshape(out.size)
     KB = max(1, CB_ROWS // (KH * KW)) * KH * KW
-    L8 = L - L % 8
-    O8 = O - O % 8
     for bi in range(i0, i1):
-        for c in range(C):
-            for i in range(H):
-                d = c * P + (i + ph) * Wp + pw
-                src = x[bi, c, i]
-                dst = xpad[d:d + W]
-                for j in range(W):
-                    dst[j] = src[j]
+        pad_image(x, bi, 0, C, ph, pw, xpad, Wp, P)
         for k0 in range(0, K, KB):
             kb = min(KB, K - k0)
             add = 1 if k0 > 0 else 0
@@ -82,23 +74,15 @@ def _conv_images(x, wp, bias, out, KH, KW, sh, sw, ph, pw, i0, i1):
                 b0 = (q * K + k0) * NR
                 for t in range(nt):
                     gather_tile(xpad, bases, t * MR, offs, k0, kb, wp, b0, acc, t * MR * Op + q * NR, Op, add)
-        base = bi * O * L
-        for o0 in range(0, O8, 8):      # along the output's rows: each of its cache lines filled at once
-            for p0 in range(0, L8, 8):
-                transpose8_add(acc, p0 * Op + o0, Op, outf, base + o0 * L + p0, L, bias, o0)
-        for o in range(O):
-            for p in range(L8 if o < O8 else 0, L):
-                outf[base + o * L + p] = acc[p * Op + o] + bias[o]
+        pixels_to_planes(acc, Op, L, bias, outf[bi * O * L:(bi + 1) * O * L], 0, L, O, False)
 
 
-def conv2d_tiled(x, w, b, sh, sw, ph, pw, split_above):
-    """torch.nn.functional.conv2d(x, w, b, (sh, sw), (ph, pw)) for one group, float32 [B, O, HO, WO]; images
-    split between threads when the multiply-adds reach ``split_above``."""
+def conv2d_tiled(x, w, b, out, sh, sw, ph, pw, split_above):
+    """out[B, O, HO, WO] (float32, allocated by the caller) = torch.nn.functional.conv2d(x, w, b, (sh, sw),
+    (ph, pw)) for one group; images split between threads when the multiply-adds reach ``split_above``."""
     B = x.shape[0]
     O, C, KH, KW = w.shape
-    HO = (x.shape[2] + 2 * ph - KH) // sh + 1
-    WO = (x.shape[3] + 2 * pw - KW) // sw + 1
-    out = np.empty((B, O, HO, WO), np.float32)
+    HO, WO = out.shape[2], out.shape[3]
     wp = pack_weights(np.asarray(w, np.float32))
     bias = np.zeros(wp.size // (C * KH * KW), np.float32)
     if b.shape[0]:

@@ -8,8 +8,9 @@ from numba import njit
 
 from ...kernels import gemm as packed
 from ...kernels.blas import sgemm
-from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide, pad_image
+from ...kernels.conv import conv2d_dense, conv_out_size, im2col, im2col_wide
 from ...kernels.conv_event import conv2d_event, prepare_conv_event, tap_table
+from ...kernels.layout import pad_image
 from ...kernels.simd import transpose8
 from ...kernels.threads import split
 
