@@ -6,8 +6,9 @@ For the ResNet and the conv net at batch 64 (benchmarks/inference.py's networks,
 for everyone, OMP_WAIT_POLICY=PASSIVE before any library loads): wall milliseconds and the process's CPU
 milliseconds per call, and their ratio, the cores the call kept busy on average. Timed in alternating rounds
 on the machine as it is and again with N spinning processes (benchmarks/background.py). Besides snnsim's
-own run of the batch (`snnsim`), `snnsim_halves` runs its two halves of 32 as two `run` calls on two
-Python threads at once: what a split at the level of whole batches, one hand-off per call, would get.
+own run of the batch (`snnsim`: chunks of samples side by side on the two threads, snnsim.engine.chunk_bounds),
+`snnsim_one_chunk` runs the batch as one chunk (engine.CHUNK_ELEMS raised), so that only large kernels split
+between the threads, as every batch ran before the chunks.
 Prints a table and writes build/benchmarks/cores_used.csv.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -29,6 +29,7 @@ from background import add_load_option, background_load, machine_load  # noqa: E
 from inference import inputs, snnsim_network  # noqa: E402
 from peer_models import BUILDERS, build, lively_weights, norse_lif, snntorch_lif, stepwise  # noqa: E402
 
+import snnsim.engine as engine  # noqa: E402
 from snnsim.engine import run  # noqa: E402
 
 torch.set_num_threads(2)
@@ -42,14 +43,15 @@ def contenders(name: str, T: int) -> dict:
     xt = torch.from_numpy(x)
     norse = stepwise(lively_weights(build(name, 0.0)), T, norse_lif)
     snntorch = stepwise(lively_weights(build(name, 0.0)), T, snntorch_lif)
-    pool = ThreadPoolExecutor(1)
 
-    def halves():
-        other = pool.submit(run, net, xs[32:], timesteps=T, batch_size=32)
-        run(net, xs[:32], timesteps=T, batch_size=32)
-        other.result()
+    def one_chunk():
+        chunk, engine.CHUNK_ELEMS = engine.CHUNK_ELEMS, 1 << 40
+        try:
+            run(net, xs, timesteps=T, batch_size=64)
+        finally:
+            engine.CHUNK_ELEMS = chunk
 
-    return {"snnsim": lambda: run(net, xs, timesteps=T, batch_size=64), "snnsim_halves": halves,
+    return {"snnsim": lambda: run(net, xs, timesteps=T, batch_size=64), "snnsim_one_chunk": one_chunk,
             "norse": lambda: norse(xt), "snntorch": lambda: snntorch(xt)}
 
 

@@ -69,7 +69,7 @@ def neuron_params(layer, w: np.ndarray | None = None) -> NeuronParams:
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, a, b):
     """H for elements [a, b). One loop per mode so that each loop is branch-free and vectorises."""
     if mode == 0:
@@ -98,7 +98,7 @@ def _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, a, b):
                 h_out[i] = v[i] - (v[i] - v_r) / factor + x[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fire(h, mode, threshold, hard, delay, gt, v_r, out, v_out, a, b):
     """Spikes, reset and output for elements [a, b); returns the spike count. With ``delay`` the state keeps
     H: its reset is the subtraction ``_delayed_reset`` makes at the next step."""
@@ -120,7 +120,7 @@ def _fire(h, mode, threshold, hard, delay, gt, v_r, out, v_out, a, b):
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _delayed_reset(v, h, threshold, gt, a, b):
     """H[i] -= v_threshold where the previous H (the state v, which a delayed reset keeps) spiked. Subtracting
     after the charge is snnTorch's order: (beta*mem + x) - reset*threshold."""
@@ -130,7 +130,7 @@ def _delayed_reset(v, h, threshold, gt, a, b):
             h[i] = h[i] - threshold
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, out, v_out, h_out):
     """One timestep for a flat float32 array of neurons.
 
@@ -147,7 +147,7 @@ def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, delay, gt
 _BLOCK = 4096
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block_step(xb, vb, hb, ob, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless,
                 counts, t):
     """One step of a block of neurons (input xb, state vb updated in place, H into the scratch hb, output into
@@ -168,7 +168,7 @@ def _block_step(xb, vb, hb, ob, mode, factor, decay_input, v_r, threshold, hard,
     return c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless, out2,
                  counts, spikes_s, keep_v, v_all, keep_h, h_all):
     """Timesteps t = 0..T-1 of a neuron layer: x2 [T, N] (N = B samples side by side), state v [N] updated in
@@ -204,7 +204,7 @@ def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, dela
                         h_all[t, a + i] = hb[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def neuron_steps_pool(x2, v, B, C, H, W, kind, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo,
                       hi, stateless, pooled2, counts, spikes_s):
     """``neuron_steps`` of a spiking layer of B samples [C, H, W] fused with the 2x2, stride-2 pooling that
@@ -251,7 +251,7 @@ def neuron_steps_pool(x2, v, B, C, H, W, kind, mode, factor, decay_input, v_r, t
                                                     pooled2[t, p0:p0 + prows * WO], prows, WO, kind)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pool_block(spikes, po, prows, WO, kind):
     """2x2 stride-2 pooling of a block of spikes [2 * prows (+ 1), W] into po (flat, prows x WO); returns the
     nonzero pooled outputs."""

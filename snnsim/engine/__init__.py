@@ -2,7 +2,10 @@
 
 ``run`` feeds each layer its input at every timestep its schedule asks for, keeps the neuron state arrays between
 timesteps and records what happened (``snnsim.trace``); layers with weights run in dense or event-driven form,
-chosen per layer and timestep from the measured input density. The package:
+chosen per layer and timestep from the measured input density. A batch runs as chunks of samples
+(``chunk_bounds``: as many as keep each chunk's largest activation within an L2), the chunks side by side on
+the kernel threads with every kernel serial inside (``snnsim.kernels.threads.parts``): one level of
+parallelism, a hand-off per chunk rather than per kernel call. The package:
 
 - ``schedule``: which ops run at which timestep (``Multistep``, the engine's own; an op may supply its own, as a
   T-RevSNN network does with its column schedule);
@@ -22,6 +25,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import InputError
+from ..kernels.threads import parts
 from ..layers.op import walk_ops
 from ..trace import Trace
 from .batch import BatchRun, fanout_map
@@ -29,8 +33,8 @@ from .inputs import FORMS, check_input, check_probes, check_run_options
 from .replay import Replay, Risk
 from .schedule import Multistep, schedule_of, steps_at_once
 
-__all__ = ["FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "check_probes", "check_run_options",
-           "fanout_map", "run", "schedule_of", "stats_rows", "stats_table", "steps_at_once"]
+__all__ = ["CHUNK_ELEMS", "FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "check_probes",
+           "check_run_options", "chunk_bounds", "fanout_map", "run", "schedule_of", "stats_rows", "stats_table", "steps_at_once"]
 
 
 @dataclass
@@ -95,20 +99,51 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     N = x.shape[1] if schedule.encoding == "events" else x.shape[0]
     outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
     trace = None
-    for start in range(0, N, batch_size):
-        stop = min(N, start + batch_size)
-        B = stop - start
-        br = BatchRun(ops, B, T, thr, form, probes)
+    largest = _largest(net)
+
+    def run_chunk(bounds):
+        start, stop = bounds
+        br = BatchRun(ops, stop - start, T, thr, form, probes)
         for t, y in schedule.steps(br, x, start, stop, T, first_index):
             outputs[t, start:stop] = y
-        batch_trace = Trace(net.name, schedule.regime(T), T, B, schedule.encoding, br.order, br.probes)
-        if trace is None:
-            trace = batch_trace
-        else:
-            trace.merge(batch_trace)
+        return Trace(net.name, schedule.regime(T), T, stop - start, schedule.encoding, br.order, br.probes)
+
+    for start in range(0, N, batch_size):
+        stop = min(N, start + batch_size)
+        chunks = chunk_bounds(start, stop, largest)
+        for part in parts(lambda i: run_chunk(chunks[i]), len(chunks)):
+            if trace is None:
+                trace = part
+            else:
+                trace.merge(part)
         if progress is not None:
-            progress(B)
+            progress(stop - start)
     return RunResult(outputs, schedule.readout(outputs), trace)
+
+
+# Activations (float32 elements) of a chunk's largest layer at one timestep: a batch runs as chunks of samples
+# this size or less, the chunks side by side on the kernel threads (kernels/threads.py, ``parts``). 2^18 (1 MiB,
+# an L2) keeps the SEW-ResNet's 16x32x32 layers at 16 samples a chunk, where its time per sample is that of a
+# batch of 64, and the digits MLP's batches whole (benchmarks/batch_scaling.py; docs/performance.md).
+CHUNK_ELEMS = 1 << 18
+
+
+def chunk_bounds(start: int, stop: int, largest: int) -> list[tuple[int, int]]:
+    """The chunks of samples [start, stop) a batch runs as: as few equal ones as keep each within CHUNK_ELEMS
+    activations of its largest layer (``largest`` per sample). They depend on the network and the batch only,
+    never on the threads, so a run's results are the same on any number of cores: every chunk picks its kernel
+    forms from its own inputs, as a batch of its size would."""
+    B = stop - start
+    n = max(1, min(B, -(-B * largest // CHUNK_ELEMS)))
+    return [(start + k * B // n, start + (k + 1) * B // n) for k in range(n)]
+
+
+def _largest(net) -> int:
+    """Elements of the network's largest activation per sample (worked out once per network)."""
+    largest = net.__dict__.get("_largest")
+    if largest is None:
+        largest = net.__dict__["_largest"] = max(math.prod(op.layer.out_shape) for op in walk_ops(net.ops))
+    return largest
 
 
 def accuracy(result: RunResult, labels: np.ndarray) -> float:

@@ -74,7 +74,7 @@ def conv_out_size(n, k, s, p):
 # vectorising the loop (measured 3-6x slower).
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, oi0, oi1, WO, colf, ncols, n0):
     """colf[((c*KH+kh)*KW+kw)*ncols + n0 + (oi-oi0)*WO + oj] = x[bi, c0+c, oi*sh+kh-ph, oj*sw+kw-pw] for
     output rows oi0 <= oi < oi1, 0 outside the image: straight from the input (no padded copy first), so

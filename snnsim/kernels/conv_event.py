@@ -64,7 +64,7 @@ def tap_table(n, nout, k, s, p):
     return cnt, tap, dst
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs):
     """The nonzero inputs of image bi, in (channel, row, column) order: values ev[:n] and columns ej[:n], and
     the m input rows holding them, row k being channel rc[k], row ri[k], events rs[k]:rs[k + 1]. Returns
@@ -99,7 +99,7 @@ def _collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs):
     return n, m_rows
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _scatter_band(ev, ej, rc, ri, rs, m_rows, C, wev, r0, r1, groups, sh, ph, sw, tr_c, tr_t, tr_d, tc_c, tc_t,
                   tc_d, acc, O, WO):
     """Scatter the events (_collect_events) that reach output rows [r0, r1) into the zeroed channels-last
@@ -144,7 +144,7 @@ def _scatter_band(ev, ej, rc, ri, rs, m_rows, C, wev, r0, r1, groups, sh, ph, sw
                             acc[ab + q] += v * wf[wb + q]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _nhwc_to_out(acc, bias, out, bi, r0, r1):
     """out[bi, o, r0:r1] = acc[:, :, o] + bias[o] (bias: O entries, zeros for a layer without one; acc is
     never -0.0, so adding a zero leaves it unchanged), and acc = 0 for the next band (layout.pixels_to_planes)."""
@@ -153,7 +153,7 @@ def _nhwc_to_out(acc, bias, out, bi, r0, r1):
     pixels_to_planes(acc, O, (r1 - r0) * WO, bias, out[bi].reshape(O * HW), r0 * WO, HW, O, True)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, cd):
     """Event scatter of groups [g0, g1) of image bi straight into the NCHW output,
     for few channels per group (depthwise: Og == 1), where a channels-last scratch
@@ -208,7 +208,7 @@ def _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, 
 _PLANAR_MAX_OG = 8
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _image_is_silent(x, bi):
     """True if image bi has no nonzero input (-0.0 counts as zero): a vector test per 32 entries
     (simd.nonzero_mask32), so a silent image costs a fast read of its input and an active one stops at
@@ -226,7 +226,7 @@ def _image_is_silent(x, bi):
     return True
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _bias_rows(b, out, bi, r0, r1):
     """out[bi, :, r0:r1] = bias (0 without one): the output of a silent image."""
     O, HO, WO = out.shape[1], out.shape[2], out.shape[3]

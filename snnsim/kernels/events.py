@@ -8,7 +8,7 @@ from numba import njit
 from .stats import input_stats, input_stats_samples
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _count_flat(flat):
     n = 0
     for k in range(flat.shape[0]):

@@ -177,7 +177,7 @@ def gather_tile(typingctx, xp, bases, t0, offs, k0, K, bp, b0, cp, c0, ldc, add)
     return sig, codegen
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _pack_a(a, K, M, p0, kc, ap):
     """ap[(i // 8) * kc * 8 + k * 8 + i % 8] = a[i, p0 + k] for the rows of A, zero past the last row."""
     mt = (M + MR - 1) // MR
@@ -194,7 +194,7 @@ def _pack_a(a, K, M, p0, kc, ap):
                     ap[base + k * MR + r] = 0.0
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _pack_b(b, N, j0, nc, p0, kc, bp):
     """bp[(j // 32) * kc * 32 + k * 32 + j % 32] = b[p0 + k, j0 + j], zero past the last column."""
     nt = (nc + NR - 1) // NR
@@ -210,7 +210,7 @@ def _pack_b(b, N, j0, nc, p0, kc, bp):
                 dst[j] = 0.0
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def gemm(M, N, K, a, b, beta, c):
     """c[M, N] = a[M, K] @ b[K, N], plus c when beta is 1 (flat or 2-D C-contiguous float32; see the module)."""
     af = a.reshape(a.size)

@@ -26,7 +26,7 @@ def pad_image(x, bi, c0, Cg, ph, pw, xpad, Wp, P):
                 dst[j] = src[j]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def pixels_to_planes(acc, ld, n, bias, outf, d, HW, O, clear):
     """outf[o * HW + d + p] = acc[p * ld + o] + bias[o] for pixels p < n and channels o < O (acc pixel-major with
     rows of ``ld`` >= O floats; bias with at least O entries, zeros for a layer without one), and, with

@@ -20,7 +20,7 @@ _PAR_MIN_WORK = 1 << 26
 _GEMV_MAX_ROWS = 2
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _linear_rows(x, w, b, step):
     """out = x @ w.T + b, single-threaded on the caller's thread (kernels/blas.py): one sgemv per row for a step
     of at most _GEMV_MAX_ROWS rows, else one sgemm per ``step`` rows."""

@@ -16,7 +16,7 @@ from .threads import split
 _PAR_MIN_WORK = 1 << 23
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _avg_plane(xp, op, kh, kw, sh, sw, ph, pw):
     H, W = xp.shape
     HO, WO = op.shape
@@ -34,7 +34,7 @@ def _avg_plane(xp, op, kh, kw, sh, sw, ph, pw):
             op[oi, oj] = s * inv
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _max_plane(xp, op, kh, kw, sh, sw, ph, pw):
     H, W = xp.shape
     HO, WO = op.shape
@@ -125,7 +125,7 @@ def maxpool2d(x, kh, kw, sh, sw, ph, pw):
     return _pool(x, 1, kh, kw, sh, sw, ph, pw)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def upsample_nearest2d(x, scale):
     """Nearest-neighbour upsampling by an integer factor: out[..., i, j] = x[..., i // s, j // s]."""
     B, C, H, W = x.shape

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def flat_stats(flat):
     """(nonzero count, all entries in {0, 1}) of a 1-D array."""
     nnz = 0
@@ -34,7 +34,7 @@ def input_stats(x):
 _BLOCK = 2048
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _steps_stats_samples(x3, em2, fanout, nnz_s, reach_s, nonbinary_s, nnz_t, nonbinary_t):
     """x3 [T, B, n]: per step t and sample b, nonzeros (nnz_s[t, b] +=), nonzeros weighted by fan-out
     (reach_s[t, b] +=), any non-binary entry (nonbinary_s[t, b] |=), the nonzero indicator added into the event
@@ -89,7 +89,7 @@ def input_stats_samples(x, em, fanout, nnz_s, reach_s, nonbinary_s):
     return int(nnz[0]), bool(binary[0])
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _analog_map(x3, analog, em2):
     """em2[t] += the nonzero indicator of x3[t, b] for the samples with analog[t, b]."""
     one = np.float32(1.0)
@@ -112,7 +112,7 @@ def analog_event_map(x, analog):
     return em
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _steps_stats(x3, nnz_s, nnz_t, nonbinary_t):
     """x3 [T, B, n]: nonzeros per step and sample (nnz_s[t, b] +=) and per step (nnz_t[t] +=), non-binary
     entries per step (nonbinary_t[t] +=)."""
@@ -140,7 +140,7 @@ def steps_stats(x, nnz_s=None):
     return nnz, nonbinary == 0
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def _rows_nonzero(rows, out):
     for b in range(rows.shape[0]):
         row = rows[b]

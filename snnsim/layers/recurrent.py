@@ -117,7 +117,7 @@ def build(layer: RecurrentNeuron, w, ctx):
 
 
 # ----------------------------------------------------------------------------- training
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _surrogate(h, threshold, sid, alpha, out):
     """out = dS/dH at every element of h (the trainer's surrogate of the spike at ``threshold``)."""
     hf, of = h.reshape(-1), out.reshape(-1)
