@@ -41,14 +41,19 @@ PER_SAMPLE = ("sample_events_in", "sample_events_out", "sample_reach", "sample_a
 
 
 def test_chunk_bounds_by_hand():
-    # the SEW-ResNet's largest layer, 16 x 32 x 32: 16 samples a chunk
-    assert chunk_bounds(0, 64, 16 * 32 * 32) == [(0, 16), (16, 32), (32, 48), (48, 64)]
-    assert chunk_bounds(0, 256, 16 * 32 * 32) == [(16 * k, 16 * k + 16) for k in range(16)]
-    assert chunk_bounds(0, 64, 100) == [(0, 64)]                      # a small network: the batch whole
-    assert chunk_bounds(64, 100, 100) == [(64, 100)]
-    assert chunk_bounds(10, 17, 2 ** 17) == [(10, 11), (11, 13), (13, 15), (15, 17)]   # 2 a chunk: 4, as even as can be
-    assert chunk_bounds(0, 3, 2 ** 22) == [(0, 1), (1, 2), (2, 3)]   # larger than a chunk: one sample each
-    assert chunk_bounds(5, 6, 2 ** 22) == [(5, 6)]
+    resnet = (16 * 32 * 32, 172180)         # the SEW-ResNet's largest activation and all of them, per sample
+    assert chunk_bounds(0, 64, *resnet) == [(0, 16), (16, 32), (32, 48), (48, 64)]     # 4 chunks
+    assert chunk_bounds(0, 256, *resnet) == [(32 * k, 32 * k + 32) for k in range(8)]   # 32 x 16384 = 2^19
+    assert chunk_bounds(0, 16, *resnet) == [(0, 8), (8, 16)]                            # 8 samples at least
+    assert chunk_bounds(0, 15, *resnet) == [(0, 15)]
+    mlp = (128, 340)                        # the digits MLP: 2^16 activations a chunk take 193 samples
+    assert chunk_bounds(0, 64, *mlp) == [(0, 64)]
+    assert chunk_bounds(0, 1024, *mlp) == [(256 * k, 256 * k + 256) for k in range(4)]
+    assert chunk_bounds(64, 100, *mlp) == [(64, 100)]
+    # the cache bound alone: 7 samples of 2^18 at 2 a chunk, as even as can be
+    assert chunk_bounds(10, 17, 2 ** 18, 10) == [(10, 11), (11, 13), (13, 15), (15, 17)]
+    assert chunk_bounds(0, 3, 2 ** 22, 1) == [(0, 1), (1, 2), (2, 3)]    # larger than a chunk: one sample each
+    assert chunk_bounds(5, 6, 2 ** 22, 1) == [(5, 6)]
 
 
 def _net(seed=2, **spec):

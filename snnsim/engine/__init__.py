@@ -3,7 +3,7 @@
 ``run`` feeds each layer its input at every timestep its schedule asks for, keeps the neuron state arrays between
 timesteps and records what happened (``snnsim.trace``); layers with weights run in dense or event-driven form,
 chosen per layer and timestep from the measured input density. A batch runs as chunks of samples
-(``chunk_bounds``: as many as keep each chunk's largest activation within an L2), the chunks side by side on
+(``chunk_bounds``: enough work each, their largest activation within an L2), the chunks side by side on
 the kernel threads with every kernel serial inside (``snnsim.kernels.threads.parts``): one level of
 parallelism, a hand-off per chunk rather than per kernel call. The package:
 
@@ -33,7 +33,7 @@ from .inputs import FORMS, check_input, check_probes, check_run_options
 from .replay import Replay, Risk
 from .schedule import Multistep, schedule_of, steps_at_once
 
-__all__ = ["CHUNK_ELEMS", "FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "check_probes",
+__all__ = ["FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "check_probes",
            "check_run_options", "chunk_bounds", "fanout_map", "run", "schedule_of", "stats_rows", "stats_table", "steps_at_once"]
 
 
@@ -99,7 +99,7 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     N = x.shape[1] if schedule.encoding == "events" else x.shape[0]
     outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
     trace = None
-    largest = _largest(net)
+    largest, total = _sizes(net)
 
     def run_chunk(bounds):
         start, stop = bounds
@@ -110,7 +110,7 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
 
     for start in range(0, N, batch_size):
         stop = min(N, start + batch_size)
-        chunks = chunk_bounds(start, stop, largest)
+        chunks = chunk_bounds(start, stop, largest, total)
         for part in parts(lambda i: run_chunk(chunks[i]), len(chunks)):
             if trace is None:
                 trace = part
@@ -121,29 +121,40 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     return RunResult(outputs, schedule.readout(outputs), trace)
 
 
-# Activations (float32 elements) of a chunk's largest layer at one timestep: a batch runs as chunks of samples
-# this size or less, the chunks side by side on the kernel threads (kernels/threads.py, ``parts``). 2^18 (1 MiB,
-# an L2) keeps the SEW-ResNet's 16x32x32 layers at 16 samples a chunk, where its time per sample is that of a
-# batch of 64, and the digits MLP's batches whole (benchmarks/batch_scaling.py; docs/performance.md).
-CHUNK_ELEMS = 1 << 18
+# How a batch is cut into chunks of samples, which run side by side on the kernel threads (kernels/threads.py,
+# ``parts``). Measured on the SEW-ResNet and the conv net (benchmarks/batch_scaling.py, docs/performance.md):
+# - CHUNK_ELEMS: a chunk's largest activation at one timestep stays within 2^19 float32 elements (2 MiB, an
+#   L2): the time per sample of larger chunks rose with their batch (page faults and L3 traffic at 256);
+# - CHUNK_SAMPLES: at least 8 samples a chunk: a chunk's Python work per op call holds the GIL, and the
+#   ResNet's chunks of 4 lost more to it than the second thread gained (0.56 against 0.42 ms a sample);
+# - CHUNK_WORK: at least 2^16 activations a chunk summed over its layers (the digits MLP keeps batches whole);
+# - CHUNKS: a batch with that much work runs as 4 chunks (2 on each of 2 cores: a thread that gets less of a
+#   core under load takes fewer), more when CHUNK_ELEMS asks for them.
+CHUNK_ELEMS = 1 << 19
+CHUNK_SAMPLES = 8
+CHUNK_WORK = 1 << 16
+CHUNKS = 4
 
 
-def chunk_bounds(start: int, stop: int, largest: int) -> list[tuple[int, int]]:
-    """The chunks of samples [start, stop) a batch runs as: as few equal ones as keep each within CHUNK_ELEMS
-    activations of its largest layer (``largest`` per sample). They depend on the network and the batch only,
-    never on the threads, so a run's results are the same on any number of cores: every chunk picks its kernel
-    forms from its own inputs, as a batch of its size would."""
+def chunk_bounds(start: int, stop: int, largest: int, total: int) -> list[tuple[int, int]]:
+    """The chunks of samples [start, stop) a batch runs as, for a network whose largest activation has
+    ``largest`` elements per sample and all its activations ``total``. They depend on the network and the batch
+    only, never on the threads, so a run's results are the same on any number of cores: every chunk picks its
+    kernel forms from its own inputs, as a batch of its size would."""
     B = stop - start
-    n = max(1, min(B, -(-B * largest // CHUNK_ELEMS)))
+    least = max(CHUNK_SAMPLES, -(-CHUNK_WORK // max(1, total)))
+    n = max(1, -(-B * largest // CHUNK_ELEMS), min(CHUNKS, B // least))
+    n = min(n, B)
     return [(start + k * B // n, start + (k + 1) * B // n) for k in range(n)]
 
 
-def _largest(net) -> int:
-    """Elements of the network's largest activation per sample (worked out once per network)."""
-    largest = net.__dict__.get("_largest")
-    if largest is None:
-        largest = net.__dict__["_largest"] = max(math.prod(op.layer.out_shape) for op in walk_ops(net.ops))
-    return largest
+def _sizes(net) -> tuple[int, int]:
+    """Elements per sample of the network's largest activation and of all of them (worked out once)."""
+    sizes = net.__dict__.get("_activation_sizes")
+    if sizes is None:
+        each = [math.prod(op.layer.out_shape) for op in walk_ops(net.ops) if not op.composite]
+        sizes = net.__dict__["_activation_sizes"] = (max(each), sum(each))
+    return sizes
 
 
 def accuracy(result: RunResult, labels: np.ndarray) -> float:
