@@ -7,7 +7,7 @@ for everyone, OMP_WAIT_POLICY=PASSIVE before any library loads): wall millisecon
 milliseconds per call, and their ratio, the cores the call kept busy on average. Timed in alternating rounds
 on the machine as it is and again with N spinning processes (benchmarks/background.py). Besides snnsim's
 own run of the batch (`snnsim`: chunks of samples side by side on the two threads, snnsim.engine.chunk_bounds),
-`snnsim_one_chunk` runs the batch as one chunk (engine.CHUNK_ELEMS raised), so that only large kernels split
+`snnsim_one_chunk` runs the batch as one chunk (engine.CHUNKS = 1, CHUNK_ELEMS raised), so that only large kernels split
 between the threads, as every batch ran before the chunks.
 Prints a table and writes build/benchmarks/cores_used.csv.
 """
@@ -45,11 +45,12 @@ def contenders(name: str, T: int) -> dict:
     snntorch = stepwise(lively_weights(build(name, 0.0)), T, snntorch_lif)
 
     def one_chunk():
-        chunk, engine.CHUNK_ELEMS = engine.CHUNK_ELEMS, 1 << 40
+        saved = engine.CHUNK_ELEMS, engine.CHUNKS
+        engine.CHUNK_ELEMS, engine.CHUNKS = 1 << 40, 1
         try:
             run(net, xs, timesteps=T, batch_size=64)
         finally:
-            engine.CHUNK_ELEMS = chunk
+            engine.CHUNK_ELEMS, engine.CHUNKS = saved
 
     return {"snnsim": lambda: run(net, xs, timesteps=T, batch_size=64), "snnsim_one_chunk": one_chunk,
             "norse": lambda: norse(xt), "snntorch": lambda: snntorch(xt)}

@@ -42,13 +42,15 @@ PER_SAMPLE = ("sample_events_in", "sample_events_out", "sample_reach", "sample_a
 
 def test_chunk_bounds_by_hand():
     resnet = (16 * 32 * 32, 172180)         # the SEW-ResNet's largest activation and all of them, per sample
-    assert chunk_bounds(0, 64, *resnet) == [(0, 16), (16, 32), (32, 48), (48, 64)]     # 4 chunks
+    assert chunk_bounds(0, 64, *resnet) == [(0, 32), (32, 64)]                          # 2 chunks
     assert chunk_bounds(0, 256, *resnet) == [(32 * k, 32 * k + 32) for k in range(8)]   # 32 x 16384 = 2^19
     assert chunk_bounds(0, 16, *resnet) == [(0, 8), (8, 16)]                            # 8 samples at least
     assert chunk_bounds(0, 15, *resnet) == [(0, 15)]
     mlp = (128, 340)                        # the digits MLP: 2^16 activations a chunk take 193 samples
     assert chunk_bounds(0, 64, *mlp) == [(0, 64)]
-    assert chunk_bounds(0, 1024, *mlp) == [(256 * k, 256 * k + 256) for k in range(4)]
+    assert chunk_bounds(0, 1024, *mlp) == [(0, 512), (512, 1024)]
+    assert chunk_bounds(0, 385, *mlp) == [(0, 385)]                          # 2 x 193 samples for 2 chunks
+    assert chunk_bounds(0, 386, *mlp) == [(0, 193), (193, 386)]
     assert chunk_bounds(64, 100, *mlp) == [(64, 100)]
     # the cache bound alone: 7 samples of 2^18 at 2 a chunk, as even as can be
     assert chunk_bounds(10, 17, 2 ** 18, 10) == [(10, 11), (11, 13), (13, 15), (15, 17)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -337,17 +338,19 @@ def test_T_times_N_is_refused_before_the_input_is_read(mlp_files, monkeypatch):
         raise AssertionError("the network ran before its memory was checked")
 
     monkeypatch.setattr(snnsim.engine, "run", no_run)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
     tmp_path, _ = mlp_files
     x = _header_only(tmp_path / "huge.npy", (100_000, 1, 8, 8))
     args = ["--weights", str(tmp_path / "w.npz"), "--input", x, "-T", "10000", "--batch-size", "100000"]
     # digits_mlp by hand (docs/robustness.md "Memory of a run"), float32, N = B = 100,000, T = 10,000:
     #   input    the file, 100,000 x 64 x 4 B (float32 already: no copy)        =     25,600,000
     #   outputs  T x N x 10 classes x 4 B                                      = 40,000,000,000
-    #   batch    B x (3 x 128, the widest layer, + 128 + 10 LIF states) x 4 B   =    208,800,000
+    #   batch    in chunks of 4,000 samples (100,000 x 128, the widest layer, is 24.4 x 2^19), one running on
+    #            each of 2 threads: 2 x 4,000 x (3 x 128 + 128 + 10 LIF states) x 4 B =     16,704,000
     #   trace    T x (64 + 128 inputs of fc1 and fc2) x 4 B                     =      7,680,000
     line = refused(["run", MLP, *args])
-    assert "40,242,080,000 is more than the limit of 8,589,934,592 bytes" in line and "SNNSIM_MAX_RUN_BYTES" in line
-    assert "-T 10000 x 100,000 samples (batches of 100,000)" in line and "37.5 GiB" in line
+    assert "40,049,984,000 is more than the limit of 8,589,934,592 bytes" in line and "SNNSIM_MAX_RUN_BYTES" in line
+    assert "-T 10000 x 100,000 samples (batches of 100,000)" in line and "37.3 GiB" in line
     assert refused(["hw", MLP, *args]) == line
     # --limit takes the first samples only: 100 x T=10000 fits, and then the (empty) file is read
     refused(["run", MLP, *args, "--limit", "100"], "cannot read a .npy array")
@@ -357,7 +360,7 @@ def test_T_times_N_limit_on_a_dataset_and_raising_it(mlp_files):
     tmp_path, _ = mlp_files
     args = ["run", MLP, "--weights", str(tmp_path / "w.npz"), "--dataset", "digits", "-T", "50"]
     # 359 test digits at T=50, batches of 64, by hand: input 359 x 64 x 4 = 91,904; outputs 50 x 359 x 10 x 4 =
-    # 718,000; batch 64 x (3 x 128 x 50 timesteps side by side (64 x 128 x 50 values are within the engine's 2**20
+    # 718,000; batch 64 x (3 x 128 x 50 timesteps side by side (64 x 128 x 50 values are within the engine's 2**19
     # a window) + 138) x 4 = 4,950,528; trace 50 x 192 x 4 = 38,400; 5,798,832 B in all
     refused(args, "5,798,832 is more than the limit of 5,000,000 bytes", env={"SNNSIM_MAX_RUN_BYTES": "5e6"})
     r = CliRunner().invoke(main, args, env={"SNNSIM_MAX_RUN_BYTES": "6e6"})

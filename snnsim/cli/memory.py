@@ -29,9 +29,10 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     """Estimated bytes of the arrays a run of ``n`` samples at ``T`` holds at once, by part (float32 values):
     input: the samples as read, and a float32 copy unless they are float32 already (events: T frames);
     outputs: [T, n, outputs];
-    batch: the arrays of the op that runs (B x 3 x the largest layer, for each of the timesteps the engine runs
-      side by side) and the states (B x their sizes), plus rate-coded spikes [T, B, input] or an event frame
-      [B, input] (direct input is a view);
+    batch: for each chunk of the batch running at once (``snnsim.engine.chunk_bounds``, one a thread), the arrays
+      of the op that runs (its samples x 3 x the largest layer, for each of the timesteps the engine runs side by
+      side) and the states (its samples x their sizes), plus rate-coded spikes [T, samples, input] or an event
+      frame [samples, input] (direct input is a view);
     trace: the event maps [T, input] of the layers with weights;
     saved: --save's tensors [T, n, layer] (a neuron layer keeps spikes, membrane and charge).
     docs/robustness.md derives it by hand for one network; tests compare it with a measured peak."""
@@ -41,17 +42,21 @@ def run_memory(spec, T: int, n: int, batch_size: int, save=(), input_bytes: int 
     inp = size(spec.input_shape)
     enc = spec.encoding.kind
     # alive at once: an op's input and output and a residual block's input, and every state carried across steps
-    from ..engine import steps_at_once
+    from ..engine import chunk_bounds, steps_at_once
+    from ..kernels.threads import n_threads
 
     largest = max([inp] + [size(lay.out_shape) for lay in leaves])
-    per_step = 3 * largest * steps_at_once(largest, B, T) + sum(size(lay.out_shape) for lay in leaves if lay.stateful)
+    states = sum(size(lay.out_shape) for lay in leaves if lay.stateful)
+    running = chunk_bounds(0, B, largest, sum(size(lay.out_shape) for lay in leaves))[:n_threads()]
+    per_chunk = [(b - a) * (3 * largest * steps_at_once(largest, b - a, T) + states
+                            + inp * {"rate": T, "events": 1}.get(enc, 0)) for a, b in running]
     neuron_save = 3 if {"spikes", "membrane"} & set(save) else 0
     saved = sum(size(lay.out_shape) * (neuron_save if lay.has_membrane else int("outputs" in save))
                 for lay in leaves)
     as_float32 = 4 * n * inp * (T if enc == "events" else 1)
     return dict(input=input_bytes + (as_float32 if input_bytes != as_float32 else 0),
                 outputs=4 * T * n * size(spec.output_shape),
-                batch=4 * B * (per_step + inp * {"rate": T, "events": 1}.get(enc, 0)),
+                batch=4 * sum(per_chunk),
                 trace=4 * T * sum(size(lay.in_shape) for lay in leaves if lay.synaptic),
                 saved=4 * T * n * saved)
 

@@ -122,18 +122,21 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
 
 
 # How a batch is cut into chunks of samples, which run side by side on the kernel threads (kernels/threads.py,
-# ``parts``). Measured on the SEW-ResNet and the conv net (benchmarks/batch_scaling.py, docs/performance.md):
+# ``parts``). Measured on the SEW-ResNet and the conv net at T=4 (benchmarks/batch_scaling.py, cores_used.py;
+# docs/performance.md):
 # - CHUNK_ELEMS: a chunk's largest activation at one timestep stays within 2^19 float32 elements (2 MiB, an
-#   L2): the time per sample of larger chunks rose with their batch (page faults and L3 traffic at 256);
+#   L2): past it the time per sample rose with the batch (the ResNet at 256: page faults and L3 traffic);
 # - CHUNK_SAMPLES: at least 8 samples a chunk: a chunk's Python work per op call holds the GIL, and the
 #   ResNet's chunks of 4 lost more to it than the second thread gained (0.56 against 0.42 ms a sample);
 # - CHUNK_WORK: at least 2^16 activations a chunk summed over its layers (the digits MLP keeps batches whole);
-# - CHUNKS: a batch with that much work runs as 4 chunks (2 on each of 2 cores: a thread that gets less of a
-#   core under load takes fewer), more when CHUNK_ELEMS asks for them.
+# - CHUNKS: a batch with the work for it runs as 2 chunks, one a core of the 2-core target, more when
+#   CHUNK_ELEMS asks for them. 4 were as fast idle and under load, but took more CPU time (the conv net's chunks
+#   of 16 samples 12 % more than one batch of 64 on one thread, chunks of 32 4 %), which is what counts when
+#   other processes hold the cores.
 CHUNK_ELEMS = 1 << 19
 CHUNK_SAMPLES = 8
 CHUNK_WORK = 1 << 16
-CHUNKS = 4
+CHUNKS = 2
 
 
 def chunk_bounds(start: int, stop: int, largest: int, total: int) -> list[tuple[int, int]]:
