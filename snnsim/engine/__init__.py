@@ -33,8 +33,9 @@ from .inputs import FORMS, check_input, check_probes, check_run_options
 from .replay import Replay, Risk
 from .schedule import Multistep, schedule_of, steps_at_once
 
-__all__ = ["FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "check_probes",
-           "check_run_options", "chunk_bounds", "fanout_map", "run", "schedule_of", "stats_rows", "stats_table", "steps_at_once"]
+__all__ = ["FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "activation_sizes", "check_probes",
+           "check_run_options", "chunk_bounds", "fanout_map", "run", "schedule_of", "stats_rows", "stats_table",
+           "steps_at_once"]
 
 
 @dataclass
@@ -99,7 +100,7 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     N = x.shape[1] if schedule.encoding == "events" else x.shape[0]
     outputs = np.zeros((T, N) + tuple(spec.output_shape), np.float32)
     trace = None
-    largest, total = _sizes(net)
+    largest, total = activation_sizes(net)
 
     def run_chunk(bounds):
         start, stop = bounds
@@ -151,7 +152,7 @@ def chunk_bounds(start: int, stop: int, largest: int, total: int) -> list[tuple[
     return [(start + k * B // n, start + (k + 1) * B // n) for k in range(n)]
 
 
-def _sizes(net) -> tuple[int, int]:
+def activation_sizes(net) -> tuple[int, int]:
     """Elements per sample of the network's largest activation and of all of them (worked out once)."""
     sizes = net.__dict__.get("_activation_sizes")
     if sizes is None:
