@@ -58,6 +58,12 @@ def _density_ratio(df, num: float, den: float, column: str = "rule_ms") -> pd.Se
     return pd.Series(out, dtype=float)
 
 
+def _batch_ratio(df, num: int, den: int) -> pd.Series:
+    """Per network: time per sample at batch ``num`` over that at batch ``den``."""
+    t = df.pivot_table(index="network", columns="batch", values="ms_per_sample")
+    return pd.Series((t[num] / t[den]).to_numpy(float), index=pd.Index([f"network={n}" for n in t.index]))
+
+
 TARGETS = [
     Target("inference batch 1 vs fastest peer", ">= 3x", "inference.csv",
            lambda d: _rows(d, "batch == 1", "speedup_vs_fastest_peer", ["network", "T", "background_load"]),
@@ -94,6 +100,8 @@ TARGETS = [
     Target("training step memory vs SpikingJelly (peak RSS added)", "< 1x", "training_step_rss.csv",
            lambda d: _rows(d, None, "snnsim_over_spikingjelly", ["network", "batch", "T"]),
            lambda v: v < 1),
+    Target("time per sample, batch 256 / batch 64 (flat in batch size)", "<= 1.1", "batch_scaling.csv",
+           lambda d: _batch_ratio(d, 256, 64), lambda v: v <= 1.1),
     Target("warm start of the README command (wall s)", "< 1 s", "startup.csv",
            lambda d: _rows(d, "run == 'warm'", "wall_s", ["run", "load_avg"]), lambda v: v < 1),
     Target("cold start of the README command (wall s)", "< 10 s", "startup.csv",
@@ -121,7 +129,7 @@ def summarize(folder: Path) -> pd.DataFrame:
 
 
 RUNS = [["inference.py", "--no-cli"], ["density_scaling.py"], ["dense_peak.py"],
-        ["training.py", "--step-only"], ["startup.py"]]
+        ["training.py", "--step-only"], ["startup.py"], ["batch_scaling.py"]]
 LOADED = {"inference.py", "density_scaling.py", "dense_peak.py"}    # scripts with --background-load
 
 
