@@ -115,19 +115,34 @@ class BatchRun:
         """Timesteps t0.. of x [steps, B, ...] through ops (each ``Op.spans``), every op over all the steps in one
         call: the calls, the trace's bookkeeping and each kernel's set-up are paid once, not once a timestep."""
         i = 0
+        handed = None           # (record, neuron record, its input count before): a count the neuron makes
         while i < len(ops):
             op, nxt = ops[i], ops[i + 1] if i + 1 < len(ops) else None
             kind = op.pools_with(nxt) if op.holds_state and nxt is not None else None
+            span = slice(t0, t0 + len(x))
             if kind is not None and op.name not in self.probes and nxt.name not in self.probes:
-                self.records[op.name].computed[t0:t0 + len(x)] = True        # a neuron layer and its pooling: one pass
+                self.records[op.name].computed[span] = True        # a neuron layer and its pooling: one pass
                 x = op.step_pool_span(self, self.records[op.name], nxt, self.records[nxt.name], x, t0, kind)
                 i += 2
+            elif op.synaptic and nxt is not None and nxt.holds_state:
+                # the neuron layer after it counts its nonzero inputs, this op's nonzero outputs, in its own pass
+                nrec = self.records[nxt.name]
+                handed = (self.records[op.name], nrec, nrec.events_in[span].copy())
+                x = self.run_op_span(op, x, t0, count_out=False)
+                i += 1
                 continue
-            x = self.run_op_span(op, x, t0)
-            i += 1
+            else:
+                x = self.run_op_span(op, x, t0)
+                i += 1
+            if handed is not None:
+                rec, nrec, before = handed
+                rec.events_out[span] += nrec.events_in[span] - before
+                handed = None
         return x
 
-    def run_op_span(self, op: Op, x: np.ndarray, t0: int) -> np.ndarray:
+    def run_op_span(self, op: Op, x: np.ndarray, t0: int, count_out: bool = True) -> np.ndarray:
+        """One op over the steps of x [steps, B, ...]; ``count_out``: count its nonzero outputs (off when the
+        neuron layer it feeds counts them as its inputs, ``run_span``)."""
         if op.composite:
             return op.run_span(self, x, t0)
         n, B = x.shape[0], x.shape[1]
@@ -152,7 +167,8 @@ class BatchRun:
         else:
             y = op.forward(x.reshape((n * B,) + x.shape[2:]))
         y = y.reshape((n, B) + y.shape[1:])
-        sample_nonzero(y, rec.events_out[span])         # one row per timestep
+        if count_out:
+            sample_nonzero(y, rec.events_out[span])     # one row per timestep
         if op.name in self.probes:
             self.probe_span(op.name, t0, output=y)
         return y
