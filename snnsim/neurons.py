@@ -148,11 +148,37 @@ _BLOCK = 4096
 
 
 @njit(cache=True, nogil=True)
+def _rest(mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi):
+    """What one step does to a neuron at rest (state v_r) with input +0.0, by the step's own loops: (whether the
+    state comes out as v_r, bit for bit, with no spike; the output then, 0 or for 'li' H). A block whose inputs
+    are all +0.0 and states all v_r can then skip its arithmetic."""
+    x = np.zeros(1, np.float32)
+    v = np.full(1, v_r, np.float32)
+    h, out, v2 = np.empty(1, np.float32), np.empty(1, np.float32), np.empty(1, np.float32)
+    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h, 0, 1)
+    if delay:
+        _delayed_reset(v, h, threshold, gt, 0, 1)
+    c = _fire(h, mode, threshold, hard, delay, gt, v_r, out, v2, 0, 1)
+    return c == 0 and v2.view(np.uint32)[0] == v.view(np.uint32)[0], out[0]
+
+
+@njit(cache=True, nogil=True)
+def _silent_at_rest(xbits, vbits, rest_bits):
+    """Every input +0.0 and every state v_r (``rest_bits``), bit for bit (-0.0 is not +0.0: its charge may keep
+    the sign)."""
+    d = np.uint32(0)
+    for i in range(xbits.shape[0]):     # branch-free: vectorises
+        d |= xbits[i] | (vbits[i] ^ rest_bits)
+    return d == 0
+
+
+@njit(cache=True, nogil=True)
 def _block_step(xb, vb, hb, ob, mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi, stateless,
-                counts, t):
+                counts, t, rest, rest_out):
     """One step of a block of neurons (input xb, state vb updated in place, H into the scratch hb, output into
     ob); adds counts[0, t] spikes, counts[1, t] nonzero inputs, counts[2, t] 1 if an input is neither 0 nor 1.
-    Returns the spikes."""
+    Returns the spikes. ``rest`` (``_rest``: a neuron at rest stays so on a +0.0 input, its output ``rest_out``):
+    a block with no input and every state at rest only writes its outputs."""
     n = xb.shape[0]
     if stateless:
         for i in range(n):
@@ -160,6 +186,10 @@ def _block_step(xb, vb, hb, ob, mode, factor, decay_input, v_r, threshold, hard,
     k, binary = flat_stats(xb)
     counts[1, t] += k
     counts[2, t] += 0 if binary else 1
+    if rest and k == 0 and _silent_at_rest(xb.view(np.uint32), vb.view(np.uint32), np.float32(v_r).view(np.uint32)):
+        for i in range(n):
+            ob[i] = rest_out
+        return 0
     _charge(xb, vb, mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, n)
     if delay:
         _delayed_reset(vb, hb, threshold, gt, 0, n)
@@ -186,6 +216,8 @@ def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, dela
     n = N // B
     per_sample = spikes_s.shape[1] == B
     hb = np.empty(_BLOCK, np.float32)
+    rest, rest_out = _rest(mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi)
+    rest = rest and not keep_h           # a skipped block leaves no charge to keep
     for s in range(B):
         for a0 in range(0, n, _BLOCK):
             a = s * n + a0
@@ -193,7 +225,7 @@ def neuron_steps(x2, v, B, mode, factor, decay_input, v_r, threshold, hard, dela
             vb = v[a:b]
             for t in range(T):
                 c = _block_step(x2[t, a:b], vb, hb, out2[t, a:b], mode, factor, decay_input, v_r, threshold, hard,
-                                delay, gt, clip, lo, hi, stateless, counts, t)
+                                delay, gt, clip, lo, hi, stateless, counts, t, rest, rest_out)
                 if per_sample:
                     spikes_s[t, s] += c
                 if keep_v:          # loops: a slice copy compiles Numba's shape-error path
@@ -221,6 +253,7 @@ def neuron_steps_pool(x2, v, B, C, H, W, kind, mode, factor, decay_input, v_r, t
     planes = _BLOCK // (H * W) if H % 2 == 0 and H * W <= _BLOCK else 1
     hb = np.empty(max(rows * W, planes * H * W), np.float32)
     sb = np.empty(max(rows * W, planes * H * W), np.float32)
+    rest, rest_out = _rest(mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, hi)
     for s in range(B):
         if planes > 1:
             for c0 in range(0, C, planes):
@@ -230,7 +263,8 @@ def neuron_steps_pool(x2, v, B, C, H, W, kind, mode, factor, decay_input, v_r, t
                 vb = v[a:b]
                 for t in range(T):
                     spikes_s[t, s] += _block_step(x2[t, a:b], vb, hb, sb[:b - a], mode, factor, decay_input, v_r,
-                                                  threshold, hard, delay, gt, clip, lo, hi, stateless, counts, t)
+                                                  threshold, hard, delay, gt, clip, lo, hi, stateless, counts, t,
+                                                  rest, rest_out)
                     counts[3, t] += _pool_block(sb[:b - a].reshape(k * H, W), pooled2[t, p0:p0 + k * HO * WO], k * HO,
                                                 WO, kind)
             continue
@@ -244,7 +278,8 @@ def neuron_steps_pool(x2, v, B, C, H, W, kind, mode, factor, decay_input, v_r, t
                 prows = min((r1 - r0) // 2, HO - r0 // 2)   # pooled rows of this block (an odd last row: none)
                 for t in range(T):
                     spikes_s[t, s] += _block_step(x2[t, a:b], vb, hb, sb[:b - a], mode, factor, decay_input, v_r,
-                                                  threshold, hard, delay, gt, clip, lo, hi, stateless, counts, t)
+                                                  threshold, hard, delay, gt, clip, lo, hi, stateless, counts, t,
+                                                  rest, rest_out)
                     if prows > 0:
                         p0 = pbase + (r0 // 2) * WO
                         counts[3, t] += _pool_block(sb[:2 * prows * W].reshape(2 * prows, W),

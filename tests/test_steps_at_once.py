@@ -245,3 +245,72 @@ def test_a_neuron_layer_and_its_pooling_fused_give_the_unfused_run():
             assert (va is None) == (vb is None), f"{ra.name} {key}"
             if va is not None:
                 np.testing.assert_array_equal(va, vb, err_msg=f"{ra.name} {key}")
+
+
+# ----------------------------------------------------------------------------- blocks at rest
+def _params(**kw):
+    base = dict(neuron="lif", tau=2.0, v_threshold=1.0, v_reset=0.0, spike_rule="ge", decay_input=True)
+    base.update(kw)
+    return neurons.neuron_params(Neuron("n", (8,), (8,), **base))
+
+
+@pytest.mark.parametrize("kw, rest, out", [
+    (dict(), True, 0.0),                                            # LIF at 0, hard reset: stays, no spike
+    (dict(decay_input=False, v_reset=None), True, 0.0),             # subtract reset: v_r = 0
+    (dict(neuron="if", v_reset=-0.5), True, 0.0),                   # IF at its reset value -0.5
+    (dict(neuron="if", v_reset=1.0), False, 1.0),                   # at rest it is at threshold: it fires
+    (dict(neuron="if", v_reset=1.0, spike_rule="gt"), True, 0.0),   # ... unless the rule is 'gt'
+    (dict(neuron="li", v_reset=0.25), True, 0.25),                  # the output of 'li' is H = v_r
+    (dict(neuron="threshold", v_threshold=0.5, spike_rule="gt", stateless=True, clip=(0.0, 1.0)), True, 0.0),
+    (dict(neuron="threshold", v_threshold=0.5, stateless=True, clip=(0.7, 1.0)), False, 1.0),   # clip(0) = 0.7 fires
+    (dict(v_reset=None, reset_delay=True), True, 0.0),
+])
+def test_rest_by_hand(kw, rest, out):
+    p = _params(**kw)
+    got_rest, got_out = neurons._rest(p.mode, p.factor, p.decay_input, p.v_r, p.threshold, p.hard, p.delay, p.gt,
+                                      p.clip, p.lo, p.hi)
+    assert got_rest == rest
+    if rest:
+        assert got_out == out
+
+
+def test_only_plus_zero_at_rest_is_silent():
+    bits = lambda a: np.asarray(a, f32).view(np.uint32)  # noqa: E731
+    rest = f32(0.0).view(np.uint32)
+    assert neurons._silent_at_rest(bits([0, 0, 0]), bits([0, 0, 0]), rest)
+    assert not neurons._silent_at_rest(bits([0, -0.0, 0]), bits([0, 0, 0]), rest)
+    assert not neurons._silent_at_rest(bits([0, 0, 0]), bits([0, -0.0, 0]), rest)
+    assert not neurons._silent_at_rest(bits([0, 1e-45, 0]), bits([0, 0, 0]), rest)
+    assert not neurons._silent_at_rest(bits([0, 0, 0]), bits([0, 0, 1e-45]), rest)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(neuron="if", v_reset=None), dict(neuron="if", v_reset=1.0),
+                                dict(neuron="li", v_reset=0.25), dict(v_reset=None, reset_delay=True),
+                                dict(decay_input=False, stateless=True), dict(spike_rule="gt")])
+def test_silent_blocks_give_the_arithmetics_bits(kw):
+    """Whole blocks of +0.0 (and of -0.0, which must not be skipped) between active ones, from rest and after
+    spiking: spikes, states and membranes after every step bit for bit those of the step's arithmetic (the
+    kernel without the skip: it computes every block when the charge is kept) and, for the models the NumPy
+    reference has, those of NumPy."""
+    p = _params(**kw)
+    T, B, n = 6, 2, 3 * 4096 + 100
+    rng = np.random.default_rng(21)
+    x = rng.normal(0.7, 0.9, (T, B, n)).astype(f32)
+    x[:, :, :4096] = 0.0                     # the first block silent throughout
+    x[1:4, :, 4096:8192] = 0.0               # the second silent after it spiked (not at rest: computed)
+    x[2, 1, 8192:] = -0.0                    # -0.0 is computed
+    x[3:, 0, :] = 0.0                        # a sample silent from step 3: at rest again only where reset
+    got = [np.empty((T, B, n), f32) for _ in range(2)]
+    ref = [np.empty((T, B, n), f32) for _ in range(3)]
+    v, v2 = (np.full((B, n), p.v_init, f32) for _ in range(2))
+    c1 = neurons.steps(p, x, v, got[0], None, got[1])                        # the skip allowed
+    c2 = neurons.steps(p, x, v2, ref[0], None, ref[1], ref[2])              # the charge kept: no skip
+    for a, b in zip(got + [v], ref[:2] + [v2]):
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+    np.testing.assert_array_equal(c1, c2)
+    kind = kw.get("neuron", "lif")
+    if kind in ("lif", "if", "li") and not kw.get("reset_delay"):
+        s, vs, _ = numpy_neuron(kind, x.reshape(T, -1), 2.0, 1.0, kw.get("v_reset", 0.0), kw.get("spike_rule", "ge"),
+                                kw.get("decay_input", True), kw.get("stateless", False))
+        np.testing.assert_array_equal(got[0].reshape(T, -1), s)
+        np.testing.assert_array_equal(got[1].reshape(T, -1).view(np.uint32), vs.view(np.uint32))
