@@ -21,3 +21,21 @@ def revnet(blocks: int, reset=0.0):
                {"name": "flatten", "type": "flatten"}, {"name": "fc", "type": "linear", "out_features": 10},
                {"name": "sn_out", "type": "lif"}]
     return parse_spec({"name": f"revnet{blocks}", "input_shape": [1, 12, 12], "layers": layers})
+
+
+# conv, LIF, max-pool, a residual block (conv, LIF), flatten, linear, IF: every kind of op a feed-forward run
+# spans over timesteps, on 2 x 8 x 8 inputs (tests of the engine's windows of timesteps and chunks of samples)
+FEEDFORWARD = {
+    "name": "feedforward", "input_shape": [2, 8, 8], "timesteps": 5,
+    "layers": [
+        {"name": "conv", "type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
+        {"name": "sn1", "type": "lif", "tau": 2.0},
+        {"name": "pool", "type": "maxpool2d", "kernel_size": 2},
+        {"name": "block", "type": "residual", "body": [
+            {"name": "conv", "type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
+            {"name": "sn", "type": "lif", "tau": 2.0}]},
+        {"name": "flat", "type": "flatten"},
+        {"name": "fc", "type": "linear", "out_features": 5},
+        {"name": "sn2", "type": "if", "v_reset": None},
+    ],
+}

@@ -16,24 +16,12 @@ from snnsim.kernels import threads
 from snnsim.layers import load_spec, parse_spec
 from snnsim.network import build_network
 from snnsim.weights import random_weights
+from small_nets import FEEDFORWARD
 
 f32 = np.float32
 NETWORKS = Path(__file__).resolve().parent.parent / "networks"
 
-SPEC = {
-    "name": "chunks", "input_shape": [2, 8, 8], "timesteps": 3,
-    "layers": [
-        {"name": "conv", "type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
-        {"name": "sn1", "type": "lif", "tau": 2.0},
-        {"name": "pool", "type": "maxpool2d", "kernel_size": 2},
-        {"name": "block", "type": "residual", "body": [
-            {"name": "conv", "type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
-            {"name": "sn", "type": "lif", "tau": 2.0}]},
-        {"name": "flat", "type": "flatten"},
-        {"name": "fc", "type": "linear", "out_features": 5},
-        {"name": "sn2", "type": "if", "v_reset": None},
-    ],
-}
+SPEC = dict(FEEDFORWARD, timesteps=3)
 LARGEST = 6 * 8 * 8                      # the conv's output per sample
 COUNTS = ("computed", "events_in", "binary_in", "events_out", "neuron_updates", "event_map", "analog_samples",
           "event_map_analog")

@@ -15,6 +15,7 @@ from snnsim.kernels.stats import analog_event_map, steps_stats, steps_stats_samp
 from snnsim.layers import Neuron, parse_spec
 from snnsim.network import build_network
 from snnsim.weights import random_weights
+from small_nets import FEEDFORWARD
 
 f32 = np.float32
 
@@ -134,20 +135,7 @@ def test_conv_over_steps_rounds_as_each_step_alone(B, T, C, O, H, k, s, p):
     np.testing.assert_allclose(together, ref, rtol=1e-4, atol=1e-3)
 
 
-SPEC = {
-    "name": "steps", "input_shape": [2, 8, 8], "timesteps": 5,
-    "layers": [
-        {"name": "conv", "type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
-        {"name": "sn1", "type": "lif", "tau": 2.0},
-        {"name": "pool", "type": "maxpool2d", "kernel_size": 2},
-        {"name": "block", "type": "residual", "body": [
-            {"name": "conv", "type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
-            {"name": "sn", "type": "lif", "tau": 2.0}]},
-        {"name": "flat", "type": "flatten"},
-        {"name": "fc", "type": "linear", "out_features": 5},
-        {"name": "sn2", "type": "if", "v_reset": None},
-    ],
-}
+SPEC = FEEDFORWARD
 
 
 @pytest.mark.parametrize("encoding", ["direct", {"type": "rate", "seed": 3}])
