@@ -11,7 +11,11 @@
    would be 20x).
 2. The three shipped networks on real inputs (batch 64, T=4): the default rule against forced dense and
    forced event, and the mean input density of their synaptic layers.
-Writes build/benchmarks/density_scaling.csv and density_networks.csv.
+3. The same networks against their activity: the inputs scaled by 0 (the least activity the network has: its
+   biases alone drive it), 0.25, 0.5, 1, 2 and 4; per scale the mean input density of the synaptic layers and
+   the time under the default rule and forced dense. The zero-activity floor of a network is its time at scale
+   0 as a share of its time on the real inputs.
+Writes build/benchmarks/density_scaling.csv, density_networks.csv and density_networks_scaling.csv.
 """
 
 from __future__ import annotations
@@ -90,15 +94,17 @@ def summarise(df):
     return lines
 
 
-def bench_networks(rounds, load):
+GAINS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def networks():
+    """(name, network, its 64 real inputs) for the three shipped networks, with benchmarks/inference.py's weights."""
     from peer_models import BUILDERS, build, lively_weights
     from snnsim.data import load_dataset
-    from snnsim.engine import run
     from snnsim.network import build_network
     from snnsim.layers import load_spec
     from snnsim.weights import check_weights
 
-    rows = []
     for name in BUILDERS:
         model = lively_weights(build(name, 0.0))
         spec = load_spec(ROOT / "networks" / f"{name}.yaml")
@@ -106,10 +112,40 @@ def bench_networks(rounds, load):
         x = load_dataset("digits" if name == "digits_mlp" else "mnist").x[:64]
         if name == "cifar_sew_resnet":
             x = np.repeat(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), 3, axis=1)
-        x = np.ascontiguousarray(x.reshape((64,) + spec.input_shape), np.float32)
-        res = run(net, x, timesteps=4)
-        syn = [r for r in res.trace.layers if r.kind in ("linear", "conv2d")]
-        dens = float(np.mean([r.events_in.sum() / (np.prod(r.in_shape) * 64 * r.computed.sum()) for r in syn]))
+        yield name, net, np.ascontiguousarray(x.reshape((64,) + spec.input_shape), np.float32)
+
+
+def input_density(net, x) -> float:
+    """The mean input density of a network's synaptic layers on x (batch 64, T=4)."""
+    from snnsim.engine import run
+
+    syn = [r for r in run(net, x, timesteps=4).trace.layers if r.kind in ("linear", "conv2d")]
+    return float(np.mean([r.events_in.sum() / (np.prod(r.in_shape) * 64 * r.computed.sum()) for r in syn]))
+
+
+def bench_network_scaling(rounds, load):
+    from snnsim.engine import run
+
+    rows = []
+    for name, net, x in networks():
+        for gain in GAINS:
+            xg = x * np.float32(gain)
+            dens = input_density(net, xg)
+            times = alternate({f: (lambda f=f: run(net, xg, timesteps=4, form=f)) for f in ("auto", "dense")},
+                              rounds)
+            ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+            rows.append(dict(network=name, batch=64, T=4, input_scale=gain, mean_input_density=dens,
+                             auto_ms=ms["auto"], dense_ms=ms["dense"], dense_over_auto=ms["dense"] / ms["auto"],
+                             background_load=load, load_avg=round(machine_load(), 2)))
+    return rows
+
+
+def bench_networks(rounds, load):
+    from snnsim.engine import run
+
+    rows = []
+    for name, net, x in networks():
+        dens = input_density(net, x)
         times = alternate({f: (lambda f=f: run(net, x, timesteps=4, form=f)) for f in ("auto", "dense", "event")},
                           rounds)
         ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
@@ -122,22 +158,24 @@ def bench_networks(rounds, load):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="batch 64 only, 3 rounds")
-    ap.add_argument("--networks-only", action="store_true", help="only part 2: the whole networks")
+    ap.add_argument("--networks-only", action="store_true", help="only parts 2 and 3: the whole networks")
     add_load_option(ap)
     args = ap.parse_args()
     rounds = 3 if args.quick else 7
-    layers, nets = [], []
+    layers, nets, scaling = [], [], []
     for load in sorted({0, args.background_load}):
         with background_load(load):
             if not args.networks_only:
                 layers += bench_layers(rounds, args.quick, load)
             nets += bench_networks(rounds, load)
+            scaling += bench_network_scaling(rounds, load)
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
-    df, dn = pd.DataFrame(layers), pd.DataFrame(nets)
+    df, dn, ds = pd.DataFrame(layers), pd.DataFrame(nets), pd.DataFrame(scaling)
     if layers:
         df.to_csv(out / "density_scaling.csv", index=False)
     dn.to_csv(out / "density_networks.csv", index=False)
+    ds.to_csv(out / "density_networks_scaling.csv", index=False)
     pd.set_option("display.width", 250)
     if layers:
         print(f"Layer time (ms) against input density, median of {rounds} alternating rounds")
@@ -145,6 +183,13 @@ def main():
         print("\n".join(summarise(df)))
     print("\nWhole networks, batch 64, T=4, real inputs: default rule against forced forms (ms)")
     print(dn.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print("\nWhole networks against their activity (inputs scaled), batch 64, T=4 (ms)")
+    print(ds.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    for (name, load), g in ds.groupby(["network", "background_load"]):
+        t = g.set_index("input_scale")
+        print(f"{name}, +{load} load: floor (scale 0, density {t.mean_input_density[0.0]:.3f}) "
+              f"{t.auto_ms[0.0]:.3g} ms = {100 * t.auto_ms[0.0] / t.auto_ms[1.0]:.0f} % of the real inputs' "
+              f"{t.auto_ms[1.0]:.3g} ms (density {t.mean_input_density[1.0]:.3f})")
 
 
 if __name__ == "__main__":
