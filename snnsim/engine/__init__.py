@@ -79,6 +79,9 @@ def run(net, x: np.ndarray, *, timesteps: int | None = None, batch_size: int = 6
     """Run ``x`` through the network for T timesteps and return outputs, readout and trace.
 
     x: ``[N, *input_shape]`` for direct and rate encoding, ``[T, N, *input_shape]`` for events.
+    batch_size: samples per batch. A batch runs as chunks of samples side by side on the kernel threads
+    (``chunk_bounds``, from the network and the batch alone: the same results on any number of cores); each
+    chunk picks its kernel forms from its own inputs, and the trace merges the chunks and batches in order.
     event_threshold: input density below which layers with weights run event-driven (default: per layer,
     the form that snnsim/kernels/cost.py prices lower for its shape); ``form`` forces 'dense' or 'event'.
     probes: layer names whose full tensors are kept (neurons: spikes, membrane after the step, charge H).
