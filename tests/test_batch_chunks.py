@@ -207,3 +207,21 @@ def test_the_first_failing_part_is_raised_after_the_others(two_threads):
     with pytest.raises(ValueError, match="part 1"):
         threads.parts(fn, 5)
     assert threads.parts(lambda i: i, 3) == [0, 1, 2]          # the pool still works
+
+
+def test_parts_do_not_wait_for_a_busy_pool(two_threads):
+    """Another caller's work holds the pool's thread: parts runs every part on the calling thread and returns
+    without waiting for it (two runs on two user threads do not wait for each other's end)."""
+    release = threading.Event()
+    blocker = threads._get_pool().submit(release.wait, 60)
+    try:
+        got = []
+        runner = threading.Thread(target=lambda: got.append(threads.parts(lambda i: (i, threading.get_ident()), 4)),
+                                  daemon=True)
+        runner.start()
+        runner.join(30)
+        assert got, "parts waited for the pool's thread, busy with another caller's work"
+        assert [i for i, _ in got[0]] == [0, 1, 2, 3] and {t for _, t in got[0]} == {runner.ident}
+    finally:
+        release.set()
+        blocker.result()

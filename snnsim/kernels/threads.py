@@ -52,7 +52,8 @@ def parts(fn, n: int) -> list:
     """[fn(0), ..., fn(n - 1)], run by the calling thread and up to n_threads() - 1 pool threads, each taking
     the next index when it finishes one (a thread that gets less of a core does fewer). Kernels inside run
     their splits serially. Which thread ran a part never changes its result; the first exception, by index,
-    is raised after every started part has finished."""
+    is raised after every started part has finished. A pool busy with another caller's parts only means that
+    this caller runs all of its own."""
     results: list = [None] * n
     errors: list = [None] * n
     if n <= 1 or n_threads() <= 1 or getattr(_local, "serial", False):
@@ -81,7 +82,8 @@ def parts(fn, n: int) -> list:
     helpers = [_get_pool().submit(work) for _ in range(min(n, n_threads()) - 1)]
     work()
     for f in helpers:
-        f.result()
+        if not f.cancel():      # a helper still queued (the pool busy with another caller's work) is not waited for
+            f.result()
     for e in errors:
         if e is not None:
             raise e
