@@ -52,7 +52,12 @@ _WIDE_BAND_ELEMS = 1 << 18
 # 1-2 ms layers split than without. So only layers with several milliseconds of
 # serial work are split: direct loops above _PAR_MIN_WORK multiply-adds, the event
 # scatter above conv_event._EVENT_PAR_MIN_OUT outputs, the sgemm path above _GEMM_PAR_MIN_WORK.
-_PAR_MIN_WORK = 1 << 25
+# (A network's batch now runs as chunks of samples, each with its kernels serial, engine.chunk_bounds: these
+# thresholds apply to batches of one chunk.) The direct loops got faster (one pass for a depthwise 3x3) and split
+# from 2^23: the T-RevSNN's depthwise 3x3 on 64 channels at 16x16 split at batch 64 (9.4M multiply-adds) ran
+# 1.55-1.9x faster idle, 1.2-1.6x with 2 spinning processes and 0.95x with 4; at batch 32 1.28x, 0.98x, 0.78x,
+# so it stays serial there (a hand-off costs ~40-50 us, 2026-11-28).
+_PAR_MIN_WORK = 1 << 23
 _GEMM_PAR_MIN_WORK = 1 << 27
 
 
