@@ -55,10 +55,17 @@ LAYERS = [
     ("mnist_conv16-32_3x3_14", "conv", (16, 32, 3, 14, 1, 1, 1)),
     ("cifar_conv64-64_3x3_32", "conv", (64, 64, 3, 32, 1, 1, 1)),
     ("dwconv64_5x5_28", "conv", (64, 64, 5, 28, 1, 2, 64)),
+    # the SEW-ResNet's layers (cifar_sew_resnet.yaml): few channels, stride 2, a 1x1 shortcut
+    ("resnet_conv16-16_3x3_32", "conv", (16, 16, 3, 32, 1, 1, 1)),
+    ("resnet_conv16-32_3x3_s2_32", "conv", (16, 32, 3, 32, 2, 1, 1)),
+    ("resnet_conv32-32_3x3_16", "conv", (32, 32, 3, 16, 1, 1, 1)),
+    ("resnet_conv32-64_3x3_s2_16", "conv", (32, 64, 3, 16, 2, 1, 1)),
+    ("resnet_conv64-64_3x3_8", "conv", (64, 64, 3, 8, 1, 1, 1)),
+    ("resnet_down16-32_1x1_s2_32", "conv", (16, 32, 1, 32, 2, 0, 1)),
     ("linear1568-128", "linear", (1568, 128)),
 ]
 BATCHES = [1, 64]
-DENSITIES = [0.01, 0.05, 0.10, 0.20, 0.50]
+DENSITIES = [0.01, 0.02, 0.05, 0.10, 0.20, 0.50]
 RESULTS = results_dir()
 
 
