@@ -31,7 +31,7 @@ from ..trace import Trace
 from .batch import BatchRun, fanout_map
 from .inputs import FORMS, check_input, check_probes, check_run_options
 from .replay import Replay, Risk
-from .schedule import Multistep, schedule_of, steps_at_once
+from .schedule import Multistep, activation_sizes, schedule_of, steps_at_once
 
 __all__ = ["FORMS", "Multistep", "Replay", "Risk", "RunResult", "accuracy", "activation_sizes", "check_probes",
            "check_run_options", "chunk_bounds", "fanout_map", "run", "schedule_of", "stats_rows", "stats_table",
@@ -153,15 +153,6 @@ def chunk_bounds(start: int, stop: int, largest: int, total: int) -> list[tuple[
     n = max(1, -(-B * largest // CHUNK_ELEMS), min(CHUNKS, B // least))
     n = min(n, B)
     return [(start + k * B // n, start + (k + 1) * B // n) for k in range(n)]
-
-
-def activation_sizes(net) -> tuple[int, int]:
-    """Elements per sample of the network's largest activation and of all of them (worked out once)."""
-    sizes = net.__dict__.get("_activation_sizes")
-    if sizes is None:
-        each = [math.prod(op.layer.out_shape) for op in walk_ops(net.ops) if not op.composite]
-        sizes = net.__dict__["_activation_sizes"] = (max(each), sum(each))
-    return sizes
 
 
 def accuracy(result: RunResult, labels: np.ndarray) -> float:

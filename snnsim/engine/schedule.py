@@ -105,9 +105,18 @@ def _static_plan(net) -> tuple[int, bool, int]:
     if plan is None:
         prefix = _cached_prefix(net) if net.spec.encoding.kind == "direct" else 0
         spans = net.spec.readout.source == "output" and all(op.spans for op in net.ops[prefix:])
-        largest = max(math.prod(op.layer.out_shape) for op in walk_ops(net.ops))
-        plan = net.__dict__["_static_plan"] = (prefix, spans, largest)
+        plan = net.__dict__["_static_plan"] = (prefix, spans, activation_sizes(net)[0])
     return plan
+
+
+def activation_sizes(net) -> tuple[int, int]:
+    """Elements per sample of the network's largest activation and of all of them (worked out once): the
+    window of timesteps (``steps_at_once``) and the chunks of a batch (``engine.chunk_bounds``) are sized by them."""
+    sizes = net.__dict__.get("_activation_sizes")
+    if sizes is None:
+        each = [math.prod(op.layer.out_shape) for op in walk_ops(net.ops) if not op.composite]
+        sizes = net.__dict__["_activation_sizes"] = (max(each), sum(each))
+    return sizes
 
 
 def _cached_prefix(net) -> int:

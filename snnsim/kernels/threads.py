@@ -54,10 +54,10 @@ def parts(fn, n: int) -> list:
     their splits serially. Which thread ran a part never changes its result; the first exception, by index,
     is raised after every started part has finished. A pool busy with another caller's parts only means that
     this caller runs all of its own."""
-    results: list = [None] * n
-    errors: list = [None] * n
     if n <= 1 or n_threads() <= 1 or getattr(_local, "serial", False):
         return [fn(i) for i in range(n)]
+    results: list = [None] * n
+    errors: list = [None] * n
     lock = threading.Lock()
     nxt = [0]
 
