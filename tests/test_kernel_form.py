@@ -115,3 +115,28 @@ def test_rule_picks_within_measure_of_the_faster_conv_form():
     assert checked >= 90
     # the case the one-price model got wrong: the strided 16 -> 32 conv at 5 %, event 2x the dense form's time
     assert kernel_form(conv(16, 32, 3, 32, stride=2), int(0.05 * 64 * 16 * 32 * 32), 64 * 16 * 32 * 32, None) == "dense"
+
+
+def test_prices_of_both_forms_by_hand():
+    """kernels/cost.py's prices, worked out by hand from its per-unit costs (ns), and the rule's limit is where
+    the two forms cost the same."""
+    from snnsim.kernels import cost, gemm
+
+    d, floor, per = cost.conv_prices(64, (64, 16, 16), (64, 16, 16), (3, 3), (1, 1), 1)
+    # 64 images x 64 outputs x 256 pixels x 576 multiply-adds; 64 x (16384 + 16384) elements in and out;
+    # an event: its listing, 3 kernel rows, 3 x 3 x 64 multiply-adds
+    assert d == pytest.approx(64 * 64 * 256 * 576 * 0.0077 + 64 * 32768 * 0.077 if gemm.USE
+                              else 64 * 64 * 256 * 576 * 0.03)
+    assert floor == pytest.approx(314572.8) and per == pytest.approx(32.756)
+    assert cost.event_limit_conv(64, (64, 16, 16), (64, 16, 16), (3, 3), (1, 1), 1) == pytest.approx((d - floor) / per)
+    if gemm.USE:                   # 16 output channels are priced as the tile's 32
+        d16, floor16, per16 = cost.conv_prices(1, (16, 8, 8), (16, 8, 8), (3, 3), (1, 1), 1)
+        assert d16 == pytest.approx(32 * 64 * 144 * 0.0077 + 2048 * 0.077)
+        assert floor16 == pytest.approx(307.2) and per16 == pytest.approx(6.8 + 3 * 2.7 + 144 * 0.031)
+    # depthwise: direct loops dense, an event scatters its 9 taps straight into the planes
+    d, floor, per = cost.conv_prices(64, (64, 16, 16), (64, 16, 16), (3, 3), (1, 1), 64)
+    assert (d, floor, per) == pytest.approx((424673.28, 608174.08, 7.65))
+    assert cost.event_limit_conv(64, (64, 16, 16), (64, 16, 16), (3, 3), (1, 1), 64) < 0   # never event-driven
+    # linear 1568 -> 128 at batch 64: sgemm; the event form scans the inputs, writes the outputs, adds a row
+    assert cost.linear_prices(64, 1568, 128) == pytest.approx((385351.68, 10618.88, 12.056))
+    assert cost.event_limit_linear(64, 1568, 128) == pytest.approx((385351.68 - 10618.88) / 12.056)

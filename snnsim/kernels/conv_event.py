@@ -205,7 +205,7 @@ def _scatter_planar(x, wev, b, out, bi, g0, g1, groups, sw, rc, rt, rd, cc, ct, 
 
 
 # Below this many output channels per group the event kernel scatters straight into NCHW.
-_PLANAR_MAX_OG = 8
+PLANAR_MAX_OG = 8
 
 
 @njit(cache=True, fastmath=False, nogil=True)
@@ -310,7 +310,7 @@ def conv2d_event(x, wev, b, O, KH, KW, sh, sw, ph, pw, groups, split_above=None)
     cc, ct, cd = tap_table(W, WO, KW, sw, pw)
     # A single image is split in 2 (bands of output rows, or ranges of groups for
     # the planar scatter), one part per core of the 2-core target.
-    if wev.shape[3] >= _PLANAR_MAX_OG:
+    if wev.shape[3] >= PLANAR_MAX_OG:
         nparts = 2 if (B == 1 and HO >= 2) else 1
         tasks, args = _conv_event_rows, (x, wev, b, out, groups, sh, ph, sw, nparts, rc, rt, rd, cc, ct, cd)
     else:

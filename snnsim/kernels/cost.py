@@ -32,6 +32,7 @@ linear 1568->128 0.31 (0.26-0.35), 3136->10 0.08 (0.05-0.1).
 from __future__ import annotations
 
 from . import gemm
+from .conv_event import PLANAR_MAX_OG
 
 GEMM_NS = 0.03        # per multiply-add, sgemm path (conv with im2col, linear)
 TILED_NS = 0.0077     # per multiply-add of a one-group conv on register tiles, output channels padded to 32
@@ -46,7 +47,6 @@ CONV_FLOOR_NS = 0.15  # per input and output element of the channels-last event 
                       # writing the output from the scratch
 PLANAR_FLOOR_NS = 0.29    # the same for the depthwise event conv (its output zeroed, then scattered into)
 OUT_NS = 0.5          # per output element of the event linear layer: zeroing and writing the output
-_PLANAR_MAX_OG = 8    # as in conv_event.py: fewer output channels per group scatter straight into NCHW
 
 
 # The event linear layer (kernels/linear.py): per input an eighth of the conv's SCAN_NS, and per event a fixed
@@ -57,15 +57,15 @@ LINEAR_EVENT_NS = 2.2     # per event, besides O x LINEAR_MAC_NS
 LINEAR_MAC_NS = 0.077     # per multiply-add of an event's weight row
 
 
-def event_limit_linear(B: int, I: int, O: int) -> float:
-    """Number of nonzero inputs below which the event form of a B x I -> O linear layer is cheaper."""
+def linear_prices(B: int, I: int, O: int) -> tuple[float, float, float]:
+    """(dense, event floor, event cost per nonzero input), ns on one thread, of a B x I -> O linear layer:
+    the event form costs floor + events x the last."""
     dense = B * I * O * (GEMV_NS if B <= 2 else GEMM_NS)
-    floor = B * I * LINEAR_SCAN_NS + B * O * OUT_NS
-    return (dense - floor) / (LINEAR_EVENT_NS + O * LINEAR_MAC_NS)
+    return dense, B * I * LINEAR_SCAN_NS + B * O * OUT_NS, LINEAR_EVENT_NS + O * LINEAR_MAC_NS
 
 
-def event_limit_conv(B: int, in_shape, out_shape, kernel_size, stride, groups: int) -> float:
-    """Number of nonzero inputs below which the event form of a conv layer is cheaper."""
+def conv_prices(B: int, in_shape, out_shape, kernel_size, stride, groups: int) -> tuple[float, float, float]:
+    """(dense, event floor, event cost per nonzero input), ns on one thread, of a conv layer at batch B."""
     C, H, W = in_shape
     O, HO, WO = out_shape
     KH, KW = kernel_size
@@ -79,7 +79,19 @@ def event_limit_conv(B: int, in_shape, out_shape, kernel_size, stride, groups: i
     else:
         dense = B * O * HO * WO * Cg * KH * KW * GEMM_NS
     fanout = Og * KH * KW / (sh * sw)
-    if Og < _PLANAR_MAX_OG:
-        return (dense - elems * PLANAR_FLOOR_NS) / (fanout * PLANAR_NS)
+    if Og < PLANAR_MAX_OG:
+        return dense, elems * PLANAR_FLOOR_NS, fanout * PLANAR_NS
     runs = KH / sh if groups == 1 and sw == 1 else (KH / sh) * (KW / sw)
-    return (dense - elems * CONV_FLOOR_NS) / (EVENT_FIXED_NS + runs * EVENT_RUN_NS + fanout * EVENT_NS)
+    return dense, elems * CONV_FLOOR_NS, EVENT_FIXED_NS + runs * EVENT_RUN_NS + fanout * EVENT_NS
+
+
+def event_limit_linear(B: int, I: int, O: int) -> float:
+    """Number of nonzero inputs below which the event form of a B x I -> O linear layer is cheaper."""
+    dense, floor, per_event = linear_prices(B, I, O)
+    return (dense - floor) / per_event
+
+
+def event_limit_conv(B: int, in_shape, out_shape, kernel_size, stride, groups: int) -> float:
+    """Number of nonzero inputs below which the event form of a conv layer is cheaper."""
+    dense, floor, per_event = conv_prices(B, in_shape, out_shape, kernel_size, stride, groups)
+    return (dense - floor) / per_event
