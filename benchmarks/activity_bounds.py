@@ -64,16 +64,7 @@ def conv_channels_last(x, wev, bias, out, tr_c, tr_t, tr_d, tc_c, tc_t, tc_d):
     itself, channels last, after filling it with the bias."""
     Bn, Cn, Hn, Wn = x.shape
     On, WO = out.shape[3], out.shape[2]
-    pos_i = np.empty(Hn * Wn, np.int64)
-    pos_j = np.empty(Hn * Wn, np.int64)
-    for q in range(Hn * Wn):
-        pos_i[q] = q // Wn
-        pos_j[q] = q - pos_i[q] * Wn
-    ev = np.empty(Cn * Hn * Wn, np.float32)
-    ej = np.empty(Cn * Hn * Wn, np.int32)
-    rc = np.empty(Cn * Hn + 1, np.int32)
-    ri = np.empty(Cn * Hn + 1, np.int32)
-    rs = np.empty(Cn * Hn + 1, np.int64)
+    pos_i, pos_j, ev, ej, rc, ri, rs = conv_event.event_lists(Cn, Hn, Wn)
     for bi in range(Bn):
         of = out[bi].reshape(out[bi].size)
         for p in range(out.shape[1] * WO):

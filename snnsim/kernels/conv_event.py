@@ -65,6 +65,19 @@ def tap_table(n, nout, k, s, p):
 
 
 @njit(cache=True, fastmath=False, nogil=True)
+def event_lists(C, H, W):
+    """The buffers _collect_events fills for a C x H x W input: the row and column of each position of a plane
+    (pos_i, pos_j, filled), and room for every input as an event (ev, ej) and every input row (rc, ri, rs)."""
+    pos_i = np.empty(H * W, np.int64)
+    pos_j = np.empty(H * W, np.int64)
+    for q in range(H * W):
+        pos_i[q] = q // W
+        pos_j[q] = q - pos_i[q] * W
+    return (pos_i, pos_j, np.empty(C * H * W, np.float32), np.empty(C * H * W, np.int32),
+            np.empty(C * H + 1, np.int32), np.empty(C * H + 1, np.int32), np.empty(C * H + 1, np.int64))
+
+
+@njit(cache=True, fastmath=False, nogil=True)
 def _collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs):
     """The nonzero inputs of image bi, in (channel, row, column) order: values ev[:n] and columns ej[:n], and
     the m input rows holding them, row k being channel rc[k], row ri[k], events rs[k]:rs[k + 1]. Returns
@@ -252,16 +265,7 @@ def _conv_event_rows(x, wev, b, out, groups, sh, ph, sw, nparts, tr_c, tr_t, tr_
     band = max(1, _BAND_FLOATS // (WO * O))
     acc = np.zeros(min(band, HO) * WO * O, np.float32)          # zeroed again by each transpose
     bias = b if b.shape[0] > 0 else np.zeros(O, np.float32)
-    pos_i = np.empty(H * W, np.int64)
-    pos_j = np.empty(H * W, np.int64)
-    for q in range(H * W):
-        pos_i[q] = q // W
-        pos_j[q] = q - pos_i[q] * W
-    ev = np.empty(C * H * W, np.float32)
-    ej = np.empty(C * H * W, np.int32)
-    rc = np.empty(C * H + 1, np.int32)
-    ri = np.empty(C * H + 1, np.int32)
-    rs = np.empty(C * H + 1, np.int64)
+    pos_i, pos_j, ev, ej, rc, ri, rs = event_lists(C, H, W)
     collected = -1
     n = m_rows = 0
     for t in range(t0, t1):
