@@ -58,6 +58,16 @@ def _density_ratio(df, num: float, den: float, column: str = "rule_ms") -> pd.Se
     return pd.Series(out, dtype=float)
 
 
+def _events_growth(df) -> pd.Series:
+    """Per background load: benchmarks/activity_bounds.py's growth of the event kernel's time from 1 % to 20 %
+    density after its fixed cost (the time with one event per image) is taken out of both."""
+    out = {}
+    for load, g in df[df.form == "snnsim"].groupby("background_load"):
+        t = g.set_index("input").ms
+        out[f"load+{load}"] = (t["20%"] - t["one per image"]) / (t["1%"] - t["one per image"])
+    return pd.Series(out, dtype=float)
+
+
 def _batch_ratio(df, num: int, den: int) -> pd.Series:
     """Per network: time per sample at batch ``num`` over that at batch ``den``."""
     t = df.pivot_table(index="network", columns="batch", values="ms_per_sample")
@@ -77,6 +87,9 @@ TARGETS = [
            lambda d: _density_ratio(d, 0.2, 0.01), lambda v: 20 / 1.5 <= v <= 20 * 1.5),
     Target("the same, event kernel forced", "13.3-30 (20 = proportional)", "density_scaling.csv",
            lambda d: _density_ratio(d, 0.2, 0.01, "event_ms"), lambda v: 20 / 1.5 <= v <= 20 * 1.5),
+    # what the event kernel's time does once its fixed cost (one event per image) is taken out
+    Target("the same, its events' part alone (fixed cost taken out)", "13.3-30 (20 = proportional)",
+           "activity_growth.csv", lambda d: _events_growth(d), lambda v: 20 / 1.5 <= v <= 20 * 1.5),
     Target("whole network at real activity: forced dense / default", ">= 3x", "density_networks.csv",
            lambda d: _rows(d, None, "dense_over_auto", ["network", "batch", "background_load"]),
            lambda v: v >= 3),

@@ -28,3 +28,15 @@ def test_activity_bounds_benchmark_runs_and_its_bounds_hold():
     assert nets.bound["digits_mlp"] == 1.0
     assert (nets.bound >= 1.0).all() and (nets.bound_free_events >= nets.bound).all()
     assert (nets.cheaper_ms <= nets.dense_ms).all()
+
+
+def test_summary_takes_the_fixed_cost_out_of_the_growth(tmp_path):
+    """benchmarks/summary.py's row for the events' part: (t20 - F) / (t1 - F), F the time with one event per
+    image; by hand on made-up times: (8.2 - 0.2) / (0.7 - 0.2) = 16, within 1.5x of 20."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from summary import summarize
+
+    pd.DataFrame(dict(form=["snnsim"] * 3 + ["copy"], input=["one per image", "1%", "20%", "20%"],
+                      ms=[0.2, 0.7, 8.2, 0.06], background_load=0)).to_csv(tmp_path / "activity_growth.csv")
+    row = summarize(tmp_path).set_index("target").loc["the same, its events' part alone (fixed cost taken out)"]
+    assert row["rows met"] == "1/1" and abs(row["min"] - 16.0) < 1e-9
