@@ -64,15 +64,15 @@ def conv_channels_last(x, wev, bias, out, tr_c, tr_t, tr_d, tc_c, tc_t, tc_d):
     itself, channels last, after filling it with the bias."""
     Bn, Cn, Hn, Wn = x.shape
     On, WO = out.shape[3], out.shape[2]
-    pos_i, pos_j, ev, ej, rc, ri, rs = conv_event.event_lists(Cn, Hn, Wn)
+    pos_i, pos_j, ev, ej, ei, ec = conv_event.event_lists(Cn, Hn, Wn)
     for bi in range(Bn):
         of = out[bi].reshape(out[bi].size)
         for p in range(out.shape[1] * WO):
             for o in range(On):
                 of[p * On + o] = bias[o]
-        n, m = conv_event._collect_events(x, bi, pos_i, pos_j, ev, ej, rc, ri, rs)
+        n = conv_event._collect_events(x, bi, pos_i, pos_j, ev, ej, ei, ec)
         if n:
-            conv_event._scatter_band(ev, ej, rc, ri, rs, m, Cn, wev, 0, out.shape[1], 1, 1, 1, 1, tr_c, tr_t, tr_d,
+            conv_event._scatter_band(ev, ej, ei, ec, n, Cn, wev, 0, out.shape[1], 1, 1, 1, 1, tr_c, tr_t, tr_d,
                                      tc_c, tc_t, tc_d, of, On, WO)
 
 
