@@ -20,7 +20,8 @@ inputs. Timed, in alternating rounds (median over rounds of the best of 10 calls
   run (written here only to measure it; its outputs are checked equal to the kernel's, transposed);
 - ``copy``: np.copyto of the input into an array of the output's size: one read and one write at memory speed.
 Inputs: no events, one event per image (the fixed cost of an image with events: the nonzero scan, the
-scratch's transposition or the bias fill), 1 %, 5 % and 20 %.
+scratch's transposition or the bias fill), 1 %, 5 % and 20 %, and 1 % placed 3 to an input row (as many events
+in a third of the rows: what an event at low density does not share with neighbours).
 
 Printed per form: the fixed cost F (one event per image), the cost per event at each density
 ((t - F) / (events - images)), the growth t(20 %) / t(1 %), the growth of the events' part alone
@@ -82,6 +83,13 @@ def inputs(rng):
     xs = {"0": np.zeros((B, C, H, H), np.float32), "one per image": one}
     for d in (0.01, 0.05, 0.20):
         xs[f"{d:.0%}"] = (rng.random((B, C, H, H)) < d).astype(np.float32)
+    # 1 % again, but 3 events to each input row holding any (at random columns): as many events, a third of
+    # the rows, so that each row's outputs and weight rows serve 3 events, as at higher density
+    rows = np.zeros((B * C * H, H), np.float32)
+    picked = rng.choice(B * C * H, B * C * H * H // 100 // 3, replace=False)
+    for r in picked:
+        rows[r, rng.choice(H, 3, replace=False)] = 1.0
+    xs["1% in rows of 3"] = rows.reshape(B, C, H, H)
     return xs
 
 
@@ -123,11 +131,12 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
         t = g.set_index("input")
         F = t.ms["one per image"]
         E1, E20 = t.ms["1%"] - F, t.ms["20%"] - F
-        ns = {d: 1e6 * (t.ms[d] - F) / (t.events[d] - B) for d in ("1%", "5%", "20%")}
+        ns = {d: 1e6 * (t.ms[d] - F) / (t.events[d] - B) for d in ("1%", "1% in rows of 3", "5%", "20%")}
         need = (E20 - GOAL * E1) / (GOAL - 1)
         copy = df[(df.form == "copy") & (df.background_load == load) & (df.input == "20%")].ms.iloc[0]
         rows.append(dict(form=f, background_load=load, floor_ms=t.ms["0"], fixed_ms=F, copy_ms=copy,
-                         ns_per_event_1=ns["1%"], ns_per_event_5=ns["5%"], ns_per_event_20=ns["20%"],
+                         ns_per_event_1=ns["1%"], ns_per_event_1_rows_of_3=ns["1% in rows of 3"],
+                         ns_per_event_5=ns["5%"], ns_per_event_20=ns["20%"],
                          growth=t.ms["20%"] / t.ms["1%"], events_growth=E20 / E1,
                          fixed_needed_ms=need if need > 0 else float("nan")))
     return pd.DataFrame(rows)

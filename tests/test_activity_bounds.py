@@ -21,6 +21,7 @@ def test_activity_bounds_benchmark_runs_and_its_bounds_hold():
     ev = growth[growth.form == "snnsim"].set_index("input").events
     assert ev["0"] == 0 and ev["one per image"] == 64
     assert abs(ev["1%"] / 1048576 - 0.01) < 0.001 and abs(ev["20%"] / 1048576 - 0.2) < 0.002
+    assert ev["1% in rows of 3"] == 1048576 // 100 // 3 * 3       # whole rows of 3: 3495 rows
     nets = pd.read_csv(ROOT / "build" / "benchmarks" / "activity_networks.csv").set_index("network")
     assert list(nets.index) == ["digits_mlp", "mnist_conv", "cifar_sew_resnet"]
     # the MLP's synaptic inputs are about half active or more (its analog first layer 51 %, its output layer's
