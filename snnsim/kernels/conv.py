@@ -117,6 +117,16 @@ def im2col(x, bi, c0, Cg, KH, KW, sh, sw, ph, pw, oi0, oi1, WO, colf, ncols, n0)
 
 
 @njit(cache=True, fastmath=False, inline="always")
+def _add_bias(outf, o0, b, first, n, L):
+    """outf[o0 + k L : o0 + (k + 1) L] += b[first + k] for k < n (nothing for a layer without a bias)."""
+    if b.shape[0] > 0:
+        for k in range(n):
+            bv = b[first + k]
+            for t in range(np.uint64(L)):
+                outf[o0 + np.uint64(k * L) + t] += bv
+
+
+@njit(cache=True, fastmath=False, inline="always")
 def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res):
     """Images [b0, b0+n) of the dense conv: per group, im2col of the n images side by side, one sgemm,
     then (n > 1) each image's block copied to its place with the bias."""
@@ -138,11 +148,7 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
                 o0 = np.uint64(((b0 + q) * O + g * Og) * L)
                 xq = x[b0 + q].reshape(C * L)[g * Cg * L:]
                 sgemm(Og, L, K, wg, xq, False, 0.0, outf[o0:])
-                if b.shape[0] > 0:
-                    for k in range(Og):
-                        bv = b[g * Og + k]
-                        for t in range(np.uint64(L)):
-                            outf[o0 + np.uint64(k * L) + t] += bv
+                _add_bias(outf, o0, b, g * Og, Og, L)
             continue
         if n == 1:
             # one image, in bands of output rows whose columns fit _BAND_ELEMS (L2): im2col of a band,
@@ -154,11 +160,7 @@ def _gemm_chunk(x, w2, b, out, b0, n, sh, sw, ph, pw, groups, KH, KW, cols, res)
                 ncols = (r1 - r0) * WO
                 im2col(x, b0, g * Cg, Cg, KH, KW, sh, sw, ph, pw, r0, r1, WO, cols, ncols, 0)
                 sgemm_ldc(Og, ncols, K, wg, cols, False, 0.0, outf[o0 + np.uint64(r0 * WO):], L)
-            if b.shape[0] > 0:
-                for k in range(Og):
-                    bv = b[g * Og + k]
-                    for t in range(np.uint64(L)):
-                        outf[o0 + np.uint64(k * L) + t] += bv
+            _add_bias(outf, o0, b, g * Og, Og, L)
             continue
         ncols = n * L
         for q in range(n):
