@@ -156,7 +156,7 @@ def _nhwc_to_out(acc, bias, out, bi, r0, r1):
     never -0.0, so adding a zero leaves it unchanged), and acc = 0 for the next band (layout.pixels_to_planes)."""
     O, WO = out.shape[1], out.shape[3]
     HW = out.shape[2] * WO
-    pixels_to_planes(acc, O, (r1 - r0) * WO, bias, out[bi].reshape(O * HW), r0 * WO, HW, O, True)
+    pixels_to_planes(acc, O, (r1 - r0) * WO, bias, out[bi].reshape(O * HW), r0 * WO, HW, O, np.bool_(True))
 
 
 @njit(cache=True, fastmath=False, nogil=True)

@@ -74,7 +74,8 @@ def _conv_images(x, wp, bias, out, KH, KW, sh, sw, ph, pw, i0, i1):
                 b0 = (q * K + k0) * NR
                 for t in range(nt):
                     gather_tile(xpad, bases, t * MR, offs, k0, kb, wp, b0, acc, t * MR * Op + q * NR, Op, add)
-        pixels_to_planes(acc, Op, L, bias, outf[bi * O * L:(bi + 1) * O * L], 0, L, O, False)
+        pixels_to_planes(acc, Op, L, bias, outf[bi * O * L:(bi + 1) * O * L], np.int64(0), L, O,
+                         np.bool_(False))     # run-time values, not literals: one compilation for both callers
 
 
 def conv2d_tiled(x, w, b, out, sh, sw, ph, pw, split_above):
