@@ -69,12 +69,6 @@ def neuron_params(layer, w: np.ndarray | None = None) -> NeuronParams:
     )
 
 
-# Block bounds handed to the helpers below as a run-time int64: a constant 0 or 1 would be a literal type, and
-# Numba compiles a callee again for each literal it is called with (a cold start compiled _charge,
-# _delayed_reset and _fire twice each).
-_0 = np.int64(0)
-
-
 @njit(cache=True, nogil=True)
 def _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, a, b):
     """H for elements [a, b). One loop per mode so that each loop is branch-free and vectorises."""
@@ -144,10 +138,10 @@ def neuron_step(x, v, mode, factor, decay_input, v_r, threshold, hard, delay, gt
     the new state to ``v_out`` (may alias ``v``) and the charged membrane H to ``h_out``.
     Returns the number of output spikes (0 for 'li').
     """
-    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, _0, x.size)
+    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h_out, 0, x.size)
     if delay:
-        _delayed_reset(v, h_out, threshold, gt, _0, x.size)
-    return _fire(h_out, mode, threshold, hard, delay, gt, v_r, out, v_out, _0, x.size)
+        _delayed_reset(v, h_out, threshold, gt, 0, x.size)
+    return _fire(h_out, mode, threshold, hard, delay, gt, v_r, out, v_out, 0, x.size)
 
 
 _BLOCK = 4096
@@ -161,11 +155,13 @@ def _rest(mode, factor, decay_input, v_r, threshold, hard, delay, gt, clip, lo, 
     x = np.zeros(1, np.float32)
     v = np.full(1, v_r, np.float32)
     h, out, v2 = np.empty(1, np.float32), np.empty(1, np.float32), np.empty(1, np.float32)
-    one = np.int64(1)
-    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h, _0, one)
+    # the same argument types as the blocks' calls: a literal 0 start (indices provably >= 0, so the loops
+    # vectorise; a run-time start made whole network runs 2x slower) and a run-time end (a literal 1 here was
+    # a second compilation of each helper)
+    _charge(x, v, mode, factor, decay_input, v_r, clip, lo, hi, h, 0, x.size)
     if delay:
-        _delayed_reset(v, h, threshold, gt, _0, one)
-    c = _fire(h, mode, threshold, hard, delay, gt, v_r, out, v2, _0, one)
+        _delayed_reset(v, h, threshold, gt, 0, x.size)
+    c = _fire(h, mode, threshold, hard, delay, gt, v_r, out, v2, 0, x.size)
     return c == 0 and v2.view(np.uint32)[0] == v.view(np.uint32)[0], out[0]
 
 
@@ -197,10 +193,10 @@ def _block_step(xb, vb, hb, ob, mode, factor, decay_input, v_r, threshold, hard,
         for i in range(n):
             ob[i] = rest_out
         return 0
-    _charge(xb, vb, mode, factor, decay_input, v_r, clip, lo, hi, hb, _0, n)
+    _charge(xb, vb, mode, factor, decay_input, v_r, clip, lo, hi, hb, 0, n)
     if delay:
-        _delayed_reset(vb, hb, threshold, gt, _0, n)
-    c = _fire(hb, mode, threshold, hard, delay, gt, v_r, ob, vb, _0, n)
+        _delayed_reset(vb, hb, threshold, gt, 0, n)
+    c = _fire(hb, mode, threshold, hard, delay, gt, v_r, ob, vb, 0, n)
     counts[0, t] += c
     return c
 
