@@ -64,7 +64,7 @@ def tap_table(n, nout, k, s, p):
     return cnt, tap, dst
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def event_lists(C, H, W):
     """The buffers _collect_events fills for a C x H x W input: the row and column of each position of a plane
     (pos_i, pos_j, filled), and room for every input as an event (ev, ej, ei, ec)."""
@@ -150,7 +150,7 @@ def _scatter_band(ev, ej, ei, ec, n, C, wev, r0, r1, groups, sh, ph, sw, tr_c, t
                         acc[ab + q] += v * wf[wb + q]
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _nhwc_to_out(acc, bias, out, bi, r0, r1):
     """out[bi, o, r0:r1] = acc[:, :, o] + bias[o] (bias: O entries, zeros for a layer without one; acc is
     never -0.0, so adding a zero leaves it unchanged), and acc = 0 for the next band (layout.pixels_to_planes)."""
@@ -232,7 +232,7 @@ def _image_is_silent(x, bi):
     return True
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
 def _bias_rows(b, out, bi, r0, r1):
     """out[bi, :, r0:r1] = bias (0 without one): the output of a silent image."""
     O, HO, WO = out.shape[1], out.shape[2], out.shape[3]
