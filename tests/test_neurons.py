@@ -152,21 +152,37 @@ def test_reset_delay_is_refused_where_it_means_nothing():
         parse_spec(li)
 
 
-def test_step_helpers_compile_once_with_a_literal_start():
+_HELPER_SIGNATURES = """
+import numpy as np
+from snnsim import neurons
+from snnsim.layers import Neuron
+layer = Neuron("n", (5000,), (5000,), neuron="lif", tau=2.0, v_threshold=1.0, v_reset=0.0, spike_rule="ge")
+p = neurons.neuron_params(layer)
+x = np.random.default_rng(0).random((2, 3, 5000)).astype(np.float32)
+x[:, 0] = 0.0                                  # a silent sample: the at-rest test (_rest) runs too
+v = np.full((3, 5000), p.v_init, np.float32)
+neurons.steps(p, x, v, np.empty_like(x), np.zeros((2, 3), np.int64), None, None)
+for helper in (neurons._charge, neurons._fire):
+    print([[type(t).__name__, getattr(t, "literal_value", None)] for s in helper.signatures for t in s[-2:]])
+"""
+
+
+def test_step_helpers_compile_once_with_a_literal_start(tmp_path):
     """The neuron step's helpers are compiled for one argument pattern: a literal 0 start (the loops' indices are
     then provably non-negative, so Numba drops its negative-index handling and they vectorise; with a run-time
     start whole network runs took twice as long) and a run-time end (a constant end compiled each helper once
-    more, cold start). Checked on the signatures Numba compiled after the block steps and the at-rest test ran."""
-    from numba.core import types
+    more, cold start). Read from the signatures Numba compiles for a block step and the at-rest test, in a new
+    process with an empty cache (a cached caller loads its helpers' code without compiling them)."""
+    import ast
+    import os
+    import subprocess
+    import sys
 
-    layer = Neuron("n", (5000,), (5000,), neuron="lif", tau=2.0, v_threshold=1.0, v_reset=0.0, spike_rule="ge")
-    p = neurons.neuron_params(layer)
-    x = np.random.default_rng(0).random((2, 3, 5000)).astype(f32)
-    x[:, 0] = 0.0                                  # a silent sample: the at-rest test (_rest) runs too
-    v = np.full((3, 5000), p.v_init, f32)
-    neurons.steps(p, x, v, np.empty_like(x), np.zeros((2, 3), np.int64), None, None)
-    for helper in (neurons._charge, neurons._fire):
-        assert len(helper.signatures) == 1, helper.signatures
-        start, end = helper.signatures[0][-2:]
-        assert isinstance(start, types.IntegerLiteral) and start.literal_value == 0
-        assert not isinstance(end, types.Literal)
+    r = subprocess.run([sys.executable, "-c", _HELPER_SIGNATURES], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        start, end = ast.literal_eval(line)                # one signature: [start type, value], [end type, value]
+        assert start == ["IntegerLiteral", 0] and end[0] != "IntegerLiteral"
