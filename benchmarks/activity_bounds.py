@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from background import add_load_option, background_load, machine_load  # noqa: E402
 
 from snnsim import kernels as K  # noqa: E402
-from snnsim.kernels import conv_event, cost  # noqa: E402
+from snnsim.kernels import conv_event  # noqa: E402
 
 B, C, O, H = 64, 64, 64, 16
 GOAL = 20 / 1.5
@@ -146,17 +146,15 @@ def network_bounds() -> list[dict]:
     """Part 2: per shipped network, its synaptic layers priced in both forms over a traced run."""
     from density_scaling import networks
     from snnsim.engine import run
+    from snnsim.layers.op import walk_ops
 
     rows = []
     for name, net, x in networks():
+        ops = {op.name: op for op in walk_ops(net.ops)}
         priced = []                             # (dense, event floor, events x cost per event) per layer and step
         for r in run(net, x, timesteps=4).trace.layers:
-            if r.kind == "linear":
-                prices = cost.linear_prices(len(x), r.geometry["in_features"], r.geometry["out_features"])
-            elif r.kind == "conv2d":
-                g = r.geometry
-                prices = cost.conv_prices(len(x), r.in_shape, r.out_shape, g["kernel_size"], g["stride"], g["groups"])
-            else:
+            prices = ops[r.name].prices(len(x)) if r.name in ops else None
+            if prices is None:                  # not a synaptic layer
                 continue
             d, floor, per_event = prices
             priced += [(d, floor, r.events_in[t] * per_event) for t in np.flatnonzero(r.computed)]

@@ -85,13 +85,17 @@ def conv_prices(B: int, in_shape, out_shape, kernel_size, stride, groups: int) -
     return dense, elems * CONV_FLOOR_NS, EVENT_FIXED_NS + runs * EVENT_RUN_NS + fanout * EVENT_NS
 
 
+def event_limit(prices: tuple[float, float, float]) -> float:
+    """Number of nonzero inputs below which the event form is cheaper, from (dense, event floor, per event)."""
+    dense, floor, per_event = prices
+    return (dense - floor) / per_event
+
+
 def event_limit_linear(B: int, I: int, O: int) -> float:
     """Number of nonzero inputs below which the event form of a B x I -> O linear layer is cheaper."""
-    dense, floor, per_event = linear_prices(B, I, O)
-    return (dense - floor) / per_event
+    return event_limit(linear_prices(B, I, O))
 
 
 def event_limit_conv(B: int, in_shape, out_shape, kernel_size, stride, groups: int) -> float:
     """Number of nonzero inputs below which the event form of a conv layer is cheaper."""
-    dense, floor, per_event = conv_prices(B, in_shape, out_shape, kernel_size, stride, groups)
-    return (dense - floor) / per_event
+    return event_limit(conv_prices(B, in_shape, out_shape, kernel_size, stride, groups))

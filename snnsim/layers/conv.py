@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..errors import WeightError
-from ..kernels.cost import event_limit_conv
+from ..kernels.cost import conv_prices
 from ..nir.io import conv2d_node
 from ..spec import Layer, weight_and_bias
 from ..train import grads as G
@@ -122,9 +122,9 @@ class ConvOp(Op):
                                   c.kernel_size[1], sh, sw, ph, pw, c.groups)
         return K.conv2d_dense(x, self.weight, self.bias, sh, sw, ph, pw, c.groups, batch)
 
-    def event_limit(self, batch):
+    def prices(self, batch):
         c = self.layer
-        return event_limit_conv(batch, c.in_shape, c.out_shape, c.kernel_size, c.stride, c.groups)
+        return conv_prices(batch, c.in_shape, c.out_shape, c.kernel_size, c.stride, c.groups)
 
     def fanout_map(self):
         """Outputs reached from each input position: exact at borders, with stride and groups."""

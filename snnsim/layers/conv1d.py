@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels as K
-from ..kernels.cost import event_limit_conv
+from ..kernels.cost import conv_prices
 from ..spec import Layer, weight_and_bias
 from ..train import grads as G
 from ..train.forward import SynapticNode
@@ -82,10 +82,9 @@ class Conv1dOp(Op):
             y = K.conv2d_dense(x4, self.weight2d, self.bias, 1, c.stride, 0, c.padding, c.groups, batch)
         return y.reshape(y.shape[0], y.shape[1], y.shape[3])
 
-    def event_limit(self, batch):
+    def prices(self, batch):
         g = self.layer.as_conv2d()
-        return event_limit_conv(batch, g["in_shape"], g["out_shape"], g["kernel_size"], g["stride"],
-                                self.layer.groups)
+        return conv_prices(batch, g["in_shape"], g["out_shape"], g["kernel_size"], g["stride"], self.layer.groups)
 
     def fanout_map(self):
         """Outputs reached from each input position, [C, 1, L] as the trace views the layer."""

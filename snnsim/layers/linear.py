@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels as K
-from ..kernels.cost import event_limit_linear
+from ..kernels.cost import linear_prices
 from ..spec import Layer, weight_and_bias
 from ..train.forward import SynapticNode
 from . import batchnorm
@@ -48,8 +48,8 @@ class LinearOp(Op):
             return K.linear_event(x, self.weight_t, self.bias)
         return K.linear_dense(x, self.weight, self.bias, batch)
 
-    def event_limit(self, batch):
-        return event_limit_linear(batch, self.layer.in_features, self.layer.out_features)
+    def prices(self, batch):
+        return linear_prices(batch, self.layer.in_features, self.layer.out_features)
 
     def fanout_map(self):
         return np.full(self.layer.in_shape, self.layer.out_features, np.float32)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import kernels as K
+from ..kernels.cost import event_limit as _limit_of
 from ..kernels.stats import sample_nonzero, steps_stats
 from ..errors import WeightError
 from ..spec import Layer, walk_blocks
@@ -57,9 +58,15 @@ class Op:
         """The op lists inside a block (empty for a plain op)."""
         return []
 
+    def prices(self, batch: int) -> tuple[float, float, float] | None:
+        """(dense, event floor, event cost per nonzero input) for this batch size, ns on one thread, from the
+        kernel-form rule's cost model (snnsim/kernels/cost.py; synaptic ops), or None."""
+        return None
+
     def event_limit(self, batch: int) -> float | None:
         """Nonzero inputs below which the event form is cheaper for this batch size (synaptic ops), or None."""
-        return None
+        prices = self.prices(batch)
+        return None if prices is None else _limit_of(prices)
 
     def fanout_map(self) -> np.ndarray | None:
         """Outputs reached from each input position (synaptic ops), or None."""
