@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "2")
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from results_dir import results_dir  # noqa: E402
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from background import add_load_option, background_load, machine_load  # noqa: E402
+from background import add_load_option, alternate, background_load, machine_load  # noqa: E402
 
 from snnsim import kernels as K  # noqa: E402
 from snnsim.kernels import conv_event  # noqa: E402
@@ -108,19 +107,8 @@ def measure(rounds: int, load: int) -> list[dict]:
     for x in xs.values():                      # the channels-last variant computes the kernel's sums
         forms["channels_last"](x)
         assert np.array_equal(nhwc, forms["snnsim"](x).transpose(0, 2, 3, 1))
-    best = {(f, d): [] for f in forms for d in xs}
-    for r in range(rounds):
-        order = list(forms) if r % 2 == 0 else list(forms)[::-1]
-        for f in order:
-            for d, x in xs.items():
-                fn = forms[f]
-                fn(x)
-                ts = []
-                for _ in range(10):
-                    t0 = time.perf_counter()
-                    fn(x)
-                    ts.append(time.perf_counter() - t0)
-                best[(f, d)].append(min(ts))
+    best = alternate({(f, d): (lambda fn=fn, x=x: fn(x)) for f, fn in forms.items() for d, x in xs.items()},
+                     rounds, 10, warm=True, best=True)
     return [dict(form=f, input=d, events=int(np.count_nonzero(xs[d])), ms=1e3 * float(np.median(best[(f, d)])),
                  background_load=load, load_avg=round(machine_load(), 2)) for (f, d) in best]
 

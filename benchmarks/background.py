@@ -42,11 +42,12 @@ def add_load_option(ap) -> None:
                     help="measure (again) with N spinning background processes")
 
 
-def alternate(fns: dict, rounds: int, reps: int = 1, warm: bool = False) -> dict:
+def alternate(fns: dict, rounds: int, reps: int = 1, warm: bool = False, best: bool = False) -> dict:
     """Seconds per call of each function, one timing per round, the functions taking turns within a round
-    (so that a change in the machine's load hits all of them alike). Each is called once first (warm-up);
-    with ``warm``, also once, untimed, before each of its timings, so that a timing does not include fetching
-    back what the other functions' turns evicted from the caches."""
+    (so that a change in the machine's load hits all of them alike): the mean of ``reps`` calls, or with
+    ``best`` the fastest of them, each timed alone. Each is called once first (warm-up); with ``warm``, also
+    once, untimed, before each of its timings, so that a timing does not include fetching back what the other
+    functions' turns evicted from the caches."""
     for f in fns.values():
         f()
     times = {k: [] for k in fns}
@@ -54,6 +55,14 @@ def alternate(fns: dict, rounds: int, reps: int = 1, warm: bool = False) -> dict
         for k, f in fns.items():
             if warm:
                 f()
+            if best:
+                calls = []
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    f()
+                    calls.append(time.perf_counter() - t0)
+                times[k].append(min(calls))
+                continue
             t0 = time.perf_counter()
             for _ in range(reps):
                 f()
